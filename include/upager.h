@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * upager — demand paging and swapping in user space.
+ *
+ * A runtime (upager_t) owns a userfaultfd, a file-backed store driven by
+ * io_uring, a RAM budget shared by all its regions, handler threads that
+ * resolve faults, and an evictor thread that keeps resident memory under the
+ * budget.
+ *
+ * Every function returns 0 or a negative errno value.  Output parameters are
+ * written only on success.  The library never prints: messages go to the
+ * optional log callback, and upager_open() also copies its failure reason
+ * into the caller's buffer.
+ */
+#ifndef UPAGER_H
+#define UPAGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UPAGER_VERSION_MAJOR 0
+#define UPAGER_VERSION_MINOR 1
+#define UPAGER_VERSION_PATCH 0
+#define UPAGER_VERSION_STRING "0.1.0"
+
+#if defined(__GNUC__)
+#define UPAGER_API __attribute__((visibility("default")))
+#else
+#define UPAGER_API
+#endif
+
+typedef struct upager upager_t;
+
+enum upager_log_level {
+	UPAGER_LOG_ERROR = 0,
+	UPAGER_LOG_WARN = 1,
+	UPAGER_LOG_INFO = 2,
+	UPAGER_LOG_DEBUG = 3,
+};
+
+/* Called from any upager thread, including fault handlers: it must not touch
+ * memory managed by this runtime and must not call back into upager. */
+typedef void (*upager_log_fn)(void *arg, int level, const char *msg);
+
+/*
+ * Runtime configuration.  Always start from upager_config_init(), which sets
+ * .size and the defaults; then change what you need.  The struct may grow at
+ * its end in later versions; .size tells the library which fields you know.
+ */
+struct upager_config {
+	uint32_t size;            /* sizeof(struct upager_config) */
+	uint32_t page_size;       /* default page size of new regions (4096 or a larger power of two) */
+	uint64_t ram_budget;      /* bytes of resident region memory, all regions together */
+	const char *store_path;   /* NULL: unlinked O_TMPFILE in $TMPDIR; a directory: O_TMPFILE there;
+	                           * a regular file or block device: used as is (its contents are overwritten) */
+	uint64_t store_max;       /* most bytes the store may grow to; 0: 64 GiB */
+	const char *policy;       /* replacement policy: "s3fifo" (default), "clock", "fifo" */
+	uint32_t handler_threads; /* threads that read the userfaultfd (1..16) */
+	uint32_t fault_around;    /* pages zero-filled per first-touch fault (1..512) */
+	uint32_t readahead_max;   /* most pages read ahead on a sequential fault (1..1024) */
+	uint32_t io_depth;        /* reads in flight per handler thread (1..1024) */
+	int log_level;            /* enum upager_log_level: most verbose level passed to log */
+	upager_log_fn log;        /* NULL: no messages */
+	void *log_arg;
+};
+
+UPAGER_API void upager_config_init(struct upager_config *cfg);
+
+/*
+ * Override cfg from the UPAGER_* environment variables (see README).  Returns
+ * -EINVAL for a malformed value and writes a message naming the variable and
+ * the accepted form into err (when errlen > 0).  String fields of cfg then
+ * point into the environment.
+ */
+UPAGER_API int upager_config_from_env(struct upager_config *cfg, char *err, size_t errlen);
+
+/* Parse a size such as "4096", "256M", "1.5G", "1T" (binary units). */
+UPAGER_API int upager_parse_size(const char *text, uint64_t *out);
+
+/*
+ * Open a runtime.  On failure returns -errno and, when err is not NULL,
+ * writes a one-line explanation that says what to change.
+ * -EPERM: no privilege for a userfaultfd that also handles kernel-mode faults.
+ */
+UPAGER_API int upager_open(const struct upager_config *cfg, upager_t **out, char *err, size_t errlen);
+
+/* Stop the threads, release every region and the store.  Accepts NULL. */
+UPAGER_API int upager_close(upager_t *up);
+
+struct upager_map_opts {
+	uint32_t size;      /* sizeof(struct upager_map_opts) */
+	uint32_t page_size; /* 0: the runtime's default */
+};
+
+/*
+ * Reserve len bytes (rounded up to the page size) of paged memory.  The
+ * memory reads as zeros until written.  Regions of a terabyte cost next to
+ * nothing until touched.
+ */
+UPAGER_API int upager_map(upager_t *up, size_t len, const struct upager_map_opts *opts, void **addr);
+
+/* Release a region returned by upager_map(): its RAM and store slots. */
+UPAGER_API int upager_unmap(upager_t *up, void *addr);
+
+enum upager_advice {
+	UPAGER_ADV_NORMAL = 0,
+	UPAGER_ADV_SEQUENTIAL = 1, /* read ahead as far as allowed */
+	UPAGER_ADV_RANDOM = 2,     /* never read ahead */
+	UPAGER_ADV_WILLNEED = 3,   /* bring the range in now, within the budget */
+	UPAGER_ADV_DONTNEED = 4,   /* discard: the range reads back as zeros */
+};
+
+UPAGER_API int upager_advise(upager_t *up, void *addr, size_t len, int advice);
+
+/* Does the runtime manage this address? 1 yes, 0 no. */
+UPAGER_API int upager_owns(const upager_t *up, const void *addr);
+
+struct upager_stats {
+	uint32_t size;             /* sizeof(struct upager_stats), set by the caller */
+	uint32_t regions;
+	uint64_t ram_budget;
+	uint64_t resident_bytes;
+	uint64_t resident_peak;
+	uint64_t zero_fills;       /* pages served as zeros (first touch or discarded) */
+	uint64_t store_reads;      /* major faults: faults that waited for a store read */
+	uint64_t readahead_pages;  /* pages brought in ahead of a fault */
+	uint64_t refaults;         /* store reads of pages evicted recently (policy ghost hits) */
+	uint64_t wp_faults;        /* first writes to clean pages */
+	uint64_t evictions;        /* pages removed from RAM */
+	uint64_t writebacks;       /* dirty pages written to the store */
+	uint64_t clean_drops;      /* clean pages dropped without I/O */
+	uint64_t zero_skips;       /* all-zero pages dropped without I/O */
+	uint64_t discards;         /* pages discarded by DONTNEED or munmap */
+	uint64_t bytes_read;       /* store bytes read */
+	uint64_t bytes_written;    /* store bytes written */
+	uint64_t store_slots_used; /* store blocks in use, in pages of 4 KiB */
+	uint64_t store_bytes;      /* current store file size */
+	uint64_t write_errors;     /* failed write-backs (page kept resident and dirty) */
+	uint64_t store_full;       /* eviction attempts refused because the store was full */
+	uint64_t overshoot_bytes;  /* resident bytes above the budget now */
+	uint64_t overshoot_peak;   /* largest overshoot seen */
+	uint64_t fault_ns_total;   /* time spent resolving faults */
+	uint64_t fault_count;      /* faults resolved (every kind) */
+	uint64_t fault_p50_ns;     /* handler-side fault latency percentiles */
+	uint64_t fault_p99_ns;
+	uint64_t fault_max_ns;
+	uint64_t metadata_bytes;   /* runtime bookkeeping memory now mapped */
+};
+
+UPAGER_API int upager_stats(upager_t *up, struct upager_stats *st);
+
+/* Write a human-readable report of st to buf (NUL-terminated, truncated to
+ * len).  Returns the length it needed, like snprintf. */
+UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, size_t len);
+
+UPAGER_API const char *upager_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,658 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The evictor.
+ *
+ * Above the high watermark it evicts down to the low one, a batch at a
+ * time:
+ *   1. take victims from the policy and mark them EVICTING (a fault on them
+ *      now waits in the retry queue);
+ *   2. UFFDIO_MOVE them, in runs, into a private scratch range registered
+ *      with the same userfaultfd.  The pages leave the region atomically,
+ *      without a copy, and without the REMOVE event that a madvise() on the
+ *      region would raise (which the handlers could not tell from an
+ *      application's discard);
+ *   3. drop clean pages (their store copy is valid) and all-zero pages with
+ *      no I/O; write the rest from the scratch range with O_DIRECT, merging
+ *      pages with consecutive slots into one write;
+ *   4. finish the states, then MADV_DONTNEED the scratch range.  That raises
+ *      a REMOVE event for the scratch range, which a handler reads and
+ *      ignores: this thread is never the one that reads the userfaultfd.
+ *
+ * A page whose write fails, or that finds the store full, is copied back
+ * and stays resident and dirty; the next pass tries it again.
+ */
+#include "internal.h"
+#include "uffd.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SCRATCH_LEN (4u << 20)
+#define MAX_WRITE (1u << 20)
+#define RING_ENTRIES 256
+
+enum vkind {
+	K_NONE = 0,
+	K_CLEAN,    /* store copy valid: drop */
+	K_ZERO,     /* all zeros: drop, read back as zeros */
+	K_WRITE,    /* write to new_slot, then drop */
+	K_GONE,     /* the application had zapped it: zeros */
+	K_KEEP,     /* moved out but cannot be stored now: copy back */
+	K_STAY,     /* could not be moved: still in place */
+	K_BACK,     /* rebuilt and copied back already (half-zapped page) */
+};
+
+struct vict {
+	struct upg_region *r;
+	uint64_t page;
+	size_t soff;        /* offset in the scratch range */
+	uint32_t new_slot;  /* slot+1 for K_WRITE */
+	uint8_t kind;
+	uint8_t fresh_slot; /* new_slot was allocated for this write */
+};
+
+struct upg_evictor {
+	struct upager *up;
+	pthread_t tid;
+	struct io_uring ring;
+	bool ring_ok, started;
+	struct vict *v;
+	uint32_t cap;
+	char *image;        /* one page, for pages the application half-zapped */
+	bool full_logged;
+};
+
+static int cmp_vict(const void *a, const void *b)
+{
+	const struct vict *x = a, *y = b;
+	if (x->r != y->r)
+		return x->r->base < y->r->base ? -1 : 1;
+	return x->page < y->page ? -1 : x->page > y->page;
+}
+
+static bool all_zero(const char *p, size_t len)
+{
+	const uint64_t *w = (const uint64_t *)p;
+	for (size_t i = 0; i < len / 8; i += 8) {
+		uint64_t acc = w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7];
+		if (acc)
+			return false;
+	}
+	return true;
+}
+
+/* Make the page at addr exclusive to this process again (after a fork it is
+ * shared copy-on-write, and UFFDIO_MOVE refuses it) by an atomic add of
+ * zero to each 4 KiB part: a write fault that changes no byte, safe against
+ * concurrent writers. */
+static void unshare_page(uintptr_t addr, size_t len)
+{
+	for (size_t off = 0; off < len; off += 4096)
+		__atomic_fetch_add((uint64_t *)(addr + off), 0, __ATOMIC_RELAXED);
+}
+
+/* The evictor never reads the userfaultfd, so on -EAGAIN (an event waits
+ * to be read) it backs off and lets a handler read it. */
+static void back_off(void)
+{
+	struct timespec ts = { 0, 50 * 1000 };
+	nanosleep(&ts, NULL);
+}
+
+static int ev_move(struct upager *up, uintptr_t dst, uintptr_t src, size_t len, size_t *moved)
+{
+	for (;;) {
+		int rc = upg_uffd_move(up->uffd, dst, src, len, moved);
+		if (rc != -EAGAIN)
+			return rc;
+		if (*moved)
+			return rc;
+		back_off();
+	}
+}
+
+/* Copy a page back into its region unless it was discarded meanwhile.
+ * uffd_lock held on entry and exit; released while backing off, so the
+ * discard flag is checked again each time.  -ECANCELED: discarded. */
+static int ev_copy_back(struct upager *up, struct upg_region *r, uint64_t page, const void *src)
+{
+	for (;;) {
+		pthread_mutex_lock(&up->lock);
+		bool discarded = upg_pte_get(r, page)->flags & PF_DISCARDED;
+		pthread_mutex_unlock(&up->lock);
+		if (discarded)
+			return -ECANCELED;
+		int rc = upg_uffd_copy(up->uffd, r->base + (page << r->pshift), src, r->psize, false, NULL);
+		if (rc != -EAGAIN)
+			return rc;
+		pthread_mutex_unlock(&up->uffd_lock);
+		back_off();
+		pthread_mutex_lock(&up->uffd_lock);
+	}
+}
+
+/* Move run v[i..j) into the scratch range; set kinds of what could not move. */
+static void move_run(struct upg_evictor *ev, uint32_t i, uint32_t j)
+{
+	struct upager *up = ev->up;
+	struct upg_region *r = ev->v[i].r;
+	uint32_t k = i;
+	while (k < j) {
+		uintptr_t src = r->base + (ev->v[k].page << r->pshift);
+		uintptr_t dst = up->scratch + ev->v[k].soff;
+		size_t len = (size_t)(j - k) << r->pshift, moved = 0;
+		int rc = ev_move(up, dst, src, len, &moved);
+		if (rc == -EINVAL && !moved) {
+			/* The application changed the protection of this part
+			 * of the region: MOVE wants the scratch to match. */
+			static const int prots[] = { PROT_READ, PROT_NONE, PROT_READ | PROT_EXEC,
+						     PROT_READ | PROT_WRITE | PROT_EXEC, PROT_EXEC };
+			for (unsigned t = 0; t < sizeof prots / sizeof prots[0] && rc == -EINVAL; t++) {
+				if (mprotect((void *)dst, len, prots[t]))
+					break;
+				rc = ev_move(up, dst, src, len, &moved);
+				mprotect((void *)dst, len, PROT_READ | PROT_WRITE);
+			}
+		}
+		if (!rc)
+			return;
+		k += (uint32_t)(moved >> r->pshift);
+		if (k >= j)
+			return;
+		struct vict *v = &ev->v[k];
+		uintptr_t a = r->base + (v->page << r->pshift);
+		if (rc == -EBUSY) {
+			/* Shared with a forked child: unshare it, then retry
+			 * this page once.  A write-protected page would fault
+			 * to the handlers, so lift the protection first. */
+			pthread_mutex_lock(&up->lock);
+			struct upg_pte *p = upg_pte_get(r, v->page);
+			bool was_wp = p->flags & PF_WP;
+			p->flags = (uint8_t)((p->flags & ~PF_WP) | PF_DIRTY);
+			pthread_mutex_unlock(&up->lock);
+			if (was_wp)
+				while (upg_uffd_writeprotect(up->uffd, a, r->psize, false) == -EAGAIN)
+					back_off();
+			unshare_page(a, r->psize);
+			size_t m1 = 0;
+			if (!ev_move(up, up->scratch + v->soff, a, r->psize, &m1)) {
+				k++;
+				continue;
+			}
+		}
+		if (rc == -ENOENT) {
+			/* Unmapped under us: the UNMAP event discards it. */
+			for (; k < j; k++)
+				ev->v[k].kind = K_GONE;
+			return;
+		}
+		upg_log(up, UPAGER_LOG_DEBUG, "cannot move page %#lx out: %s; it stays resident",
+			(unsigned long)a, strerror(-rc));
+		v->kind = K_STAY;
+		k++;
+	}
+}
+
+/* Classify the moved pages by looking at the scratch range. */
+static void classify(struct upg_evictor *ev, uint32_t n)
+{
+	struct upager *up = ev->up;
+	unsigned char vec[UPG_MAX_PAGE / 4096];
+	for (uint32_t i = 0; i < n; i++) {
+		struct vict *v = &ev->v[i];
+		if (v->kind)
+			continue;
+		struct upg_region *r = v->r;
+		char *s = (char *)(up->scratch + v->soff);
+		uint32_t sub = r->psize / 4096, present = 0;
+		if (mincore(s, r->psize, vec) == 0)
+			for (uint32_t q = 0; q < sub; q++)
+				present += vec[q] & 1;
+		else
+			present = sub;
+		if (!present) {
+			v->kind = K_GONE;  /* zapped before we moved it */
+			continue;
+		}
+		if (present < sub) {
+			/* Part of a large page was zapped: rebuild it with
+			 * zeros there and put it back now (see copy_back()
+			 * for why uffd_lock is held). */
+			memset(ev->image, 0, r->psize);
+			for (uint32_t q = 0; q < sub; q++)
+				if (vec[q] & 1)
+					memcpy(ev->image + (size_t)q * 4096, s + (size_t)q * 4096, 4096);
+			pthread_mutex_lock(&up->uffd_lock);
+			v->kind = ev_copy_back(up, r, v->page, ev->image) ? K_GONE : K_BACK;
+			pthread_mutex_unlock(&up->uffd_lock);
+			continue;
+		}
+		pthread_mutex_lock(&up->lock);
+		struct upg_pte *p = upg_pte_get(r, v->page);
+		bool clean = (p->flags & PF_WP) && !(p->flags & PF_DIRTY) && p->slot;
+		pthread_mutex_unlock(&up->lock);
+		if (clean)
+			v->kind = K_CLEAN;
+		else if (all_zero(s, r->psize))
+			v->kind = K_ZERO;
+		else
+			v->kind = K_WRITE;
+	}
+}
+
+/* Give K_WRITE pages a slot; those that get none become K_KEEP.  Lock held
+ * on entry and exit; dropped to grow the store. */
+static void assign_slots(struct upg_evictor *ev, uint32_t n)
+{
+	struct upager *up = ev->up;
+	uint64_t need = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		struct vict *v = &ev->v[i];
+		if (v->kind != K_WRITE)
+			continue;
+		uint32_t slot = upg_pte_get(v->r, v->page)->slot;
+		if (slot) {
+			v->new_slot = slot;  /* rewrite in place */
+			v->fresh_slot = 0;
+		} else {
+			v->new_slot = 0;
+			need += v->r->blocks;
+		}
+	}
+	if (need && !upg_store_has_room(&up->store, need) && !up->store.grow_failed) {
+		uint64_t free_now = up->store.size_blocks - up->store.used_blocks, size = 0;
+		pthread_mutex_unlock(&up->lock);
+		int rc = upg_store_grow(&up->store, need - free_now, &size);
+		pthread_mutex_lock(&up->lock);
+		if (!rc)
+			up->store.size_blocks = size;
+		else
+			up->store.grow_failed = true;
+	}
+	for (uint32_t i = 0; i < n;) {
+		struct vict *v = &ev->v[i];
+		if (v->kind != K_WRITE || v->new_slot) {
+			i++;
+			continue;
+		}
+		/* A run of slotless neighbours gets one contiguous extent,
+		 * so write-back and later readahead are single large I/Os. */
+		uint32_t j = i + 1;
+		while (j < n && ev->v[j].kind == K_WRITE && !ev->v[j].new_slot && ev->v[j].r == v->r &&
+		       ev->v[j].page == ev->v[j - 1].page + 1)
+			j++;
+		uint64_t first;
+		uint32_t blocks = v->r->blocks;
+		if (!upg_store_alloc(&up->store, (j - i) * blocks, blocks, &first)) {
+			for (uint32_t k = i; k < j; k++) {
+				ev->v[k].new_slot = (uint32_t)(first + (uint64_t)(k - i) * blocks + 1);
+				ev->v[k].fresh_slot = 1;
+			}
+			i = j;
+			continue;
+		}
+		for (uint32_t k = i; k < j; k++) {
+			if (!upg_store_alloc(&up->store, blocks, blocks, &first)) {
+				ev->v[k].new_slot = (uint32_t)(first + 1);
+				ev->v[k].fresh_slot = 1;
+			} else {
+				ev->v[k].kind = K_KEEP;
+				up->c.store_full++;
+			}
+		}
+		i = j;
+	}
+}
+
+/* Write the K_WRITE pages; failures become K_KEEP. */
+static void write_back(struct upg_evictor *ev, uint32_t n)
+{
+	struct upager *up = ev->up;
+	uint32_t i = 0, inflight = 0;
+	struct { uint32_t first, last; } runs[RING_ENTRIES];
+	memset(runs, 0, sizeof runs);  /* last == 0: entry free */
+	while (i < n || inflight) {
+		while (i < n && inflight < RING_ENTRIES) {
+			struct vict *v = &ev->v[i];
+			if (v->kind != K_WRITE) {
+				i++;
+				continue;
+			}
+			uint32_t j = i + 1;
+			size_t len = v->r->psize;
+			while (j < n && ev->v[j].kind == K_WRITE && ev->v[j].r == v->r &&
+			       ev->v[j].soff == ev->v[j - 1].soff + v->r->psize &&
+			       ev->v[j].new_slot == ev->v[j - 1].new_slot + v->r->blocks &&
+			       len + v->r->psize <= MAX_WRITE) {
+				len += v->r->psize;
+				j++;
+			}
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&ev->ring);
+			io_uring_prep_write(sqe, 0, (void *)(up->scratch + v->soff), (unsigned)len,
+					    (uint64_t)(v->new_slot - 1) * UPG_BLOCK);
+			sqe->flags |= IOSQE_FIXED_FILE;
+			uint32_t idx = 0;
+			while (runs[idx].last != 0 && idx < RING_ENTRIES - 1)
+				idx++;
+			runs[idx].first = i;
+			runs[idx].last = j;
+			io_uring_sqe_set_data64(sqe, idx);
+			inflight++;
+			i = j;
+		}
+		if (!inflight)
+			break;
+		io_uring_submit(&ev->ring);
+		struct io_uring_cqe *cqe;
+		int rc = io_uring_wait_cqe(&ev->ring, &cqe);
+		if (rc == -EINTR)
+			continue;
+		if (rc) {
+			upg_log(up, UPAGER_LOG_ERROR, "io_uring wait: %s", strerror(-rc));
+			abort();
+		}
+		uint32_t idx = (uint32_t)io_uring_cqe_get_data64(cqe);
+		int res = cqe->res;
+		io_uring_cqe_seen(&ev->ring, cqe);
+		inflight--;
+		uint32_t first = runs[idx].first, last = runs[idx].last;
+		runs[idx].last = 0;
+		size_t want = (size_t)(last - first) * ev->v[first].r->psize;
+		if (res != (int)want) {
+			pthread_mutex_lock(&up->lock);
+			up->c.write_errors++;
+			pthread_mutex_unlock(&up->lock);
+			upg_log(up, UPAGER_LOG_WARN, "write-back of %u page(s) to the store failed (%s); they stay "
+				"in RAM and will be written again later", last - first,
+				res < 0 ? strerror(-res) : "short write");
+			for (uint32_t k = first; k < last; k++)
+				ev->v[k].kind = K_KEEP;
+		}
+	}
+}
+
+/* Copy K_KEEP pages back into their region.  uffd_lock held (not up->lock):
+ * a discard read after this point zaps what we copied, one read before it
+ * was seen as PF_DISCARDED. */
+static void copy_back(struct upg_evictor *ev, uint32_t n)
+{
+	struct upager *up = ev->up;
+	for (uint32_t i = 0; i < n; i++) {
+		struct vict *v = &ev->v[i];
+		if (v->kind != K_KEEP)
+			continue;
+		int rc = ev_copy_back(up, v->r, v->page, (const void *)(up->scratch + v->soff));
+		if (rc) {
+			if (rc != -ECANCELED)
+				upg_log(up, UPAGER_LOG_DEBUG, "copy-back of page %llu: %s", (unsigned long long)v->page,
+					strerror(-rc));
+			v->kind = K_GONE;  /* discarded or unmapped meanwhile */
+		}
+	}
+}
+
+/* Settle every victim's state.  Both locks held.  Returns pages freed. */
+static uint32_t finish(struct upg_evictor *ev, uint32_t n)
+{
+	struct upager *up = ev->up;
+	uint32_t freed = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		struct vict *v = &ev->v[i];
+		struct upg_region *r = v->r;
+		struct upg_pte *p = upg_pte_get(r, v->page);
+		bool discarded = p->flags & PF_DISCARDED;
+		if (v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_BACK) {
+			if (v->kind != K_STAY) {
+				if (v->kind == K_KEEP && v->fresh_slot)
+					upg_store_free(&up->store, v->new_slot - 1, r->blocks);
+				p->flags = (uint8_t)((p->flags & ~PF_WP) | PF_DIRTY);
+			}
+			p->flags &= ~PF_DISCARDED;
+			p->state = PG_RESIDENT;
+			up->pol_ops->insert(up->pol, p->frame, UPG_HINT_NEW);
+			r->busy--;
+			continue;
+		}
+		upg_frame_put(up, p->frame);
+		p->frame = UPG_NOFRAME;
+		upg_resident_sub(up, r->psize);
+		if (discarded || v->kind == K_GONE || v->kind == K_ZERO) {
+			if (v->kind == K_WRITE && v->fresh_slot)
+				upg_store_free(&up->store, v->new_slot - 1, r->blocks);
+			if (p->slot)
+				upg_store_free(&up->store, p->slot - 1, r->blocks);
+			p->slot = 0;
+			p->state = PG_NONE;
+			if (v->kind == K_ZERO && !discarded)
+				up->c.zero_skips++;
+		} else if (v->kind == K_CLEAN) {
+			p->state = PG_STORED;
+			up->c.clean_drops++;
+		} else {
+			p->slot = v->new_slot;
+			p->state = PG_STORED;
+			up->c.writebacks++;
+			up->c.bytes_written += r->psize;
+		}
+		if (++up->evict_seq == 0)
+			up->evict_seq = 1;
+		p->evict_seq = up->evict_seq;
+		p->flags &= PF_DEFERRED;
+		up->c.evictions++;
+		freed++;
+		r->busy--;
+	}
+	for (uint32_t i = 0; i < up->nregions; i++)
+		if (up->regions[i]->dying && !up->regions[i]->busy)
+			pthread_cond_broadcast(&up->idle_cond);
+	return freed;
+}
+
+/* Take victims from the policy.  Lock held.  Returns how many. */
+static uint32_t pick(struct upg_evictor *ev)
+{
+	struct upager *up = ev->up;
+	uint64_t target = up->resident > up->low ? up->resident - up->low : 0;
+	uint64_t bytes = 0;
+	uint32_t n = 0;
+	while (bytes < target && n < ev->cap) {
+		uint32_t f;
+		if (!up->pol_ops->evict(up->pol, &f, 1))
+			break;
+		struct upg_frame *fr = &up->frames[f];
+		struct upg_region *r = fr->reg;
+		if (bytes + r->psize > up->scratch_len) {
+			up->pol_ops->insert(up->pol, f, UPG_HINT_NEW);
+			break;
+		}
+		struct upg_pte *p = upg_pte_get(r, fr->page);
+		if (p->state != PG_RESIDENT) {
+			upg_log(up, UPAGER_LOG_ERROR, "policy chose frame %u in state %u", f, p->state);
+			abort();
+		}
+		p->state = PG_EVICTING;
+		r->busy++;
+		ev->v[n++] = (struct vict){ .r = r, .page = fr->page };
+		bytes += r->psize;
+	}
+	return n;
+}
+
+static void timed_wait(struct upager *up, unsigned ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += (long)ms * 1000000L;
+	while (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&up->evict_cond, &up->lock, &ts);
+}
+
+static void *evictor_main(void *arg)
+{
+	struct upg_evictor *ev = arg;
+	struct upager *up = ev->up;
+	__atomic_store_n(&up->evictor_tid, (int)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	pthread_mutex_lock(&up->lock);
+	while (!up->stopping) {
+		bool want = up->resident > up->high || (up->evict_wanted && up->resident > up->low);
+		if (!want) {
+			up->evict_wanted = false;
+			if (up->retry_count)
+				upg_kick_handlers(up);
+			timed_wait(up, 100);
+			continue;
+		}
+		uint32_t n = pick(ev);
+		if (!n) {
+			/* Everything resident is in flight; wait for it. */
+			timed_wait(up, 1);
+			continue;
+		}
+		pthread_mutex_unlock(&up->lock);
+
+		qsort(ev->v, n, sizeof *ev->v, cmp_vict);
+		size_t off = 0;
+		for (uint32_t i = 0; i < n; i++) {
+			ev->v[i].soff = off;
+			off += ev->v[i].r->psize;
+		}
+		for (uint32_t i = 0; i < n;) {
+			uint32_t j = i + 1;
+			while (j < n && ev->v[j].r == ev->v[i].r && ev->v[j].page == ev->v[j - 1].page + 1)
+				j++;
+			move_run(ev, i, j);
+			i = j;
+		}
+		classify(ev, n);
+		pthread_mutex_lock(&up->lock);
+		assign_slots(ev, n);
+		bool full = up->store.grow_failed && !upg_store_has_room(&up->store, 1);
+		pthread_mutex_unlock(&up->lock);
+		write_back(ev, n);
+
+		pthread_mutex_lock(&up->uffd_lock);
+		copy_back(ev, n);
+		pthread_mutex_lock(&up->lock);
+		uint32_t freed = finish(ev, n);
+		pthread_mutex_unlock(&up->uffd_lock);
+		if (full && !ev->full_logged) {
+			ev->full_logged = true;
+			upg_log(up, UPAGER_LOG_WARN, "the store is full (%llu MiB, in %s): dirty pages stay in RAM "
+				"over the budget; raise UPAGER_STORE_MAX / store_max or free disk space",
+				(unsigned long long)(up->store.size_blocks * UPG_BLOCK >> 20), up->store.where);
+		}
+		if (!full)
+			ev->full_logged = false;
+		bool stuck = !freed;
+		if (stuck != up->evict_stuck)
+			upg_log(up, UPAGER_LOG_INFO, stuck ? "eviction cannot free memory now; admitting faults over "
+				"the budget" : "eviction is freeing memory again");
+		up->evict_stuck = stuck;
+		if (up->retry_count)
+			upg_kick_handlers(up);
+		pthread_mutex_unlock(&up->lock);
+
+		/* Empty the scratch range; a handler reads (and ignores)
+		 * the REMOVE event this raises. */
+		madvise((void *)up->scratch, off, MADV_DONTNEED);
+
+		pthread_mutex_lock(&up->lock);
+		if (stuck) {
+			/* Do not spin on pages that cannot go anywhere. */
+			if (up->store.grow_failed && up->store.size_blocks < up->store.max_blocks)
+				up->store.grow_failed = false;  /* disk space may have come back */
+			timed_wait(up, 50);
+		}
+	}
+	pthread_mutex_unlock(&up->lock);
+	return NULL;
+}
+
+int upg_evictor_start(struct upager *up, char *err, size_t errlen)
+{
+	struct upg_evictor *ev = calloc(1, sizeof *ev);
+	if (!ev) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int rc = -ENOMEM;
+	ev->up = up;
+	up->ev = ev;
+	ev->cap = SCRATCH_LEN / 4096;
+	ev->v = calloc(ev->cap, sizeof *ev->v);
+	ev->image = malloc(UPG_MAX_PAGE);
+	if (!ev->v || !ev->image) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	up->scratch_len = SCRATCH_LEN;
+	void *s = mmap(NULL, SCRATCH_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (s == MAP_FAILED) {
+		snprintf(err, errlen, "scratch range: %s", strerror(errno));
+		goto fail;
+	}
+	up->scratch = (uintptr_t)s;
+	madvise(s, SCRATCH_LEN, MADV_NOHUGEPAGE);
+	rc = upg_uffd_register(up->uffd, up->scratch, SCRATCH_LEN, false);
+	if (rc) {
+		snprintf(err, errlen, "registering the scratch range: %s", strerror(-rc));
+		goto fail;
+	}
+	rc = io_uring_queue_init(RING_ENTRIES, &ev->ring, 0);
+	if (rc) {
+		snprintf(err, errlen, "io_uring_queue_init: %s%s", strerror(-rc),
+			 rc == -EPERM ? " (io_uring is disabled: check sysctl kernel.io_uring_disabled)" : "");
+		goto fail;
+	}
+	ev->ring_ok = true;
+	rc = io_uring_register_files(&ev->ring, &up->store.fd, 1);
+	if (rc) {
+		snprintf(err, errlen, "io_uring_register_files: %s", strerror(-rc));
+		goto fail;
+	}
+	rc = pthread_create(&ev->tid, NULL, evictor_main, ev);
+	if (rc) {
+		snprintf(err, errlen, "cannot start the evictor thread: %s", strerror(rc));
+		rc = -rc;
+		goto fail;
+	}
+	ev->started = true;
+	return 0;
+fail:
+	upg_evictor_stop(up);
+	return rc < 0 ? rc : -ENOMEM;
+}
+
+void upg_evictor_stop(struct upager *up)
+{
+	struct upg_evictor *ev = up->ev;
+	if (!ev)
+		return;
+	if (ev->started) {
+		pthread_mutex_lock(&up->lock);
+		up->stopping = true;
+		pthread_cond_broadcast(&up->evict_cond);
+		pthread_mutex_unlock(&up->lock);
+		pthread_join(ev->tid, NULL);
+	}
+	if (ev->ring_ok)
+		io_uring_queue_exit(&ev->ring);
+	if (up->scratch) {
+		upg_uffd_unregister(up->uffd, up->scratch, up->scratch_len);
+		munmap((void *)up->scratch, up->scratch_len);
+		up->scratch = 0;
+	}
+	free(ev->image);
+	free(ev->v);
+	free(ev);
+	up->ev = NULL;
+}

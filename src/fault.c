@@ -1,0 +1,1001 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fault loop.
+ *
+ * Each handler thread owns an io_uring.  The ring polls the userfaultfd and
+ * the thread's kick eventfd (multishot), and carries the store reads, so one
+ * wait covers everything: the loop never sleeps on one read while other
+ * faults wait.
+ *
+ * A fault on a page that
+ *   - was never touched or was discarded: zero-filled, with fault-around;
+ *   - is in the store: read into a registered bounce buffer, then
+ *     UFFDIO_COPY, with readahead over pages stored contiguously;
+ *   - is already being filled or read: nothing to do, the COPY wakes every
+ *     thread waiting on the page (duplicate faults coalesce);
+ *   - is being evicted, or needs RAM the budget does not have now: queued;
+ *     the evictor kicks the handlers when it has finished a batch.
+ *
+ * uffd_lock is held while reading messages and while copying pages in, so
+ * that an application's discard (a REMOVE event, after which the kernel zaps
+ * the range) is ordered either before the copy (the page is copied in as
+ * zeros) or after it (the zap removes what was copied).
+ */
+#include "internal.h"
+#include "uffd.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define TAG_UFFD 1
+#define TAG_KICK 2
+#define UNIT 4096u
+#define UFFD_MSG_BATCH 64
+#define READ_TRIES 4
+#define NO_PAGE UINT64_MAX
+
+struct upg_io {
+	struct upg_region *reg;
+	uint64_t first;
+	uint64_t fault_page;  /* the page a thread waits on, or NO_PAGE */
+	uint64_t t0;
+	uint32_t npages;
+	uint32_t unit;        /* bounce offset, in units */
+	uint32_t units;
+	uint32_t next_free;
+	uint8_t fault_write;
+	uint8_t tries;
+	uint8_t ghost;
+};
+
+struct upg_handler {
+	struct upager *up;
+	pthread_t tid;
+	struct io_uring ring;
+	int kick_fd;
+	char *bounce;
+	size_t bounce_len;
+	uint32_t units;
+	uint64_t *unit_map;   /* 1: unit in use */
+	struct upg_io *ios;
+	uint32_t nios;
+	uint32_t io_free;     /* free list head, nios when empty */
+	uint32_t inflight;
+	bool started, ring_ok, exit;
+};
+
+/* ---- bounce buffer units ---- */
+
+static bool unit_used(const struct upg_handler *h, uint32_t i)
+{
+	return h->unit_map[i / 64] >> (i % 64) & 1;
+}
+
+static void units_mark(struct upg_handler *h, uint32_t first, uint32_t n, bool on)
+{
+	for (uint32_t i = first; i < first + n; i++) {
+		if (on)
+			h->unit_map[i / 64] |= 1ULL << (i % 64);
+		else
+			h->unit_map[i / 64] &= ~(1ULL << (i % 64));
+	}
+}
+
+static bool units_alloc(struct upg_handler *h, uint32_t n, uint32_t *out)
+{
+	for (uint32_t i = 0; i + n <= h->units;) {
+		uint32_t k = 0;
+		while (k < n && !unit_used(h, i + k))
+			k++;
+		if (k == n) {
+			units_mark(h, i, n, true);
+			*out = i;
+			return true;
+		}
+		i += k + 1;
+	}
+	return false;
+}
+
+static struct upg_io *io_get(struct upg_handler *h)
+{
+	if (h->io_free == h->nios)
+		return NULL;
+	struct upg_io *io = &h->ios[h->io_free];
+	h->io_free = io->next_free;
+	return io;
+}
+
+static void io_put(struct upg_handler *h, struct upg_io *io)
+{
+	units_mark(h, io->unit, io->units, false);
+	io->next_free = h->io_free;
+	h->io_free = (uint32_t)(io - h->ios);
+}
+
+/* ---- helpers (up->lock held) ---- */
+
+static void fault_done(struct upager *up, uint64_t t0)
+{
+	uint64_t ns = upg_now_ns() - t0;
+	up->c.fault_count++;
+	up->c.fault_ns_total += ns;
+	upg_hist_add(&up->hist, ns);
+}
+
+static void region_unbusy(struct upager *up, struct upg_region *r, uint32_t n)
+{
+	r->busy -= n;
+	if (r->dying && !r->busy)
+		pthread_cond_broadcast(&up->idle_cond);
+}
+
+static enum upg_policy_hint hint_for(struct upager *up, struct upg_pte *p)
+{
+	return upg_policy_is_ghost(up->evict_seq, p->evict_seq, up->nframes) ? UPG_HINT_GHOST : UPG_HINT_NEW;
+}
+
+static void defer(struct upager *up, struct upg_region *r, uint64_t page, struct upg_pte *p, bool write,
+		  uint64_t t0, bool prefetch)
+{
+	if (p->flags & PF_DEFERRED)
+		return;  /* already queued; the same fault seen again */
+	struct upg_retry rt = { .reg = r, .page = page, .t0 = t0, .write = write, .prefetch = prefetch,
+				.tid = up->cur_tid };
+	if (upg_retry_push(up, &rt)) {
+		p->flags |= PF_DEFERRED;
+		return;
+	}
+	/* The queue is full (tens of thousands of blocked faults): admit
+	 * over the budget rather than lose a wake-up. */
+	up->evict_stuck = true;
+	upg_log(up, UPAGER_LOG_WARN, "retry queue full; admitting a fault over the budget");
+}
+
+static void wake_page(struct upager *up, uintptr_t addr, uint32_t psize)
+{
+	upg_uffd_wake(up->uffd, addr & ~((uintptr_t)psize - 1), psize);
+}
+
+static void absorb_events(struct upg_handler *h);
+
+/* The ioctls a handler makes while holding uffd_lock: on -EAGAIN an event
+ * is waiting; read it (absorb_events) and try again. */
+static int h_copy(struct upg_handler *h, uintptr_t dst, const void *src, size_t len, bool wp, size_t *existed)
+{
+	for (;;) {
+		int rc = upg_uffd_copy(h->up->uffd, dst, src, len, wp, existed);
+		if (rc != -EAGAIN)
+			return rc;
+		absorb_events(h);
+	}
+}
+
+static int h_unprotect(struct upg_handler *h, uintptr_t start, size_t len)
+{
+	for (;;) {
+		int rc = upg_uffd_writeprotect(h->up->uffd, start, len, false);
+		if (rc != -EAGAIN)
+			return rc;
+		absorb_events(h);
+	}
+}
+
+static int h_poison(struct upg_handler *h, uintptr_t start, size_t len)
+{
+	for (;;) {
+		int rc = upg_uffd_poison(h->up->uffd, start, len);
+		if (rc != -EAGAIN)
+			return rc;
+		absorb_events(h);
+	}
+}
+
+/* ---- zero fill ---- */
+
+/* Serve page of r as zeros, with fault-around over untouched neighbours.
+ * Called with uffd_lock and up->lock held; returns with both held. */
+static void zero_fill(struct upg_handler *h, struct upg_region *r, uint64_t page, bool write, uint64_t t0)
+{
+	struct upager *up = h->up;
+	uint64_t k = r->fa_win;
+	uint64_t maxk = up->zero_len / r->psize;
+	if (!maxk)
+		maxk = 1;
+	/* Grow the cluster on sequential first touches, like readahead. */
+	if (page == r->fa_next && k < maxk) {
+		k *= 2;
+		if (k > 512)
+			k = 512;
+	} else if (page != r->fa_next) {
+		k = up->cfg.fault_around;
+	}
+	if (k > maxk)
+		k = maxk;
+	r->fa_win = (uint32_t)k;
+	uint64_t start = page - page % k, end = start + k;
+	if (end > r->npages)
+		end = r->npages;
+	uint64_t lo = page, hi = page + 1;
+	while (lo > start && upg_pte_get(r, lo - 1)->state == PG_NONE)
+		lo--;
+	while (hi < end && upg_pte_get(r, hi)->state == PG_NONE)
+		hi++;
+	uint64_t n = upg_budget_admit(up, hi - lo, r->psize);
+	if (!n) {
+		defer(up, r, page, upg_pte_get(r, page), write, t0, false);
+		return;
+	}
+	if (n < hi - lo) {
+		/* Keep the faulting page; prefer the pages after it. */
+		if (page + n <= hi)
+			lo = page, hi = page + n;
+		else
+			lo = hi - n;
+	}
+	for (uint64_t pg = lo; pg < hi; pg++) {
+		struct upg_pte *p = upg_pte_get(r, pg);
+		uint32_t f;
+		if (upg_frame_take(up, r, pg, &f)) {
+			/* Out of frames: only while far over budget. */
+			if (pg <= page) {
+				for (uint64_t q = lo; q < pg; q++) {
+					struct upg_pte *pq = upg_pte_get(r, q);
+					upg_frame_put(up, pq->frame);
+					pq->frame = UPG_NOFRAME;
+					pq->state = PG_NONE;
+				}
+				defer(up, r, page, upg_pte_get(r, page), write, t0, false);
+				return;
+			}
+			hi = pg;
+			break;
+		}
+		p->frame = f;
+		p->state = PG_FILLING;
+		p->flags &= PF_DEFERRED;
+	}
+	n = hi - lo;
+	r->busy += (uint32_t)n;
+	r->fa_next = hi;
+	upg_resident_add(up, n * r->psize);
+	pthread_mutex_unlock(&up->lock);
+
+	uintptr_t dst = r->base + (lo << r->pshift);
+	size_t len = n << r->pshift;
+	int rc = 0;
+	for (size_t off = 0; off < len && !rc; off += up->zero_len)
+		rc = h_copy(h, dst + off, up->zero_buf, len - off < up->zero_len ? len - off : up->zero_len,
+			    false, NULL);
+
+	pthread_mutex_lock(&up->lock);
+	for (uint64_t pg = lo; pg < hi; pg++) {
+		struct upg_pte *p = upg_pte_get(r, pg);
+		p->flags &= ~PF_DISCARDED;  /* it is zeros either way */
+		if (rc) {
+			upg_frame_put(up, p->frame);
+			p->frame = UPG_NOFRAME;
+			p->state = PG_NONE;
+			continue;
+		}
+		p->state = PG_RESIDENT;
+		p->flags |= PF_DIRTY;
+		up->pol_ops->insert(up->pol, p->frame, pg == page ? hint_for(up, p) : UPG_HINT_READAHEAD);
+	}
+	if (rc) {
+		/* -ENOENT: the application unmapped the range meanwhile. */
+		upg_resident_sub(up, n * r->psize);
+		upg_log(up, UPAGER_LOG_DEBUG, "zero fill at %#lx failed: %s", (unsigned long)dst, strerror(-rc));
+		wake_page(up, dst, (uint32_t)len);
+	} else {
+		up->c.zero_fills += n;
+	}
+	region_unbusy(up, r, (uint32_t)n);
+	fault_done(up, t0);
+}
+
+/* ---- store reads ---- */
+
+static void submit_read(struct upg_handler *h, struct upg_io *io)
+{
+	struct upager *up = h->up;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&h->ring);
+	if (!sqe) {
+		io_uring_submit(&h->ring);
+		sqe = io_uring_get_sqe(&h->ring);
+	}
+	uint32_t slot = upg_pte_get(io->reg, io->first)->slot;
+	io_uring_prep_read_fixed(sqe, 0, h->bounce + (size_t)io->unit * UNIT,
+				 io->npages << io->reg->pshift, (uint64_t)(slot - 1) * UPG_BLOCK, 0);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	io_uring_sqe_set_data(sqe, io);
+	h->inflight++;
+	(void)up;
+}
+
+/* Start a store read of page of r (state STORED).  Locks as zero_fill. */
+static void store_read(struct upg_handler *h, struct upg_region *r, uint64_t page, bool write, uint64_t t0,
+		       bool prefetch)
+{
+	struct upager *up = h->up;
+	struct upg_pte *p = upg_pte_get(r, page);
+	uint32_t want;
+	if (r->advice == UPAGER_ADV_RANDOM)
+		want = 1;
+	else if (r->advice == UPAGER_ADV_SEQUENTIAL || prefetch)
+		want = up->cfg.readahead_max;
+	else if (page == r->ra_next || page == r->ra_next + 1)
+		want = r->ra_win * 2 > up->cfg.readahead_max ? up->cfg.readahead_max : r->ra_win * 2;
+	else
+		want = 1;
+	if (want < 1)
+		want = 1;
+	r->ra_win = want;
+	uint32_t max_units = h->units / 4 ? h->units / 4 : 1;
+	uint64_t limit = ((uint64_t)max_units * UNIT) >> r->pshift;
+	if (!limit)
+		limit = 1;
+	if (want > limit)
+		want = (uint32_t)limit;
+
+	/* Extend over pages stored right after this one. */
+	uint32_t n = 1;
+	while (n < want && page + n < r->npages) {
+		struct upg_pte *q = upg_pte_get(r, page + n);
+		if (q->state != PG_STORED || q->slot != p->slot + n * r->blocks)
+			break;
+		n++;
+	}
+	uint64_t ok = upg_budget_admit(up, n, r->psize);
+	if (!ok) {
+		defer(up, r, page, p, write, t0, prefetch);
+		return;
+	}
+	n = (uint32_t)ok;
+	struct upg_io *io = io_get(h);
+	if (!io) {
+		/* Every read slot busy: a completion retries it. */
+		defer(up, r, page, p, write, t0, prefetch);
+		return;
+	}
+	uint32_t unit, units = (uint32_t)(((uint64_t)n << r->pshift) / UNIT);
+	if (!units_alloc(h, units, &unit)) {
+		n = 1;
+		units = r->psize / UNIT;
+		if (!units_alloc(h, units, &unit)) {
+			io->units = 0;
+			io_put(h, io);
+			defer(up, r, page, p, write, t0, prefetch);
+			return;
+		}
+	}
+	uint32_t got = 0;
+	for (; got < n; got++) {
+		struct upg_pte *q = upg_pte_get(r, page + got);
+		uint32_t f;
+		if (upg_frame_take(up, r, page + got, &f))
+			break;
+		q->frame = f;
+		q->state = PG_READING;
+		q->flags &= PF_DEFERRED;
+	}
+	if (!got) {
+		io->unit = unit;
+		io->units = units;
+		io_put(h, io);
+		defer(up, r, page, p, write, t0, prefetch);
+		return;
+	}
+	if (got < n) {
+		uint32_t keep = (uint32_t)(((uint64_t)got << r->pshift) / UNIT);
+		units_mark(h, unit + keep, units - keep, false);
+		units = keep;
+		n = got;
+	}
+	r->busy += n;
+	r->ra_next = page + n;
+	upg_resident_add(up, (uint64_t)n * r->psize);
+	*io = (struct upg_io){
+		.reg = r, .first = page, .npages = n, .unit = unit, .units = units,
+		.fault_page = prefetch ? NO_PAGE : page, .fault_write = write, .t0 = t0,
+		.ghost = hint_for(up, p) == UPG_HINT_GHOST,
+	};
+	submit_read(h, io);
+}
+
+/* Copy [first, first+n) of io's pages in, write-protected unless
+ * the page is known to be written next. */
+static int copy_in(struct upager *up, struct upg_io *io, uint64_t first, uint64_t n, bool wp, char *src)
+{
+	struct upg_region *r = io->reg;
+	if (!n)
+		return 0;
+	return upg_uffd_copy(up->uffd, r->base + (first << r->pshift), src, n << r->pshift, wp, NULL);
+}
+
+static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
+{
+	struct upager *up = h->up;
+	struct upg_region *r = io->reg;
+	size_t len = (size_t)io->npages << r->pshift;
+	h->inflight--;
+	if (res != (int)len) {
+		pthread_mutex_lock(&up->lock);
+		up->c.read_errors++;
+		pthread_mutex_unlock(&up->lock);
+		if (++io->tries < READ_TRIES && (res >= 0 || res == -EINTR || res == -EAGAIN || res == -EIO)) {
+			submit_read(h, io);
+			return;
+		}
+		/* Unreadable: the accessor gets SIGBUS, never wrong data. */
+		pthread_mutex_lock(&up->uffd_lock);
+		pthread_mutex_lock(&up->lock);
+		upg_log(up, UPAGER_LOG_ERROR, "store read of %u page(s) at %#lx failed (%s) after %u tries; "
+			"the page(s) will raise SIGBUS", io->npages, (unsigned long)(r->base + (io->first << r->pshift)),
+			res < 0 ? strerror(-res) : "short read", io->tries);
+		for (uint32_t i = 0; i < io->npages; i++) {
+			struct upg_pte *p = upg_pte_get(r, io->first + i);
+			upg_frame_put(up, p->frame);
+			p->frame = UPG_NOFRAME;
+			p->state = PG_STORED;
+			p->flags &= PF_DEFERRED;
+		}
+		upg_resident_sub(up, len);
+		region_unbusy(up, r, io->npages);
+		pthread_mutex_unlock(&up->lock);
+		uintptr_t a = r->base + (io->first << r->pshift);
+		if (up->have_poison)
+			h_poison(h, a, len);
+		wake_page(up, a, (uint32_t)len);
+		pthread_mutex_unlock(&up->uffd_lock);
+		io_put(h, io);
+		return;
+	}
+
+	char *buf = h->bounce + (size_t)io->unit * UNIT;
+	bool have_wp = up->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP;
+	int rc;
+	pthread_mutex_lock(&up->uffd_lock);
+	for (;;) {
+		/* Pages discarded while the read was in flight go in as
+		 * zeros.  Checked again after absorbing events: a discard
+		 * read there must not let old data in. */
+		pthread_mutex_lock(&up->lock);
+		for (uint32_t i = 0; i < io->npages; i++) {
+			struct upg_pte *p = upg_pte_get(r, io->first + i);
+			if (p->flags & PF_DISCARDED) {
+				memset(buf + ((size_t)i << r->pshift), 0, r->psize);
+				if (p->slot) {
+					upg_store_free(&up->store, p->slot - 1, r->blocks);
+					p->slot = 0;
+				}
+			}
+		}
+		pthread_mutex_unlock(&up->lock);
+		if (io->fault_page != NO_PAGE && (io->fault_write || !have_wp)) {
+			uint64_t fp = io->fault_page - io->first;
+			rc = copy_in(up, io, io->first, fp, have_wp, buf);
+			if (!rc)
+				rc = copy_in(up, io, io->fault_page, 1, false, buf + (fp << r->pshift));
+			if (!rc)
+				rc = copy_in(up, io, io->fault_page + 1, io->npages - fp - 1, have_wp,
+					     buf + ((fp + 1) << r->pshift));
+		} else {
+			rc = copy_in(up, io, io->first, io->npages, have_wp, buf);
+		}
+		if (rc != -EAGAIN)
+			break;
+		absorb_events(h);
+	}
+
+	pthread_mutex_lock(&up->lock);
+	for (uint32_t i = 0; i < io->npages; i++) {
+		uint64_t pg = io->first + i;
+		struct upg_pte *p = upg_pte_get(r, pg);
+		bool discarded = p->flags & PF_DISCARDED;
+		p->flags &= PF_DEFERRED;
+		if (rc) {
+			upg_frame_put(up, p->frame);
+			p->frame = UPG_NOFRAME;
+			p->state = discarded ? PG_NONE : PG_STORED;
+			continue;
+		}
+		p->state = PG_RESIDENT;
+		bool wp = have_wp && !(pg == io->fault_page && io->fault_write);
+		if (discarded || !wp || !p->slot)
+			p->flags |= PF_DIRTY;
+		else
+			p->flags |= PF_WP;
+		enum upg_policy_hint hint = UPG_HINT_READAHEAD;
+		if (pg == io->fault_page)
+			hint = io->ghost ? UPG_HINT_GHOST : UPG_HINT_NEW;
+		up->pol_ops->insert(up->pol, p->frame, hint);
+	}
+	if (rc) {
+		upg_resident_sub(up, len);
+		upg_log(up, UPAGER_LOG_DEBUG, "copy-in at %#lx failed: %s",
+			(unsigned long)(r->base + (io->first << r->pshift)), strerror(-rc));
+		wake_page(up, r->base + (io->first << r->pshift), (uint32_t)len);
+	} else {
+		if (io->fault_page != NO_PAGE) {
+			up->c.store_reads++;
+			up->c.refaults += io->ghost;
+			up->c.readahead_pages += io->npages - 1;
+			fault_done(up, io->t0);
+		} else {
+			up->c.readahead_pages += io->npages;
+		}
+		up->c.bytes_read += len;
+	}
+	region_unbusy(up, r, io->npages);
+	pthread_mutex_unlock(&up->lock);
+	pthread_mutex_unlock(&up->uffd_lock);
+	io_put(h, io);
+}
+
+/* ---- fault dispatch (uffd_lock and up->lock held) ---- */
+
+static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t t0, bool retry, bool prefetch,
+		    int tid)
+{
+	struct upager *up = h->up;
+	struct upg_region *r = upg_region_find(up, addr);
+	if (!r || r->dying) {
+		if (upg_is_scratch(up, addr, addr + 1)) {
+			/* Nothing should touch an empty scratch page; if
+			 * something does, zeros beat a hang. */
+			upg_log(up, UPAGER_LOG_ERROR, "fault on evictor scratch page %#lx", (unsigned long)addr);
+			pthread_mutex_unlock(&up->lock);
+			h_copy(h, addr & ~4095UL, up->zero_buf, 4096, false, NULL);
+			pthread_mutex_lock(&up->lock);
+			return;
+		}
+		upg_uffd_wake(up->uffd, addr & ~4095UL, 4096);
+		return;
+	}
+	uint64_t page = (addr - r->base) >> r->pshift;
+	struct upg_pte *p = upg_pte_get(r, page);
+	switch (p->state) {
+	case PG_NONE:
+		if (prefetch)
+			return;
+		zero_fill(h, r, page, write, t0);
+		return;
+	case PG_STORED:
+		store_read(h, r, page, write, t0, prefetch);
+		return;
+	case PG_FILLING:
+	case PG_READING:
+		return;  /* the copy in progress wakes this thread too */
+	case PG_EVICTING:
+		if (tid && tid == __atomic_load_n(&up->evictor_tid, __ATOMIC_ACQUIRE)) {
+			/* The evictor touching a page it is evicting that the
+			 * application zapped meanwhile: it reads as zeros, and
+			 * the evictor must not wait on itself. */
+			pthread_mutex_unlock(&up->lock);
+			h_copy(h, addr & ~4095UL, up->zero_buf, 4096, false, NULL);
+			pthread_mutex_lock(&up->lock);
+			return;
+		}
+		if (!prefetch)
+			defer(up, r, page, p, write, t0, false);
+		return;
+	case PG_RESIDENT:
+		if (retry || prefetch) {
+			wake_page(up, r->base + (page << r->pshift), r->psize);
+			return;
+		}
+		break;
+	}
+	/*
+	 * RESIDENT, yet the kernel reports it missing: either all or part of
+	 * the page was zapped without a REMOVE event (MADV_FREE reclaimed
+	 * it, or a sub-page discard of a large page), or the message raced
+	 * with a copy that already mapped it.  Copy zeros over whatever is
+	 * missing; present parts are kept (UFFDIO_COPY skips them).
+	 */
+	pthread_mutex_unlock(&up->lock);
+	size_t existed = 0;
+	uintptr_t a = r->base + (page << r->pshift);
+	h_copy(h, a, up->zero_buf, r->psize, false, &existed);
+	pthread_mutex_lock(&up->lock);
+	if (p->state == PG_RESIDENT && existed < r->psize) {
+		/* Something was refilled: the store copy no longer matches. */
+		p->flags |= PF_DIRTY;
+		if (p->flags & PF_WP) {
+			p->flags &= ~PF_WP;
+			/* keep semantics simple: no longer protected */
+			pthread_mutex_unlock(&up->lock);
+			h_unprotect(h, a, r->psize);
+			pthread_mutex_lock(&up->lock);
+		}
+		if (p->slot) {
+			upg_store_free(&up->store, p->slot - 1, r->blocks);
+			p->slot = 0;
+		}
+	}
+	wake_page(up, a, r->psize);
+}
+
+static void wp_fault(struct upg_handler *h, uintptr_t addr, uint64_t t0, int tid)
+{
+	struct upager *up = h->up;
+	struct upg_region *r = upg_region_find(up, addr);
+	uintptr_t a = addr & ~4095UL;
+	size_t len = 4096;
+	if (r) {
+		uint64_t page = (addr - r->base) >> r->pshift;
+		struct upg_pte *p = upg_pte_get(r, page);
+		if (p->state == PG_EVICTING) {
+			struct upg_retry rt = { .reg = r, .page = page, .t0 = t0, .write = 1, .wp = 1, .tid = tid };
+			if (!(p->flags & PF_DEFERRED) && upg_retry_push(up, &rt))
+				p->flags |= PF_DEFERRED;
+			return;
+		}
+		if (p->state == PG_RESIDENT) {
+			if (p->flags & PF_WP)
+				up->pol_ops->access(up->pol, p->frame);
+			p->flags = (uint8_t)((p->flags & ~PF_WP) | PF_DIRTY);
+			up->c.wp_faults++;
+		}
+		a = r->base + (page << r->pshift);
+		len = r->psize;
+	}
+	/* Un-protecting wakes the writer; on a page that is no longer
+	 * present it only wakes it, and it faults again as missing. */
+	pthread_mutex_unlock(&up->lock);
+	h_unprotect(h, a, len);
+	pthread_mutex_lock(&up->lock);
+	fault_done(up, t0);
+}
+
+static void discard_event(struct upager *up, uintptr_t start, uintptr_t end)
+{
+	if (upg_is_scratch(up, start, end))
+		return;  /* the evictor emptying its scratch area */
+	for (uint32_t i = 0; i < up->nregions; i++) {
+		struct upg_region *r = up->regions[i];
+		uintptr_t s = start > r->base ? start : r->base;
+		uintptr_t e = end < r->base + r->len ? end : r->base + r->len;
+		if (s >= e)
+			continue;
+		/* Whole pages only: a partial zap of a large page refaults
+		 * as zeros for the zapped part (see missing()). */
+		uint64_t first = (s - r->base + r->psize - 1) >> r->pshift;
+		uint64_t last = (e - r->base) >> r->pshift;
+		if (last > first)
+			upg_discard_range(up, r, first, last - first);
+	}
+}
+
+static void handle_msg(struct upg_handler *h, const struct uffd_msg *m, uint64_t now)
+{
+	struct upager *up = h->up;
+	switch (m->event) {
+	case UFFD_EVENT_PAGEFAULT:
+		up->cur_tid = (int)m->arg.pagefault.feat.ptid;
+		if (m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)
+			wp_fault(h, m->arg.pagefault.address, now, (int)m->arg.pagefault.feat.ptid);
+		else
+			missing(h, m->arg.pagefault.address, m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE,
+				now, false, false, (int)m->arg.pagefault.feat.ptid);
+		break;
+	case UFFD_EVENT_REMOVE:
+		discard_event(up, m->arg.remove.start, m->arg.remove.end);
+		break;
+	case UFFD_EVENT_UNMAP:
+		discard_event(up, m->arg.remove.start, m->arg.remove.end);
+		break;
+	default:
+		upg_log(up, UPAGER_LOG_WARN, "unexpected userfaultfd event %u", m->event);
+		break;
+	}
+}
+
+/* Read waiting messages without serving faults: discards take effect now,
+ * faults go to the retry queue.  Called with uffd_lock held and up->lock
+ * not held, from a copy that the kernel refused until events are read. */
+static void absorb_events(struct upg_handler *h)
+{
+	struct upager *up = h->up;
+	struct uffd_msg msgs[UFFD_MSG_BATCH];
+	ssize_t n = read(up->uffd, msgs, sizeof msgs);
+	if (n <= 0) {
+		/* Another handler took it; give it a moment to finish. */
+		sched_yield();
+		return;
+	}
+	uint64_t now = upg_now_ns();
+	pthread_mutex_lock(&up->lock);
+	for (size_t i = 0; i < (size_t)n / sizeof msgs[0]; i++) {
+		const struct uffd_msg *m = &msgs[i];
+		if (m->event == UFFD_EVENT_REMOVE || m->event == UFFD_EVENT_UNMAP) {
+			discard_event(up, m->arg.remove.start, m->arg.remove.end);
+			continue;
+		}
+		if (m->event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		uintptr_t addr = m->arg.pagefault.address;
+		struct upg_region *r = upg_region_find(up, addr);
+		if (!r || r->dying) {
+			upg_uffd_wake(up->uffd, addr & ~4095UL, 4096);
+			continue;
+		}
+		uint64_t page = (addr - r->base) >> r->pshift;
+		struct upg_pte *p = upg_pte_get(r, page);
+		struct upg_retry rt = { .reg = r, .page = page, .t0 = now, .tid = (int)m->arg.pagefault.feat.ptid,
+					.write = !!(m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE),
+					.wp = !!(m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) };
+		if (p->flags & PF_DEFERRED)
+			continue;
+		if (upg_retry_push(up, &rt))
+			p->flags |= PF_DEFERRED;
+		else
+			upg_uffd_wake(up->uffd, addr & ~4095UL, 4096);  /* it faults again */
+	}
+	pthread_mutex_unlock(&up->lock);
+	uint64_t one = 1;
+	(void)!write(h->kick_fd, &one, sizeof one);
+}
+
+static void drain_uffd(struct upg_handler *h)
+{
+	struct upager *up = h->up;
+	struct uffd_msg msgs[UFFD_MSG_BATCH];
+	for (;;) {
+		pthread_mutex_lock(&up->uffd_lock);
+		ssize_t n = read(up->uffd, msgs, sizeof msgs);
+		if (n <= 0) {
+			int e = errno;
+			pthread_mutex_unlock(&up->uffd_lock);
+			if (n < 0 && e == EINTR)
+				continue;
+			if (n < 0 && e != EAGAIN) {
+				upg_log(up, UPAGER_LOG_ERROR, "reading the userfaultfd failed: %s; "
+					"faults can no longer be served", strerror(e));
+				abort();
+			}
+			return;
+		}
+		uint64_t now = upg_now_ns();
+		pthread_mutex_lock(&up->lock);
+		for (size_t i = 0; i < (size_t)n / sizeof msgs[0]; i++)
+			handle_msg(h, &msgs[i], now);
+		pthread_mutex_unlock(&up->lock);
+		pthread_mutex_unlock(&up->uffd_lock);
+		if ((size_t)n < sizeof msgs)
+			return;
+	}
+}
+
+static void process_retries(struct upg_handler *h)
+{
+	struct upager *up = h->up;
+	pthread_mutex_lock(&up->uffd_lock);
+	pthread_mutex_lock(&up->lock);
+	uint32_t n = up->retry_count;
+	for (uint32_t i = 0; i < n && up->retry_count; i++) {
+		struct upg_retry rt = up->retry[up->retry_head];
+		up->retry_head = (up->retry_head + 1) % up->retry_cap;
+		up->retry_count--;
+		struct upg_pte *p = upg_pte_get(rt.reg, rt.page);
+		p->flags &= ~PF_DEFERRED;
+		uintptr_t addr = rt.reg->base + (rt.page << rt.reg->pshift);
+		up->cur_tid = rt.tid;
+		if (rt.wp)
+			wp_fault(h, addr, rt.t0, rt.tid);
+		else
+			missing(h, addr, rt.write, rt.t0, true, rt.prefetch, rt.tid);
+	}
+	pthread_mutex_unlock(&up->lock);
+	pthread_mutex_unlock(&up->uffd_lock);
+}
+
+void upg_kick_handlers(struct upager *up)
+{
+	for (uint32_t i = 0; i < up->nhandlers; i++) {
+		uint64_t one = 1;
+		if (up->handlers[i].started)
+			(void)!write(up->handlers[i].kick_fd, &one, sizeof one);
+	}
+}
+
+static void arm_poll(struct upg_handler *h, int fd, uint64_t tag)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&h->ring);
+	if (!sqe) {
+		io_uring_submit(&h->ring);
+		sqe = io_uring_get_sqe(&h->ring);
+	}
+	io_uring_prep_poll_multishot(sqe, fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, tag);
+}
+
+static void *handler_main(void *arg)
+{
+	struct upg_handler *h = arg;
+	struct upager *up = h->up;
+	arm_poll(h, up->uffd, TAG_UFFD);
+	arm_poll(h, h->kick_fd, TAG_KICK);
+	while (!h->exit) {
+		int rc = io_uring_submit_and_wait(&h->ring, 1);
+		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+			upg_log(up, UPAGER_LOG_ERROR, "io_uring wait failed: %s", strerror(-rc));
+			abort();
+		}
+		struct io_uring_cqe *cqe;
+		unsigned head, seen = 0;
+		bool uffd_ready = false, kicked = false, completed = false;
+		struct upg_io *done[256];
+		int res[256];
+		unsigned ndone = 0;
+		io_uring_for_each_cqe(&h->ring, head, cqe) {
+			uint64_t tag = io_uring_cqe_get_data64(cqe);
+			if (tag == TAG_UFFD) {
+				uffd_ready = true;
+				if (!(cqe->flags & IORING_CQE_F_MORE))
+					arm_poll(h, up->uffd, TAG_UFFD);
+			} else if (tag == TAG_KICK) {
+				kicked = true;
+				if (!(cqe->flags & IORING_CQE_F_MORE))
+					arm_poll(h, h->kick_fd, TAG_KICK);
+			} else if (ndone < 256) {
+				done[ndone] = (struct upg_io *)(uintptr_t)tag;
+				res[ndone++] = cqe->res;
+			} else {
+				break;
+			}
+			seen++;
+		}
+		io_uring_cq_advance(&h->ring, seen);
+		for (unsigned i = 0; i < ndone; i++)
+			complete_read(h, done[i], res[i]);
+		completed = ndone > 0;
+		if (kicked) {
+			uint64_t v;
+			(void)!read(h->kick_fd, &v, sizeof v);
+			if (__atomic_load_n(&up->stopping, __ATOMIC_ACQUIRE) && !h->inflight)
+				h->exit = true;
+		}
+		if (uffd_ready)
+			drain_uffd(h);
+		if (kicked || completed) {
+			pthread_mutex_lock(&up->lock);
+			bool pending = up->retry_count > 0;
+			pthread_mutex_unlock(&up->lock);
+			if (pending)
+				process_retries(h);
+		}
+	}
+	return NULL;
+}
+
+static void handler_destroy(struct upg_handler *h)
+{
+	if (h->ring_ok)
+		io_uring_queue_exit(&h->ring);
+	if (h->kick_fd >= 0)
+		close(h->kick_fd);
+	if (h->bounce)
+		munmap(h->bounce, h->bounce_len);
+	free(h->unit_map);
+	free(h->ios);
+}
+
+static int handler_init(struct upager *up, struct upg_handler *h, char *err, size_t errlen)
+{
+	h->up = up;
+	h->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (h->kick_fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "eventfd: %s", strerror(e));
+		return -e;
+	}
+	h->nios = up->cfg.io_depth;
+	/* 32 KiB of bounce per read in flight on average, at least one
+	 * largest page plus a full readahead window. */
+	size_t want = (size_t)h->nios * 32768;
+	size_t min = UPG_MAX_PAGE + (size_t)up->cfg.readahead_max * 4096 * 4;
+	h->bounce_len = want > min ? want : min;
+	h->units = (uint32_t)(h->bounce_len / UNIT);
+	h->bounce = mmap(NULL, h->bounce_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+			 -1, 0);
+	if (h->bounce == MAP_FAILED) {
+		h->bounce = NULL;
+		snprintf(err, errlen, "bounce buffers: out of memory");
+		return -ENOMEM;
+	}
+	h->unit_map = calloc((h->units + 63) / 64, 8);
+	h->ios = calloc(h->nios, sizeof *h->ios);
+	if (!h->unit_map || !h->ios) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < h->nios; i++)
+		h->ios[i].next_free = i + 1;
+	h->io_free = 0;
+	int rc = io_uring_queue_init(h->nios * 2 + 8, &h->ring, 0);
+	if (rc) {
+		snprintf(err, errlen, "io_uring_queue_init: %s%s", strerror(-rc),
+			 rc == -EPERM ? " (io_uring is disabled: check sysctl kernel.io_uring_disabled)" : "");
+		return rc;
+	}
+	h->ring_ok = true;
+	struct iovec iov = { .iov_base = h->bounce, .iov_len = h->bounce_len };
+	rc = io_uring_register_buffers(&h->ring, &iov, 1);
+	if (rc) {
+		snprintf(err, errlen, "io_uring_register_buffers: %s%s", strerror(-rc),
+			 rc == -ENOMEM ? " (raise the locked-memory limit, ulimit -l)" : "");
+		return rc;
+	}
+	rc = io_uring_register_files(&h->ring, &up->store.fd, 1);
+	if (rc) {
+		snprintf(err, errlen, "io_uring_register_files: %s", strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+int upg_handlers_start(struct upager *up, char *err, size_t errlen)
+{
+	up->nhandlers = up->cfg.handler_threads;
+	up->handlers = calloc(up->nhandlers, sizeof *up->handlers);
+	if (!up->handlers) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < up->nhandlers; i++)
+		up->handlers[i].kick_fd = -1;
+	int rc = 0;
+	for (uint32_t i = 0; i < up->nhandlers && !rc; i++)
+		rc = handler_init(up, &up->handlers[i], err, errlen);
+	for (uint32_t i = 0; i < up->nhandlers && !rc; i++) {
+		rc = -pthread_create(&up->handlers[i].tid, NULL, handler_main, &up->handlers[i]);
+		if (rc)
+			snprintf(err, errlen, "cannot start a handler thread: %s", strerror(-rc));
+		else
+			up->handlers[i].started = true;
+	}
+	if (rc)
+		upg_handlers_stop(up);
+	return rc;
+}
+
+void upg_handlers_stop(struct upager *up)
+{
+	if (!up->handlers)
+		return;
+	__atomic_store_n(&up->stopping, true, __ATOMIC_RELEASE);
+	for (uint32_t i = 0; i < up->nhandlers; i++) {
+		struct upg_handler *h = &up->handlers[i];
+		if (!h->started)
+			continue;
+		/* Keep kicking until the thread has no reads in flight. */
+		for (;;) {
+			uint64_t one = 1;
+			(void)!write(h->kick_fd, &one, sizeof one);
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 10 * 1000 * 1000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			if (!pthread_timedjoin_np(h->tid, NULL, &ts))
+				break;
+		}
+		h->started = false;
+	}
+	for (uint32_t i = 0; i < up->nhandlers; i++)
+		handler_destroy(&up->handlers[i]);
+	free(up->handlers);
+	up->handlers = NULL;
+	up->nhandlers = 0;
+}

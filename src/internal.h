@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal state of a runtime.
+ *
+ * Threads:
+ *   - handler threads (1..16) read the userfaultfd and own the store reads;
+ *   - one evictor thread chooses victims and writes them back;
+ *   - application threads call the API and fault.
+ *
+ * Lock order: up->uffd_lock, then up->lock.  Nothing sleeps on I/O, reads
+ * the userfaultfd, or calls madvise() while holding up->lock.  uffd_lock
+ * serialises reading uffd messages with UFFDIO_COPY, so that a REMOVE event
+ * (an application discard) is never read between a handler's decision to
+ * copy a page in and the copy itself (see fault.c).
+ *
+ * Ownership of a page: a page in a transitional state (FILLING, READING,
+ * EVICTING) belongs to the thread that put it there; other threads only set
+ * flags on it (DISCARDED, DEFERRED) under up->lock, and the owner acts on
+ * those flags when it finishes.
+ */
+#ifndef UPG_INTERNAL_H
+#define UPG_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "upager.h"
+#include "policy.h"
+#include "store.h"
+
+#define UPG_BLOCK 4096u
+#define UPG_MAX_PAGE (2u << 20)  /* largest region page size */
+#define UPG_NOFRAME UINT32_MAX
+#define UPG_PTES_PER_CHUNK 256u  /* ptes covered by one bit of region->touched */
+
+enum upg_pstate {
+	PG_NONE = 0,   /* not present; reads as zeros (never touched, discarded, or evicted all-zero) */
+	PG_STORED,     /* not present; the data is in the store at slot */
+	PG_FILLING,    /* zero fill in progress */
+	PG_READING,    /* store read in progress */
+	PG_RESIDENT,   /* present and in the policy */
+	PG_EVICTING,   /* chosen by the evictor, being moved out and written */
+};
+
+enum upg_pflag {
+	PF_DIRTY = 1 << 0,     /* the store copy, if any, is stale */
+	PF_WP = 1 << 1,        /* write-protected: the next write faults to us */
+	PF_DISCARDED = 1 << 2, /* discarded while in a transitional state */
+	PF_DEFERRED = 1 << 3,  /* a fault on it waits in the retry queue */
+};
+
+/* One page of a region.  16 bytes; the array is reserved with MAP_NORESERVE
+ * so untouched parts of a huge region cost nothing. */
+struct upg_pte {
+	uint32_t slot;      /* first store block + 1; 0: no store copy */
+	uint32_t frame;     /* frame index while it holds RAM; UPG_NOFRAME otherwise */
+	uint32_t evict_seq; /* eviction number of its last eviction, for ghost hits */
+	uint8_t state;
+	uint8_t flags;
+	uint16_t unused;
+};
+
+struct upg_region {
+	uintptr_t base;
+	size_t len;
+	uint64_t npages;
+	uint32_t psize;
+	uint32_t pshift;
+	uint32_t blocks;        /* store blocks per page */
+	struct upg_pte *pte;
+	size_t pte_len;         /* bytes mapped for pte */
+	uint64_t *touched;      /* one bit per UPG_PTES_PER_CHUNK ptes ever used */
+	size_t touched_len;
+	int advice;             /* enum upager_advice: NORMAL, SEQUENTIAL or RANDOM */
+	uint64_t ra_next;       /* page a sequential stream would fault next */
+	uint32_t ra_win;        /* current readahead window, pages */
+	uint32_t fa_win;        /* current first-touch cluster, pages */
+	uint64_t fa_next;
+	uint32_t busy;          /* pages of this region in FILLING or READING */
+	bool dying;
+};
+
+/* A resident page: frames are the policy's unit. */
+struct upg_frame {
+	struct upg_region *reg;
+	uint64_t page;
+};
+
+/* A fault that could not be served at once (no budget, or the page was being
+ * evicted), or a prefetch request. */
+struct upg_retry {
+	struct upg_region *reg;
+	uint64_t page;
+	uint64_t t0;       /* when the fault was first seen, ns */
+	int tid;           /* faulting thread, 0 when unknown */
+	uint8_t write;
+	uint8_t wp;        /* a write-protect fault */
+	uint8_t prefetch;  /* WILLNEED: no thread waits */
+};
+
+struct upg_counters {
+	uint64_t zero_fills, store_reads, readahead_pages, refaults, wp_faults;
+	uint64_t evictions, writebacks, clean_drops, zero_skips, discards;
+	uint64_t bytes_read, bytes_written, write_errors, store_full;
+	uint64_t overshoot_peak, fault_ns_total, fault_count, read_errors;
+};
+
+#define UPG_HIST_BUCKETS 256
+struct upg_hist {
+	uint64_t b[UPG_HIST_BUCKETS];
+	uint64_t max;
+};
+void upg_hist_add(struct upg_hist *h, uint64_t ns);
+uint64_t upg_hist_pct(const struct upg_hist *h, double pct);
+
+struct upg_handler;
+struct upg_evictor;
+
+struct upager {
+	struct upager_config cfg;
+	char *store_path;       /* owned copies of cfg strings */
+	char *policy_name;
+	int uffd;
+	uint64_t features;
+	bool have_move, have_poison;
+
+	pthread_mutex_t uffd_lock;
+	pthread_mutex_t lock;
+	pthread_cond_t evict_cond;  /* evictor sleeps here */
+	pthread_cond_t idle_cond;   /* unmap waits here for busy pages */
+
+	struct upg_store store;
+
+	struct upg_region **regions;  /* sorted by base */
+	uint32_t nregions, regions_cap;
+
+	struct upg_frame *frames;
+	uint32_t nframes;
+	uint32_t *free_frames;
+	uint32_t nfree;
+	const struct upg_policy_ops *pol_ops;
+	struct upg_policy *pol;
+
+	uint64_t budget, high, low;
+	uint64_t resident, resident_peak;
+	uint32_t evict_seq;
+	bool evict_stuck;       /* the evictor could not free anything: admit over budget */
+	bool evict_wanted;
+	bool stopping;
+
+	struct upg_retry *retry;
+	uint32_t retry_head, retry_count, retry_cap;
+
+	struct upg_handler *handlers;
+	uint32_t nhandlers;
+	struct upg_evictor *ev;
+	int evictor_tid;
+	int cur_tid;            /* thread of the fault being handled (up->lock held) */        /* its faults on pages it is evicting are served at once */
+	uintptr_t scratch;      /* evictor's scratch range, registered with the uffd */
+	size_t scratch_len;
+
+	char *zero_buf;
+	size_t zero_len;
+
+	struct upg_counters c;
+	struct upg_hist hist;
+};
+
+/* runtime.c */
+void upg_log(struct upager *up, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+struct upg_region *upg_region_find(struct upager *up, uintptr_t addr);
+static inline struct upg_pte *upg_pte_get(struct upg_region *r, uint64_t page)
+{
+	uint64_t chunk = page / UPG_PTES_PER_CHUNK;
+	if (!(r->touched[chunk / 64] & (1ULL << (chunk % 64))))
+		r->touched[chunk / 64] |= 1ULL << (chunk % 64);
+	return &r->pte[page];
+}
+/* Read-only look-up that does not mark the chunk touched: NULL when the
+ * chunk was never used (every pte there is PG_NONE with no slot). */
+static inline struct upg_pte *upg_pte_peek(struct upg_region *r, uint64_t page)
+{
+	uint64_t chunk = page / UPG_PTES_PER_CHUNK;
+	if (!(r->touched[chunk / 64] & (1ULL << (chunk % 64))))
+		return NULL;
+	return &r->pte[page];
+}
+uint64_t upg_now_ns(void);
+
+/* Frames and budget, with up->lock held. */
+int upg_frame_take(struct upager *up, struct upg_region *r, uint64_t page, uint32_t *out);
+void upg_frame_put(struct upager *up, uint32_t f);
+/* May n pages of psize bytes be admitted now?  Returns how many (0..n). */
+uint64_t upg_budget_admit(struct upager *up, uint64_t n, uint32_t psize);
+void upg_resident_add(struct upager *up, uint64_t bytes);
+void upg_resident_sub(struct upager *up, uint64_t bytes);
+/* Discard pages [first, first+n) of r: app DONTNEED or munmap.  Lock held. */
+void upg_discard_range(struct upager *up, struct upg_region *r, uint64_t first, uint64_t n);
+/* Queue a fault for the handler threads.  Lock held.  false when full. */
+bool upg_retry_push(struct upager *up, const struct upg_retry *rt);
+void upg_kick_handlers(struct upager *up);
+void upg_wake_evictor(struct upager *up);
+
+/* fault.c */
+int upg_handlers_start(struct upager *up, char *err, size_t errlen);
+void upg_handlers_stop(struct upager *up);
+
+/* evict.c */
+int upg_evictor_start(struct upager *up, char *err, size_t errlen);
+void upg_evictor_stop(struct upager *up);
+/* Is [start, end) inside the evictor's scratch range? */
+static inline bool upg_is_scratch(const struct upager *up, uintptr_t start, uintptr_t end)
+{
+	return start >= up->scratch && end <= up->scratch + up->scratch_len;
+}
+
+#endif

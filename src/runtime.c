@@ -1,0 +1,651 @@
+/* SPDX-License-Identifier: MIT */
+/* Runtime life cycle, regions, frames, the budget, and the public API. */
+#include "internal.h"
+#include "options.h"
+#include "uffd.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RETRY_CAP 65536u
+#define REGIONS_MAX 4096u
+
+void upg_log(struct upager *up, int level, const char *fmt, ...)
+{
+	if (!up->cfg.log || level > up->cfg.log_level)
+		return;
+	char buf[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	up->cfg.log(up->cfg.log_arg, level, buf);
+}
+
+uint64_t upg_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+UPAGER_API const char *upager_version(void)
+{
+	return UPAGER_VERSION_STRING;
+}
+
+static void *map_anon(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static size_t page_round(size_t n)
+{
+	return (n + 4095) & ~(size_t)4095;
+}
+
+/* ---- regions ---- */
+
+struct upg_region *upg_region_find(struct upager *up, uintptr_t addr)
+{
+	uint32_t lo = 0, hi = up->nregions;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		struct upg_region *r = up->regions[mid];
+		if (addr < r->base)
+			hi = mid;
+		else if (addr >= r->base + r->len)
+			lo = mid + 1;
+		else
+			return r;
+	}
+	return NULL;
+}
+
+UPAGER_API int upager_owns(const upager_t *up, const void *addr)
+{
+	if (!up)
+		return 0;
+	struct upager *u = (struct upager *)up;
+	pthread_mutex_lock(&u->lock);
+	int yes = upg_region_find(u, (uintptr_t)addr) != NULL;
+	pthread_mutex_unlock(&u->lock);
+	return yes;
+}
+
+/* ---- frames and budget (up->lock held) ---- */
+
+int upg_frame_take(struct upager *up, struct upg_region *r, uint64_t page, uint32_t *out)
+{
+	if (!up->nfree)
+		return -ENOMEM;
+	uint32_t f = up->free_frames[--up->nfree];
+	up->frames[f].reg = r;
+	up->frames[f].page = page;
+	*out = f;
+	return 0;
+}
+
+void upg_frame_put(struct upager *up, uint32_t f)
+{
+	up->frames[f].reg = NULL;
+	up->free_frames[up->nfree++] = f;
+}
+
+void upg_wake_evictor(struct upager *up)
+{
+	up->evict_wanted = true;
+	pthread_cond_signal(&up->evict_cond);
+}
+
+uint64_t upg_budget_admit(struct upager *up, uint64_t n, uint32_t psize)
+{
+	uint64_t need = n * psize;
+	if (up->resident + need > up->high)
+		upg_wake_evictor(up);
+	if (up->evict_stuck)
+		return n;  /* nothing can be evicted: overshoot rather than hang */
+	if (up->resident >= up->budget)
+		return 0;
+	uint64_t avail = (up->budget - up->resident) / psize;
+	return avail < n ? avail : n;
+}
+
+void upg_resident_add(struct upager *up, uint64_t bytes)
+{
+	up->resident += bytes;
+	if (up->resident > up->resident_peak)
+		up->resident_peak = up->resident;
+	if (up->resident > up->budget && up->resident - up->budget > up->c.overshoot_peak)
+		up->c.overshoot_peak = up->resident - up->budget;
+	if (up->resident > up->high)
+		upg_wake_evictor(up);
+}
+
+void upg_resident_sub(struct upager *up, uint64_t bytes)
+{
+	up->resident -= bytes;
+}
+
+static void slot_free(struct upager *up, struct upg_region *r, struct upg_pte *p)
+{
+	if (p->slot) {
+		upg_store_free(&up->store, p->slot - 1, r->blocks);
+		p->slot = 0;
+	}
+}
+
+/* Drop a resident page's RAM bookkeeping (not the page itself). */
+static void drop_resident(struct upager *up, struct upg_region *r, struct upg_pte *p)
+{
+	up->pol_ops->remove(up->pol, p->frame);
+	upg_frame_put(up, p->frame);
+	p->frame = UPG_NOFRAME;
+	upg_resident_sub(up, r->psize);
+}
+
+void upg_discard_range(struct upager *up, struct upg_region *r, uint64_t first, uint64_t n)
+{
+	uint64_t end = first + n;
+	for (uint64_t pg = first; pg < end;) {
+		struct upg_pte *p = upg_pte_peek(r, pg);
+		if (!p) {
+			pg = (pg / UPG_PTES_PER_CHUNK + 1) * UPG_PTES_PER_CHUNK;
+			continue;
+		}
+		switch (p->state) {
+		case PG_NONE:
+			break;
+		case PG_STORED:
+			slot_free(up, r, p);
+			p->state = PG_NONE;
+			up->c.discards++;
+			break;
+		case PG_RESIDENT:
+			drop_resident(up, r, p);
+			slot_free(up, r, p);
+			p->state = PG_NONE;
+			p->flags &= PF_DEFERRED;
+			up->c.discards++;
+			break;
+		default:
+			/* FILLING, READING, EVICTING: the owner applies it. */
+			p->flags |= PF_DISCARDED;
+			up->c.discards++;
+			break;
+		}
+		pg++;
+	}
+}
+
+bool upg_retry_push(struct upager *up, const struct upg_retry *rt)
+{
+	if (up->retry_count == up->retry_cap)
+		return false;
+	up->retry[(up->retry_head + up->retry_count) % up->retry_cap] = *rt;
+	up->retry_count++;
+	return true;
+}
+
+/* ---- open / close ---- */
+
+UPAGER_API int upager_open(const struct upager_config *cfg, upager_t **out, char *err, size_t errlen)
+{
+	char dummy[8];
+	if (!err || !errlen) {
+		err = dummy;
+		errlen = sizeof dummy;
+	}
+	err[0] = 0;
+	if (!out) {
+		snprintf(err, errlen, "upager_open: out is NULL");
+		return -EINVAL;
+	}
+	int rc = upg_config_check(cfg, err, errlen);
+	if (rc)
+		return rc;
+
+	struct upager *up = calloc(1, sizeof *up);
+	if (!up) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	memcpy(&up->cfg, cfg, sizeof up->cfg);
+	up->cfg.size = sizeof up->cfg;
+	up->uffd = -1;
+	up->store.fd = -1;
+	pthread_mutex_init(&up->lock, NULL);
+	pthread_mutex_init(&up->uffd_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&up->evict_cond, &ca);
+	pthread_cond_init(&up->idle_cond, &ca);
+	pthread_condattr_destroy(&ca);
+
+	rc = -ENOMEM;
+	if (cfg->store_path && !(up->store_path = strdup(cfg->store_path)))
+		goto out_free;
+	up->policy_name = strdup(cfg->policy);
+	if (!up->policy_name)
+		goto out_free;
+	up->cfg.store_path = up->store_path;
+	up->cfg.policy = up->policy_name;
+	up->pol_ops = upg_policy_find(up->policy_name);
+
+	up->budget = cfg->ram_budget;
+	up->high = up->budget - up->budget / 32;
+	up->low = up->budget - up->budget / 8;
+	if (up->low + 4096 > up->high)
+		up->low = up->high > 4096 ? up->high - 4096 : 0;
+
+	rc = upg_uffd_open(&up->uffd, &up->features, err, errlen);
+	if (rc)
+		goto out_free;
+	up->have_move = up->features & UFFD_FEATURE_MOVE;
+	up->have_poison = up->features & UFFD_FEATURE_POISON;
+	if (!up->have_move) {
+		snprintf(err, errlen, "this kernel lacks UFFDIO_MOVE (Linux 6.8 or later is needed for eviction)");
+		rc = -ENOTSUP;
+		goto out_uffd;
+	}
+
+	rc = upg_store_open(&up->store, up->store_path, cfg->store_max, err, errlen);
+	if (rc)
+		goto out_uffd;
+
+	/* Twice the budget in 4 KiB frames: room for overshoot while the
+	 * store is full.  Reserved, so untouched frames cost nothing. */
+	uint64_t nframes = cfg->ram_budget / 4096 * 2 + 64;
+	if (nframes > UINT32_MAX - 1)
+		nframes = UINT32_MAX - 1;
+	up->nframes = (uint32_t)nframes;
+	up->frames = map_anon(page_round(nframes * sizeof *up->frames));
+	up->free_frames = map_anon(page_round(nframes * sizeof *up->free_frames));
+	up->retry_cap = RETRY_CAP;
+	up->retry = map_anon(page_round(RETRY_CAP * sizeof *up->retry));
+	up->regions_cap = REGIONS_MAX;
+	up->regions = calloc(REGIONS_MAX, sizeof *up->regions);
+	up->zero_len = UPG_MAX_PAGE;
+	up->zero_buf = mmap(NULL, up->zero_len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (up->zero_buf == MAP_FAILED)
+		up->zero_buf = NULL;
+	if (!up->frames || !up->free_frames || !up->retry || !up->regions || !up->zero_buf) {
+		snprintf(err, errlen, "out of memory for the runtime's tables");
+		rc = -ENOMEM;
+		goto out_tables;
+	}
+	for (uint32_t i = 0; i < up->nframes; i++)
+		up->free_frames[i] = up->nframes - 1 - i;
+	up->nfree = up->nframes;
+
+	rc = up->pol_ops->create(up->nframes, &up->pol);
+	if (rc) {
+		snprintf(err, errlen, "policy %s: %s", up->policy_name, strerror(-rc));
+		goto out_tables;
+	}
+
+	rc = upg_evictor_start(up, err, errlen);
+	if (rc)
+		goto out_policy;
+	rc = upg_handlers_start(up, err, errlen);
+	if (rc)
+		goto out_evictor;
+
+	upg_log(up, UPAGER_LOG_INFO, "runtime open: budget %llu bytes, store %s, policy %s, %u handler thread%s",
+		(unsigned long long)up->budget, up->store.where, up->policy_name, cfg->handler_threads,
+		cfg->handler_threads == 1 ? "" : "s");
+	*out = up;
+	return 0;
+
+out_evictor:
+	upg_evictor_stop(up);
+out_policy:
+	up->pol_ops->destroy(up->pol);
+out_tables:
+	if (up->zero_buf)
+		munmap(up->zero_buf, up->zero_len);
+	free(up->regions);
+	if (up->retry)
+		munmap(up->retry, page_round(RETRY_CAP * sizeof *up->retry));
+	if (up->free_frames)
+		munmap(up->free_frames, page_round((size_t)up->nframes * sizeof *up->free_frames));
+	if (up->frames)
+		munmap(up->frames, page_round((size_t)up->nframes * sizeof *up->frames));
+	upg_store_close(&up->store);
+out_uffd:
+	close(up->uffd);
+out_free:
+	if (rc == -ENOMEM && !err[0])
+		snprintf(err, errlen, "out of memory");
+	free(up->store_path);
+	free(up->policy_name);
+	free(up);
+	return rc;
+}
+
+static void region_free(struct upg_region *r)
+{
+	munmap(r->pte, r->pte_len);
+	munmap(r->touched, r->touched_len);
+	free(r);
+}
+
+/* Release the bookkeeping of every page of r.  Lock held; no page of r is
+ * in a transitional state. */
+static void region_release_pages(struct upager *up, struct upg_region *r)
+{
+	for (uint64_t pg = 0; pg < r->npages;) {
+		struct upg_pte *p = upg_pte_peek(r, pg);
+		if (!p) {
+			pg = (pg / UPG_PTES_PER_CHUNK + 1) * UPG_PTES_PER_CHUNK;
+			continue;
+		}
+		if (p->state == PG_RESIDENT)
+			drop_resident(up, r, p);
+		slot_free(up, r, p);
+		p->state = PG_NONE;
+		pg++;
+	}
+	/* Forget queued faults of this region. */
+	uint32_t n = up->retry_count, kept = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		struct upg_retry rt = up->retry[(up->retry_head + i) % up->retry_cap];
+		if (rt.reg != r)
+			up->retry[(up->retry_head + kept++) % up->retry_cap] = rt;
+	}
+	up->retry_count = kept;
+}
+
+static void region_remove(struct upager *up, struct upg_region *r)
+{
+	uint32_t i = 0;
+	while (i < up->nregions && up->regions[i] != r)
+		i++;
+	if (i == up->nregions)
+		return;
+	memmove(&up->regions[i], &up->regions[i + 1], (up->nregions - i - 1) * sizeof *up->regions);
+	up->nregions--;
+}
+
+/* Wait until no page of r is owned by a handler or the evictor.  Lock held. */
+static void region_quiesce(struct upager *up, struct upg_region *r)
+{
+	r->dying = true;
+	while (r->busy)
+		pthread_cond_wait(&up->idle_cond, &up->lock);
+}
+
+UPAGER_API int upager_close(upager_t *up)
+{
+	if (!up)
+		return 0;
+	pthread_mutex_lock(&up->lock);
+	for (uint32_t i = 0; i < up->nregions; i++)
+		region_quiesce(up, up->regions[i]);
+	up->stopping = true;
+	pthread_cond_broadcast(&up->evict_cond);
+	pthread_mutex_unlock(&up->lock);
+
+	upg_evictor_stop(up);
+	upg_handlers_stop(up);
+
+	for (uint32_t i = 0; i < up->nregions; i++) {
+		struct upg_region *r = up->regions[i];
+		upg_uffd_unregister(up->uffd, r->base, r->len);
+		munmap((void *)r->base, r->len);
+		region_free(r);
+	}
+	up->pol_ops->destroy(up->pol);
+	munmap(up->zero_buf, up->zero_len);
+	free(up->regions);
+	munmap(up->retry, page_round(up->retry_cap * sizeof *up->retry));
+	munmap(up->free_frames, page_round((size_t)up->nframes * sizeof *up->free_frames));
+	munmap(up->frames, page_round((size_t)up->nframes * sizeof *up->frames));
+	upg_store_close(&up->store);
+	close(up->uffd);
+	pthread_mutex_destroy(&up->lock);
+	pthread_mutex_destroy(&up->uffd_lock);
+	pthread_cond_destroy(&up->evict_cond);
+	pthread_cond_destroy(&up->idle_cond);
+	free(up->store_path);
+	free(up->policy_name);
+	free(up);
+	return 0;
+}
+
+/* ---- regions API ---- */
+
+UPAGER_API int upager_map(upager_t *up, size_t len, const struct upager_map_opts *opts, void **addr)
+{
+	if (!up || !addr || !len)
+		return -EINVAL;
+	uint32_t psize = up->cfg.page_size;
+	if (opts && opts->size >= offsetof(struct upager_map_opts, page_size) + sizeof opts->page_size &&
+	    opts->page_size)
+		psize = opts->page_size;
+	if (psize < 4096 || psize > UPG_MAX_PAGE || (psize & (psize - 1)))
+		return -EINVAL;
+	if (len > (1ULL << 46))
+		return -ENOMEM;
+	len = (len + psize - 1) & ~((size_t)psize - 1);
+
+	size_t slack = psize > 4096 ? psize : 0;
+	char *raw = mmap(NULL, len + slack, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw == MAP_FAILED)
+		return -errno;
+	uintptr_t base = ((uintptr_t)raw + psize - 1) & ~((uintptr_t)psize - 1);
+	if (base > (uintptr_t)raw)
+		munmap(raw, base - (uintptr_t)raw);
+	if ((uintptr_t)raw + len + slack > base + len)
+		munmap((void *)(base + len), (uintptr_t)raw + len + slack - (base + len));
+	/* Huge pages would defeat per-page faults and UFFDIO_MOVE. */
+	madvise((void *)base, len, MADV_NOHUGEPAGE);
+
+	int rc = -ENOMEM;
+	struct upg_region *r = calloc(1, sizeof *r);
+	if (!r)
+		goto out_unmap;
+	r->base = base;
+	r->len = len;
+	r->psize = psize;
+	r->pshift = (uint32_t)__builtin_ctz(psize);
+	r->npages = len >> r->pshift;
+	r->blocks = psize / UPG_BLOCK;
+	r->pte_len = page_round(r->npages * sizeof *r->pte);
+	r->pte = map_anon(r->pte_len);
+	uint64_t chunks = (r->npages + UPG_PTES_PER_CHUNK - 1) / UPG_PTES_PER_CHUNK;
+	r->touched_len = page_round((chunks + 63) / 64 * 8);
+	r->touched = map_anon(r->touched_len);
+	r->ra_win = 1;
+	r->fa_win = up->cfg.fault_around;
+	if (!r->pte || !r->touched)
+		goto out_region;
+	/* PG_NONE is 0 and frame must start as UPG_NOFRAME: ptes are
+	 * initialised per chunk on first use instead (see upg_pte_get), so a
+	 * terabyte region costs nothing up front.  We use frame only in
+	 * states that set it, so zero is harmless; see pte helpers. */
+
+	rc = upg_uffd_register(up->uffd, base, len, up->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP);
+	if (rc)
+		goto out_region;
+
+	pthread_mutex_lock(&up->lock);
+	if (up->nregions == up->regions_cap) {
+		pthread_mutex_unlock(&up->lock);
+		upg_uffd_unregister(up->uffd, base, len);
+		rc = -ENFILE;
+		goto out_region;
+	}
+	uint32_t i = up->nregions;
+	while (i > 0 && up->regions[i - 1]->base > base) {
+		up->regions[i] = up->regions[i - 1];
+		i--;
+	}
+	up->regions[i] = r;
+	up->nregions++;
+	pthread_mutex_unlock(&up->lock);
+	*addr = (void *)base;
+	return 0;
+
+out_region:
+	if (r->pte)
+		munmap(r->pte, r->pte_len);
+	if (r->touched)
+		munmap(r->touched, r->touched_len);
+	free(r);
+out_unmap:
+	munmap((void *)base, len);
+	return rc;
+}
+
+UPAGER_API int upager_unmap(upager_t *up, void *addr)
+{
+	if (!up || !addr)
+		return -EINVAL;
+	pthread_mutex_lock(&up->lock);
+	struct upg_region *r = upg_region_find(up, (uintptr_t)addr);
+	if (!r || r->base != (uintptr_t)addr || r->dying) {
+		pthread_mutex_unlock(&up->lock);
+		return -EINVAL;
+	}
+	region_quiesce(up, r);
+	region_release_pages(up, r);
+	region_remove(up, r);
+	pthread_mutex_unlock(&up->lock);
+
+	upg_uffd_unregister(up->uffd, r->base, r->len);
+	munmap((void *)r->base, r->len);
+	region_free(r);
+	return 0;
+}
+
+UPAGER_API int upager_advise(upager_t *up, void *addr, size_t len, int advice)
+{
+	if (!up || !addr || !len)
+		return -EINVAL;
+	uintptr_t a = (uintptr_t)addr;
+	pthread_mutex_lock(&up->lock);
+	struct upg_region *r = upg_region_find(up, a);
+	if (!r || a + len > r->base + r->len || a + len < a) {
+		pthread_mutex_unlock(&up->lock);
+		return -EINVAL;
+	}
+	int rc = 0;
+	switch (advice) {
+	case UPAGER_ADV_NORMAL:
+	case UPAGER_ADV_SEQUENTIAL:
+	case UPAGER_ADV_RANDOM:
+		r->advice = advice;
+		r->ra_win = advice == UPAGER_ADV_SEQUENTIAL ? up->cfg.readahead_max : 1;
+		break;
+	case UPAGER_ADV_WILLNEED: {
+		uint64_t first = (a - r->base) >> r->pshift;
+		uint64_t last = (a + len - 1 - r->base) >> r->pshift;
+		uint64_t queued = 0;
+		for (uint64_t pg = first; pg <= last && up->retry_count < up->retry_cap / 2; pg++) {
+			struct upg_pte *p = upg_pte_peek(r, pg);
+			if (!p) {
+				pg = (pg / UPG_PTES_PER_CHUNK + 1) * UPG_PTES_PER_CHUNK - 1;
+				continue;
+			}
+			if (p->state != PG_STORED || (p->flags & PF_DEFERRED))
+				continue;
+			struct upg_retry rt = { .reg = r, .page = pg, .t0 = upg_now_ns(), .prefetch = 1 };
+			if (upg_retry_push(up, &rt)) {
+				p->flags |= PF_DEFERRED;
+				queued++;
+			}
+		}
+		if (queued)
+			upg_kick_handlers(up);
+		break;
+	}
+	case UPAGER_ADV_DONTNEED: {
+		pthread_mutex_unlock(&up->lock);
+		/* The kernel zaps the range and tells the handler through a
+		 * REMOVE event; the handler frees the slots. */
+		uintptr_t s = a & ~(uintptr_t)4095, e = (a + len + 4095) & ~(uintptr_t)4095;
+		return madvise((void *)s, e - s, MADV_DONTNEED) ? -errno : 0;
+	}
+	default:
+		rc = -EINVAL;
+	}
+	pthread_mutex_unlock(&up->lock);
+	return rc;
+}
+
+static uint64_t mapped_resident(const void *p, size_t len)
+{
+	if (!p || !len)
+		return 0;
+	size_t pages = len / 4096;
+	unsigned char vec[4096];
+	uint64_t n = 0;
+	for (size_t off = 0; off < pages; off += sizeof vec) {
+		size_t k = pages - off < sizeof vec ? pages - off : sizeof vec;
+		if (mincore((char *)p + off * 4096, k * 4096, vec))
+			return n;
+		for (size_t i = 0; i < k; i++)
+			n += vec[i] & 1;
+	}
+	return n * 4096;
+}
+
+UPAGER_API int upager_stats(upager_t *up, struct upager_stats *out)
+{
+	if (!up || !out || out->size < offsetof(struct upager_stats, metadata_bytes))
+		return -EINVAL;
+	struct upager_stats st;
+	memset(&st, 0, sizeof st);
+	st.size = sizeof st;
+	pthread_mutex_lock(&up->lock);
+	st.regions = up->nregions;
+	st.ram_budget = up->budget;
+	st.resident_bytes = up->resident;
+	st.resident_peak = up->resident_peak;
+	st.zero_fills = up->c.zero_fills;
+	st.store_reads = up->c.store_reads;
+	st.readahead_pages = up->c.readahead_pages;
+	st.refaults = up->c.refaults;
+	st.wp_faults = up->c.wp_faults;
+	st.evictions = up->c.evictions;
+	st.writebacks = up->c.writebacks;
+	st.clean_drops = up->c.clean_drops;
+	st.zero_skips = up->c.zero_skips;
+	st.discards = up->c.discards;
+	st.bytes_read = up->c.bytes_read;
+	st.bytes_written = up->c.bytes_written;
+	st.store_slots_used = up->store.used_blocks;
+	st.store_bytes = up->store.size_blocks * UPG_BLOCK;
+	st.write_errors = up->c.write_errors;
+	st.store_full = up->c.store_full;
+	st.overshoot_bytes = up->resident > up->budget ? up->resident - up->budget : 0;
+	st.overshoot_peak = up->c.overshoot_peak;
+	st.fault_ns_total = up->c.fault_ns_total;
+	st.fault_count = up->c.fault_count;
+	st.fault_p50_ns = upg_hist_pct(&up->hist, 50);
+	st.fault_p99_ns = upg_hist_pct(&up->hist, 99);
+	st.fault_max_ns = up->hist.max;
+	uint64_t meta = mapped_resident(up->frames, page_round((size_t)up->nframes * sizeof *up->frames)) +
+			mapped_resident(up->free_frames, page_round((size_t)up->nframes * sizeof *up->free_frames)) +
+			mapped_resident(up->retry, page_round(up->retry_cap * sizeof *up->retry)) +
+			mapped_resident(up->store.bitmap, up->store.bitmap_len);
+	for (uint32_t i = 0; i < up->nregions; i++)
+		meta += mapped_resident(up->regions[i]->pte, up->regions[i]->pte_len) +
+			mapped_resident(up->regions[i]->touched, up->regions[i]->touched_len);
+	st.metadata_bytes = meta;
+	pthread_mutex_unlock(&up->lock);
+	size_t n = out->size < sizeof st ? out->size : sizeof st;
+	uint32_t keep = out->size;
+	memcpy(out, &st, n);
+	out->size = keep;
+	return 0;
+}

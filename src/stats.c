@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/* Fault-latency histogram and the human-readable report. */
+#include "internal.h"
+
+#include <stdio.h>
+
+/* Log-linear buckets: exact below 16 ns, then 4 buckets per power of two
+ * (at most 25% relative error), up to 2^64 ns. */
+static unsigned bucket_of(uint64_t ns)
+{
+	if (ns < 16)
+		return (unsigned)ns;
+	unsigned e = 63 - (unsigned)__builtin_clzll(ns);
+	unsigned sub = (unsigned)(ns >> (e - 2)) & 3;
+	return 16 + (e - 4) * 4 + sub;
+}
+
+static uint64_t bucket_upper(unsigned idx)
+{
+	if (idx < 16)
+		return idx;
+	unsigned e = (idx - 16) / 4 + 4, sub = (idx - 16) % 4;
+	return ((uint64_t)(4 + sub + 1) << (e - 2)) - 1;
+}
+
+void upg_hist_add(struct upg_hist *h, uint64_t ns)
+{
+	h->b[bucket_of(ns)]++;
+	if (ns > h->max)
+		h->max = ns;
+}
+
+uint64_t upg_hist_pct(const struct upg_hist *h, double pct)
+{
+	uint64_t total = 0;
+	for (unsigned i = 0; i < UPG_HIST_BUCKETS; i++)
+		total += h->b[i];
+	if (!total)
+		return 0;
+	uint64_t want = (uint64_t)(pct / 100.0 * (double)total);
+	if (want >= total)
+		want = total - 1;
+	uint64_t seen = 0;
+	for (unsigned i = 0; i < UPG_HIST_BUCKETS; i++) {
+		seen += h->b[i];
+		if (seen > want) {
+			uint64_t u = bucket_upper(i);
+			return u < h->max ? u : h->max;
+		}
+	}
+	return h->max;
+}
+
+static void human(uint64_t b, char *buf, size_t len)
+{
+	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)b;
+	unsigned i = 0;
+	while (v >= 1024 && i < 4) {
+		v /= 1024;
+		i++;
+	}
+	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+}
+
+UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, size_t len)
+{
+	char budget[32], res[32], peak[32], rd[32], wr[32], store[32], used[32], over[32], meta[32];
+	human(st->ram_budget, budget, sizeof budget);
+	human(st->resident_bytes, res, sizeof res);
+	human(st->resident_peak, peak, sizeof peak);
+	human(st->bytes_read, rd, sizeof rd);
+	human(st->bytes_written, wr, sizeof wr);
+	human(st->store_bytes, store, sizeof store);
+	human(st->store_slots_used * 4096, used, sizeof used);
+	human(st->overshoot_peak, over, sizeof over);
+	human(st->metadata_bytes, meta, sizeof meta);
+	return snprintf(buf, len,
+		"upager report\n"
+		"  budget            %s (%u region%s)\n"
+		"  resident          %s now, %s peak\n"
+		"  faults            %llu zero-fill, %llu store read (%llu refaults of recently evicted pages), "
+		"%llu readahead pages, %llu first writes to clean pages\n"
+		"  fault latency     p50 %.1f us, p99 %.1f us, max %.1f us; %.3f s in %llu faults\n"
+		"  eviction          %llu pages: %llu written back, %llu clean dropped, %llu all-zero skipped\n"
+		"  discarded         %llu pages\n"
+		"  swapped in / out  %s / %s\n"
+		"  store             %s used of %s file\n"
+		"  errors            %llu write errors, %llu store-full refusals, budget overshoot peak %s\n"
+		"  metadata          %s\n",
+		budget, st->regions, st->regions == 1 ? "" : "s", res, peak,
+		(unsigned long long)st->zero_fills, (unsigned long long)st->store_reads,
+		(unsigned long long)st->refaults, (unsigned long long)st->readahead_pages,
+		(unsigned long long)st->wp_faults,
+		st->fault_p50_ns / 1e3, st->fault_p99_ns / 1e3, st->fault_max_ns / 1e3,
+		st->fault_ns_total / 1e9, (unsigned long long)st->fault_count,
+		(unsigned long long)st->evictions, (unsigned long long)st->writebacks,
+		(unsigned long long)st->clean_drops, (unsigned long long)st->zero_skips,
+		(unsigned long long)st->discards, rd, wr, used, store,
+		(unsigned long long)st->write_errors, (unsigned long long)st->store_full, over, meta);
+}

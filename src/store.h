@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The backing store: a file or block device opened with O_DIRECT, so that
+ * swapped-out pages never sit in the page cache (which would be RAM the
+ * budget does not see), plus a bitmap of 4 KiB blocks.
+ *
+ * The file grows on demand, in steps, up to max_blocks.  Allocation does no
+ * I/O; growth (fallocate) is a separate call so callers can make it without
+ * holding their locks.  Not thread-safe: the runtime serialises calls.
+ */
+#ifndef UPG_STORE_H
+#define UPG_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct upg_store {
+	int fd;
+	bool is_blockdev;
+	bool grow_failed;       /* last growth attempt hit ENOSPC or the maximum */
+	uint64_t max_blocks;    /* configured maximum */
+	uint64_t size_blocks;   /* blocks the file holds now */
+	uint64_t used_blocks;
+	uint64_t cursor;        /* next-fit position */
+	uint64_t *bitmap;       /* 1: block in use; reserved for max_blocks */
+	size_t bitmap_len;
+	char where[256];        /* for messages */
+};
+
+/* Open per the config rules (see upager_config.store_path). */
+int upg_store_open(struct upg_store *s, const char *path, uint64_t max_bytes, char *err, size_t errlen);
+void upg_store_close(struct upg_store *s);
+
+/* Allocate n contiguous blocks starting at a multiple of align, below the
+ * current size.  -ENOSPC when there is no such run now. */
+int upg_store_alloc(struct upg_store *s, uint32_t n, uint32_t align, uint64_t *first);
+void upg_store_free(struct upg_store *s, uint64_t first, uint32_t n);
+/* Can the store hold want more blocks without growing?  */
+bool upg_store_has_room(const struct upg_store *s, uint64_t want);
+/* Grow the file so that at least want more blocks are free; 0, -ENOSPC (disk
+ * full or at the maximum) or another -errno.  Call without runtime locks: it
+ * may do I/O.  It only changes size_blocks, which callers read under their
+ * lock after it returns. */
+int upg_store_grow(struct upg_store *s, uint64_t want, uint64_t *new_size_blocks);
+
+#endif

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+#include "helpers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static inline uint64_t mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+void upg_t_fill(void *page, size_t psize, uint64_t index, uint32_t gen)
+{
+	uint64_t *w = page;
+	uint64_t base = mix(index * 0x9e3779b97f4a7c15ULL + gen);
+	for (size_t i = 0; i < psize / 8; i++)
+		w[i] = base + i * 0x100000001b3ULL;
+}
+
+size_t upg_t_check(const void *page, size_t psize, uint64_t index, uint32_t gen)
+{
+	const uint64_t *w = page;
+	uint64_t base = mix(index * 0x9e3779b97f4a7c15ULL + gen);
+	for (size_t i = 0; i < psize / 8; i++)
+		if (w[i] != base + i * 0x100000001b3ULL)
+			return 1 + i * 8;
+	return 0;
+}
+
+int upg_t_is_zero(const void *p, size_t len)
+{
+	const unsigned char *c = p;
+	for (size_t i = 0; i < len; i++)
+		if (c[i])
+			return 0;
+	return 1;
+}
+
+uint64_t upg_t_rand(uint64_t *state)
+{
+	*state += 0x9e3779b97f4a7c15ULL;
+	return mix(*state);
+}
+
+uint64_t upg_t_skewed(uint64_t *state, uint64_t n)
+{
+	uint64_t r = upg_t_rand(state);
+	uint64_t hot = n / 10 ? n / 10 : 1;
+	if (r % 10 != 0)
+		return upg_t_rand(state) % hot;
+	return upg_t_rand(state) % n;
+}
+
+uint64_t upg_t_scale(uint64_t n)
+{
+	const char *q = getenv("UPG_TEST_QUICK");
+	int quick = q && *q && *q != '0';
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	quick = 1;
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+	quick = 1;
+#endif
+#endif
+	return quick ? (n / 4 ? n / 4 : 1) : n;
+}
+
+void upg_t_log(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "upager[%d]: %s\n", level, msg);
+}
+
+upager_t *upg_t_open(uint64_t budget, uint32_t page_size, const char *policy, uint32_t handlers)
+{
+	struct upager_config cfg;
+	upager_config_init(&cfg);
+	cfg.ram_budget = budget;
+	if (page_size)
+		cfg.page_size = page_size;
+	if (policy)
+		cfg.policy = policy;
+	if (handlers)
+		cfg.handler_threads = handlers;
+	cfg.log = upg_t_log;
+	cfg.log_level = UPAGER_LOG_WARN;
+	char err[512];
+	upager_t *up = NULL;
+	int rc = upager_open(&cfg, &up, err, sizeof err);
+	if (rc) {
+		fprintf(stderr, "upager_open: %s (%s)\n", err, strerror(-rc));
+		abort();
+	}
+	return up;
+}

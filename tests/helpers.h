@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared test helpers: per-page patterns, seeded random numbers, runtime set-up. */
+#ifndef UPG_TEST_HELPERS_H
+#define UPG_TEST_HELPERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "upager.h"
+
+/* Exit code that tells meson a test was skipped. */
+#define UPG_T_SKIP 77
+
+/* Every 8-byte word of a page is a function of (page index, generation, word). */
+void upg_t_fill(void *page, size_t psize, uint64_t index, uint32_t gen);
+/* 0 when the page holds the pattern; otherwise 1 + the first wrong byte offset. */
+size_t upg_t_check(const void *page, size_t psize, uint64_t index, uint32_t gen);
+/* 1 when every byte is zero. */
+int upg_t_is_zero(const void *p, size_t len);
+
+/* splitmix64: deterministic, seeded. */
+uint64_t upg_t_rand(uint64_t *state);
+/* Zipf-like: 90% of draws land in the first 10% of [0, n). */
+uint64_t upg_t_skewed(uint64_t *state, uint64_t n);
+
+/* Scale a count down under sanitizers or when UPG_TEST_QUICK is set. */
+uint64_t upg_t_scale(uint64_t n);
+
+/* Log callback that prints to stderr, for test diagnostics. */
+void upg_t_log(void *arg, int level, const char *msg);
+
+/* Open a runtime with a budget and page size and everything else default;
+ * aborts the test with the error message on failure. */
+upager_t *upg_t_open(uint64_t budget, uint32_t page_size, const char *policy, uint32_t handlers);
+
+#endif
