@@ -205,21 +205,12 @@ static int h_poison(struct upg_handler *h, uintptr_t start, size_t len)
 static void zero_fill(struct upg_handler *h, struct upg_region *r, uint64_t page, bool write, uint64_t t0)
 {
 	struct upager *up = h->up;
-	uint64_t k = r->fa_win;
 	uint64_t maxk = up->zero_len / r->psize;
 	if (!maxk)
 		maxk = 1;
-	/* Grow the cluster on sequential first touches, like readahead. */
-	if (page == r->fa_next && k < maxk) {
-		k *= 2;
-		if (k > 512)
-			k = 512;
-	} else if (page != r->fa_next) {
-		k = up->cfg.fault_around;
-	}
-	if (k > maxk)
-		k = maxk;
-	r->fa_win = (uint32_t)k;
+	/* Sequential first touches grow the cluster, like readahead. */
+	struct upg_stream *st = upg_stream_match(r, r->fa, page, up->cfg.fault_around, (uint32_t)maxk);
+	uint64_t k = st->win < maxk ? st->win : maxk;
 	uint64_t start = page - page % k, end = start + k;
 	if (end > r->npages)
 		end = r->npages;
@@ -264,7 +255,7 @@ static void zero_fill(struct upg_handler *h, struct upg_region *r, uint64_t page
 	}
 	n = hi - lo;
 	r->busy += (uint32_t)n;
-	r->fa_next = hi;
+	st->next = hi;
 	upg_resident_add(up, n * r->psize);
 	pthread_mutex_unlock(&up->lock);
 
@@ -326,18 +317,14 @@ static void store_read(struct upg_handler *h, struct upg_region *r, uint64_t pag
 {
 	struct upager *up = h->up;
 	struct upg_pte *p = upg_pte_get(r, page);
-	uint32_t want;
-	if (r->advice == UPAGER_ADV_RANDOM)
-		want = 1;
-	else if (r->advice == UPAGER_ADV_SEQUENTIAL || prefetch)
+	uint32_t want = 1;
+	struct upg_stream *st = NULL;
+	if (r->advice == UPAGER_ADV_SEQUENTIAL || prefetch) {
 		want = up->cfg.readahead_max;
-	else if (page == r->ra_next || page == r->ra_next + 1)
-		want = r->ra_win * 2 > up->cfg.readahead_max ? up->cfg.readahead_max : r->ra_win * 2;
-	else
-		want = 1;
-	if (want < 1)
-		want = 1;
-	r->ra_win = want;
+	} else if (r->advice != UPAGER_ADV_RANDOM) {
+		st = upg_stream_match(r, r->ra, page, 1, up->cfg.readahead_max);
+		want = st->win;
+	}
 	uint32_t max_units = h->units / 4 ? h->units / 4 : 1;
 	uint64_t limit = ((uint64_t)max_units * UNIT) >> r->pshift;
 	if (!limit)
@@ -400,7 +387,8 @@ static void store_read(struct upg_handler *h, struct upg_region *r, uint64_t pag
 		n = got;
 	}
 	r->busy += n;
-	r->ra_next = page + n;
+	if (st)
+		st->next = page + n;
 	upg_resident_add(up, (uint64_t)n * r->psize);
 	*io = (struct upg_io){
 		.reg = r, .first = page, .npages = n, .unit = unit, .units = units,

@@ -63,6 +63,15 @@ struct upg_pte {
 	uint16_t unused;
 };
 
+/* A sequential access stream seen through faults.  Several per region, so
+ * threads scanning different parts do not break each other's detection. */
+#define UPG_STREAMS 8
+struct upg_stream {
+	uint64_t next;  /* page the stream would fault on next */
+	uint32_t win;   /* pages to bring in on its next fault */
+	uint32_t stamp; /* last use, for replacement */
+};
+
 struct upg_region {
 	uintptr_t base;
 	size_t len;
@@ -75,10 +84,9 @@ struct upg_region {
 	uint64_t *touched;      /* one bit per UPG_PTES_PER_CHUNK ptes ever used */
 	size_t touched_len;
 	int advice;             /* enum upager_advice: NORMAL, SEQUENTIAL or RANDOM */
-	uint64_t ra_next;       /* page a sequential stream would fault next */
-	uint32_t ra_win;        /* current readahead window, pages */
-	uint32_t fa_win;        /* current first-touch cluster, pages */
-	uint64_t fa_next;
+	struct upg_stream ra[UPG_STREAMS];  /* store reads */
+	struct upg_stream fa[UPG_STREAMS];  /* first touches */
+	uint32_t stream_clock;
 	uint32_t busy;          /* pages of this region in FILLING or READING */
 	bool dying;
 };
@@ -189,6 +197,11 @@ static inline struct upg_pte *upg_pte_peek(struct upg_region *r, uint64_t page)
 	return &r->pte[page];
 }
 uint64_t upg_now_ns(void);
+
+/* The stream whose next fault is page, its window grown (doubled up to
+ * max); or a recycled one with window init.  Lock held. */
+struct upg_stream *upg_stream_match(struct upg_region *r, struct upg_stream *set, uint64_t page, uint32_t init,
+				    uint32_t max);
 
 /* Frames and budget, with up->lock held. */
 int upg_frame_take(struct upager *up, struct upg_region *r, uint64_t page, uint32_t *out);

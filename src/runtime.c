@@ -79,6 +79,27 @@ UPAGER_API int upager_owns(const upager_t *up, const void *addr)
 	return yes;
 }
 
+struct upg_stream *upg_stream_match(struct upg_region *r, struct upg_stream *set, uint64_t page, uint32_t init,
+				    uint32_t max)
+{
+	struct upg_stream *old = &set[0];
+	r->stream_clock++;
+	for (unsigned i = 0; i < UPG_STREAMS; i++) {
+		struct upg_stream *s = &set[i];
+		/* A fault at, or just past, where the stream would go next. */
+		if (s->win && page >= s->next && page < s->next + 2) {
+			s->win = s->win * 2 > max ? max : s->win * 2;
+			s->stamp = r->stream_clock;
+			return s;
+		}
+		if (s->stamp < old->stamp)
+			old = s;
+	}
+	old->win = init;
+	old->stamp = r->stream_clock;
+	return old;
+}
+
 /* ---- frames and budget (up->lock held) ---- */
 
 int upg_frame_take(struct upager *up, struct upg_region *r, uint64_t page, uint32_t *out)
@@ -464,8 +485,6 @@ UPAGER_API int upager_map(upager_t *up, size_t len, const struct upager_map_opts
 	uint64_t chunks = (r->npages + UPG_PTES_PER_CHUNK - 1) / UPG_PTES_PER_CHUNK;
 	r->touched_len = page_round((chunks + 63) / 64 * 8);
 	r->touched = map_anon(r->touched_len);
-	r->ra_win = 1;
-	r->fa_win = up->cfg.fault_around;
 	if (!r->pte || !r->touched)
 		goto out_region;
 	/* PG_NONE is 0 and frame must start as UPG_NOFRAME: ptes are
@@ -544,7 +563,6 @@ UPAGER_API int upager_advise(upager_t *up, void *addr, size_t len, int advice)
 	case UPAGER_ADV_SEQUENTIAL:
 	case UPAGER_ADV_RANDOM:
 		r->advice = advice;
-		r->ra_win = advice == UPAGER_ADV_SEQUENTIAL ? up->cfg.readahead_max : 1;
 		break;
 	case UPAGER_ADV_WILLNEED: {
 		uint64_t first = (a - r->base) >> r->pshift;

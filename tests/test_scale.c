@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Scale: a 1 TiB region, 1 GiB of it touched (1 MiB in each of 1024 places
+ * spread over the whole terabyte), under a 256 MiB budget.  Every touched
+ * page is verified after eviction and refault, and the runtime's own memory
+ * is measured: the process's anonymous RSS growth, minus the region's
+ * resident pages (counted by mincore), must stay under 16 MiB.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "helpers.h"
+
+#define TIB (1ULL << 40)
+#define SPOTS 1024ULL
+#define SPOT (1ULL << 20)
+
+static uint64_t rss_anon(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	uint64_t kb = 0;
+	while (f && fgets(line, sizeof line, f))
+		if (!strncmp(line, "RssAnon:", 8))
+			kb = strtoull(line + 8, NULL, 10);
+	if (f)
+		fclose(f);
+	return kb * 1024;
+}
+
+static uint64_t region_resident(char *base, uint64_t stride)
+{
+	static unsigned char vec[SPOT / 4096];
+	uint64_t n = 0;
+	for (uint64_t s = 0; s < SPOTS; s++) {
+		ck_assert_int_eq(mincore(base + s * stride, SPOT, vec), 0);
+		for (size_t i = 0; i < sizeof vec; i++)
+			n += vec[i] & 1;
+	}
+	return n * 4096;
+}
+
+START_TEST(terabyte)
+{
+	uint64_t budget = 256ULL << 20;
+	uint64_t before = rss_anon();
+	upager_t *up = upg_t_open(budget, 4096, NULL, 1);
+	void *mem;
+	ck_assert_int_eq(upager_map(up, TIB, NULL, &mem), 0);
+	char *base = mem;
+	uint64_t stride = TIB / SPOTS;
+	uint64_t spots = upg_t_scale(SPOTS);
+	for (uint64_t s = 0; s < spots; s++)
+		for (uint64_t off = 0; off < SPOT; off += 4096) {
+			uint64_t pg = (s * stride + off) / 4096;
+			upg_t_fill(base + s * stride + off, 4096, pg, 7);
+		}
+	for (uint64_t s = 0; s < spots; s++)
+		for (uint64_t off = 0; off < SPOT; off += 4096) {
+			uint64_t pg = (s * stride + off) / 4096;
+			size_t bad = upg_t_check(base + s * stride + off, 4096, pg, 7);
+			if (bad)
+				ck_abort_msg("page %llu wrong at byte %zu", (unsigned long long)pg, bad - 1);
+		}
+	struct upager_stats st = { .size = sizeof st };
+	ck_assert_int_eq(upager_stats(up, &st), 0);
+	uint64_t after = rss_anon();
+	uint64_t in_region = region_resident(base, stride);
+	uint64_t overhead = after > before + in_region ? after - before - in_region : 0;
+	printf("scale: 1 TiB region, %llu MiB touched, budget %llu MiB\n", (unsigned long long)(spots * SPOT >> 20),
+	       (unsigned long long)(budget >> 20));
+	printf("  RssAnon growth %.1f MiB, region resident %.1f MiB (upager counts %.1f MiB, peak %.1f MiB)\n",
+	       (after - before) / 1048576.0, in_region / 1048576.0, st.resident_bytes / 1048576.0,
+	       st.resident_peak / 1048576.0);
+	printf("  runtime overhead %.1f MiB (bookkeeping mappings %.1f MiB); evictions %llu, store reads %llu\n",
+	       overhead / 1048576.0, st.metadata_bytes / 1048576.0, (unsigned long long)st.evictions,
+	       (unsigned long long)st.store_reads);
+	ck_assert_uint_gt(st.evictions, 0);
+	ck_assert_uint_le(st.resident_peak, budget);
+	ck_assert_uint_le(in_region, budget);
+	ck_assert_uint_lt(overhead, 16ULL << 20);
+	ck_assert_int_eq(upager_unmap(up, mem), 0);
+	upager_close(up);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("scale");
+	TCase *tc = tcase_create("terabyte");
+	tcase_set_timeout(tc, 280);
+	tcase_add_test(tc, terabyte);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
