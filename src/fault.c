@@ -887,11 +887,15 @@ static int handler_init(struct upager *up, struct upg_handler *h, char *err, siz
 		return -e;
 	}
 	h->nios = up->cfg.io_depth;
-	/* 32 KiB of bounce per read in flight on average, at least one
-	 * largest page plus a full readahead window. */
-	size_t want = (size_t)h->nios * 32768;
-	size_t min = UPG_MAX_PAGE + (size_t)up->cfg.readahead_max * 4096 * 4;
-	h->bounce_len = want > min ? want : min;
+	/* Room for four full readahead windows (a window may take a quarter,
+	 * see store_read), 32 KiB per read in flight on average, and two of
+	 * the largest pages. */
+	size_t len = (size_t)up->cfg.readahead_max * 4096 * 4;
+	if (len < (size_t)h->nios * 32768)
+		len = (size_t)h->nios * 32768;
+	if (len < 2 * (size_t)UPG_MAX_PAGE)
+		len = 2 * (size_t)UPG_MAX_PAGE;
+	h->bounce_len = len;
 	h->units = (uint32_t)(h->bounce_len / UNIT);
 	h->bounce = mmap(NULL, h->bounce_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
 			 -1, 0);

@@ -29,7 +29,7 @@
 #define GIB (UINT64_C(1) << 30)
 
 #define PAGE_MIN 4096u
-#define PAGE_MAX GIB
+#define PAGE_MAX (2 * MIB) /* UPG_MAX_PAGE: bounce and zero buffers hold a whole page */
 #define STORE_MAX_MIN MIB
 
 /* The first published struct upager_config is the current one, so any
@@ -92,7 +92,7 @@ const struct upg_option upg_options[] = {
 		.offset = FIELD(page_size),
 		.min = PAGE_MIN, /* power of two checked by upg_config_check() */
 		.max = PAGE_MAX,
-		.help = "a power-of-two size from 4K to 1G, such as 4K, 64K or 2M",
+		.help = "a power-of-two size from 4K to 2M, such as 4K, 64K or 2M",
 	},
 	{
 		.env = "UPAGER_POLICY",
