@@ -55,6 +55,7 @@ struct vict {
 	uint32_t new_slot;  /* slot+1 for K_WRITE */
 	uint8_t kind;
 	uint8_t fresh_slot; /* new_slot was allocated for this write */
+	uint8_t ghost;      /* a refault soon after counts as a ghost hit */
 };
 
 struct upg_evictor {
@@ -442,7 +443,7 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 		}
 		if (++up->evict_seq == 0)
 			up->evict_seq = 1;
-		p->evict_seq = up->evict_seq;
+		p->evict_seq = v->ghost ? up->evict_seq : 0;
 		p->flags &= PF_DEFERRED;
 		up->c.evictions++;
 		freed++;
@@ -463,7 +464,8 @@ static uint32_t pick(struct upg_evictor *ev)
 	uint32_t n = 0;
 	while (bytes < target && n < ev->cap) {
 		uint32_t f;
-		if (!up->pol_ops->evict(up->pol, &f, 1))
+		uint8_t ghost;
+		if (!up->pol_ops->evict(up->pol, &f, &ghost, 1))
 			break;
 		struct upg_frame *fr = &up->frames[f];
 		struct upg_region *r = fr->reg;
@@ -478,7 +480,7 @@ static uint32_t pick(struct upg_evictor *ev)
 		}
 		p->state = PG_EVICTING;
 		r->busy++;
-		ev->v[n++] = (struct vict){ .r = r, .page = fr->page };
+		ev->v[n++] = (struct vict){ .r = r, .page = fr->page, .ghost = ghost };
 		bytes += r->psize;
 	}
 	return n;

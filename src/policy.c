@@ -12,7 +12,7 @@ static const struct upg_policy_ops *const table[] = {
 };
 
 /* Kept as a literal so that messages need no formatting buffer; the policy
- * test checks that it names exactly the entries of table[], in order. */
+ * test checks that it names every policy exactly once. */
 static const char names[] = "s3fifo, clock, fifo";
 
 const struct upg_policy_ops *upg_policy_find(const char *name)

@@ -35,8 +35,12 @@ struct upg_policy_ops {
 	void (*access)(struct upg_policy *p, uint32_t frame);
 	void (*remove)(struct upg_policy *p, uint32_t frame);
 	/* Choose up to n victims, remove them from the policy, write them to
-	 * out, return how many.  Fewer than n only when fewer are resident. */
-	uint32_t (*evict)(struct upg_policy *p, uint32_t *out, uint32_t n);
+	 * out, return how many.  Fewer than n only when fewer are resident.
+	 * ghost (may be NULL) gets, per victim, whether a refault soon after
+	 * should count as a ghost hit: S3-FIFO remembers only pages that
+	 * left without being promoted, so a loop larger than RAM cannot
+	 * flush the main queue through its ghosts. */
+	uint32_t (*evict)(struct upg_policy *p, uint32_t *out, uint8_t *ghost, uint32_t n);
 };
 
 /* The policies, for upg_policy_find's table; defined one per file. */

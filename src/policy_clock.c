@@ -115,7 +115,7 @@ static void remove_frame(struct upg_policy *p, uint32_t frame)
 
 /* Amortised O(1) per victim: every frame passed over had its REF bit set by
  * one insert() or access(), and passing over it clears that bit. */
-static uint32_t evict(struct upg_policy *p, uint32_t *out, uint32_t n)
+static uint32_t evict(struct upg_policy *p, uint32_t *out, uint8_t *ghost, uint32_t n)
 {
 	struct clock *q = clock_of(p);
 	uint32_t got = 0;
@@ -128,6 +128,8 @@ static uint32_t evict(struct upg_policy *p, uint32_t *out, uint32_t n)
 			continue;
 		}
 		q->state[f] = 0;
+		if (ghost)
+			ghost[got] = 1;
 		out[got++] = f;
 	}
 	return got;

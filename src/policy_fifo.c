@@ -98,7 +98,7 @@ static void remove_frame(struct upg_policy *p, uint32_t frame)
 	q->present[frame] = 0;
 }
 
-static uint32_t evict(struct upg_policy *p, uint32_t *out, uint32_t n)
+static uint32_t evict(struct upg_policy *p, uint32_t *out, uint8_t *ghost, uint32_t n)
 {
 	struct fifo *q = fifo_of(p);
 	uint32_t got = 0;
@@ -106,6 +106,8 @@ static uint32_t evict(struct upg_policy *p, uint32_t *out, uint32_t n)
 		uint32_t f = q->head;
 		unlink_frame(q, f);
 		q->present[f] = 0;
+		if (ghost)
+			ghost[got] = 1;
 		out[got++] = f;
 	}
 	return got;

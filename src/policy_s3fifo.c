@@ -159,13 +159,14 @@ static void remove_frame(struct upg_policy *p, uint32_t frame)
  * main (once per insert) or spends one unit of freq, which only insert-time
  * promotion or access() adds, and at most FREQ_MAX of.
  */
-static uint32_t evict(struct upg_policy *p, uint32_t *out, uint32_t n)
+static uint32_t evict(struct upg_policy *p, uint32_t *out, uint8_t *ghost, uint32_t n)
 {
 	struct s3fifo *s = s3_of(p);
 	struct queue *ra = &s->q[Q_RA], *small = &s->q[Q_SMALL], *mainq = &s->q[Q_MAIN];
 	uint32_t got = 0;
 	while (got < n) {
 		uint32_t f;
+		bool from_main = false;
 		if (ra->count) {
 			f = ra->head;
 		} else if (small->count && (small->count >= s->small_target || !mainq->count)) {
@@ -179,6 +180,7 @@ static uint32_t evict(struct upg_policy *p, uint32_t *out, uint32_t n)
 			}
 		} else if (mainq->count) {
 			f = mainq->head;
+			from_main = true;
 			if (s->freq[f]) {
 				s->freq[f]--;
 				unlink_frame(s, f);
@@ -189,6 +191,8 @@ static uint32_t evict(struct upg_policy *p, uint32_t *out, uint32_t n)
 			break;
 		}
 		unlink_frame(s, f);
+		if (ghost)
+			ghost[got] = !from_main;
 		out[got++] = f;
 	}
 	return got;

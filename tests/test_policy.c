@@ -18,6 +18,14 @@
 
 #define NIL UINT32_MAX
 
+/* For checks inside long loops: ck_assert records every passing location
+ * with a write(), which made the trace runs I/O-bound. */
+#define CHECK(cond, ...)                          \
+	do {                                      \
+		if (!(cond))                      \
+			ck_abort_msg(__VA_ARGS__); \
+	} while (0)
+
 static const char *const all_names[] = { "fifo", "clock", "s3fifo" };
 #define NPOLICIES (sizeof all_names / sizeof all_names[0])
 
@@ -35,7 +43,7 @@ static struct upg_policy *make(const char *name, uint32_t nframes, const struct 
 static uint32_t evict_one(const struct upg_policy_ops *o, struct upg_policy *p)
 {
 	uint32_t f = NIL;
-	ck_assert_uint_eq(o->evict(p, &f, 1), 1);
+	ck_assert_uint_eq(o->evict(p, &f, NULL, 1), 1);
 	return f;
 }
 
@@ -57,12 +65,16 @@ START_TEST(test_find)
 	/* names() lists each policy exactly once and nothing else. */
 	char buf[256];
 	snprintf(buf, sizeof buf, "%s", upg_policy_names());
-	size_t n = 0;
+	unsigned seen = 0;
 	for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-		ck_assert_msg(upg_policy_find(t), "names() lists unknown policy '%s'", t);
-		n++;
+		size_t i = 0;
+		while (i < NPOLICIES && strcmp(all_names[i], t) != 0)
+			i++;
+		ck_assert_msg(i < NPOLICIES, "names() lists unknown policy '%s'", t);
+		ck_assert_msg(!(seen & 1u << i), "names() lists '%s' twice", t);
+		seen |= 1u << i;
 	}
-	ck_assert_uint_eq(n, NPOLICIES);
+	ck_assert_uint_eq(seen, (1u << NPOLICIES) - 1);
 }
 END_TEST
 
@@ -88,13 +100,13 @@ START_TEST(test_common)
 	struct upg_policy *p = make(name, 8, &o);
 	uint32_t out[16];
 
-	ck_assert_uint_eq(o->evict(p, out, 4), 0);
+	ck_assert_uint_eq(o->evict(p, out, NULL, 4), 0);
 
 	/* One frame in, one out; then empty again. */
 	o->insert(p, 5, UPG_HINT_NEW);
-	ck_assert_uint_eq(o->evict(p, out, 4), 1);
+	ck_assert_uint_eq(o->evict(p, out, NULL, 4), 1);
 	ck_assert_uint_eq(out[0], 5);
-	ck_assert_uint_eq(o->evict(p, out, 4), 0);
+	ck_assert_uint_eq(o->evict(p, out, NULL, 4), 0);
 
 	/* remove() from the middle, the head and the tail, whatever the hint. */
 	for (uint32_t f = 0; f < 8; f++)
@@ -105,7 +117,7 @@ START_TEST(test_common)
 	o->access(p, 2);
 	o->access(p, 4); /* absent: a write fault racing eviction, ignored */
 	/* n larger than resident: exactly the resident set, each once. */
-	uint32_t got = o->evict(p, out, 16);
+	uint32_t got = o->evict(p, out, NULL, 16);
 	ck_assert_uint_eq(got, 5);
 	unsigned seen = 0;
 	for (uint32_t i = 0; i < got; i++) {
@@ -114,7 +126,7 @@ START_TEST(test_common)
 		seen |= 1u << out[i];
 	}
 	ck_assert_uint_eq(seen, 0x6e); /* 1, 2, 3, 5, 6 */
-	ck_assert_uint_eq(o->evict(p, out, 16), 0);
+	ck_assert_uint_eq(o->evict(p, out, NULL, 16), 0);
 
 	/* A removed frame can come back. */
 	o->insert(p, 4, UPG_HINT_GHOST);
@@ -170,11 +182,11 @@ START_TEST(test_churn)
 			break;
 		default: {
 			uint32_t want = (uint32_t)(upg_t_rand(&rng) % 40);
-			uint32_t got = o->evict(p, out, want);
-			ck_assert_uint_eq(got, want < resident ? want : resident);
+			uint32_t got = o->evict(p, out, NULL, want);
+			CHECK(got == (want < resident ? want : resident), "%s evicted %u of %u with %u resident",
+			      name, got, want, resident);
 			for (uint32_t i = 0; i < got; i++) {
-				ck_assert_uint_lt(out[i], N);
-				ck_assert_msg(in[out[i]], "%s evicted absent frame %u", name, out[i]);
+				CHECK(out[i] < N && in[out[i]], "%s evicted absent frame %u", name, out[i]);
 				in[out[i]] = 0;
 			}
 			resident -= got;
@@ -182,13 +194,14 @@ START_TEST(test_churn)
 		}
 	}
 	uint32_t *all = malloc(N * sizeof *all);
-	ck_assert_uint_eq(o->evict(p, all, N), resident);
+	ck_assert_ptr_nonnull(all);
+	ck_assert_uint_eq(o->evict(p, all, NULL, N), resident);
 	for (uint32_t i = 0; i < resident; i++) {
-		ck_assert_msg(in[all[i]], "%s drained absent frame %u", name, all[i]);
+		CHECK(in[all[i]], "%s drained absent frame %u", name, all[i]);
 		in[all[i]] = 0;
 	}
 	for (uint32_t f = 0; f < N; f++)
-		ck_assert_msg(!in[f], "%s lost frame %u", name, f);
+		CHECK(!in[f], "%s lost frame %u", name, f);
 	free(all);
 	o->destroy(p);
 }
@@ -225,13 +238,13 @@ START_TEST(test_fifo_order)
 	for (uint32_t f = 0; f < 8; f++)
 		o->insert(p, f, f == 6 ? UPG_HINT_GHOST : UPG_HINT_NEW);
 	o->access(p, 0); /* fifo ignores evidence */
-	ck_assert_uint_eq(o->evict(p, out, 3), 3);
+	ck_assert_uint_eq(o->evict(p, out, NULL, 3), 3);
 	ck_assert_uint_eq(out[0], 0);
 	ck_assert_uint_eq(out[1], 1);
 	ck_assert_uint_eq(out[2], 2);
 	o->remove(p, 4);
 	o->insert(p, 0, UPG_HINT_NEW);
-	ck_assert_uint_eq(o->evict(p, out, 16), 5);
+	ck_assert_uint_eq(o->evict(p, out, NULL, 16), 5);
 	const uint32_t want[] = { 3, 5, 6, 7, 0 };
 	for (int i = 0; i < 5; i++)
 		ck_assert_uint_eq(out[i], want[i]);
@@ -251,7 +264,7 @@ START_TEST(test_clock_order)
 	o->insert(p, 4, UPG_HINT_GHOST);       /* referenced from the start */
 	o->insert(p, 5, UPG_HINT_READAHEAD);
 	/* Ring: 2 3 0 4* 5 */
-	ck_assert_uint_eq(o->evict(p, out, 16), 5);
+	ck_assert_uint_eq(o->evict(p, out, NULL, 16), 5);
 	const uint32_t want[] = { 2, 3, 0, 5, 4 };
 	for (int i = 0; i < 5; i++)
 		ck_assert_uint_eq(out[i], want[i]);
@@ -263,7 +276,7 @@ START_TEST(test_clock_order)
 	o->insert(p, 9, UPG_HINT_NEW);
 	ck_assert_uint_eq(evict_one(o, p), 7);
 	o->remove(p, 9);
-	ck_assert_uint_eq(o->evict(p, out, 1), 0);
+	ck_assert_uint_eq(o->evict(p, out, NULL, 1), 0);
 	o->destroy(p);
 }
 END_TEST
@@ -274,14 +287,14 @@ START_TEST(test_s3fifo_order)
 	struct upg_policy *p = make("s3fifo", 20, &o); /* small target 2 */
 	uint32_t out[20];
 
-	/* A never-accessed NEW page goes before a GHOST-inserted one, even an
-	 * older one. */
+	/* With small at its target, a never-accessed NEW page goes before a
+	 * GHOST-inserted one, even an older one. */
 	o->insert(p, 0, UPG_HINT_GHOST);
 	o->insert(p, 1, UPG_HINT_NEW);
+	o->insert(p, 2, UPG_HINT_NEW);
 	ck_assert_uint_eq(evict_one(o, p), 1);
 
 	/* READAHEAD that was never accessed goes first of all, in FIFO order. */
-	o->insert(p, 2, UPG_HINT_NEW);
 	o->insert(p, 3, UPG_HINT_NEW);
 	o->insert(p, 4, UPG_HINT_READAHEAD);
 	o->insert(p, 5, UPG_HINT_READAHEAD);
@@ -297,7 +310,7 @@ START_TEST(test_s3fifo_order)
 	/* main empty: small again; 5 was accessed, so it is promoted to main
 	 * instead of evicted, and with its use spent it is the last one left. */
 	ck_assert_uint_eq(evict_one(o, p), 5);
-	ck_assert_uint_eq(o->evict(p, out, 20), 0);
+	ck_assert_uint_eq(o->evict(p, out, NULL, 20), 0);
 
 	/* Main reinserts frames with freq and counts down. */
 	o->insert(p, 10, UPG_HINT_GHOST);
@@ -306,7 +319,7 @@ START_TEST(test_s3fifo_order)
 	o->access(p, 10);
 	o->access(p, 10);
 	o->access(p, 11);
-	ck_assert_uint_eq(o->evict(p, out, 3), 3);
+	ck_assert_uint_eq(o->evict(p, out, NULL, 3), 3);
 	ck_assert_uint_eq(out[0], 12);
 	ck_assert_uint_eq(out[1], 11);
 	ck_assert_uint_eq(out[2], 10);
@@ -319,15 +332,16 @@ START_TEST(test_s3fifo_order)
 	o->access(p, 3);
 	o->remove(p, 4); /* middle of small */
 	/* small = 0 1* 2 3* 5, main = 6 */
-	ck_assert_uint_eq(o->evict(p, out, 3), 3);
+	ck_assert_uint_eq(o->evict(p, out, NULL, 3), 3);
 	ck_assert_uint_eq(out[0], 0);
-	ck_assert_uint_eq(out[1], 2);
-	ck_assert_uint_eq(out[2], 5);
-	/* small is empty, main = 6 1 3 */
-	o->remove(p, 1); /* middle of main */
-	ck_assert_uint_eq(o->evict(p, out, 20), 2);
-	ck_assert_uint_eq(out[0], 6);
-	ck_assert_uint_eq(out[1], 3);
+	ck_assert_uint_eq(out[1], 2); /* 1 went to main */
+	ck_assert_uint_eq(out[2], 6); /* 3 went to main; small = 5 is below target */
+	o->remove(p, 5); /* last of small */
+	o->insert(p, 7, UPG_HINT_GHOST);
+	o->remove(p, 3); /* middle of main = 1 3 7 */
+	ck_assert_uint_eq(o->evict(p, out, NULL, 20), 2);
+	ck_assert_uint_eq(out[0], 1);
+	ck_assert_uint_eq(out[1], 7);
 	o->destroy(p);
 }
 END_TEST
@@ -404,6 +418,7 @@ static double sim_hit_ratio(const char *name, const struct trace *t, uint32_t C,
 	uint32_t *freelist = malloc(C * sizeof *freelist);
 	uint8_t *dirty = calloc(C, 1);
 	uint32_t *victims = malloc(C * sizeof *victims);
+	uint8_t *ghosts = malloc(C);
 	ck_assert(page_frame && evicted_seq && frame_page && freelist && dirty && victims);
 	memset(page_frame, 0xff, t->npages * sizeof *page_frame);
 	uint32_t nfree = C, resident = 0, seq = 0;
@@ -428,15 +443,16 @@ static double sim_hit_ratio(const char *name, const struct trace *t, uint32_t C,
 		enum upg_policy_hint hint = upg_policy_is_ghost(seq, evicted_seq[x], C) ? UPG_HINT_GHOST : UPG_HINT_NEW;
 		if (nfree == 0) {
 			uint32_t want = batch < resident ? batch : resident;
-			uint32_t got = o->evict(p, victims, want);
-			ck_assert_msg(got == want, "%s evicted %u of %u with %u resident", name, got, want, resident);
+			uint32_t got = o->evict(p, victims, ghosts, want);
+			CHECK(got == want, "%s evicted %u of %u with %u resident", name, got, want, resident);
 			for (uint32_t k = 0; k < got; k++) {
 				uint32_t v = victims[k];
-				ck_assert_uint_lt(v, C);
-				ck_assert_msg(frame_page[v] != NIL, "%s evicted free frame %u", name, v);
-				evicted_seq[frame_page[v]] = ++seq;
-				if (seq == 0) /* 0 means "never evicted" */
-					evicted_seq[frame_page[v]] = seq = 1;
+				CHECK(v < C && frame_page[v] != NIL, "%s evicted free frame %u", name, v);
+				if (++seq == 0) /* 0 means "never evicted" */
+					seq = 1;
+				/* As the runtime does: only ghost-worthy victims
+				 * are remembered. */
+				evicted_seq[frame_page[v]] = ghosts[k] ? seq : 0;
 				page_frame[frame_page[v]] = NIL;
 				frame_page[v] = NIL;
 				dirty[v] = 0; /* written back */
@@ -453,13 +469,13 @@ static double sim_hit_ratio(const char *name, const struct trace *t, uint32_t C,
 	}
 
 	/* Bookkeeping: draining returns exactly the resident frames, once each. */
-	uint32_t got = o->evict(p, victims, C);
+	uint32_t got = o->evict(p, victims, NULL, C);
 	ck_assert_uint_eq(got, resident);
 	for (uint32_t k = 0; k < got; k++) {
-		ck_assert_msg(frame_page[victims[k]] != NIL, "%s drained free or repeated frame %u", name, victims[k]);
+		CHECK(frame_page[victims[k]] != NIL, "%s drained free or repeated frame %u", name, victims[k]);
 		frame_page[victims[k]] = NIL;
 	}
-	ck_assert_uint_eq(o->evict(p, victims, 1), 0);
+	ck_assert_uint_eq(o->evict(p, victims, NULL, 1), 0);
 
 	o->destroy(p);
 	free(page_frame);
@@ -468,6 +484,7 @@ static double sim_hit_ratio(const char *name, const struct trace *t, uint32_t C,
 	free(freelist);
 	free(dirty);
 	free(victims);
+	free(ghosts);
 	return (double)hits / (double)t->len;
 }
 
@@ -578,23 +595,26 @@ static struct result run_all(const struct trace *t)
 
 enum { FIFO, CLOCK, S3FIFO };
 
-#define ZIPF_LRU_FRACTION 0.0
-
-/* Bounds are set a little below the figures measured on these seeded traces
- * (see the printed table); they are properties of the algorithm, not of the
- * machine, so they cannot flake. */
+/*
+ * Bounds sit a little below the figures measured on these seeded traces (the
+ * printed table; about the same for C from 1000 to 4000 and under
+ * UPG_TEST_QUICK).  They are properties of the algorithms, not of the
+ * machine.  Each holds for evict(1) per miss and for batches of BATCH.
+ */
 
 START_TEST(test_trace_loop)
 {
 	struct trace t = make_loop();
 	struct result r = run_all(&t);
-	/* LRU and FIFO get nothing on a loop larger than the cache; S3-FIFO
-	 * keeps the ghost-promoted part of the loop in main. */
+	/* LRU and FIFO get nothing on a loop larger than the cache.  S3-FIFO
+	 * remembers as ghosts only pages that left the small queue, so the
+	 * pages that made it to main stay there while the rest of the loop
+	 * passes through small: measured 0.48-0.49. */
 	ck_assert_double_lt(r.lru, 0.01);
 	for (int b = 0; b < 2; b++) {
 		const double *h = b ? r.hit_batch : r.hit;
-		ck_assert_double_gt(h[S3FIFO], h[FIFO] + 0.2);
-		ck_assert_double_gt(h[S3FIFO], r.lru + 0.2);
+		ck_assert_double_ge(h[S3FIFO], h[FIFO] + 0.4);
+		ck_assert_double_ge(h[S3FIFO], r.lru + 0.4);
 	}
 	trace_free(&t);
 }
@@ -604,10 +624,13 @@ START_TEST(test_trace_zipf)
 {
 	struct trace t = make_zipf(0);
 	struct result r = run_all(&t);
+	/* Measured s3fifo/LRU 1.03-1.04 (clock 0.97, fifo 0.94): ghost hits
+	 * alone are enough evidence to keep the head of the distribution. */
 	for (int b = 0; b < 2; b++) {
 		const double *h = b ? r.hit_batch : r.hit;
 		ck_assert_double_ge(h[S3FIFO], h[FIFO]);
-		ck_assert_double_ge(h[S3FIFO], ZIPF_LRU_FRACTION * r.lru);
+		ck_assert_double_ge(h[CLOCK], h[FIFO]);
+		ck_assert_double_ge(h[S3FIFO], 0.98 * r.lru);
 	}
 	trace_free(&t);
 }
@@ -617,11 +640,13 @@ START_TEST(test_trace_zipf_writes)
 {
 	struct trace t = make_zipf(1);
 	struct result r = run_all(&t);
-	/* With write faults as evidence, both CLOCK and S3-FIFO beat FIFO. */
+	/* With write faults as extra evidence (a quarter of accesses write).
+	 * Measured: clock beats fifo by 0.025. */
 	for (int b = 0; b < 2; b++) {
 		const double *h = b ? r.hit_batch : r.hit;
 		ck_assert_double_ge(h[S3FIFO], h[FIFO]);
-		ck_assert_double_ge(h[CLOCK], h[FIFO]);
+		ck_assert_double_ge(h[CLOCK], h[FIFO] + 0.01);
+		ck_assert_double_ge(h[S3FIFO], 0.98 * r.lru);
 	}
 	trace_free(&t);
 }
@@ -631,9 +656,13 @@ START_TEST(test_trace_scanhot)
 {
 	struct trace t = make_scanhot();
 	struct result r = run_all(&t);
+	/* The scan only passes through small, so the hot set stays in main.
+	 * Measured: s3fifo 0.48-0.50, fifo 0.29, LRU 0.36 (the scan pushes
+	 * hot pages out of LRU too). */
 	for (int b = 0; b < 2; b++) {
 		const double *h = b ? r.hit_batch : r.hit;
-		ck_assert_double_gt(h[S3FIFO], h[FIFO] + 0.05);
+		ck_assert_double_ge(h[S3FIFO], h[FIFO] + 0.1);
+		ck_assert_double_ge(h[S3FIFO], 1.2 * r.lru);
 	}
 	trace_free(&t);
 }
@@ -660,7 +689,6 @@ static Suite *policy_suite(int forking)
 	suite_add_tcase(s, tc);
 
 	TCase *tt = tcase_create("trace");
-	tcase_set_timeout(tt, 60);
 	tcase_add_test(tt, test_trace_loop);
 	tcase_add_test(tt, test_trace_zipf);
 	tcase_add_test(tt, test_trace_zipf_writes);
