@@ -78,6 +78,10 @@ UPAGER_API void upager_config_init(struct upager_config *cfg);
  */
 UPAGER_API int upager_config_from_env(struct upager_config *cfg, char *err, size_t errlen);
 
+/* Check a whole config as upager_open() would, without opening anything:
+ * -EINVAL with a message that says what to change. */
+UPAGER_API int upager_config_validate(const struct upager_config *cfg, char *err, size_t errlen);
+
 /* Parse a size such as "4096", "256M", "1.5G", "1T" (binary units). */
 UPAGER_API int upager_parse_size(const char *text, uint64_t *out);
 

@@ -500,6 +500,7 @@ static void timed_wait(struct upager *up, unsigned ms)
 
 static void *evictor_main(void *arg)
 {
+	upg_internal_thread = 1;
 	struct upg_evictor *ev = arg;
 	struct upager *up = ev->up;
 	__atomic_store_n(&up->evictor_tid, (int)syscall(SYS_gettid), __ATOMIC_RELEASE);

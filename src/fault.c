@@ -808,6 +808,7 @@ static void arm_poll(struct upg_handler *h, int fd, uint64_t tag)
 
 static void *handler_main(void *arg)
 {
+	upg_internal_thread = 1;
 	struct upg_handler *h = arg;
 	struct upager *up = h->up;
 	arm_poll(h, up->uffd, TAG_UFFD);

@@ -177,6 +177,11 @@ struct upager {
 	struct upg_hist hist;
 };
 
+/* Set on upager's own threads: the preload library sends their allocations
+ * to glibc, never into managed memory (a handler faulting on a page it
+ * manages would wait on itself). */
+extern __thread int upg_internal_thread;
+
 /* runtime.c */
 void upg_log(struct upager *up, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 struct upg_region *upg_region_find(struct upager *up, uintptr_t addr);

@@ -587,3 +587,8 @@ int upg_config_check(const struct upager_config *cfg, char *err, size_t errlen)
 	}
 	return 0;
 }
+
+UPAGER_API int upager_config_validate(const struct upager_config *cfg, char *err, size_t errlen)
+{
+	return upg_config_check(cfg, err, errlen);
+}

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #define RETRY_CAP 65536u
+
+__thread int upg_internal_thread;
 #define REGIONS_MAX 4096u
 
 void upg_log(struct upager *up, int level, const char *fmt, ...)
