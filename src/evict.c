@@ -258,7 +258,7 @@ static void assign_slots(struct upg_evictor *ev, uint32_t n)
 		if (v->kind != K_WRITE)
 			continue;
 		uint32_t slot = upg_pte_get(v->r, v->page)->slot;
-		if (slot) {
+		if (slot && !upg_store_is_frozen(&up->store, slot - 1, v->r->blocks)) {
 			v->new_slot = slot;  /* rewrite in place */
 			v->fresh_slot = 0;
 		} else {
@@ -436,6 +436,8 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 			p->state = PG_STORED;
 			up->c.clean_drops++;
 		} else {
+			if (p->slot && p->slot != v->new_slot)
+				upg_store_free(&up->store, p->slot - 1, r->blocks);  /* frozen: a child reads it */
 			p->slot = v->new_slot;
 			p->state = PG_STORED;
 			up->c.writebacks++;
@@ -514,8 +516,16 @@ static void *evictor_main(void *arg)
 			timed_wait(up, 100);
 			continue;
 		}
+		/* A fork waits for the batch in flight (see fork.c), so that no
+		 * page is half evicted when the child's view is taken. */
+		if (pthread_mutex_trylock(&up->fork_lock)) {
+			pthread_mutex_unlock(&up->lock);
+			pthread_mutex_lock(&up->fork_lock);
+			pthread_mutex_lock(&up->lock);
+		}
 		uint32_t n = pick(ev);
 		if (!n) {
+			pthread_mutex_unlock(&up->fork_lock);
 			/* Everything resident is in flight; wait for it. */
 			timed_wait(up, 1);
 			continue;
@@ -567,6 +577,7 @@ static void *evictor_main(void *arg)
 		/* Empty the scratch range; a handler reads (and ignores)
 		 * the REMOVE event this raises. */
 		madvise((void *)up->scratch, off, MADV_DONTNEED);
+		pthread_mutex_unlock(&up->fork_lock);
 
 		pthread_mutex_lock(&up->lock);
 		if (stuck) {

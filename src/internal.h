@@ -127,6 +127,49 @@ uint64_t upg_hist_pct(const struct upg_hist *h, double pct);
 struct upg_handler;
 struct upg_evictor;
 
+/*
+ * A forked child.  With UFFD_FEATURE_EVENT_FORK the child's copy of every
+ * region stays registered, with a new userfaultfd that the parent's handler
+ * threads serve: pages that were in the store at fork time are read from
+ * the slots recorded in snap (frozen in the parent's store, so the parent
+ * neither overwrites nor reuses them), everything else is zeros.  The child
+ * runs no upager threads, so fork+exec costs no thread start-up.  hup_fd is
+ * the read end of a close-on-exec pipe whose write end only the child (and
+ * its descendants) hold: it hangs up when they have all exited or exec'd.
+ */
+struct upg_snap {
+	uintptr_t addr;   /* page start */
+	uint32_t slot;    /* first block + 1; 0 once the child discarded it */
+	uint32_t psize;
+};
+
+struct upg_child_tag {
+	struct upg_child *child;
+	int kind;         /* 0: the uffd, 1: the hang-up pipe */
+};
+
+#define UPG_CHILD_PEND 1024
+struct upg_child {
+	struct upager *up;
+	struct upg_handler *h;  /* the handler thread serving it */
+	int uffd, hup_fd;
+	struct upg_snap *snap;
+	uint64_t nsnap;
+	size_t snap_len;
+	struct upg_child_tag tags[2];
+	uint32_t polls;         /* armed multishot polls */
+	uint32_t inflight;      /* store reads for it in flight */
+	bool dead;
+	struct upg_child *next;
+	/* Faults read while a copy waited for events, served next round. */
+	struct { uintptr_t addr; uint32_t flags; } pend[UPG_CHILD_PEND];
+	uint32_t npend;
+};
+
+/* Set in a forked child: the runtime's threads are the parent's, so every
+ * API call there returns -ECHILD. */
+extern int upg_forked_child;
+
 struct upager {
 	struct upager_config cfg;
 	char *store_path;       /* owned copies of cfg strings */
@@ -135,6 +178,7 @@ struct upager {
 	uint64_t features;
 	bool have_move, have_poison;
 
+	pthread_mutex_t fork_lock;  /* held by the evictor per batch and across fork() */
 	pthread_mutex_t uffd_lock;
 	pthread_mutex_t lock;
 	pthread_cond_t evict_cond;  /* evictor sleeps here */
@@ -172,6 +216,9 @@ struct upager {
 
 	char *zero_buf;
 	size_t zero_len;
+
+	struct upg_child *children;  /* live forked children (up->lock) */
+	int fork_hup_rd, fork_hup_wr; /* the pipe of the fork in progress */
 
 	struct upg_counters c;
 	struct upg_hist hist;
@@ -221,6 +268,20 @@ void upg_discard_range(struct upager *up, struct upg_region *r, uint64_t first, 
 bool upg_retry_push(struct upager *up, const struct upg_retry *rt);
 void upg_kick_handlers(struct upager *up);
 void upg_wake_evictor(struct upager *up);
+
+/* fork.c */
+void upg_fork_register(struct upager *up);
+void upg_fork_unregister(struct upager *up);
+/* Record the store pages of every region (or of a parent child's view when
+ * from is not NULL) for a child just forked.  Lock held. */
+int upg_snapshot_take(struct upager *up, const struct upg_child *from, struct upg_child *c);
+const struct upg_snap *upg_snapshot_find(const struct upg_child *c, uintptr_t addr);
+/* A child is gone: unfreeze the store and freeze again what the live
+ * children still read.  Lock held. */
+void upg_children_refreeze(struct upager *up);
+/* Before the parent goes away: give each live child all its pages and
+ * unregister its ranges, so it runs on without the parent's threads. */
+void upg_children_release(struct upager *up);
 
 /* fault.c */
 int upg_handlers_start(struct upager *up, char *err, size_t errlen);

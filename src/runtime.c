@@ -75,6 +75,8 @@ UPAGER_API int upager_owns(const upager_t *up, const void *addr)
 	if (!up)
 		return 0;
 	struct upager *u = (struct upager *)up;
+	if (upg_forked_child)
+		return upg_region_find(u, (uintptr_t)addr) != NULL;  /* regions are fixed there */
 	pthread_mutex_lock(&u->lock);
 	int yes = upg_region_find(u, (uintptr_t)addr) != NULL;
 	pthread_mutex_unlock(&u->lock);
@@ -230,6 +232,11 @@ UPAGER_API int upager_open(const struct upager_config *cfg, upager_t **out, char
 		snprintf(err, errlen, "upager_open: out is NULL");
 		return -EINVAL;
 	}
+	if (upg_forked_child) {
+		snprintf(err, errlen, "upager_open in a forked child of a process using upager is not supported; "
+			 "exec first");
+		return -ECHILD;
+	}
 	int rc = upg_config_check(cfg, err, errlen);
 	if (rc)
 		return rc;
@@ -245,6 +252,8 @@ UPAGER_API int upager_open(const struct upager_config *cfg, upager_t **out, char
 	up->store.fd = -1;
 	pthread_mutex_init(&up->lock, NULL);
 	pthread_mutex_init(&up->uffd_lock, NULL);
+	pthread_mutex_init(&up->fork_lock, NULL);
+	up->fork_hup_rd = up->fork_hup_wr = -1;
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -321,6 +330,7 @@ UPAGER_API int upager_open(const struct upager_config *cfg, upager_t **out, char
 	if (rc)
 		goto out_evictor;
 
+	upg_fork_register(up);
 	upg_log(up, UPAGER_LOG_INFO, "runtime open: budget %llu bytes, store %s, policy %s, %u handler thread%s",
 		(unsigned long long)up->budget, up->store.where, up->policy_name, cfg->handler_threads,
 		cfg->handler_threads == 1 ? "" : "s");
@@ -409,6 +419,12 @@ UPAGER_API int upager_close(upager_t *up)
 {
 	if (!up)
 		return 0;
+	if (upg_forked_child)
+		return -ECHILD;
+	upg_fork_unregister(up);
+	/* Forked children still running get their pages now: nobody will
+	 * serve their faults once the handler threads are gone. */
+	upg_children_release(up);
 	pthread_mutex_lock(&up->lock);
 	for (uint32_t i = 0; i < up->nregions; i++)
 		region_quiesce(up, up->regions[i]);
@@ -425,6 +441,15 @@ UPAGER_API int upager_close(upager_t *up)
 		munmap((void *)r->base, r->len);
 		region_free(r);
 	}
+	while (up->children) {
+		struct upg_child *c = up->children;
+		up->children = c->next;
+		close(c->uffd);
+		if (c->hup_fd >= 0)
+			close(c->hup_fd);
+		munmap(c->snap, c->snap_len);
+		munmap(c, sizeof *c);
+	}
 	up->pol_ops->destroy(up->pol);
 	munmap(up->zero_buf, up->zero_len);
 	free(up->regions);
@@ -435,6 +460,7 @@ UPAGER_API int upager_close(upager_t *up)
 	close(up->uffd);
 	pthread_mutex_destroy(&up->lock);
 	pthread_mutex_destroy(&up->uffd_lock);
+	pthread_mutex_destroy(&up->fork_lock);
 	pthread_cond_destroy(&up->evict_cond);
 	pthread_cond_destroy(&up->idle_cond);
 	free(up->store_path);
@@ -447,6 +473,8 @@ UPAGER_API int upager_close(upager_t *up)
 
 UPAGER_API int upager_map(upager_t *up, size_t len, const struct upager_map_opts *opts, void **addr)
 {
+	if (upg_forked_child)
+		return -ECHILD;
 	if (!up || !addr || !len)
 		return -EINVAL;
 	uint32_t psize = up->cfg.page_size;
@@ -529,6 +557,8 @@ out_unmap:
 
 UPAGER_API int upager_unmap(upager_t *up, void *addr)
 {
+	if (upg_forked_child)
+		return -ECHILD;
 	if (!up || !addr)
 		return -EINVAL;
 	pthread_mutex_lock(&up->lock);
@@ -550,6 +580,8 @@ UPAGER_API int upager_unmap(upager_t *up, void *addr)
 
 UPAGER_API int upager_advise(upager_t *up, void *addr, size_t len, int advice)
 {
+	if (upg_forked_child)
+		return -ECHILD;
 	if (!up || !addr || !len)
 		return -EINVAL;
 	uintptr_t a = (uintptr_t)addr;
@@ -621,6 +653,8 @@ static uint64_t mapped_resident(const void *p, size_t len)
 
 UPAGER_API int upager_stats(upager_t *up, struct upager_stats *out)
 {
+	if (upg_forked_child)
+		return -ECHILD;
 	if (!up || !out || out->size < offsetof(struct upager_stats, metadata_bytes))
 		return -EINVAL;
 	struct upager_stats st;

@@ -14,6 +14,11 @@
 #include <unistd.h>
 
 #define BLOCK 4096ULL
+
+static inline bool bit(const uint64_t *b, uint64_t i)
+{
+	return b[i / 64] >> (i % 64) & 1;
+}
 #define GROW_STEP (64ULL << 20)     /* bytes added per growth, at least */
 #define DEFAULT_MAX (64ULL << 30)
 #define HARD_MAX (16ULL << 40)      /* pte slots are 32-bit block numbers */
@@ -148,8 +153,12 @@ int upg_store_open(struct upg_store *s, const char *path, uint64_t max_bytes, ch
 		s->size_blocks = s->max_blocks;
 	size_t words = (s->max_blocks + 63) / 64;
 	s->bitmap_len = (words * 8 + 4095) & ~4095ULL;
-	s->bitmap = mmap(NULL, s->bitmap_len, PROT_READ | PROT_WRITE,
+	s->bitmap = mmap(NULL, s->bitmap_len * 3, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (s->bitmap != MAP_FAILED) {
+		s->frozen = (uint64_t *)((char *)s->bitmap + s->bitmap_len);
+		s->zombie = (uint64_t *)((char *)s->bitmap + 2 * s->bitmap_len);
+	}
 	if (s->bitmap == MAP_FAILED) {
 		int e = errno;
 		close(fd);
@@ -163,7 +172,7 @@ int upg_store_open(struct upg_store *s, const char *path, uint64_t max_bytes, ch
 void upg_store_close(struct upg_store *s)
 {
 	if (s->bitmap && s->bitmap != MAP_FAILED)
-		munmap(s->bitmap, s->bitmap_len);
+		munmap(s->bitmap, s->bitmap_len * 3);
 	if (s->fd >= 0) {
 		if (!s->is_blockdev)
 			(void)!ftruncate(s->fd, 0);
@@ -173,10 +182,6 @@ void upg_store_close(struct upg_store *s)
 	s->bitmap = NULL;
 }
 
-static inline bool bit(const uint64_t *b, uint64_t i)
-{
-	return b[i / 64] >> (i % 64) & 1;
-}
 
 static void set_range(uint64_t *b, uint64_t first, uint64_t n, bool on)
 {
@@ -231,8 +236,43 @@ int upg_store_alloc(struct upg_store *s, uint32_t n, uint32_t align, uint64_t *f
 
 void upg_store_free(struct upg_store *s, uint64_t first, uint32_t n)
 {
+	if (s->nfrozen && upg_store_is_frozen(s, first, n)) {
+		set_range(s->zombie, first, n, true);
+		return;
+	}
 	set_range(s->bitmap, first, n, false);
 	s->used_blocks -= n;
+}
+
+void upg_store_freeze(struct upg_store *s, uint64_t first, uint32_t n)
+{
+	set_range(s->frozen, first, n, true);
+	s->nfrozen += n;
+}
+
+bool upg_store_is_frozen(const struct upg_store *s, uint64_t first, uint32_t n)
+{
+	if (!s->nfrozen)
+		return false;
+	for (uint64_t i = first; i < first + n; i++)
+		if (bit(s->frozen, i))
+			return true;
+	return false;
+}
+
+void upg_store_thaw(struct upg_store *s)
+{
+	uint64_t words = (s->size_blocks + 63) / 64;
+	for (uint64_t w = 0; w < words; w++) {
+		s->frozen[w] = 0;
+		uint64_t z = s->zombie[w];
+		if (z) {
+			s->bitmap[w] &= ~z;
+			s->used_blocks -= (uint64_t)__builtin_popcountll(z);
+			s->zombie[w] = 0;
+		}
+	}
+	s->nfrozen = 0;
 }
 
 bool upg_store_has_room(const struct upg_store *s, uint64_t want)

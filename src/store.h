@@ -22,8 +22,11 @@ struct upg_store {
 	uint64_t max_blocks;    /* configured maximum */
 	uint64_t size_blocks;   /* blocks the file holds now */
 	uint64_t used_blocks;
+	uint64_t nfrozen;       /* blocks frozen (with repeats); 0: nothing to check */
 	uint64_t cursor;        /* next-fit position */
 	uint64_t *bitmap;       /* 1: block in use; reserved for max_blocks */
+	uint64_t *frozen;       /* 1: a forked child still reads this block */
+	uint64_t *zombie;       /* 1: freed while frozen; really freed at thaw */
 	size_t bitmap_len;
 	char where[256];        /* for messages */
 };
@@ -36,6 +39,15 @@ void upg_store_close(struct upg_store *s);
  * current size.  -ENOSPC when there is no such run now. */
 int upg_store_alloc(struct upg_store *s, uint32_t n, uint32_t align, uint64_t *first);
 void upg_store_free(struct upg_store *s, uint64_t first, uint32_t n);
+/* Forked children read blocks the parent has since rewritten or freed, so
+ * the parent must neither overwrite nor reuse them until the child is done:
+ * freeze marks them, upg_store_free() of a frozen block only marks it a
+ * zombie, and thaw unfreezes everything and really frees the zombies (the
+ * caller re-freezes what live children still need). */
+void upg_store_freeze(struct upg_store *s, uint64_t first, uint32_t n);
+bool upg_store_is_frozen(const struct upg_store *s, uint64_t first, uint32_t n);
+void upg_store_thaw(struct upg_store *s);
+
 /* Can the store hold want more blocks without growing?  */
 bool upg_store_has_room(const struct upg_store *s, uint64_t want);
 /* Grow the file so that at least want more blocks are free; 0, -ENOSPC (disk

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fork(): a child sees the parent's memory exactly as it was at fork time,
+ * including pages that were evicted to the store, while the parent goes on
+ * rewriting and evicting.  Without fork support the child would read zeros
+ * for every evicted page; this test fails loudly if it does.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+#define BUDGET (4ULL << 20)
+#define BYTES (BUDGET * 8)
+#define NPAGES (BYTES / 4096)
+
+static upager_t *up;
+static char *base;
+
+static void setup_region(void)
+{
+	up = upg_t_open(BUDGET, 4096, NULL, 1);
+	void *mem;
+	ck_assert_int_eq(upager_map(up, BYTES, NULL, &mem), 0);
+	base = mem;
+	for (uint64_t pg = 0; pg < NPAGES; pg++)
+		upg_t_fill(base + pg * 4096, 4096, pg, 1);
+	struct upager_stats st = { .size = sizeof st };
+	upager_stats(up, &st);
+	ck_assert_uint_gt(st.evictions, NPAGES / 2);
+}
+
+/* Pages of [first, last) hold generation gen: count the wrong ones. */
+static uint64_t count_bad(uint64_t first, uint64_t last, uint32_t gen)
+{
+	uint64_t bad = 0;
+	for (uint64_t pg = first; pg < last; pg++)
+		bad += upg_t_check(base + pg * 4096, 4096, pg, gen) != 0;
+	return bad;
+}
+
+struct part { uint64_t first, last, bad; };
+static void *verify_part(void *arg)
+{
+	struct part *p = arg;
+	p->bad = count_bad(p->first, p->last, 1);
+	return NULL;
+}
+
+static int wait_child(pid_t pid)
+{
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st), "child died with signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	return WEXITSTATUS(st);
+}
+
+START_TEST(child_sees_fork_time_data)
+{
+	setup_region();
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* Slowly, so the parent rewrites and evicts meanwhile. */
+		uint64_t bad = 0;
+		for (int pass = 0; pass < 2; pass++)
+			bad += count_bad(0, NPAGES, 1);
+		_exit(bad ? 1 : 0);
+	}
+	for (uint64_t pg = 0; pg < NPAGES; pg++)
+		upg_t_fill(base + pg * 4096, 4096, pg, 2);
+	ck_assert_int_eq(wait_child(pid), 0);
+	ck_assert_uint_eq(count_bad(0, NPAGES, 2), 0);
+	upager_close(up);
+}
+END_TEST
+
+START_TEST(child_threads)
+{
+	setup_region();
+	pid_t pid = fork();
+	if (pid == 0) {
+		pthread_t t[4];
+		struct part p[4];
+		for (int i = 0; i < 4; i++) {
+			p[i] = (struct part){ NPAGES * i / 4, NPAGES * (i + 1) / 4, 0 };
+			pthread_create(&t[i], NULL, verify_part, &p[i]);
+		}
+		uint64_t bad = 0;
+		for (int i = 0; i < 4; i++) {
+			pthread_join(t[i], NULL);
+			bad += p[i].bad;
+		}
+		_exit(bad ? 1 : 0);
+	}
+	for (uint64_t pg = 0; pg < NPAGES; pg += 2)
+		upg_t_fill(base + pg * 4096, 4096, pg, 3);
+	ck_assert_int_eq(wait_child(pid), 0);
+	upager_close(up);
+}
+END_TEST
+
+START_TEST(child_writes_discards_and_forks)
+{
+	setup_region();
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* Its own writes stay its own; a discard reads back as zeros;
+		 * a grandchild still sees the fork-time data. */
+		for (uint64_t pg = 0; pg < NPAGES / 4; pg++)
+			upg_t_fill(base + pg * 4096, 4096, pg, 9);
+		madvise(base + NPAGES / 2 * 4096, 64 * 4096, MADV_DONTNEED);
+		if (!upg_t_is_zero(base + NPAGES / 2 * 4096, 64 * 4096))
+			_exit(2);
+		pid_t g = fork();
+		if (g == 0)
+			_exit(count_bad(NPAGES * 3 / 4, NPAGES, 1) ? 1 : 0);
+		int st;
+		waitpid(g, &st, 0);
+		if (!WIFEXITED(st) || WEXITSTATUS(st))
+			_exit(3);
+		if (count_bad(0, NPAGES / 4, 9) || count_bad(NPAGES / 4, NPAGES / 2, 1))
+			_exit(4);
+		_exit(0);
+	}
+	ck_assert_int_eq(wait_child(pid), 0);
+	/* The parent's view is untouched by the child. */
+	ck_assert_uint_eq(count_bad(0, NPAGES, 1), 0);
+	upager_close(up);
+}
+END_TEST
+
+START_TEST(store_slots_return_after_child)
+{
+	setup_region();
+	pid_t pid = fork();
+	if (pid == 0) {
+		usleep(100000);
+		_exit(count_bad(0, 16, 1) ? 1 : 0);
+	}
+	/* Discard everything while the child still reads its snapshot. */
+	madvise(base, BYTES, MADV_DONTNEED);
+	ck_assert_int_eq(wait_child(pid), 0);
+	struct upager_stats st = { .size = sizeof st };
+	for (int i = 0; i < 200; i++) {  /* the hang-up is seen asynchronously */
+		upager_stats(up, &st);
+		if (!st.store_slots_used)
+			break;
+		usleep(10000);
+	}
+	ck_assert_uint_eq(st.store_slots_used, 0);
+	upager_close(up);
+}
+END_TEST
+
+START_TEST(fork_exec_is_cheap)
+{
+	setup_region();
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < 20; i++) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			execl("/bin/true", "true", (char *)NULL);
+			_exit(127);
+		}
+		ck_assert_int_eq(wait_child(pid), 0);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	printf("fork+exec+wait of /bin/true with %llu MiB in the region: %.2f ms each\n",
+	       (unsigned long long)(BYTES >> 20), ((b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6) / 20);
+	ck_assert_uint_eq(count_bad(0, NPAGES, 1), 0);
+	upager_close(up);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("fork");
+	TCase *tc = tcase_create("fork");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, child_sees_fork_time_data);
+	tcase_add_test(tc, child_threads);
+	tcase_add_test(tc, child_writes_discards_and_forks);
+	tcase_add_test(tc, store_slots_return_after_child);
+	tcase_add_test(tc, fork_exec_is_cheap);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
