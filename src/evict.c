@@ -25,6 +25,7 @@
 #include "uffd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,7 @@ struct vict {
 	uint8_t kind;
 	uint8_t fresh_slot; /* new_slot was allocated for this write */
 	uint8_t ghost;      /* a refault soon after counts as a ghost hit */
+	uint8_t copied;     /* could not move: copied to ev->copy, zapped in place */
 };
 
 struct upg_evictor {
@@ -66,8 +68,15 @@ struct upg_evictor {
 	struct vict *v;
 	uint32_t cap;
 	char *image;        /* one page, for pages the application half-zapped */
+	char *copy;         /* like the scratch range, for pages copied instead of moved */
+	int mem_fd;         /* /proc/self/mem: reads pages whatever their protection */
 	bool full_logged;
 };
+
+static char *src_of(struct upg_evictor *ev, const struct vict *v)
+{
+	return (v->copied ? ev->copy : (char *)ev->up->scratch) + v->soff;
+}
 
 static int cmp_vict(const void *a, const void *b)
 {
@@ -150,16 +159,22 @@ static void move_run(struct upg_evictor *ev, uint32_t i, uint32_t j)
 		size_t len = (size_t)(j - k) << r->pshift, moved = 0;
 		int rc = ev_move(up, dst, src, len, &moved);
 		if (rc == -EINVAL && !moved) {
-			/* The application changed the protection of this part
-			 * of the region: MOVE wants the scratch to match. */
-			static const int prots[] = { PROT_READ, PROT_NONE, PROT_READ | PROT_EXEC,
-						     PROT_READ | PROT_WRITE | PROT_EXEC, PROT_EXEC };
-			for (unsigned t = 0; t < sizeof prots / sizeof prots[0] && rc == -EINVAL; t++) {
-				if (mprotect((void *)dst, len, prots[t]))
-					break;
-				rc = ev_move(up, dst, src, len, &moved);
-				mprotect((void *)dst, len, PROT_READ | PROT_WRITE);
+			/* UFFDIO_MOVE only works between writable mappings: the
+			 * application made this part read-only (or PROT_NONE).
+			 * Protect against writes, copy through /proc/self/mem
+			 * (which ignores the protection), and zap it later. */
+			for (uint32_t q = k; q < j; q++) {
+				struct vict *v = &ev->v[q];
+				uintptr_t a = r->base + (v->page << r->pshift);
+				while (upg_uffd_writeprotect(up->uffd, a, r->psize, true) == -EAGAIN)
+					back_off();
+				ssize_t got = pread(ev->mem_fd, ev->copy + v->soff, r->psize, (off_t)a);
+				if (got == (ssize_t)r->psize)
+					v->copied = 1;
+				else
+					v->kind = K_STAY;
 			}
+			return;
 		}
 		if (!rc)
 			return;
@@ -210,9 +225,11 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 		if (v->kind)
 			continue;
 		struct upg_region *r = v->r;
-		char *s = (char *)(up->scratch + v->soff);
+		char *s = src_of(ev, v);
 		uint32_t sub = r->psize / 4096, present = 0;
-		if (mincore(s, r->psize, vec) == 0)
+		if (v->copied)
+			present = sub;
+		else if (mincore(s, r->psize, vec) == 0)
 			for (uint32_t q = 0; q < sub; q++)
 				present += vec[q] & 1;
 		else
@@ -328,6 +345,7 @@ static void write_back(struct upg_evictor *ev, uint32_t n)
 			uint32_t j = i + 1;
 			size_t len = v->r->psize;
 			while (j < n && ev->v[j].kind == K_WRITE && ev->v[j].r == v->r &&
+			       ev->v[j].copied == v->copied &&
 			       ev->v[j].soff == ev->v[j - 1].soff + v->r->psize &&
 			       ev->v[j].new_slot == ev->v[j - 1].new_slot + v->r->blocks &&
 			       len + v->r->psize <= MAX_WRITE) {
@@ -335,7 +353,7 @@ static void write_back(struct upg_evictor *ev, uint32_t n)
 				j++;
 			}
 			struct io_uring_sqe *sqe = io_uring_get_sqe(&ev->ring);
-			io_uring_prep_write(sqe, 0, (void *)(up->scratch + v->soff), (unsigned)len,
+			io_uring_prep_write(sqe, 0, src_of(ev, v), (unsigned)len,
 					    (uint64_t)(v->new_slot - 1) * UPG_BLOCK);
 			sqe->flags |= IOSQE_FIXED_FILE;
 			uint32_t idx = 0;
@@ -378,6 +396,38 @@ static void write_back(struct upg_evictor *ev, uint32_t n)
 	}
 }
 
+/* Drop from the region the copied pages that were stored.  Their REMOVE
+ * events are recognised as the evictor's own (up->own_zap). */
+static void zap_copied(struct upg_evictor *ev, uint32_t n)
+{
+	struct upager *up = ev->up;
+	for (uint32_t i = 0; i < n; i++) {
+		struct vict *v = &ev->v[i];
+		if (!v->copied || v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_GONE)
+			continue;
+		uintptr_t a = v->r->base + (v->page << v->r->pshift);
+		pthread_mutex_lock(&up->lock);
+		bool room = up->nown_zap < sizeof up->own_zap / sizeof up->own_zap[0];
+		if (room) {
+			up->own_zap[up->nown_zap].start = a;
+			up->own_zap[up->nown_zap++].end = a + v->r->psize;
+		}
+		pthread_mutex_unlock(&up->lock);
+		if (!room || madvise((void *)a, v->r->psize, MADV_DONTNEED))
+			v->kind = K_STAY;
+		/* madvise returns once a handler has read the event, maybe
+		 * before it has looked at it: keep the record until then. */
+		upg_events_barrier(up);
+		pthread_mutex_lock(&up->lock);
+		for (uint32_t z = 0; z < up->nown_zap; z++)
+			if (up->own_zap[z].start == a) {
+				up->own_zap[z] = up->own_zap[--up->nown_zap];
+				break;
+			}
+		pthread_mutex_unlock(&up->lock);
+	}
+}
+
 /* Copy K_KEEP pages back into their region.  uffd_lock held (not up->lock):
  * a discard read after this point zaps what we copied, one read before it
  * was seen as PF_DISCARDED. */
@@ -388,6 +438,10 @@ static void copy_back(struct upg_evictor *ev, uint32_t n)
 		struct vict *v = &ev->v[i];
 		if (v->kind != K_KEEP)
 			continue;
+		if (v->copied) {
+			v->kind = K_STAY;  /* never left its place */
+			continue;
+		}
 		int rc = ev_copy_back(up, v->r, v->page, (const void *)(up->scratch + v->soff));
 		if (rc) {
 			if (rc != -ECANCELED)
@@ -416,7 +470,10 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 			}
 			p->flags &= ~PF_DISCARDED;
 			p->state = PG_RESIDENT;
-			up->pol_ops->insert(up->pol, p->frame, UPG_HINT_NEW);
+			/* Behind the pages that can go: as a new page it would be
+			 * picked again first (S3-FIFO's small queue) and starve
+			 * the clean and zero pages that could be dropped. */
+			up->pol_ops->insert(up->pol, p->frame, UPG_HINT_GHOST);
 			r->busy--;
 			continue;
 		}
@@ -430,6 +487,7 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 				upg_store_free(&up->store, p->slot - 1, r->blocks);
 			p->slot = 0;
 			p->state = PG_NONE;
+			p->zmask = 0;
 			if (v->kind == K_ZERO && !discarded)
 				up->c.zero_skips++;
 		} else if (v->kind == K_CLEAN) {
@@ -463,8 +521,12 @@ static uint32_t pick(struct upg_evictor *ev)
 	struct upager *up = ev->up;
 	uint64_t target = up->resident > up->low ? up->resident - up->low : 0;
 	uint64_t bytes = 0;
-	uint32_t n = 0;
-	while (bytes < target && n < ev->cap) {
+	uint32_t n = 0, skipped = 0;
+	/* With the store full only clean pages (and, unknown until looked
+	 * at, zero pages) can go: pass over the dirty ones here rather than
+	 * move them out and back. */
+	bool full = up->store.grow_failed && !upg_store_has_room(&up->store, UPG_MAX_PAGE / UPG_BLOCK);
+	while (bytes < target && n < ev->cap && skipped < ev->cap) {
 		uint32_t f;
 		uint8_t ghost;
 		if (!up->pol_ops->evict(up->pol, &f, &ghost, 1))
@@ -479,6 +541,12 @@ static uint32_t pick(struct upg_evictor *ev)
 		if (p->state != PG_RESIDENT) {
 			upg_log(up, UPAGER_LOG_ERROR, "policy chose frame %u in state %u", f, p->state);
 			abort();
+		}
+		if (full && !((p->flags & PF_WP) && !(p->flags & PF_DIRTY) && p->slot)) {
+			up->pol_ops->insert(up->pol, f, UPG_HINT_GHOST);
+			up->c.store_full++;
+			skipped++;
+			continue;
 		}
 		p->state = PG_EVICTING;
 		r->busy++;
@@ -526,6 +594,19 @@ static void *evictor_main(void *arg)
 		uint32_t n = pick(ev);
 		if (!n) {
 			pthread_mutex_unlock(&up->fork_lock);
+			bool full = up->store.grow_failed && !upg_store_has_room(&up->store, UPG_MAX_PAGE / UPG_BLOCK);
+			if (full && !up->evict_stuck) {
+				up->evict_stuck = true;
+				upg_log(up, UPAGER_LOG_INFO, "eviction cannot free memory now; admitting faults over the budget");
+			}
+			if (full) {
+				if (up->retry_count)
+					upg_kick_handlers(up);
+				/* Disk space may come back. */
+				up->store.grow_failed = up->store.size_blocks >= up->store.max_blocks;
+				timed_wait(up, 50);
+				continue;
+			}
 			/* Everything resident is in flight; wait for it. */
 			timed_wait(up, 1);
 			continue;
@@ -552,6 +633,7 @@ static void *evictor_main(void *arg)
 		pthread_mutex_unlock(&up->lock);
 		write_back(ev, n);
 
+		zap_copied(ev, n);
 		pthread_mutex_lock(&up->uffd_lock);
 		copy_back(ev, n);
 		pthread_mutex_lock(&up->lock);
@@ -566,6 +648,9 @@ static void *evictor_main(void *arg)
 		if (!full)
 			ev->full_logged = false;
 		bool stuck = !freed;
+		bool kept = false;
+		for (uint32_t i = 0; i < n && !kept; i++)
+			kept = ev->v[i].kind == K_KEEP;
 		if (stuck != up->evict_stuck)
 			upg_log(up, UPAGER_LOG_INFO, stuck ? "eviction cannot free memory now; admitting faults over "
 				"the budget" : "eviction is freeing memory again");
@@ -577,14 +662,15 @@ static void *evictor_main(void *arg)
 		/* Empty the scratch range; a handler reads (and ignores)
 		 * the REMOVE event this raises. */
 		madvise((void *)up->scratch, off, MADV_DONTNEED);
+		madvise(ev->copy, off, MADV_DONTNEED);
 		pthread_mutex_unlock(&up->fork_lock);
 
 		pthread_mutex_lock(&up->lock);
-		if (stuck) {
+		if (stuck || (kept && full)) {
 			/* Do not spin on pages that cannot go anywhere. */
 			if (up->store.grow_failed && up->store.size_blocks < up->store.max_blocks)
 				up->store.grow_failed = false;  /* disk space may have come back */
-			timed_wait(up, 50);
+			timed_wait(up, stuck ? 50 : 5);
 		}
 	}
 	pthread_mutex_unlock(&up->lock);
@@ -600,11 +686,16 @@ int upg_evictor_start(struct upager *up, char *err, size_t errlen)
 	}
 	int rc = -ENOMEM;
 	ev->up = up;
+	ev->mem_fd = -1;
 	up->ev = ev;
 	ev->cap = SCRATCH_LEN / 4096;
 	ev->v = calloc(ev->cap, sizeof *ev->v);
 	ev->image = malloc(UPG_MAX_PAGE);
-	if (!ev->v || !ev->image) {
+	ev->mem_fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	ev->copy = mmap(NULL, SCRATCH_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (ev->copy == MAP_FAILED)
+		ev->copy = NULL;
+	if (!ev->v || !ev->image || !ev->copy) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -665,6 +756,10 @@ void upg_evictor_stop(struct upager *up)
 		munmap((void *)up->scratch, up->scratch_len);
 		up->scratch = 0;
 	}
+	if (ev->copy)
+		munmap(ev->copy, SCRATCH_LEN);
+	if (ev->mem_fd >= 0)
+		close(ev->mem_fd);
 	free(ev->image);
 	free(ev->v);
 	free(ev);

@@ -239,23 +239,7 @@ static void zero_fill(struct upg_handler *h, struct upg_region *r, uint64_t page
 	}
 	for (uint64_t pg = lo; pg < hi; pg++) {
 		struct upg_pte *p = upg_pte_get(r, pg);
-		uint32_t f;
-		if (upg_frame_take(up, r, pg, &f)) {
-			/* Out of frames: only while far over budget. */
-			if (pg <= page) {
-				for (uint64_t q = lo; q < pg; q++) {
-					struct upg_pte *pq = upg_pte_get(r, q);
-					upg_frame_put(up, pq->frame);
-					pq->frame = UPG_NOFRAME;
-					pq->state = PG_NONE;
-				}
-				defer(up, r, page, upg_pte_get(r, page), write, t0, false);
-				return;
-			}
-			hi = pg;
-			break;
-		}
-		p->frame = f;
+		upg_frame_take_or_none(up, r, pg, p);
 		p->state = PG_FILLING;
 		p->flags &= PF_DEFERRED;
 	}
@@ -271,28 +255,39 @@ static void zero_fill(struct upg_handler *h, struct upg_region *r, uint64_t page
 	for (size_t off = 0; off < len && !rc; off += up->zero_len)
 		rc = h_copy(h, dst + off, up->zero_buf, len - off < up->zero_len ? len - off : up->zero_len,
 			    false, NULL);
-
+	uint64_t only = UINT64_MAX;
+	if ((rc == -ENOENT || rc == -EINVAL) && n > 1) {
+		/* The cluster reaches into an unmapped or differently
+		 * protected neighbour (one copy must stay inside one
+		 * mapping): fill just the faulting page. */
+		only = page;
+		dst = r->base + (page << r->pshift);
+		rc = h_copy(h, dst, up->zero_buf, r->psize, false, NULL);
+	}
 	pthread_mutex_lock(&up->lock);
+	uint64_t filled = 0;
 	for (uint64_t pg = lo; pg < hi; pg++) {
 		struct upg_pte *p = upg_pte_get(r, pg);
 		p->flags &= ~PF_DISCARDED;  /* it is zeros either way */
-		if (rc) {
-			upg_frame_put(up, p->frame);
-			p->frame = UPG_NOFRAME;
+		if (rc || (only != UINT64_MAX && pg != only)) {
+			upg_frame_release(up, p);
 			p->state = PG_NONE;
 			continue;
 		}
 		p->state = PG_RESIDENT;
 		p->flags |= PF_DIRTY;
-		up->pol_ops->insert(up->pol, p->frame, pg == page ? hint_for(up, p) : UPG_HINT_READAHEAD);
+		if (p->frame != UPG_NOFRAME)
+			up->pol_ops->insert(up->pol, p->frame, pg == page ? hint_for(up, p) : UPG_HINT_READAHEAD);
+		filled++;
 	}
+	upg_resident_sub(up, (n - filled) * r->psize);
+	up->c.zero_fills += filled;
 	if (rc) {
-		/* -ENOENT: the application unmapped the range meanwhile. */
-		upg_resident_sub(up, n * r->psize);
+		/* The faulting page itself is not mapped (unmapped meanwhile,
+		 * or PROT_NONE): wake the thread; it gets SIGSEGV or faults
+		 * again into whatever is there now. */
 		upg_log(up, UPAGER_LOG_DEBUG, "zero fill at %#lx failed: %s", (unsigned long)dst, strerror(-rc));
-		wake_page(up, dst, (uint32_t)len);
-	} else {
-		up->c.zero_fills += n;
+		wake_page(up, r->base + (page << r->pshift), r->psize);
 	}
 	region_unbusy(up, r, (uint32_t)n);
 	fault_done(up, t0);
@@ -369,28 +364,11 @@ static void store_read(struct upg_handler *h, struct upg_region *r, uint64_t pag
 			return;
 		}
 	}
-	uint32_t got = 0;
-	for (; got < n; got++) {
-		struct upg_pte *q = upg_pte_get(r, page + got);
-		uint32_t f;
-		if (upg_frame_take(up, r, page + got, &f))
-			break;
-		q->frame = f;
+	for (uint32_t i = 0; i < n; i++) {
+		struct upg_pte *q = upg_pte_get(r, page + i);
+		upg_frame_take_or_none(up, r, page + i, q);
 		q->state = PG_READING;
 		q->flags &= PF_DEFERRED;
-	}
-	if (!got) {
-		io->unit = unit;
-		io->units = units;
-		io_put(h, io);
-		defer(up, r, page, p, write, t0, prefetch);
-		return;
-	}
-	if (got < n) {
-		uint32_t keep = (uint32_t)(((uint64_t)got << r->pshift) / UNIT);
-		units_mark(h, unit + keep, units - keep, false);
-		units = keep;
-		n = got;
 	}
 	r->busy += n;
 	if (st)
@@ -442,8 +420,7 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 			res < 0 ? strerror(-res) : "short read", io->tries);
 		for (uint32_t i = 0; i < io->npages; i++) {
 			struct upg_pte *p = upg_pte_get(r, io->first + i);
-			upg_frame_put(up, p->frame);
-			p->frame = UPG_NOFRAME;
+			upg_frame_release(up, p);
 			p->state = PG_STORED;
 			p->flags &= PF_DEFERRED;
 		}
@@ -477,6 +454,12 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 					p->slot = 0;
 				}
 			}
+			if (p->zmask) {
+				uint32_t chunk = upg_zchunk(r->psize);
+				for (uint32_t c = 0; c < 16 && c * chunk < r->psize; c++)
+					if (p->zmask >> c & 1)
+						memset(buf + ((size_t)i << r->pshift) + (size_t)c * chunk, 0, chunk);
+			}
 		}
 		pthread_mutex_unlock(&up->lock);
 		if (io->fault_page != NO_PAGE && (io->fault_write || !have_wp)) {
@@ -494,29 +477,53 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 			break;
 		absorb_events(h);
 	}
+	/* Readahead reaching into an unmapped or differently protected part
+	 * fails as a whole: copy page by page, keeping what fits. */
+	uint64_t failed[(1024 + 63) / 64] = { 0 };
+	bool per_page = (rc == -ENOENT || rc == -EINVAL) && io->npages > 1;
+	if (per_page) {
+		rc = 0;
+		for (uint32_t i = 0; i < io->npages; i++) {
+			uint64_t pg = io->first + i;
+			bool wp = have_wp && !(pg == io->fault_page && io->fault_write);
+			int r1;
+			while ((r1 = copy_in(up, io, pg, 1, wp, buf + ((size_t)i << r->pshift))) == -EAGAIN)
+				absorb_events(h);
+			if (r1)
+				failed[i / 64] |= 1ULL << (i % 64);
+		}
+	}
 
 	pthread_mutex_lock(&up->lock);
+	uint32_t got = 0;
 	for (uint32_t i = 0; i < io->npages; i++) {
 		uint64_t pg = io->first + i;
 		struct upg_pte *p = upg_pte_get(r, pg);
 		bool discarded = p->flags & PF_DISCARDED;
 		p->flags &= PF_DEFERRED;
-		if (rc) {
-			upg_frame_put(up, p->frame);
-			p->frame = UPG_NOFRAME;
+		if (rc || (failed[i / 64] >> (i % 64) & 1)) {
+			upg_frame_release(up, p);
 			p->state = discarded ? PG_NONE : PG_STORED;
 			continue;
 		}
 		p->state = PG_RESIDENT;
 		bool wp = have_wp && !(pg == io->fault_page && io->fault_write);
-		if (discarded || !wp || !p->slot)
-			p->flags |= PF_DIRTY;
+		if (discarded || !wp || !p->slot || p->zmask)
+			p->flags |= PF_DIRTY;  /* differs from the store copy */
 		else
 			p->flags |= PF_WP;
+		p->zmask = 0;
 		enum upg_policy_hint hint = UPG_HINT_READAHEAD;
 		if (pg == io->fault_page)
 			hint = io->ghost ? UPG_HINT_GHOST : UPG_HINT_NEW;
-		up->pol_ops->insert(up->pol, p->frame, hint);
+		if (p->frame != UPG_NOFRAME)
+			up->pol_ops->insert(up->pol, p->frame, hint);
+		got++;
+	}
+	if (!rc && got < io->npages) {
+		upg_resident_sub(up, (size_t)(io->npages - got) << r->pshift);
+		if (io->fault_page != NO_PAGE)
+			wake_page(up, r->base + (io->fault_page << r->pshift), r->psize);
 	}
 	if (rc) {
 		upg_resident_sub(up, len);
@@ -937,7 +944,7 @@ static void wp_fault(struct upg_handler *h, uintptr_t addr, uint64_t t0, int tid
 			return;
 		}
 		if (p->state == PG_RESIDENT) {
-			if (p->flags & PF_WP)
+			if ((p->flags & PF_WP) && p->frame != UPG_NOFRAME)
 				up->pol_ops->access(up->pol, p->frame);
 			p->flags = (uint8_t)((p->flags & ~PF_WP) | PF_DIRTY);
 			up->c.wp_faults++;
@@ -957,18 +964,27 @@ static void discard_event(struct upager *up, uintptr_t start, uintptr_t end)
 {
 	if (upg_is_scratch(up, start, end))
 		return;  /* the evictor emptying its scratch area */
+	for (uint32_t i = 0; i < up->nown_zap; i++)
+		if (start >= up->own_zap[i].start && end <= up->own_zap[i].end)
+			return;  /* the evictor dropping a page it copied out */
 	for (uint32_t i = 0; i < up->nregions; i++) {
 		struct upg_region *r = up->regions[i];
 		uintptr_t s = start > r->base ? start : r->base;
 		uintptr_t e = end < r->base + r->len ? end : r->base + r->len;
 		if (s >= e)
 			continue;
-		/* Whole pages only: a partial zap of a large page refaults
-		 * as zeros for the zapped part (see missing()). */
+		/* Whole pages are discarded; a page only partly covered
+		 * keeps the rest: what is mapped the kernel zaps (it refaults
+		 * as zeros there, see missing()), what is not gets marked. */
 		uint64_t first = (s - r->base + r->psize - 1) >> r->pshift;
 		uint64_t last = (e - r->base) >> r->pshift;
 		if (last > first)
 			upg_discard_range(up, r, first, last - first);
+		uint64_t head = (s - r->base) >> r->pshift, tail = (e - 1 - r->base) >> r->pshift;
+		if (head < first || last <= head)
+			upg_discard_part(up, r, head, s, e);
+		if (tail >= last && tail != head)
+			upg_discard_part(up, r, tail, s, e);
 	}
 }
 

@@ -60,8 +60,15 @@ struct upg_pte {
 	uint32_t evict_seq; /* eviction number of its last eviction, for ghost hits */
 	uint8_t state;
 	uint8_t flags;
-	uint16_t unused;
+	uint16_t zmask;     /* parts (1/16 of the page, at least 4 KiB) discarded while
+			     * not resident: zeroed when the page is next copied in */
 };
+
+/* Bytes covered by one zmask bit of a page of psize. */
+static inline uint32_t upg_zchunk(uint32_t psize)
+{
+	return psize / 16 > 4096 ? psize / 16 : 4096;
+}
 
 /* A sequential access stream seen through faults.  Several per region, so
  * threads scanning different parts do not break each other's detection. */
@@ -113,7 +120,7 @@ struct upg_counters {
 	uint64_t zero_fills, store_reads, readahead_pages, refaults, wp_faults;
 	uint64_t evictions, writebacks, clean_drops, zero_skips, discards;
 	uint64_t bytes_read, bytes_written, write_errors, store_full;
-	uint64_t overshoot_peak, fault_ns_total, fault_count, read_errors;
+	uint64_t overshoot_peak, fault_ns_total, fault_count, read_errors, unframed;
 };
 
 #define UPG_HIST_BUCKETS 256
@@ -217,6 +224,11 @@ struct upager {
 	char *zero_buf;
 	size_t zero_len;
 
+	/* Ranges the evictor itself is zapping with madvise (pages it could not
+	 * move: read-only mappings); their REMOVE events are not discards. */
+	struct { uintptr_t start, end; } own_zap[8];
+	uint32_t nown_zap;
+
 	struct upg_child *children;  /* live forked children (up->lock) */
 	int fork_hup_rd, fork_hup_wr; /* the pipe of the fork in progress */
 
@@ -255,18 +267,32 @@ uint64_t upg_now_ns(void);
 struct upg_stream *upg_stream_match(struct upg_region *r, struct upg_stream *set, uint64_t page, uint32_t init,
 				    uint32_t max);
 
-/* Frames and budget, with up->lock held. */
+/* Frames and budget, with up->lock held.  Frames run out only far over
+ * the budget (the store full or failing): the page is then resident without
+ * one, outside the policy, and leaves RAM only when discarded. */
 int upg_frame_take(struct upager *up, struct upg_region *r, uint64_t page, uint32_t *out);
 void upg_frame_put(struct upager *up, uint32_t f);
+void upg_frame_take_or_none(struct upager *up, struct upg_region *r, uint64_t page, struct upg_pte *p);
+void upg_frame_release(struct upager *up, struct upg_pte *p);
 /* May n pages of psize bytes be admitted now?  Returns how many (0..n). */
 uint64_t upg_budget_admit(struct upager *up, uint64_t n, uint32_t psize);
 void upg_resident_add(struct upager *up, uint64_t bytes);
 void upg_resident_sub(struct upager *up, uint64_t bytes);
 /* Discard pages [first, first+n) of r: app DONTNEED or munmap.  Lock held. */
 void upg_discard_range(struct upager *up, struct upg_region *r, uint64_t first, uint64_t n);
+/* A discard covering only [start, end) of page: remember which parts read
+ * as zeros when it is next copied in.  Lock held. */
+void upg_discard_part(struct upager *up, struct upg_region *r, uint64_t page, uintptr_t start, uintptr_t end);
 /* Queue a fault for the handler threads.  Lock held.  false when full. */
 bool upg_retry_push(struct upager *up, const struct upg_retry *rt);
 void upg_kick_handlers(struct upager *up);
+/* Return once every userfaultfd message read so far has been handled:
+ * handlers hold uffd_lock from reading a batch to the end of handling it. */
+static inline void upg_events_barrier(struct upager *up)
+{
+	pthread_mutex_lock(&up->uffd_lock);
+	pthread_mutex_unlock(&up->uffd_lock);
+}
 void upg_wake_evictor(struct upager *up);
 
 /* fork.c */

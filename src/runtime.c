@@ -123,6 +123,21 @@ void upg_frame_put(struct upager *up, uint32_t f)
 	up->free_frames[up->nfree++] = f;
 }
 
+void upg_frame_take_or_none(struct upager *up, struct upg_region *r, uint64_t page, struct upg_pte *p)
+{
+	uint32_t f;
+	p->frame = upg_frame_take(up, r, page, &f) ? UPG_NOFRAME : f;
+	if (p->frame == UPG_NOFRAME)
+		up->c.unframed++;
+}
+
+void upg_frame_release(struct upager *up, struct upg_pte *p)
+{
+	if (p->frame != UPG_NOFRAME)
+		upg_frame_put(up, p->frame);
+	p->frame = UPG_NOFRAME;
+}
+
 void upg_wake_evictor(struct upager *up)
 {
 	up->evict_wanted = true;
@@ -169,9 +184,9 @@ static void slot_free(struct upager *up, struct upg_region *r, struct upg_pte *p
 /* Drop a resident page's RAM bookkeeping (not the page itself). */
 static void drop_resident(struct upager *up, struct upg_region *r, struct upg_pte *p)
 {
-	up->pol_ops->remove(up->pol, p->frame);
-	upg_frame_put(up, p->frame);
-	p->frame = UPG_NOFRAME;
+	if (p->frame != UPG_NOFRAME)
+		up->pol_ops->remove(up->pol, p->frame);
+	upg_frame_release(up, p);
 	upg_resident_sub(up, r->psize);
 }
 
@@ -190,6 +205,7 @@ void upg_discard_range(struct upager *up, struct upg_region *r, uint64_t first, 
 		case PG_STORED:
 			slot_free(up, r, p);
 			p->state = PG_NONE;
+			p->zmask = 0;
 			up->c.discards++;
 			break;
 		case PG_RESIDENT:
@@ -197,6 +213,7 @@ void upg_discard_range(struct upager *up, struct upg_region *r, uint64_t first, 
 			slot_free(up, r, p);
 			p->state = PG_NONE;
 			p->flags &= PF_DEFERRED;
+			p->zmask = 0;
 			up->c.discards++;
 			break;
 		default:
@@ -207,6 +224,19 @@ void upg_discard_range(struct upager *up, struct upg_region *r, uint64_t first, 
 		}
 		pg++;
 	}
+}
+
+void upg_discard_part(struct upager *up, struct upg_region *r, uint64_t page, uintptr_t start, uintptr_t end)
+{
+	struct upg_pte *p = upg_pte_peek(r, page);
+	if (!p || p->state == PG_NONE || p->state == PG_FILLING || p->state == PG_RESIDENT)
+		return;  /* zeros already, or the kernel zapped what is mapped */
+	uint32_t chunk = upg_zchunk(r->psize);
+	uintptr_t base = r->base + (page << r->pshift);
+	uintptr_t s = start > base ? start : base, e = end < base + r->psize ? end : base + r->psize;
+	uint64_t first = (s - base + chunk - 1) / chunk, last = (e - base) / chunk;
+	for (uint64_t c = first; c < last; c++)
+		p->zmask |= (uint16_t)(1u << c);
 }
 
 bool upg_retry_push(struct upager *up, const struct upg_retry *rt)
@@ -622,10 +652,22 @@ UPAGER_API int upager_advise(upager_t *up, void *addr, size_t len, int advice)
 	}
 	case UPAGER_ADV_DONTNEED: {
 		pthread_mutex_unlock(&up->lock);
-		/* The kernel zaps the range and tells the handler through a
-		 * REMOVE event; the handler frees the slots. */
-		uintptr_t s = a & ~(uintptr_t)4095, e = (a + len + 4095) & ~(uintptr_t)4095;
-		return madvise((void *)s, e - s, MADV_DONTNEED) ? -errno : 0;
+		/* Whole 4 KiB pages inside the range only: bytes around it
+		 * are someone else's.  The kernel zaps them and tells the
+		 * handler through a REMOVE event; the handler frees the slots. */
+		uintptr_t s = (a + 4095) & ~(uintptr_t)4095, e = (a + len) & ~(uintptr_t)4095;
+		if (e <= s) {
+			memset((void *)a, 0, len);
+			return 0;
+		}
+		/* The partial pages at either end are zeroed by hand. */
+		memset((void *)a, 0, s - a);
+		memset((void *)e, 0, a + len - e);
+		if (madvise((void *)s, e - s, MADV_DONTNEED))
+			return -errno;
+		/* Handled, not just read, when this returns: stats agree. */
+		upg_events_barrier(up);
+		return 0;
 	}
 	default:
 		rc = -EINVAL;
@@ -660,6 +702,9 @@ UPAGER_API int upager_stats(upager_t *up, struct upager_stats *out)
 	struct upager_stats st;
 	memset(&st, 0, sizeof st);
 	st.size = sizeof st;
+	/* Events already read (a discard whose madvise has returned) are
+	 * counted before we look. */
+	upg_events_barrier(up);
 	pthread_mutex_lock(&up->lock);
 	st.regions = up->nregions;
 	st.ram_budget = up->budget;

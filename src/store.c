@@ -23,6 +23,22 @@ static inline bool bit(const uint64_t *b, uint64_t i)
 #define DEFAULT_MAX (64ULL << 30)
 #define HARD_MAX (16ULL << 40)      /* pte slots are 32-bit block numbers */
 
+/* tmpfs takes O_DIRECT since Linux 6.6, but its "disk" is RAM: a store
+ * there would keep every swapped-out page in memory. */
+static int check_not_ram(int fd, const char *what, char *err, size_t errlen)
+{
+	struct statfs sf;
+	if (fstatfs(fd, &sf))
+		return 0;
+	if (sf.f_type == 0x01021994 /* TMPFS_MAGIC */ || sf.f_type == 0x858458f6 /* RAMFS_MAGIC */) {
+		snprintf(err, errlen, "store location '%s' is on tmpfs or ramfs, which is RAM: swapped-out pages "
+			 "would stay in memory; point UPAGER_STORE / store_path at a disk filesystem (ext4, xfs, btrfs)",
+			 what);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int open_tmp_in(const char *dir, char *where, size_t wlen, int *fd_out, char *err, size_t errlen)
 {
 	struct stat st;
@@ -71,6 +87,11 @@ static int open_tmp_in(const char *dir, char *where, size_t wlen, int *fd_out, c
 		}
 		snprintf(err, errlen, "cannot create the store in '%s': %s", dir, strerror(e));
 		return -e;
+	}
+	int rc = check_not_ram(fd, dir, err, errlen);
+	if (rc) {
+		close(fd);
+		return rc;
 	}
 	snprintf(where, wlen, "unlinked file in %s", dir);
 	*fd_out = fd;
@@ -132,11 +153,16 @@ int upg_store_open(struct upg_store *s, const char *path, uint64_t max_bytes, ch
 		fd = open(path, O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
 		if (fd < 0) {
 			int e = errno;
-			const char *hint = e == ENOENT ? ": its directory does not exist; create it or choose another path"
+			const char *hint = e == ENOENT ? ": its directory does not exist or cannot hold files; create it or choose another path"
 				: e == EINVAL ? ": the filesystem does not support O_DIRECT (tmpfs?); choose a path on a disk"
 				: (e == EROFS || e == EACCES || e == EPERM) ? ": choose a writable location" : "";
 			snprintf(err, errlen, "store file '%s': %s%s", path, strerror(e), hint);
 			return -e;
+		}
+		int rc2 = check_not_ram(fd, path, err, errlen);
+		if (rc2) {
+			close(fd);
+			return rc2;
 		}
 		if (ftruncate(fd, 0)) {
 			int e = errno;
