@@ -1,0 +1,501 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bad configurations and bad API calls: each gives its documented error code
+ * and, for upager_open(), a one-line message that names what to change.
+ * Nothing crashes, and output parameters are left alone on failure.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* unshare, CLONE_NEWNS */
+#endif
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "upager.h"
+
+#define MIB (1ULL << 20)
+
+static upager_t *const SENTINEL = (upager_t *)(uintptr_t)0x5e47;
+
+static void base_config(struct upager_config *cfg)
+{
+	upager_config_init(cfg);
+	cfg->ram_budget = 4 * MIB;
+}
+
+/* upager_open() must fail with want (0: any negative errno) and a message
+ * holding every string of must[] (NULL-terminated); returns the message. */
+static const char *expect_open_fail(const struct upager_config *cfg, int want, const char *const *must)
+{
+	static char err[1024];
+	memset(err, 'x', sizeof err);
+	err[sizeof err - 1] = 0;
+	upager_t *up = SENTINEL;
+	int rc = upager_open(cfg, &up, err, sizeof err);
+	if (rc == 0)
+		upager_close(up);
+	if (want)
+		ck_assert_msg(rc == want, "upager_open returned %d (%s), expected %d (%s); message: %s", rc,
+			      rc ? strerror(-rc) : "success", want, strerror(-want), rc ? err : "(none)");
+	else
+		ck_assert_msg(rc < 0, "upager_open returned %d, expected an error", rc);
+	ck_assert_msg(up == SENTINEL, "upager_open wrote *out although it failed");
+	ck_assert_msg(memchr(err, 0, sizeof err) != NULL, "the message is not NUL-terminated");
+	ck_assert_msg(err[0] && strlen(err) > 10, "the message is empty or too short: '%s'", err);
+	ck_assert_msg(!strchr(err, '\n'), "the message is not one line: '%s'", err);
+	for (size_t i = 0; must && must[i]; i++)
+		ck_assert_msg(strstr(err, must[i]), "the message does not mention '%s': %s", must[i], err);
+	return err;
+}
+
+#define MUST(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+/* upager_config_validate() refuses what upager_open() refuses for the
+ * config alone, with the same code and message. */
+static void expect_validate_fail(const struct upager_config *cfg, int want)
+{
+	char a[1024] = "", b[1024] = "";
+	upager_t *up = SENTINEL;
+	int rc = upager_config_validate(cfg, a, sizeof a);
+	ck_assert_msg(rc == want, "upager_config_validate returned %d, expected %d; message: %s", rc, want, a);
+	ck_assert_int_eq(upager_open(cfg, &up, b, sizeof b), want);
+	ck_assert_msg(a[0] && !strcmp(a, b), "upager_config_validate said '%s', upager_open said '%s'", a, b);
+}
+
+/* ---- upager_open ---- */
+
+START_TEST(test_budget_zero)
+{
+	struct upager_config cfg;
+	base_config(&cfg);
+	cfg.ram_budget = 0;
+	expect_open_fail(&cfg, -EINVAL, MUST("ram_budget", "UPAGER_RAM"));
+	expect_validate_fail(&cfg, -EINVAL);
+}
+END_TEST
+
+START_TEST(test_page_size_3000)
+{
+	struct upager_config cfg;
+	base_config(&cfg);
+	cfg.page_size = 3000;
+	expect_open_fail(&cfg, -EINVAL, MUST("3000", "page_size", "UPAGER_PAGE"));
+	expect_validate_fail(&cfg, -EINVAL);
+}
+END_TEST
+
+START_TEST(test_store_missing_directory)
+{
+	struct upager_config cfg;
+	base_config(&cfg);
+	cfg.store_path = "/nonexistent-dir/sub/store";
+	expect_open_fail(&cfg, -ENOENT, MUST("/nonexistent-dir/sub/store"));
+	/* The same for a missing directory given as a directory. */
+	cfg.store_path = "/nonexistent-dir/sub/";
+	expect_open_fail(&cfg, -ENOENT, MUST("/nonexistent-dir/sub"));
+}
+END_TEST
+
+START_TEST(test_store_under_proc)
+{
+	struct upager_config cfg;
+	base_config(&cfg);
+	cfg.store_path = "/proc/upager-store";
+	const char *msg = expect_open_fail(&cfg, 0, MUST("/proc/upager-store"));
+	(void)msg;
+}
+END_TEST
+
+/*
+ * Stores on mounts made for the test, in a private mount namespace of a
+ * forked child (so nothing leaks into the test process or the system).  The
+ * child reports each upager_open() result through a pipe.
+ */
+struct ns_result {
+	char setup_err[256]; /* non-empty: the child could not set up */
+	char dir[64];
+	int rc[2];
+	char msg[2][1024];
+};
+
+static void ns_child(int ro, int wfd)
+{
+	struct ns_result res;
+	memset(&res, 0, sizeof res);
+	char dir[] = "/tmp/upager-ns-XXXXXX";
+	if (unshare(CLONE_NEWNS) || mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL)) {
+		snprintf(res.setup_err, sizeof res.setup_err, "unshare(CLONE_NEWNS): %s", strerror(errno));
+	} else if (!mkdtemp(dir)) {
+		snprintf(res.setup_err, sizeof res.setup_err, "mkdtemp: %s", strerror(errno));
+	} else if (mount("tmpfs", dir, "tmpfs", ro ? MS_RDONLY : 0, "size=16m")) {
+		snprintf(res.setup_err, sizeof res.setup_err, "mount tmpfs on %s: %s", dir, strerror(errno));
+		rmdir(dir);
+	} else {
+		snprintf(res.dir, sizeof res.dir, "%s", dir);
+		char file[128];
+		snprintf(file, sizeof file, "%s/store", dir);
+		const char *paths[2] = { dir, file }; /* a directory (O_TMPFILE there), a file to create */
+		for (int i = 0; i < 2; i++) {
+			struct upager_config cfg;
+			base_config(&cfg);
+			cfg.store_path = paths[i];
+			upager_t *up = NULL;
+			res.rc[i] = upager_open(&cfg, &up, res.msg[i], sizeof res.msg[i]);
+			if (!res.rc[i])
+				upager_close(up);
+		}
+		umount2(dir, MNT_DETACH);
+		rmdir(dir);
+	}
+	ssize_t n = write(wfd, &res, sizeof res);
+	_exit(n == (ssize_t)sizeof res ? 0 : 1);
+}
+
+static int ns_run(int ro, struct ns_result *res)
+{
+	int p[2];
+	ck_assert_int_eq(pipe(p), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(p[0]);
+		ns_child(ro, p[1]);
+	}
+	close(p[1]);
+	size_t got = 0;
+	while (got < sizeof *res) {
+		ssize_t n = read(p[0], (char *)res + got, sizeof *res - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(p[0]);
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0 && got == sizeof *res,
+		      "the mount-namespace child failed (status %#x)", st);
+	return res->setup_err[0] ? -1 : 0;
+}
+
+static void check_ns_result(const struct ns_result *res, int i, int want, const char *const *must)
+{
+	const char *what = i ? "a store file on" : "a store directory on";
+	ck_assert_msg(res->rc[i] == want, "%s %s: upager_open returned %d (%s), expected %d (%s); message: %s", what,
+		      res->dir, res->rc[i], res->rc[i] ? strerror(-res->rc[i]) : "success", want, strerror(-want),
+		      res->rc[i] ? res->msg[i] : "(none)");
+	ck_assert_msg(res->msg[i][0], "%s %s: empty message", what, res->dir);
+	for (size_t k = 0; must && must[k]; k++)
+		ck_assert_msg(strstr(res->msg[i], must[k]), "%s %s: the message does not mention '%s': %s", what,
+			      res->dir, must[k], res->msg[i]);
+}
+
+/* A read-only tmpfs: -EROFS, naming the path and asking for a writable one. */
+START_TEST(test_store_read_only_mount)
+{
+	struct ns_result res;
+	if (ns_run(1, &res)) {
+		/* No mount namespace (no CAP_SYS_ADMIN): a read-only path
+		 * must still fail with a message. */
+		fprintf(stderr, "%s; checking /proc/sys instead\n", res.setup_err);
+		struct upager_config cfg;
+		base_config(&cfg);
+		cfg.store_path = "/proc/sys";
+		expect_open_fail(&cfg, 0, MUST("/proc/sys"));
+		return;
+	}
+	check_ns_result(&res, 0, -EROFS, MUST(res.dir, "writable"));
+	check_ns_result(&res, 1, -EROFS, MUST(res.dir, "writable"));
+}
+END_TEST
+
+static void check_tmpfs_message(const char *msg, const char *what)
+{
+	ck_assert_msg(strstr(msg, "O_DIRECT") || strstr(msg, "tmpfs"),
+		      "%s: the message names neither O_DIRECT nor tmpfs: %s", what, msg);
+}
+
+/* tmpfs is RAM: swapping to it saves nothing.  Linux >= 6.6 accepts O_DIRECT
+ * on tmpfs, so the library has to check the filesystem itself. */
+START_TEST(test_store_on_tmpfs)
+{
+	struct statfs sf;
+	ck_assert_int_eq(statfs("/dev/shm", &sf), 0);
+	ck_assert_msg(sf.f_type == TMPFS_MAGIC, "/dev/shm is not tmpfs here");
+	struct upager_config cfg;
+	base_config(&cfg);
+	cfg.store_path = "/dev/shm";
+	check_tmpfs_message(expect_open_fail(&cfg, -EINVAL, MUST("/dev/shm")), "/dev/shm");
+}
+END_TEST
+
+START_TEST(test_store_file_on_tmpfs)
+{
+	struct ns_result res;
+	ck_assert_msg(ns_run(0, &res) == 0, "%s", res.setup_err);
+	check_ns_result(&res, 0, -EINVAL, NULL);
+	check_tmpfs_message(res.msg[0], "a store directory on tmpfs");
+	check_ns_result(&res, 1, -EINVAL, NULL);
+	check_tmpfs_message(res.msg[1], "a store file on tmpfs");
+}
+END_TEST
+
+START_TEST(test_unknown_policy)
+{
+	struct upager_config cfg;
+	base_config(&cfg);
+	cfg.policy = "lru2";
+	expect_open_fail(&cfg, -EINVAL, MUST("lru2", "policy", "s3fifo", "clock", "fifo"));
+	expect_validate_fail(&cfg, -EINVAL);
+	cfg.policy = NULL;
+	expect_open_fail(&cfg, -EINVAL, MUST("policy", "s3fifo"));
+}
+END_TEST
+
+START_TEST(test_handler_threads_zero)
+{
+	struct upager_config cfg;
+	base_config(&cfg);
+	cfg.handler_threads = 0;
+	expect_open_fail(&cfg, -EINVAL, MUST("handler_threads", "UPAGER_HANDLERS"));
+	expect_validate_fail(&cfg, -EINVAL);
+	cfg.handler_threads = 17;
+	expect_open_fail(&cfg, -EINVAL, MUST("handler_threads", "16"));
+}
+END_TEST
+
+START_TEST(test_validate_good_config)
+{
+	struct upager_config cfg;
+	base_config(&cfg);
+	char err[256] = "x";
+	ck_assert_int_eq(upager_config_validate(&cfg, err, sizeof err), 0);
+}
+END_TEST
+
+START_TEST(test_config_not_initialised)
+{
+	struct upager_config cfg;
+	memset(&cfg, 0, sizeof cfg);
+	expect_open_fail(&cfg, -EINVAL, MUST("upager_config_init"));
+	expect_open_fail(NULL, -EINVAL, MUST("upager_config_init"));
+}
+END_TEST
+
+START_TEST(test_open_null_out_and_err)
+{
+	struct upager_config cfg;
+	base_config(&cfg);
+	char err[256] = "";
+	ck_assert_int_eq(upager_open(&cfg, NULL, err, sizeof err), -EINVAL);
+	ck_assert_msg(err[0], "no message for out == NULL");
+
+	/* No buffer, or a zero-length one: the error code alone. */
+	upager_t *up = SENTINEL;
+	cfg.ram_budget = 0;
+	ck_assert_int_eq(upager_open(&cfg, &up, NULL, 0), -EINVAL);
+	ck_assert_int_eq(upager_open(&cfg, &up, NULL, 100), -EINVAL);
+	char one = 'x';
+	ck_assert_int_eq(upager_open(&cfg, &up, &one, 0), -EINVAL);
+	ck_assert_msg(one == 'x', "a zero-length buffer was written");
+	ck_assert_ptr_eq(up, SENTINEL);
+
+	/* A short buffer: truncated and terminated. */
+	char small[16];
+	memset(small, 'x', sizeof small);
+	ck_assert_int_eq(upager_open(&cfg, &up, small, sizeof small), -EINVAL);
+	ck_assert_msg(memchr(small, 0, sizeof small), "a short buffer is not NUL-terminated");
+	ck_assert_uint_gt(strlen(small), 0);
+}
+END_TEST
+
+/* ---- upager_config_from_env ---- */
+
+START_TEST(test_env_bad_ram)
+{
+	struct upager_config cfg, before;
+	base_config(&cfg);
+	setenv("UPAGER_POLICY", "clock", 1); /* valid, but all or nothing */
+	setenv("UPAGER_RAM", "12Q", 1);
+	memcpy(&before, &cfg, sizeof cfg);
+	char err[512] = "";
+	ck_assert_int_eq(upager_config_from_env(&cfg, err, sizeof err), -EINVAL);
+	ck_assert_msg(strstr(err, "UPAGER_RAM"), "the message does not name UPAGER_RAM: %s", err);
+	ck_assert_msg(strstr(err, "12Q"), "the message does not echo the value: %s", err);
+	ck_assert_msg(!memcmp(&cfg, &before, sizeof cfg), "a failed upager_config_from_env changed the config");
+	unsetenv("UPAGER_RAM");
+	unsetenv("UPAGER_POLICY");
+}
+END_TEST
+
+/* ---- the API on a running runtime ---- */
+
+static upager_t *up;
+static char *region;
+#define REGION_LEN (1 * MIB)
+
+static void api_setup(void)
+{
+	up = upg_t_open(4 * MIB, 0, NULL, 1);
+	void *a = NULL;
+	ck_assert_int_eq(upager_map(up, REGION_LEN, NULL, &a), 0);
+	region = a;
+	for (uint64_t i = 0; i < REGION_LEN / 4096; i++)
+		upg_t_fill(region + i * 4096, 4096, i, 1);
+}
+
+static void api_teardown(void)
+{
+	if (up) {
+		/* Whatever was refused, the region is intact and usable. */
+		for (uint64_t i = 0; i < REGION_LEN / 4096; i++)
+			ck_assert_msg(!upg_t_check(region + i * 4096, 4096, i, 1), "page %llu changed",
+				      (unsigned long long)i);
+		ck_assert_int_eq(upager_unmap(up, region), 0);
+		ck_assert_int_eq(upager_close(up), 0);
+	}
+	up = NULL;
+}
+
+START_TEST(test_map_rejects)
+{
+	void *sentinel = (void *)(uintptr_t)0x1234, *a = sentinel;
+	ck_assert_int_eq(upager_map(up, 0, NULL, &a), -EINVAL);
+	ck_assert_ptr_eq(a, sentinel);
+
+	struct upager_map_opts o = { .size = sizeof o, .page_size = 3000 };
+	ck_assert_int_eq(upager_map(up, MIB, &o, &a), -EINVAL);
+	ck_assert_ptr_eq(a, sentinel);
+	o.page_size = 2048;
+	ck_assert_int_eq(upager_map(up, MIB, &o, &a), -EINVAL);
+	o.page_size = 4096 * 3;
+	ck_assert_int_eq(upager_map(up, MIB, &o, &a), -EINVAL);
+	ck_assert_ptr_eq(a, sentinel);
+
+	ck_assert_int_eq(upager_map(NULL, MIB, NULL, &a), -EINVAL);
+	ck_assert_int_eq(upager_map(up, MIB, NULL, NULL), -EINVAL);
+	ck_assert_ptr_eq(a, sentinel);
+
+	/* A good map still works afterwards. */
+	ck_assert_int_eq(upager_map(up, MIB, NULL, &a), 0);
+	ck_assert_ptr_ne(a, sentinel);
+	upg_t_fill(a, 4096, 42, 2);
+	ck_assert_uint_eq(upg_t_check(a, 4096, 42, 2), 0);
+	ck_assert_int_eq(upager_unmap(up, a), 0);
+}
+END_TEST
+
+START_TEST(test_unmap_rejects)
+{
+	int local;
+	ck_assert_int_eq(upager_unmap(up, &local), -EINVAL);
+	ck_assert_int_eq(upager_unmap(up, NULL), -EINVAL);
+	ck_assert_int_eq(upager_unmap(up, region + 4096), -EINVAL); /* inside, not the start */
+	ck_assert_int_eq(upager_unmap(up, region + REGION_LEN), -EINVAL);
+	ck_assert_int_eq(upager_unmap(NULL, region), -EINVAL);
+	void *heap = malloc(64);
+	ck_assert_int_eq(upager_unmap(up, heap), -EINVAL);
+	free(heap);
+
+	/* A second unmap of the same region. */
+	void *a = NULL;
+	ck_assert_int_eq(upager_map(up, MIB, NULL, &a), 0);
+	ck_assert_int_eq(upager_unmap(up, a), 0);
+	ck_assert_int_eq(upager_unmap(up, a), -EINVAL);
+	ck_assert_int_eq(upager_owns(up, a), 0);
+	ck_assert_int_eq(upager_owns(up, region), 1);
+}
+END_TEST
+
+START_TEST(test_advise_rejects)
+{
+	ck_assert_int_eq(upager_advise(up, region, 4096, 99), -EINVAL);
+	ck_assert_int_eq(upager_advise(up, region, 4096, -1), -EINVAL);
+	ck_assert_int_eq(upager_advise(up, region, 4096, UPAGER_ADV_DONTNEED + 1), -EINVAL);
+	/* Out of the region, or running past its end. */
+	ck_assert_int_eq(upager_advise(up, region, REGION_LEN + 4096, UPAGER_ADV_DONTNEED), -EINVAL);
+	ck_assert_int_eq(upager_advise(up, region + REGION_LEN - 4096, 8192, UPAGER_ADV_WILLNEED), -EINVAL);
+	ck_assert_int_eq(upager_advise(up, region, SIZE_MAX, UPAGER_ADV_DONTNEED), -EINVAL);
+	ck_assert_int_eq(upager_advise(up, region + REGION_LEN, 4096, UPAGER_ADV_NORMAL), -EINVAL);
+	int local;
+	ck_assert_int_eq(upager_advise(up, &local, sizeof local, UPAGER_ADV_DONTNEED), -EINVAL);
+	ck_assert_int_eq(upager_advise(NULL, region, 4096, UPAGER_ADV_NORMAL), -EINVAL);
+	/* A good call still works. */
+	ck_assert_int_eq(upager_advise(up, region, REGION_LEN, UPAGER_ADV_SEQUENTIAL), 0);
+	ck_assert_int_eq(upager_advise(up, region, REGION_LEN, UPAGER_ADV_NORMAL), 0);
+}
+END_TEST
+
+START_TEST(test_stats_rejects)
+{
+	struct upager_stats st;
+	memset(&st, 0, sizeof st);
+	st.size = 0;
+	ck_assert_int_eq(upager_stats(up, &st), -EINVAL);
+	ck_assert_int_eq(upager_stats(up, NULL), -EINVAL);
+	st.size = sizeof st;
+	ck_assert_int_eq(upager_stats(NULL, &st), -EINVAL);
+	ck_assert_int_eq(upager_stats(up, &st), 0);
+	ck_assert_uint_eq(st.size, sizeof st);
+	ck_assert_uint_eq(st.regions, 1);
+}
+END_TEST
+
+START_TEST(test_close_null)
+{
+	ck_assert_int_eq(upager_close(NULL), 0);
+	ck_assert_int_eq(upager_owns(NULL, region), 0);
+}
+END_TEST
+
+static Suite *badconfig_suite(void)
+{
+	Suite *s = suite_create("badconfig");
+	TCase *tc = tcase_create("open");
+	tcase_add_test(tc, test_budget_zero);
+	tcase_add_test(tc, test_page_size_3000);
+	tcase_add_test(tc, test_store_missing_directory);
+	tcase_add_test(tc, test_store_under_proc);
+	tcase_add_test(tc, test_store_read_only_mount);
+	tcase_add_test(tc, test_store_on_tmpfs);
+	tcase_add_test(tc, test_store_file_on_tmpfs);
+	tcase_add_test(tc, test_unknown_policy);
+	tcase_add_test(tc, test_handler_threads_zero);
+	tcase_add_test(tc, test_config_not_initialised);
+	tcase_add_test(tc, test_validate_good_config);
+	tcase_add_test(tc, test_open_null_out_and_err);
+	tcase_add_test(tc, test_env_bad_ram);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("api");
+	tcase_add_checked_fixture(tc, api_setup, api_teardown);
+	tcase_add_test(tc, test_map_rejects);
+	tcase_add_test(tc, test_unmap_rejects);
+	tcase_add_test(tc, test_advise_rejects);
+	tcase_add_test(tc, test_stats_rejects);
+	tcase_add_test(tc, test_close_null);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(badconfig_suite());
+	fflush(stdout);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

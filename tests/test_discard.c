@@ -1,0 +1,505 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Discards and address-space changes made behind the runtime's back, as an
+ * application or its allocator makes them: madvise(MADV_DONTNEED),
+ * upager_advise(UPAGER_ADV_DONTNEED), munmap() of part of a region, and
+ * mprotect().  Each must leave the runtime's state matching the memory:
+ * discarded pages read as zeros and give their store slots back, everything
+ * else keeps its data through eviction and refault.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "upager.h"
+
+#define MIB (1ULL << 20)
+#define BUDGET (4 * MIB)
+#define REGION (4 * BUDGET)
+
+static upager_t *up;
+static char *base;
+static uint32_t ps;
+static uint64_t npages;
+static uint32_t *gen;   /* expected generation per page; 0: zeros */
+
+static void stats(struct upager_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	st->size = sizeof *st;
+	ck_assert_int_eq(upager_stats(up, st), 0);
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/* Wait until the evictor has finished: resident within the budget and no
+ * eviction for a while.  Counts of evicted pages are exact only then. */
+static void wait_idle(void)
+{
+	struct upager_stats a, b;
+	for (int i = 0; i < 250; i++) {
+		stats(&a);
+		sleep_ms(20);
+		stats(&b);
+		if (a.evictions == b.evictions && a.writebacks == b.writebacks && a.zero_fills == b.zero_fills &&
+		    b.resident_bytes <= b.ram_budget)
+			return;
+	}
+	ck_abort_msg("the evictor did not settle in 5 s (resident %llu, budget %llu)",
+		     (unsigned long long)b.resident_bytes, (unsigned long long)b.ram_budget);
+}
+
+/* Pages of [first, first+n) of which no 4 KiB part is present: evicted. */
+static uint64_t count_evicted(uint64_t first, uint64_t n)
+{
+	size_t sub = ps / 4096, len = n * ps;
+	unsigned char *vec = malloc(len / 4096);
+	ck_assert_ptr_nonnull(vec);
+	ck_assert_int_eq(mincore(base + first * ps, len, vec), 0);
+	uint64_t out = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		int any = 0;
+		for (size_t q = 0; q < sub; q++)
+			any |= vec[i * sub + q] & 1;
+		out += !any;
+	}
+	free(vec);
+	return out;
+}
+
+static void check_page(uint64_t i, const char *what)
+{
+	const char *p = base + i * ps;
+	if (!gen[i]) {
+		ck_assert_msg(upg_t_is_zero(p, ps), "%s: page %llu should read as zeros", what, (unsigned long long)i);
+		return;
+	}
+	size_t bad = upg_t_check(p, ps, i, gen[i]);
+	ck_assert_msg(!bad, "%s: page %llu (gen %u) differs at byte %zu", what, (unsigned long long)i, gen[i],
+		      bad - 1);
+}
+
+static void check_range(uint64_t first, uint64_t n, const char *what)
+{
+	for (uint64_t i = first; i < first + n; i++)
+		check_page(i, what);
+}
+
+static void fill_range(uint64_t first, uint64_t n, uint32_t g)
+{
+	for (uint64_t i = first; i < first + n; i++) {
+		upg_t_fill(base + i * ps, ps, i, g);
+		gen[i] = g;
+	}
+}
+
+/* Read-verify the pages outside [first, first+n) (skipping holes) until a
+ * page of that range has been evicted; s3fifo resists one scan, so this may
+ * take a few passes.  Writes a new generation on odd passes so that there is
+ * dirty data to push. */
+static void push_out(uint64_t first, uint64_t n, uint64_t hole_first, uint64_t hole_n, const char *what)
+{
+	for (int pass = 0; pass < 8; pass++) {
+		for (uint64_t i = 0; i < npages; i++) {
+			if ((i >= first && i < first + n) || (i >= hole_first && i < hole_first + hole_n))
+				continue;
+			check_page(i, what);
+			if (pass & 1) {
+				upg_t_fill(base + i * ps, ps, i, gen[i] + 1);
+				gen[i]++;
+			}
+		}
+		if (count_evicted(first, n) > 0)
+			return;
+	}
+	ck_abort_msg("%s: no page of [%llu, %llu) was evicted after 8 passes", what, (unsigned long long)first,
+		     (unsigned long long)(first + n));
+}
+
+static void open_map(uint32_t psize)
+{
+	struct upager_config cfg;
+	upager_config_init(&cfg);
+	cfg.ram_budget = BUDGET;
+	cfg.handler_threads = 2;
+	cfg.log = upg_t_log;
+	cfg.log_level = UPAGER_LOG_WARN;
+	char err[512];
+	int rc = upager_open(&cfg, &up, err, sizeof err);
+	ck_assert_msg(rc == 0, "upager_open: %s (%s)", err, strerror(-rc));
+	struct upager_map_opts o = { .size = sizeof o, .page_size = psize };
+	void *a = NULL;
+	ck_assert_int_eq(upager_map(up, REGION, &o, &a), 0);
+	base = a;
+	ps = psize;
+	npages = REGION / psize;
+	gen = calloc(npages, sizeof *gen);
+	ck_assert_ptr_nonnull(gen);
+	fill_range(0, npages, 1);
+	wait_idle();
+	struct upager_stats st;
+	stats(&st);
+	ck_assert_msg(st.evictions > 0 && st.writebacks > 0, "filling 4x the budget evicted nothing");
+}
+
+static void setup_4k(void)
+{
+	open_map(4096);
+}
+
+static void setup_empty(void)
+{
+	up = upg_t_open(BUDGET, 0, NULL, 2);
+	base = NULL;
+	ps = 4096;
+	gen = NULL;
+}
+
+static void setup_64k(void)
+{
+	open_map(65536);
+}
+
+static void teardown(void)
+{
+	if (up) {
+		if (base)
+			ck_assert_int_eq(upager_unmap(up, base), 0);
+		ck_assert_int_eq(upager_close(up), 0);
+	}
+	up = NULL;
+	base = NULL;
+	free(gen);
+	gen = NULL;
+}
+
+/*
+ * Discard [first, first+n) with madvise() or upager_advise() and check what
+ * the runtime did before the call returned, then the contents.
+ */
+static void discard_and_check(uint64_t first, uint64_t n, int use_api)
+{
+	const char *how = use_api ? "upager_advise(DONTNEED)" : "madvise(MADV_DONTNEED)";
+	wait_idle();
+	uint64_t evicted = count_evicted(first, n);
+	uint64_t resident = n - evicted;
+	ck_assert_msg(evicted > 0 && resident > 0,
+		      "the range should hold evicted and resident pages (evicted %llu, resident %llu)",
+		      (unsigned long long)evicted, (unsigned long long)resident);
+
+	struct upager_stats s0, s1;
+	stats(&s0);
+	if (use_api)
+		ck_assert_int_eq(upager_advise(up, base + first * ps, n * ps, UPAGER_ADV_DONTNEED), 0);
+	else
+		ck_assert_int_eq(madvise(base + first * ps, n * ps, MADV_DONTNEED), 0);
+	/* No waiting: the REMOVE event is handled before the call returns.
+	 * Checked at the end, so that a failure here does not hide the rest. */
+	stats(&s1);
+	uint64_t at_return = s1.discards - s0.discards;
+	for (int i = 0; i < 500 && s1.discards - s0.discards < n; i++) {
+		sleep_ms(10);
+		stats(&s1);
+	}
+	ck_assert_msg(s1.discards - s0.discards == n, "%s of %llu pages: %llu discards counted", how,
+		      (unsigned long long)n, (unsigned long long)(s1.discards - s0.discards));
+	uint64_t blocks = ps / 4096;
+	ck_assert_msg(s0.store_slots_used >= s1.store_slots_used &&
+			      s0.store_slots_used - s1.store_slots_used >= evicted * blocks,
+		      "%s: store_slots_used went from %llu to %llu; %llu evicted pages (%llu blocks) were discarded",
+		      how, (unsigned long long)s0.store_slots_used, (unsigned long long)s1.store_slots_used,
+		      (unsigned long long)evicted, (unsigned long long)(evicted * blocks));
+	ck_assert_msg(s0.resident_bytes - s1.resident_bytes >= resident * ps,
+		      "%s: resident bytes went from %llu to %llu; %llu resident pages were discarded", how,
+		      (unsigned long long)s0.resident_bytes, (unsigned long long)s1.resident_bytes,
+		      (unsigned long long)resident);
+
+	for (uint64_t i = first; i < first + n; i++)
+		gen[i] = 0;
+	check_range(first, n, "discarded range");
+	check_range(0, first, "below the discarded range");
+	check_range(first + n, npages - first - n, "above the discarded range");
+
+	/* The zeros survive eviction, and the range can be used again. */
+	push_out(first, n, 0, 0, "after discard");
+	check_range(first, n, "discarded range after eviction");
+	fill_range(first, n, 7);
+	push_out(first, n, 0, 0, "after refill");
+	check_range(0, npages, "everything after refill and eviction");
+
+	ck_assert_msg(at_return == n,
+		      "%s of %llu pages returned before the runtime handled it: %llu discards counted at return",
+		      how, (unsigned long long)n, (unsigned long long)at_return);
+}
+
+START_TEST(test_madvise_dontneed)
+{
+	/* The newest half: its start was evicted, its end is resident. */
+	discard_and_check(npages / 2, npages / 2 - npages / 64, 0);
+}
+END_TEST
+
+START_TEST(test_advise_dontneed)
+{
+	discard_and_check(npages / 2, npages / 2 - npages / 64, 1);
+}
+END_TEST
+
+/* Many small discards of just-written pages, each checked as soon as
+ * madvise() returns: a race between the return and the handler would show. */
+START_TEST(test_madvise_counts_immediately)
+{
+	uint64_t n = 16;
+	for (int round = 0; round < 64; round++) {
+		uint64_t first = (uint64_t)round * n % (npages - n);
+		fill_range(first, n, 3);
+		struct upager_stats s0, s1;
+		stats(&s0);
+		ck_assert_int_eq(madvise(base + first * ps, n * ps, MADV_DONTNEED), 0);
+		stats(&s1);
+		ck_assert_msg(s1.discards - s0.discards >= n,
+			      "round %d: madvise(MADV_DONTNEED) of %llu pages returned with %llu discards counted",
+			      round, (unsigned long long)n, (unsigned long long)(s1.discards - s0.discards));
+		for (uint64_t i = first; i < first + n; i++)
+			gen[i] = 0;
+		check_range(first, n, "just discarded");
+	}
+	check_range(0, npages, "after many small discards");
+}
+END_TEST
+
+/* munmap() of part of a region: the UNMAP event drops that range's state. */
+START_TEST(test_munmap_part)
+{
+	uint64_t first = npages / 4, n = npages / 2;
+	wait_idle();
+	uint64_t evicted = count_evicted(first, n);
+	ck_assert_msg(evicted > 0, "nothing to unmap was evicted");
+	struct upager_stats s0, s1;
+	stats(&s0);
+	ck_assert_int_eq(munmap(base + first * ps, n * ps), 0);
+	stats(&s1);
+	/* The UNMAP event is read before munmap() returns; give the handler a
+	 * moment in case it is counted just after. */
+	for (int i = 0; i < 500 && s1.discards - s0.discards < n; i++) {
+		sleep_ms(10);
+		stats(&s1);
+	}
+	ck_assert_msg(s1.discards - s0.discards == n, "munmap of %llu pages: %llu discards counted",
+		      (unsigned long long)n, (unsigned long long)(s1.discards - s0.discards));
+	ck_assert_msg(s0.store_slots_used - s1.store_slots_used >= evicted * (ps / 4096),
+		      "munmap: store_slots_used went from %llu to %llu; %llu evicted pages were unmapped",
+		      (unsigned long long)s0.store_slots_used, (unsigned long long)s1.store_slots_used,
+		      (unsigned long long)evicted);
+	ck_assert_int_eq(upager_owns(up, base), 1);
+
+	/* The rest keeps its data under pressure, on both sides of the hole. */
+	check_range(0, first, "below the hole");
+	check_range(first + n, npages - first - n, "above the hole");
+	push_out(0, first, first, n, "below the hole");
+	check_range(0, first, "below the hole after eviction");
+	push_out(first + n, npages - first - n, first, n, "above the hole");
+	check_range(first + n, npages - first - n, "above the hole after eviction");
+	check_range(0, first, "below the hole at the end");
+	/* The slots of the unmapped range stay free. */
+	struct upager_stats s2;
+	stats(&s2);
+	ck_assert_msg(s2.store_slots_used <= (npages - n) * (ps / 4096),
+		      "%llu store blocks used for %llu mapped pages", (unsigned long long)s2.store_slots_used,
+		      (unsigned long long)(npages - n));
+}
+END_TEST
+
+/* munmap() or mprotect() of part of a region that was never touched (a
+ * guard page, say), then first touches right next to it: fault-around must
+ * stay inside the VMA of the faulting page. */
+static void hole_then_touch_edges(int use_mprotect)
+{
+	void *a = NULL;
+	uint64_t n = 1024;
+	ck_assert_int_eq(upager_map(up, n * ps, NULL, &a), 0);
+	char *r = a;
+	uint64_t hole = 100, hole_n = 10; /* pages [100, 110), inside one fault-around cluster */
+	if (use_mprotect)
+		ck_assert_int_eq(mprotect(r + hole * ps, hole_n * ps, PROT_NONE), 0);
+	else
+		ck_assert_int_eq(munmap(r + hole * ps, hole_n * ps), 0);
+	/* The edges first: each is the first touch of a fault-around cluster
+	 * that borders the hole. */
+	upg_t_fill(r + (hole - 1) * ps, ps, hole - 1, 5);
+	upg_t_fill(r + (hole + hole_n) * ps, ps, hole + hole_n, 5);
+	for (uint64_t i = 0; i < n; i++)
+		if ((i < hole - 1 || i > hole + hole_n))
+			upg_t_fill(r + i * ps, ps, i, 5);
+	for (uint64_t i = 0; i < n; i++) {
+		if (i >= hole && i < hole + hole_n)
+			continue;
+		size_t bad = upg_t_check(r + i * ps, ps, i, 5);
+		ck_assert_msg(!bad, "page %llu of the holed region differs at %zu", (unsigned long long)i, bad - 1);
+	}
+	if (use_mprotect) {
+		/* The guard comes off: zeros, then usable. */
+		ck_assert_int_eq(mprotect(r + hole * ps, hole_n * ps, PROT_READ | PROT_WRITE), 0);
+		ck_assert(upg_t_is_zero(r + hole * ps, hole_n * ps));
+		for (uint64_t i = hole; i < hole + hole_n; i++)
+			upg_t_fill(r + i * ps, ps, i, 5);
+		for (uint64_t i = 0; i < n; i++)
+			ck_assert_msg(!upg_t_check(r + i * ps, ps, i, 5), "page %llu differs", (unsigned long long)i);
+	}
+	ck_assert_int_eq(upager_unmap(up, r), 0);
+}
+
+START_TEST(test_munmap_untouched_then_touch_edges)
+{
+	hole_then_touch_edges(0);
+}
+END_TEST
+
+START_TEST(test_mprotect_untouched_then_touch_edges)
+{
+	hole_then_touch_edges(1);
+}
+END_TEST
+
+/* upager_advise(DONTNEED) on a range that does not start or end on a page
+ * boundary: the range reads as zeros, and not one byte outside it changes
+ * (an allocator freeing part of a page must not lose its neighbours). */
+START_TEST(test_advise_unaligned_keeps_neighbours)
+{
+	void *a = NULL;
+	size_t len = 16 * 4096;
+	ck_assert_int_eq(upager_map(up, len, NULL, &a), 0);
+	unsigned char *r = a;
+	memset(r, 0xab, len);
+	size_t off = 4096 + 100, n = 2 * 4096; /* [4196, 12388): ends inside page 3 */
+	ck_assert_int_eq(upager_advise(up, r + off, n, UPAGER_ADV_DONTNEED), 0);
+	ck_assert_msg(upg_t_is_zero(r + off, n), "the advised range does not read as zeros");
+	for (size_t i = 0; i < len; i++) {
+		if (i >= off && i < off + n)
+			continue;
+		ck_assert_msg(r[i] == 0xab, "byte %zu, outside the advised range [%zu, %zu), changed to %#x", i, off,
+			      off + n, r[i]);
+	}
+	ck_assert_int_eq(upager_unmap(up, r), 0);
+}
+END_TEST
+
+/* mprotect(PROT_READ) over part of the region: its pages are evicted and
+ * faulted back while read-only; then writable again. */
+START_TEST(test_mprotect_readonly_under_pressure)
+{
+	uint64_t first = npages / 4, n = npages / 8; /* half the budget */
+	ck_assert_int_eq(mprotect(base + first * ps, n * ps, PROT_READ), 0);
+	struct upager_stats s0, s1;
+	stats(&s0);
+	for (int round = 0; round < 3; round++) {
+		check_range(first, n, "read-only range");
+		/* Push it out by writing the rest. */
+		push_out(first, n, 0, 0, "read-only range");
+		ck_assert_msg(count_evicted(first, n) > 0, "no read-only page was evicted");
+	}
+	check_range(first, n, "read-only range after eviction");
+	stats(&s1);
+	ck_assert_msg(s1.store_reads > s0.store_reads, "read-only pages were never faulted back from the store");
+
+	ck_assert_int_eq(mprotect(base + first * ps, n * ps, PROT_READ | PROT_WRITE), 0);
+	fill_range(first, n, 9);
+	check_range(first, n, "formerly read-only range after writing");
+	push_out(first, n, 0, 0, "formerly read-only range");
+	check_range(0, npages, "everything after mprotect back and eviction");
+}
+END_TEST
+
+/* 64 KiB pages: discard whole pages. */
+START_TEST(test_64k_discard_whole_pages)
+{
+	ck_assert_uint_eq(npages, 256);
+	discard_and_check(npages / 2, npages / 2 - 8, 0);
+}
+END_TEST
+
+START_TEST(test_64k_advise_whole_pages)
+{
+	discard_and_check(npages / 2, npages / 2 - 8, 1);
+}
+END_TEST
+
+/* 64 KiB pages: a discard of 4 KiB inside a page, resident or evicted, reads
+ * back as zeros there and keeps the rest of the page. */
+START_TEST(test_64k_discard_subpage)
+{
+	wait_idle();
+	uint64_t res_pg = npages, cold_pg = npages;
+	for (uint64_t i = npages; i-- > 0 && res_pg == npages;)
+		if (count_evicted(i, 1) == 0)
+			res_pg = i;
+	for (uint64_t i = 0; i < npages && cold_pg == npages; i++)
+		if (count_evicted(i, 1) == 1)
+			cold_pg = i;
+	ck_assert_msg(res_pg < npages && cold_pg < npages, "need a resident and an evicted 64 KiB page");
+	uint64_t pages[2] = { res_pg, cold_pg };
+	for (int k = 0; k < 2; k++) {
+		char *p = base + pages[k] * ps;
+		ck_assert_int_eq(upager_advise(up, p + 8192, 4096, UPAGER_ADV_DONTNEED), 0);
+		ck_assert_msg(upg_t_is_zero(p + 8192, 4096), "%s 64 KiB page: the discarded 4 KiB is not zeros",
+			      k ? "evicted" : "resident");
+		char *want = malloc(ps);
+		upg_t_fill(want, ps, pages[k], gen[pages[k]]);
+		ck_assert_msg(!memcmp(p, want, 8192) && !memcmp(p + 12288, want + 12288, ps - 12288),
+			      "%s 64 KiB page: the rest of the page changed", k ? "evicted" : "resident");
+		free(want);
+	}
+}
+END_TEST
+
+static Suite *discard_suite(void)
+{
+	Suite *s = suite_create("discard");
+	TCase *tc = tcase_create("4k");
+	tcase_add_checked_fixture(tc, setup_4k, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_madvise_dontneed);
+	tcase_add_test(tc, test_advise_dontneed);
+	tcase_add_test(tc, test_madvise_counts_immediately);
+	tcase_add_test(tc, test_munmap_part);
+	tcase_add_test(tc, test_mprotect_readonly_under_pressure);
+	suite_add_tcase(s, tc);
+
+	/* A hang here is a fault that can never be served: keep it short. */
+	tc = tcase_create("edges");
+	tcase_add_checked_fixture(tc, setup_empty, teardown);
+	tcase_set_timeout(tc, 10);
+	tcase_add_test(tc, test_munmap_untouched_then_touch_edges);
+	tcase_add_test(tc, test_mprotect_untouched_then_touch_edges);
+	tcase_add_test(tc, test_advise_unaligned_keeps_neighbours);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("64k");
+	tcase_add_checked_fixture(tc, setup_64k, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_64k_discard_whole_pages);
+	tcase_add_test(tc, test_64k_advise_whole_pages);
+	tcase_add_test(tc, test_64k_discard_subpage);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(discard_suite());
+	fflush(stdout);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
