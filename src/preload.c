@@ -339,9 +339,17 @@ static void write_report(void)
 		n = sizeof buf - 1;
 	int fd = 2;
 	if (report.path[0]) {
-		fd = open(report.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		/* "%p" in the path becomes the process id: every process of a
+		 * pipeline or build writes its own report. */
+		char path[sizeof report.path + 16];
+		const char *pp = strstr(report.path, "%p");
+		if (pp)
+			snprintf(path, sizeof path, "%.*s%d%s", (int)(pp - report.path), report.path, (int)getpid(), pp + 2);
+		else
+			snprintf(path, sizeof path, "%s", report.path);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (fd < 0) {
-			say("upager: cannot write the report to %s: %s", report.path, strerror(errno));
+			say("upager: cannot write the report to %s: %s", path, strerror(errno));
 			fd = 2;
 		}
 	}
