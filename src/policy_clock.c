@@ -12,12 +12,13 @@
  * sequential stream about to be used.
  */
 #include "policy.h"
+#include "qlist.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
-#define NIL UINT32_MAX
+#define NIL UPG_NIL
 
 enum { IN = 1, REF = 2 };
 
@@ -25,7 +26,7 @@ enum { IN = 1, REF = 2 };
  * remove() of any frame is O(1) and nothing is allocated after create(). */
 struct clock {
 	uint32_t nframes;
-	uint32_t head, tail, count;
+	struct upg_qlist l;
 	uint32_t *prev, *next; /* meaningful only while state[frame] & IN */
 	uint8_t *state;        /* IN | REF */
 };
@@ -37,28 +38,12 @@ static struct clock *clock_of(struct upg_policy *p)
 
 static void push_tail(struct clock *q, uint32_t f)
 {
-	q->prev[f] = q->tail;
-	q->next[f] = NIL;
-	if (q->tail == NIL)
-		q->head = f;
-	else
-		q->next[q->tail] = f;
-	q->tail = f;
-	q->count++;
+	upg_qlist_push_tail(&q->l, q->prev, q->next, f);
 }
 
 static void unlink_frame(struct clock *q, uint32_t f)
 {
-	uint32_t p = q->prev[f], n = q->next[f];
-	if (p == NIL)
-		q->head = n;
-	else
-		q->next[p] = n;
-	if (n == NIL)
-		q->tail = p;
-	else
-		q->prev[n] = p;
-	q->count--;
+	upg_qlist_unlink(&q->l, q->prev, q->next, f);
 }
 
 static int create(uint32_t nframes, struct upg_policy **out)
@@ -74,7 +59,7 @@ static int create(uint32_t nframes, struct upg_policy **out)
 	if (!q)
 		return -ENOMEM;
 	q->nframes = nframes;
-	q->head = q->tail = NIL;
+	upg_qlist_init(&q->l);
 	q->prev = (uint32_t *)(q + 1);
 	q->next = q->prev + nframes;
 	q->state = (uint8_t *)(q->next + nframes);
@@ -119,8 +104,8 @@ static uint32_t evict(struct upg_policy *p, uint32_t *out, uint8_t *ghost, uint3
 {
 	struct clock *q = clock_of(p);
 	uint32_t got = 0;
-	while (got < n && q->head != NIL) {
-		uint32_t f = q->head;
+	while (got < n && q->l.head != NIL) {
+		uint32_t f = q->l.head;
 		unlink_frame(q, f);
 		if (q->state[f] & REF) {
 			q->state[f] = IN;

@@ -4,18 +4,19 @@
  * baseline that every other policy must match or beat.
  */
 #include "policy.h"
+#include "qlist.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
-#define NIL UINT32_MAX
+#define NIL UPG_NIL
 
 /* One doubly linked list threaded through prev/next by frame index, so that
  * remove() of any frame is O(1) and nothing is allocated after create(). */
 struct fifo {
 	uint32_t nframes;
-	uint32_t head, tail, count;
+	struct upg_qlist l;
 	uint32_t *prev, *next; /* meaningful only while present[frame] */
 	uint8_t *present;
 };
@@ -27,28 +28,12 @@ static struct fifo *fifo_of(struct upg_policy *p)
 
 static void push_tail(struct fifo *q, uint32_t f)
 {
-	q->prev[f] = q->tail;
-	q->next[f] = NIL;
-	if (q->tail == NIL)
-		q->head = f;
-	else
-		q->next[q->tail] = f;
-	q->tail = f;
-	q->count++;
+	upg_qlist_push_tail(&q->l, q->prev, q->next, f);
 }
 
 static void unlink_frame(struct fifo *q, uint32_t f)
 {
-	uint32_t p = q->prev[f], n = q->next[f];
-	if (p == NIL)
-		q->head = n;
-	else
-		q->next[p] = n;
-	if (n == NIL)
-		q->tail = p;
-	else
-		q->prev[n] = p;
-	q->count--;
+	upg_qlist_unlink(&q->l, q->prev, q->next, f);
 }
 
 static int create(uint32_t nframes, struct upg_policy **out)
@@ -64,7 +49,7 @@ static int create(uint32_t nframes, struct upg_policy **out)
 	if (!q)
 		return -ENOMEM;
 	q->nframes = nframes;
-	q->head = q->tail = NIL;
+	upg_qlist_init(&q->l);
 	q->prev = (uint32_t *)(q + 1);
 	q->next = q->prev + nframes;
 	q->present = (uint8_t *)(q->next + nframes);
@@ -102,8 +87,8 @@ static uint32_t evict(struct upg_policy *p, uint32_t *out, uint8_t *ghost, uint3
 {
 	struct fifo *q = fifo_of(p);
 	uint32_t got = 0;
-	while (got < n && q->head != NIL) {
-		uint32_t f = q->head;
+	while (got < n && q->l.head != NIL) {
+		uint32_t f = q->l.head;
 		unlink_frame(q, f);
 		q->present[f] = 0;
 		if (ghost)

@@ -17,19 +17,17 @@
  * write-protect fault) is the only evidence of reuse and bumps freq.
  */
 #include "policy.h"
+#include "qlist.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
-#define NIL UINT32_MAX
+#define NIL UPG_NIL
 #define FREQ_MAX 3
 
 enum { Q_NONE = 0, Q_RA, Q_SMALL, Q_MAIN, NQUEUES };
 
-struct queue {
-	uint32_t head, tail, count;
-};
 
 /* Three lists threaded through shared prev/next arrays by frame index, so
  * that remove() of any frame is O(1) and nothing is allocated after create().
@@ -37,7 +35,7 @@ struct queue {
 struct s3fifo {
 	uint32_t nframes;
 	uint32_t small_target;
-	struct queue q[NQUEUES]; /* q[Q_NONE] unused */
+	struct upg_qlist q[NQUEUES]; /* q[Q_NONE] unused */
 	uint32_t *prev, *next;
 	uint8_t *where;
 	uint8_t *freq; /* 0..FREQ_MAX */
@@ -50,31 +48,13 @@ static struct s3fifo *s3_of(struct upg_policy *p)
 
 static void push_tail(struct s3fifo *s, uint8_t qi, uint32_t f)
 {
-	struct queue *q = &s->q[qi];
-	s->prev[f] = q->tail;
-	s->next[f] = NIL;
-	if (q->tail == NIL)
-		q->head = f;
-	else
-		s->next[q->tail] = f;
-	q->tail = f;
-	q->count++;
+	upg_qlist_push_tail(&s->q[qi], s->prev, s->next, f);
 	s->where[f] = qi;
 }
 
 static void unlink_frame(struct s3fifo *s, uint32_t f)
 {
-	struct queue *q = &s->q[s->where[f]];
-	uint32_t p = s->prev[f], n = s->next[f];
-	if (p == NIL)
-		q->head = n;
-	else
-		s->next[p] = n;
-	if (n == NIL)
-		q->tail = p;
-	else
-		s->prev[n] = p;
-	q->count--;
+	upg_qlist_unlink(&s->q[s->where[f]], s->prev, s->next, f);
 	s->where[f] = Q_NONE;
 }
 
@@ -93,7 +73,7 @@ static int create(uint32_t nframes, struct upg_policy **out)
 	s->nframes = nframes;
 	s->small_target = nframes / 10 ? nframes / 10 : 1;
 	for (int i = 0; i < NQUEUES; i++)
-		s->q[i].head = s->q[i].tail = NIL;
+		upg_qlist_init(&s->q[i]);
 	s->prev = (uint32_t *)(s + 1);
 	s->next = s->prev + nframes;
 	s->where = (uint8_t *)(s->next + nframes);
@@ -162,7 +142,7 @@ static void remove_frame(struct upg_policy *p, uint32_t frame)
 static uint32_t evict(struct upg_policy *p, uint32_t *out, uint8_t *ghost, uint32_t n)
 {
 	struct s3fifo *s = s3_of(p);
-	struct queue *ra = &s->q[Q_RA], *small = &s->q[Q_SMALL], *mainq = &s->q[Q_MAIN];
+	struct upg_qlist *ra = &s->q[Q_RA], *small = &s->q[Q_SMALL], *mainq = &s->q[Q_MAIN];
 	uint32_t got = 0;
 	while (got < n) {
 		uint32_t f;
