@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "example.h"
+
 #define SEED 0x6b7673746f7265ULL /* "kvstore" */
 #define GOLD 0x9e3779b97f4a7c15ULL
 #define TOMB UINT32_MAX          /* ver of a tombstone slot (val == NULL) */
@@ -47,35 +49,7 @@ struct table {
 	uint64_t used; /* live slots plus tombstones */
 };
 
-static uint64_t mix(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
 
-/* "512M" -> 512 << 20.  Digits with an optional K, M, G or T. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned shift = 0;
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	}
-	if (*end || v > (UINT64_MAX >> shift))
-		return -EINVAL;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
 
 /* Keys are a bijection of the key number, so they never collide. */
 static uint64_t key_of(uint64_t id)

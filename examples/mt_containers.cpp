@@ -32,40 +32,12 @@
 #include <thread>
 #include <vector>
 
+#include "example.h"
+
 namespace {
 
 constexpr uint64_t kSeed = 0x6d74636f6e74ULL; // "mtcont"
 constexpr uint64_t kGold = 0x9e3779b97f4a7c15ULL;
-
-uint64_t mix(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-// "512M" -> 512 << 20.  Digits with an optional K, M, G or T.
-int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned shift = 0;
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	}
-	if (*end || v > (UINT64_MAX >> shift))
-		return -EINVAL;
-	*out = static_cast<uint64_t>(v) << shift;
-	return 0;
-}
 
 uint32_t elem(uint64_t key, uint64_t j)
 {
