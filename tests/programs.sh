@@ -63,7 +63,7 @@ check python 96M python3 -c '
 import os
 os.environ["PYTHONHASHSEED"] = "0"
 d = {}
-for i in range(1500000):
+for i in range(1000000):
     d["k%d" % i] = ("v%d" % (i * 7)) * 4
 s = 0
 for k, v in d.items():
@@ -108,7 +108,7 @@ check gcc 64M sh -c "gcc -O2 -c '$work/big.c' -o '$work/big.o' && sha256sum < '$
 [ -x "$ex/mt_containers" ] && check cxx-threads 64M "$ex/mt_containers" 160M
 [ -x "$ex/kvstore" ] && check kvstore 48M "$ex/kvstore" 96M
 [ -x "$ex/bigsort" ] && check bigsort 64M "$ex/bigsort" 256M
-[ -x "$ex/graph" ] && check graph 40M "$ex/graph" 72M
+[ -x "$ex/graph" ] && check graph 40M "$ex/graph" 60M
 
 # An honest cap: a 1 GiB heap under --ram 256M, inside a memory cgroup of
 # 256 MiB + 64 MiB, must not be OOM-killed (the store uses O_DIRECT, so
