@@ -22,7 +22,7 @@ for line in open(sys.argv[1]):
 ok = counts.get("OK", 0) + counts.get("EXPECTEDFAIL", 0)
 skip = counts.get("SKIP", 0)
 bad = sum(v for k, v in counts.items() if k not in ("OK", "EXPECTEDFAIL", "SKIP"))
-print(f"upager tests: {ok} passed, {bad} failed, {skip} skipped")
+print(f"tests: {ok} passed, {bad} failed, {skip} skipped")
 PY
 fi
 exit $rc
