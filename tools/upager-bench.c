@@ -666,69 +666,49 @@ static uint64_t random_accesses(const struct wl_ctx *c)
 	return c->accesses ? c->accesses : c->bytes / c->page;
 }
 
-static int wl_first_touch(const struct wl_ctx *c, struct wl_result *r)
+/* Each worker sweeps its share of the pages once with fn.  prefill: fill the
+ * region first (untimed); gen: the generation fn writes; verify_gen: the
+ * generation checked afterwards, or -1 when fn itself checked every line. */
+static int sweep_workload(const struct wl_ctx *c, struct wl_result *r, void (*fn)(struct worker *), bool prefill,
+			  uint32_t gen, int verify_gen)
 {
 	struct worker *ws = workers_new(c, 0, 0);
 	if (!ws)
 		return -ENOMEM;
+	if (prefill)
+		fill(c, ws);
+	for (unsigned i = 0; i < c->threads; i++)
+		ws[i].gen = gen;
 	begin(c);
-	run_workers(ws, c->threads, do_seq_write);
+	run_workers(ws, c->threads, fn);
 	end(c);
 	int rc = collect(ws, c->threads, r);
 	r->pages_touched = r->accesses;
-	verify(c, 0, NULL, r);
+	if (verify_gen >= 0)
+		verify(c, (uint32_t)verify_gen, NULL, r);
 	workers_free(ws, c->threads);
 	return rc;
+}
+
+static int wl_first_touch(const struct wl_ctx *c, struct wl_result *r)
+{
+	return sweep_workload(c, r, do_seq_write, false, 0, 0);
 }
 
 static int wl_seq_read(const struct wl_ctx *c, struct wl_result *r)
 {
-	struct worker *ws = workers_new(c, 0, 0);
-	if (!ws)
-		return -ENOMEM;
-	fill(c, ws);
-	begin(c);
-	run_workers(ws, c->threads, do_seq_read);
-	end(c);
-	/* The timed phase checked every line of every page: that is the verification. */
-	int rc = collect(ws, c->threads, r);
-	r->pages_touched = r->accesses;
-	workers_free(ws, c->threads);
-	return rc;
+	return sweep_workload(c, r, do_seq_read, true, 0, -1);
 }
 
 static int wl_seq_write(const struct wl_ctx *c, struct wl_result *r)
 {
-	struct worker *ws = workers_new(c, 0, 0);
-	if (!ws)
-		return -ENOMEM;
-	fill(c, ws);
-	for (unsigned i = 0; i < c->threads; i++)
-		ws[i].gen = 1;
-	begin(c);
-	run_workers(ws, c->threads, do_seq_write);
-	end(c);
-	int rc = collect(ws, c->threads, r);
-	r->pages_touched = r->accesses;
-	verify(c, 1, NULL, r);
-	workers_free(ws, c->threads);
-	return rc;
+	return sweep_workload(c, r, do_seq_write, true, 1, 1);
 }
 
 static int wl_stride(const struct wl_ctx *c, struct wl_result *r)
 {
-	struct worker *ws = workers_new(c, 0, 0);
-	if (!ws)
-		return -ENOMEM;
-	fill(c, ws);
-	begin(c);
-	run_workers(ws, c->threads, do_stride);
-	end(c);
-	/* The passes cover every page of every thread's share: verified. */
-	int rc = collect(ws, c->threads, r);
-	r->pages_touched = r->accesses;
-	workers_free(ws, c->threads);
-	return rc;
+	/* The passes cover every page of every thread's share. */
+	return sweep_workload(c, r, do_stride, true, 0, -1);
 }
 
 static int wl_rand_read(const struct wl_ctx *c, struct wl_result *r)
