@@ -119,53 +119,48 @@ static struct upg_snap *snap_alloc(uint64_t n, size_t *len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-int upg_snapshot_take(struct upager *up, const struct upg_child *from, struct upg_child *c)
+/* The pages a child must read from the store: those of from's view, or the
+ * parent's STORED and READING pages (a READING page's slot holds its data).
+ * Writes them to out when it is not NULL; returns how many. */
+static uint64_t stored_pages(struct upager *up, const struct upg_child *from, struct upg_snap *out)
 {
-	uint64_t n = 0;
-	if (from) {
-		for (uint64_t i = 0; i < from->nsnap; i++)
-			n += from->snap[i].slot != 0;
-	} else {
-		for (uint32_t i = 0; i < up->nregions; i++) {
-			struct upg_region *r = up->regions[i];
-			for (uint64_t pg = 0; pg < r->npages;) {
-				struct upg_pte *p = upg_pte_peek(r, pg);
-				if (!p) {
-					pg = (pg / UPG_PTES_PER_CHUNK + 1) * UPG_PTES_PER_CHUNK;
-					continue;
-				}
-				/* READING pages too: their slot holds the data. */
-				n += p->slot && (p->state == PG_STORED || p->state == PG_READING);
-				pg++;
-			}
-		}
-	}
-	c->snap = snap_alloc(n, &c->snap_len);
-	if (!c->snap)
-		return -ENOMEM;
 	uint64_t k = 0;
 	if (from) {
 		for (uint64_t i = 0; i < from->nsnap; i++)
-			if (from->snap[i].slot)
-				c->snap[k++] = from->snap[i];
-	} else {
-		for (uint32_t i = 0; i < up->nregions; i++) {
-			struct upg_region *r = up->regions[i];
-			for (uint64_t pg = 0; pg < r->npages;) {
-				struct upg_pte *p = upg_pte_peek(r, pg);
-				if (!p) {
-					pg = (pg / UPG_PTES_PER_CHUNK + 1) * UPG_PTES_PER_CHUNK;
-					continue;
-				}
-				if (p->slot && (p->state == PG_STORED || p->state == PG_READING))
-					c->snap[k++] = (struct upg_snap){ .addr = r->base + (pg << r->pshift),
-									  .slot = p->slot, .psize = r->psize };
-				pg++;
+			if (from->snap[i].slot) {
+				if (out)
+					out[k] = from->snap[i];
+				k++;
 			}
+		return k;
+	}
+	for (uint32_t i = 0; i < up->nregions; i++) {
+		struct upg_region *r = up->regions[i];
+		for (uint64_t pg = 0; pg < r->npages;) {
+			struct upg_pte *p = upg_pte_peek(r, pg);
+			if (!p) {
+				pg = (pg / UPG_PTES_PER_CHUNK + 1) * UPG_PTES_PER_CHUNK;
+				continue;
+			}
+			if (p->slot && (p->state == PG_STORED || p->state == PG_READING)) {
+				if (out)
+					out[k] = (struct upg_snap){ .addr = r->base + (pg << r->pshift),
+								    .slot = p->slot, .psize = r->psize };
+				k++;
+			}
+			pg++;
 		}
 	}
-	c->nsnap = k;
-	for (uint64_t i = 0; i < k; i++)
+	return k;
+}
+
+int upg_snapshot_take(struct upager *up, const struct upg_child *from, struct upg_child *c)
+{
+	c->snap = snap_alloc(stored_pages(up, from, NULL), &c->snap_len);
+	if (!c->snap)
+		return -ENOMEM;
+	c->nsnap = stored_pages(up, from, c->snap);
+	for (uint64_t i = 0; i < c->nsnap; i++)
 		upg_store_freeze(&up->store, c->snap[i].slot - 1, c->snap[i].psize / UPG_BLOCK);
 	return 0;
 }
