@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <check.h>
 
 static inline uint64_t mix(uint64_t z)
 {
@@ -96,4 +99,30 @@ upager_t *upg_t_open(uint64_t budget, uint32_t page_size, const char *policy, ui
 		abort();
 	}
 	return up;
+}
+
+void upg_t_run_child(void (*fn)(void *arg, int wfd), void *arg, void *res, size_t len, const char *what)
+{
+	int p[2];
+	ck_assert_int_eq(pipe(p), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(p[0]);
+		fn(arg, p[1]);
+		_exit(1);  /* fn exits itself */
+	}
+	close(p[1]);
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = read(p[0], (char *)res + got, len - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(p[0]);
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0 && got == len, "%s (status %#x)", what, st);
 }

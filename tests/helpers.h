@@ -25,6 +25,11 @@ uint64_t upg_t_skewed(uint64_t *state, uint64_t n);
 /* Scale a count down under sanitizers or when UPG_TEST_QUICK is set. */
 uint64_t upg_t_scale(uint64_t n);
 
+/* Run fn(arg, wfd) in a forked child that writes exactly len bytes of
+ * result to wfd and exits 0; read them into res and reap the child.  Fails
+ * the test (naming what) if the child dies or writes short. */
+void upg_t_run_child(void (*fn)(void *arg, int wfd), void *arg, void *res, size_t len, const char *what);
+
 /* Log callback that prints to stderr, for test diagnostics. */
 void upg_t_log(void *arg, int level, const char *msg);
 

@@ -163,30 +163,14 @@ static void ns_child(int ro, int wfd)
 	_exit(n == (ssize_t)sizeof res ? 0 : 1);
 }
 
+static void ns_entry(void *arg, int wfd)
+{
+	ns_child(*(int *)arg, wfd);
+}
+
 static int ns_run(int ro, struct ns_result *res)
 {
-	int p[2];
-	ck_assert_int_eq(pipe(p), 0);
-	fflush(NULL);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		close(p[0]);
-		ns_child(ro, p[1]);
-	}
-	close(p[1]);
-	size_t got = 0;
-	while (got < sizeof *res) {
-		ssize_t n = read(p[0], (char *)res + got, sizeof *res - got);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(p[0]);
-	int st;
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0 && got == sizeof *res,
-		      "the mount-namespace child failed (status %#x)", st);
+	upg_t_run_child(ns_entry, &ro, res, sizeof *res, "the mount-namespace child failed");
 	return res->setup_err[0] ? -1 : 0;
 }
 

@@ -132,30 +132,14 @@ static void child_main(int keep_ptrace, int wfd)
 	_exit(w == (ssize_t)sizeof res ? 0 : 1);
 }
 
+static void child_entry(void *arg, int wfd)
+{
+	child_main(*(int *)arg, wfd);
+}
+
 static void run_child(int keep_ptrace, struct child_result *res)
 {
-	int p[2];
-	ck_assert_int_eq(pipe(p), 0);
-	fflush(NULL);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		close(p[0]);
-		child_main(keep_ptrace, p[1]);
-	}
-	close(p[1]);
-	size_t got = 0;
-	while (got < sizeof *res) {
-		ssize_t n = read(p[0], (char *)res + got, sizeof *res - got);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(p[0]);
-	int st;
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0 && got == sizeof *res,
-		      "the unprivileged child died (status %#x)", st);
+	upg_t_run_child(child_entry, &keep_ptrace, res, sizeof *res, "the unprivileged child died");
 	ck_assert_msg(!res->setup_err[0], "child set-up: %s", res->setup_err);
 }
 
