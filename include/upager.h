@@ -66,6 +66,10 @@ struct upager_config {
 	int log_level;            /* enum upager_log_level: most verbose level passed to log */
 	upager_log_fn log;        /* NULL: no messages */
 	void *log_arg;
+	/* Added in 0.2 (callers built with an older header have a smaller
+	 * size and get 0): */
+	uint32_t encrypt;         /* 1: encrypt pages at rest with XChaCha20-Poly1305 under a random
+	                           * per-runtime key; 0 (default): CRC-32C checksums only */
 };
 
 UPAGER_API void upager_config_init(struct upager_config *cfg);
@@ -153,6 +157,10 @@ struct upager_stats {
 	uint64_t fault_p99_ns;
 	uint64_t fault_max_ns;
 	uint64_t metadata_bytes;   /* runtime bookkeeping memory now mapped */
+	/* Added in 0.2: */
+	uint64_t read_errors;      /* store reads that failed or came back short (each try) */
+	uint64_t integrity_errors; /* blocks read back that failed their checksum or tag */
+	uint64_t poisoned_pages;   /* pages left unreadable: an access raises SIGBUS */
 };
 
 UPAGER_API int upager_stats(upager_t *up, struct upager_stats *st);

@@ -69,6 +69,7 @@ struct upg_evictor {
 	uint32_t cap;
 	char *image;        /* one page, for pages the application half-zapped */
 	char *copy;         /* like the scratch range, for pages copied instead of moved */
+	char *cipher;       /* encryption: what is written, for scratch then copy */
 	int mem_fd;         /* /proc/self/mem: reads pages whatever their protection */
 	bool full_logged;
 };
@@ -352,9 +353,13 @@ static void write_back(struct upg_evictor *ev, uint32_t n)
 				len += v->r->psize;
 				j++;
 			}
+			/* Checksums (or the encryption) are recorded now: the
+			 * slot is fresh, or belongs to this evicting page, so
+			 * no one reads it before the write is settled. */
+			const void *data = upg_seal_write(&up->seal, v->new_slot - 1, src_of(ev, v),
+							  ev->cipher + (v->copied ? SCRATCH_LEN : 0) + v->soff, len);
 			struct io_uring_sqe *sqe = io_uring_get_sqe(&ev->ring);
-			io_uring_prep_write(sqe, 0, src_of(ev, v), (unsigned)len,
-					    (uint64_t)(v->new_slot - 1) * UPG_BLOCK);
+			io_uring_prep_write(sqe, 0, data, (unsigned)len, (uint64_t)(v->new_slot - 1) * UPG_BLOCK);
 			sqe->flags |= IOSQE_FIXED_FILE;
 			uint32_t idx = 0;
 			while (runs[idx].last != 0 && idx < RING_ENTRIES - 1)
@@ -373,8 +378,7 @@ static void write_back(struct upg_evictor *ev, uint32_t n)
 		if (rc == -EINTR)
 			continue;
 		if (rc) {
-			upg_log(up, UPAGER_LOG_ERROR, "io_uring wait: %s", strerror(-rc));
-			abort();
+			upg_fatal(up, "the evictor's io_uring wait failed: %s", strerror(-rc));
 		}
 		uint32_t idx = (uint32_t)io_uring_cqe_get_data64(cqe);
 		int res = cqe->res;
@@ -383,6 +387,7 @@ static void write_back(struct upg_evictor *ev, uint32_t n)
 		uint32_t first = runs[idx].first, last = runs[idx].last;
 		runs[idx].last = 0;
 		size_t want = (size_t)(last - first) * ev->v[first].r->psize;
+		res = upg_inject(UPG_INJ_WRITE, res, want);
 		if (res != (int)want) {
 			pthread_mutex_lock(&up->lock);
 			up->c.write_errors++;
@@ -539,8 +544,7 @@ static uint32_t pick(struct upg_evictor *ev)
 		}
 		struct upg_pte *p = upg_pte_get(r, fr->page);
 		if (p->state != PG_RESIDENT) {
-			upg_log(up, UPAGER_LOG_ERROR, "policy chose frame %u in state %u", f, p->state);
-			abort();
+			upg_fatal(up, "the replacement policy chose frame %u, whose page is in state %u", f, p->state);
 		}
 		if (full && !((p->flags & PF_WP) && !(p->flags & PF_DIRTY) && p->slot)) {
 			up->pol_ops->insert(up->pol, f, UPG_HINT_GHOST);
@@ -663,6 +667,10 @@ static void *evictor_main(void *arg)
 		 * the REMOVE event this raises. */
 		madvise((void *)up->scratch, off, MADV_DONTNEED);
 		madvise(ev->copy, off, MADV_DONTNEED);
+		if (ev->cipher) {
+			madvise(ev->cipher, off, MADV_DONTNEED);
+			madvise(ev->cipher + SCRATCH_LEN, off, MADV_DONTNEED);
+		}
 		pthread_mutex_unlock(&up->fork_lock);
 
 		pthread_mutex_lock(&up->lock);
@@ -695,7 +703,13 @@ int upg_evictor_start(struct upager *up, char *err, size_t errlen)
 	ev->copy = mmap(NULL, SCRATCH_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (ev->copy == MAP_FAILED)
 		ev->copy = NULL;
-	if (!ev->v || !ev->image || !ev->copy) {
+	if (up->seal.encrypt) {
+		ev->cipher = mmap(NULL, 2 * SCRATCH_LEN, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (ev->cipher == MAP_FAILED)
+			ev->cipher = NULL;
+	}
+	if (!ev->v || !ev->image || !ev->copy || (up->seal.encrypt && !ev->cipher)) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -758,6 +772,8 @@ void upg_evictor_stop(struct upager *up)
 	}
 	if (ev->copy)
 		munmap(ev->copy, SCRATCH_LEN);
+	if (ev->cipher)
+		munmap(ev->cipher, 2 * SCRATCH_LEN);
 	if (ev->mem_fd >= 0)
 		close(ev->mem_fd);
 	free(ev->image);

@@ -177,7 +177,11 @@ static void absorb_events(struct upg_handler *h);
 static int h_copy(struct upg_handler *h, uintptr_t dst, const void *src, size_t len, bool wp, size_t *existed)
 {
 	for (;;) {
-		int rc = upg_uffd_copy(h->up->uffd, dst, src, len, wp, existed);
+		int rc = upg_inject(UPG_INJ_COPY, upg_uffd_copy(h->up->uffd, dst, src, len, wp, existed), len);
+		if (rc == -EFAULT || rc == -EBADF || rc == -ENOTTY)
+			upg_fatal(h->up, "UFFDIO_COPY of %zu bytes at %#lx failed: %s (the runtime's own state is "
+				  "broken; faulting threads could never be woken)", len, (unsigned long)dst,
+				  strerror(-rc));
 		if (rc != -EAGAIN)
 			return rc;
 		absorb_events(h);
@@ -318,6 +322,8 @@ static void store_read(struct upg_handler *h, struct upg_region *r, uint64_t pag
 {
 	struct upager *up = h->up;
 	struct upg_pte *p = upg_pte_get(r, page);
+	if (p->flags & PF_POISONED)
+		return;  /* a prefetch: a fault would have raised SIGBUS */
 	uint32_t want = 1;
 	struct upg_stream *st = NULL;
 	if (r->advice == UPAGER_ADV_SEQUENTIAL || prefetch) {
@@ -337,7 +343,7 @@ static void store_read(struct upg_handler *h, struct upg_region *r, uint64_t pag
 	uint32_t n = 1;
 	while (n < want && page + n < r->npages) {
 		struct upg_pte *q = upg_pte_get(r, page + n);
-		if (q->state != PG_STORED || q->slot != p->slot + n * r->blocks)
+		if (q->state != PG_STORED || q->slot != p->slot + n * r->blocks || (q->flags & PF_POISONED))
 			break;
 		n++;
 	}
@@ -392,6 +398,77 @@ static int copy_in(struct upager *up, struct upg_io *io, uint64_t first, uint64_
 	return upg_uffd_copy(up->uffd, r->base + (first << r->pshift), src, n << r->pshift, wp, NULL);
 }
 
+/* A store read failed READ_TRIES times (an I/O error, a short read, or a
+ * block that fails its check).  A read of several pages is retried as the
+ * faulting page alone, so that one bad block costs one page, not its
+ * readahead neighbours: those go back to STORED and are read when touched.
+ * A single page that cannot be read is poisoned: the accessor gets SIGBUS,
+ * never wrong data.  A page discarded meanwhile just becomes zeros. */
+static void read_give_up(struct upg_handler *h, struct upg_io *io, const char *why)
+{
+	struct upager *up = h->up;
+	struct upg_region *r = io->reg;
+	uint64_t keep = io->npages > 1 ? io->fault_page : NO_PAGE;
+	bool poison = false;
+	pthread_mutex_lock(&up->uffd_lock);
+	pthread_mutex_lock(&up->lock);
+	for (uint32_t i = 0; i < io->npages; i++) {
+		uint64_t pg = io->first + i;
+		if (pg == keep)
+			continue;
+		struct upg_pte *p = upg_pte_get(r, pg);
+		upg_frame_release(up, p);
+		if (p->flags & PF_DISCARDED) {
+			if (p->slot)
+				upg_store_free(&up->store, p->slot - 1, r->blocks);
+			p->slot = 0;
+			p->zmask = 0;
+			p->state = PG_NONE;
+			p->flags &= PF_DEFERRED;
+		} else {
+			p->state = PG_STORED;
+			poison = io->npages == 1 && up->have_poison;
+			p->flags = (uint8_t)((p->flags & PF_DEFERRED) | (poison ? PF_POISONED : 0));
+		}
+		upg_resident_sub(up, r->psize);
+		region_unbusy(up, r, 1);
+	}
+	uintptr_t a = r->base + (io->first << r->pshift);
+	size_t len = (size_t)io->npages << r->pshift;
+	if (poison) {
+		up->c.poisoned++;
+		upg_log(up, UPAGER_LOG_ERROR, "store read of the page at %#lx failed after %u tries (%s); "
+			"an access to it raises SIGBUS", (unsigned long)a, io->tries, why);
+	} else if (io->npages > 1) {
+		upg_log(up, UPAGER_LOG_WARN, "store read of %u pages at %#lx failed after %u tries (%s); %s",
+			io->npages, (unsigned long)a, io->tries, why,
+			keep != NO_PAGE ? "reading the faulting page alone" : "dropped the readahead");
+	}
+	pthread_mutex_unlock(&up->lock);
+	if (poison && up->have_poison)
+		h_poison(h, a, len);
+	/* Threads waiting on pages put back fault again. */
+	if (keep == NO_PAGE) {
+		wake_page(up, a, (uint32_t)len);
+	} else {
+		uintptr_t k = r->base + (keep << r->pshift);
+		if (k > a)
+			upg_uffd_wake(up->uffd, a, k - a);
+		if (k + r->psize < a + len)
+			upg_uffd_wake(up->uffd, k + r->psize, a + len - k - r->psize);
+	}
+	pthread_mutex_unlock(&up->uffd_lock);
+	if (keep == NO_PAGE) {
+		io_put(h, io);
+		return;
+	}
+	io->slot = upg_pte_get(r, keep)->slot;
+	io->first = keep;
+	io->npages = 1;
+	io->tries = 0;
+	submit_read(h, io);
+}
+
 static void child_read_done(struct upg_handler *h, struct upg_io *io, int res);
 
 static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
@@ -403,40 +480,32 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 	}
 	struct upg_region *r = io->reg;
 	size_t len = (size_t)io->npages << r->pshift;
+	char *buf = h->bounce + (size_t)io->unit * UNIT;
 	h->inflight--;
-	if (res != (int)len) {
+	res = upg_inject(UPG_INJ_READ, res, len);
+	int64_t bad = res == (int)len ? upg_seal_read(&up->seal, io->slot - 1, buf, len) : -1;
+	if (res != (int)len || bad >= 0) {
 		pthread_mutex_lock(&up->lock);
-		up->c.read_errors++;
+		if (res != (int)len)
+			up->c.read_errors++;
+		else
+			up->c.integrity_errors++;
 		pthread_mutex_unlock(&up->lock);
-		if (++io->tries < READ_TRIES && (res >= 0 || res == -EINTR || res == -EAGAIN || res == -EIO)) {
+		if (++io->tries < READ_TRIES) {
 			submit_read(h, io);
 			return;
 		}
-		/* Unreadable: the accessor gets SIGBUS, never wrong data. */
-		pthread_mutex_lock(&up->uffd_lock);
-		pthread_mutex_lock(&up->lock);
-		upg_log(up, UPAGER_LOG_ERROR, "store read of %u page(s) at %#lx failed (%s) after %u tries; "
-			"the page(s) will raise SIGBUS", io->npages, (unsigned long)(r->base + (io->first << r->pshift)),
-			res < 0 ? strerror(-res) : "short read", io->tries);
-		for (uint32_t i = 0; i < io->npages; i++) {
-			struct upg_pte *p = upg_pte_get(r, io->first + i);
-			upg_frame_release(up, p);
-			p->state = PG_STORED;
-			p->flags &= PF_DEFERRED;
-		}
-		upg_resident_sub(up, len);
-		region_unbusy(up, r, io->npages);
-		pthread_mutex_unlock(&up->lock);
-		uintptr_t a = r->base + (io->first << r->pshift);
-		if (up->have_poison)
-			h_poison(h, a, len);
-		wake_page(up, a, (uint32_t)len);
-		pthread_mutex_unlock(&up->uffd_lock);
-		io_put(h, io);
+		char why[96];
+		if (res == (int)len)
+			snprintf(why, sizeof why, "block %llu fails its %s",
+				 (unsigned long long)(io->slot - 1 + (uint64_t)bad),
+				 up->seal.encrypt ? "authentication tag: altered on disk" : "checksum: corrupted on disk");
+		else
+			snprintf(why, sizeof why, "%s", res < 0 ? strerror(-res) : "short read");
+		read_give_up(h, io, why);
 		return;
 	}
 
-	char *buf = h->bounce + (size_t)io->unit * UNIT;
 	bool have_wp = up->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP;
 	int rc;
 	pthread_mutex_lock(&up->uffd_lock);
@@ -724,18 +793,25 @@ static void child_read_done(struct upg_handler *h, struct upg_io *io, int res)
 {
 	struct upg_child *c = io->child;
 	struct upager *up = h->up;
+	char *buf = h->bounce + (size_t)io->unit * UNIT;
 	h->inflight--;
+	res = upg_inject(UPG_INJ_READ, res, io->cpsize);
+	if (res == (int)io->cpsize && upg_seal_read(&up->seal, io->slot - 1, buf, io->cpsize) >= 0) {
+		pthread_mutex_lock(&up->lock);
+		up->c.integrity_errors++;
+		pthread_mutex_unlock(&up->lock);
+		res = -EBADMSG;
+	}
 	if (res != (int)io->cpsize && ++io->tries < READ_TRIES) {
 		submit_read(h, io);
 		return;
 	}
 	c->inflight--;
-	char *buf = h->bounce + (size_t)io->unit * UNIT;
 	if (c->dead) {
 		/* gone */
 	} else if (res != (int)io->cpsize) {
 		upg_log(up, UPAGER_LOG_ERROR, "store read for a forked child failed (%s); the page will raise SIGBUS",
-			res < 0 ? strerror(-res) : "short read");
+			res == -EBADMSG ? "the block fails its check" : res < 0 ? strerror(-res) : "short read");
 		upg_uffd_poison(c->uffd, io->caddr, io->cpsize);
 		upg_uffd_wake(c->uffd, io->caddr, io->cpsize);
 	} else {
@@ -1082,9 +1158,8 @@ static void drain_uffd(struct upg_handler *h)
 			if (n < 0 && e == EINTR)
 				continue;
 			if (n < 0 && e != EAGAIN) {
-				upg_log(up, UPAGER_LOG_ERROR, "reading the userfaultfd failed: %s; "
-					"faults can no longer be served", strerror(e));
-				abort();
+				upg_fatal(up, "reading the userfaultfd failed: %s; faults can no longer be served",
+					  strerror(e));
 			}
 			return;
 		}
@@ -1152,8 +1227,7 @@ static void *handler_main(void *arg)
 	while (!h->exit) {
 		int rc = io_uring_submit_and_wait(&h->ring, 1);
 		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-			upg_log(up, UPAGER_LOG_ERROR, "io_uring wait failed: %s", strerror(-rc));
-			abort();
+			upg_fatal(up, "a fault handler's io_uring wait failed: %s", strerror(-rc));
 		}
 		struct io_uring_cqe *cqe;
 		unsigned head, seen = 0;

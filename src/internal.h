@@ -30,6 +30,8 @@
 #include "upager.h"
 #include "policy.h"
 #include "store.h"
+#include "seal.h"
+#include "inject.h"
 
 #define UPG_BLOCK 4096u
 #define UPG_MAX_PAGE (2u << 20)  /* largest region page size */
@@ -50,6 +52,7 @@ enum upg_pflag {
 	PF_WP = 1 << 1,        /* write-protected: the next write faults to us */
 	PF_DISCARDED = 1 << 2, /* discarded while in a transitional state */
 	PF_DEFERRED = 1 << 3,  /* a fault on it waits in the retry queue */
+	PF_POISONED = 1 << 4,  /* STORED but unreadable: poisoned, an access raises SIGBUS */
 };
 
 /* One page of a region.  16 bytes; the array is reserved with MAP_NORESERVE
@@ -121,6 +124,7 @@ struct upg_counters {
 	uint64_t evictions, writebacks, clean_drops, zero_skips, discards;
 	uint64_t bytes_read, bytes_written, write_errors, store_full;
 	uint64_t overshoot_peak, fault_ns_total, fault_count, read_errors, unframed;
+	uint64_t integrity_errors, poisoned;
 };
 
 #define UPG_HIST_BUCKETS 256
@@ -192,6 +196,7 @@ struct upager {
 	pthread_cond_t idle_cond;   /* unmap waits here for busy pages */
 
 	struct upg_store store;
+	struct upg_seal seal;       /* checksums or encryption of stored blocks */
 
 	struct upg_region **regions;  /* sorted by base */
 	uint32_t nregions, regions_cap;
@@ -243,6 +248,10 @@ extern __thread int upg_internal_thread;
 
 /* runtime.c */
 void upg_log(struct upager *up, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* An internal error the runtime cannot recover from: say so on stderr (and
+ * to the log function) and abort, rather than leave faulting threads
+ * waiting forever. */
+void upg_fatal(struct upager *up, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 struct upg_region *upg_region_find(struct upager *up, uintptr_t addr);
 static inline struct upg_pte *upg_pte_get(struct upg_region *r, uint64_t page)
 {

@@ -32,9 +32,9 @@
 #define PAGE_MAX (2 * MIB) /* UPG_MAX_PAGE: bounce and zero buffers hold a whole page */
 #define STORE_MAX_MIN MIB
 
-/* The first published struct upager_config is the current one, so any
- * caller that went through upager_config_init() has at least this size. */
-#define CONFIG_MIN_SIZE sizeof(struct upager_config)
+/* The first published struct upager_config ended before encrypt; fields
+ * after that are zero for callers built with that header. */
+#define CONFIG_MIN_SIZE offsetof(struct upager_config, encrypt)
 
 #define FIELD(f) offsetof(struct upager_config, f)
 #define NO_FIELD ((size_t)-1)
@@ -53,6 +53,7 @@ _Static_assert(FIELD_SIZE(io_depth) == 4, "io_depth is a uint32_t");
 _Static_assert(FIELD_SIZE(ram_budget) == 8, "ram_budget is a uint64_t");
 _Static_assert(FIELD_SIZE(store_max) == 8, "store_max is a uint64_t");
 _Static_assert(FIELD_SIZE(log_level) == sizeof(int), "log_level is an int");
+_Static_assert(FIELD_SIZE(encrypt) == 4, "encrypt is a uint32_t");
 
 /*
  * The one table.  Defaults live in upager_config_init() (the fields have
@@ -141,6 +142,22 @@ const struct upg_option upg_options[] = {
 		.help = "a log level: error, warn, info or debug (or 0 to 3)",
 	},
 	{
+		.env = "UPAGER_ENCRYPT",
+		.kind = UPG_OPT_UINT,
+		.offset = FIELD(encrypt),
+		.min = 0,
+		.max = 1,
+		.help = "1 to encrypt pages at rest (XChaCha20-Poly1305, random key per run) or 0 for checksums only, from 0 to 1",
+	},
+	{
+		/* Read by upager_open() itself, in fault-injection builds. */
+		.env = "UPAGER_INJECT",
+		.kind = UPG_OPT_STRING,
+		.offset = NO_FIELD,
+		.help = "test builds only (-Dfault_injection=true): store failures to inject, "
+			"OP:N[:KIND[:MODE]] rules separated by commas (see src/inject.h)",
+	},
+	{
 		/* Read by the preload layer only. */
 		.env = "UPAGER_REPORT",
 		.kind = UPG_OPT_STRING,
@@ -211,6 +228,15 @@ void upager_config_init(struct upager_config *cfg)
 	cfg->log_level = UPAGER_LOG_WARN;
 	cfg->log = NULL;
 	cfg->log_arg = NULL;
+	cfg->encrypt = 0;
+}
+
+void upg_config_copy(struct upager_config *dst, const struct upager_config *src)
+{
+	size_t n = src->size < sizeof *dst ? src->size : sizeof *dst;
+	memset(dst, 0, sizeof *dst);
+	memcpy(dst, src, n);
+	dst->size = sizeof *dst;
 }
 
 /*
@@ -472,7 +498,7 @@ int upager_config_from_env(struct upager_config *cfg, char *err, size_t errlen)
 	}
 
 	/* All or nothing: a bad variable leaves the caller's config as it was. */
-	memcpy(&next, cfg, sizeof next);
+	upg_config_copy(&next, cfg);
 	for (size_t i = 0; i < upg_options_count; i++) {
 		const struct upg_option *o = &upg_options[i];
 		const char *val;
@@ -487,7 +513,8 @@ int upager_config_from_env(struct upager_config *cfg, char *err, size_t errlen)
 		if (rc)
 			return rc;
 	}
-	memcpy(cfg, &next, sizeof next);
+	next.size = cfg->size;
+	memcpy(cfg, &next, cfg->size < sizeof next ? cfg->size : sizeof next);
 	return 0;
 }
 
@@ -515,6 +542,9 @@ int upg_config_check(const struct upager_config *cfg, char *err, size_t errlen)
 		    cfg ? (unsigned)cfg->size : 0u, CONFIG_MIN_SIZE);
 		return -EINVAL;
 	}
+	struct upager_config full;
+	upg_config_copy(&full, cfg);
+	cfg = &full;
 
 	/* Page size first: the budget and store checks are in pages. */
 	if (cfg->page_size < PAGE_MIN || cfg->page_size > PAGE_MAX ||
@@ -576,6 +606,9 @@ int upg_config_check(const struct upager_config *cfg, char *err, size_t errlen)
 	if (!rc)
 		rc = check_range(cfg->io_depth, "the I/O depth",
 				 "UPAGER_IO_DEPTH", "io_depth", err, errlen);
+	if (!rc)
+		rc = check_range(cfg->encrypt, "the encryption switch",
+				 "UPAGER_ENCRYPT", "encrypt", err, errlen);
 	if (rc)
 		return rc;
 

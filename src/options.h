@@ -32,6 +32,10 @@ struct upg_option {
 extern const struct upg_option upg_options[];
 extern const size_t upg_options_count;
 
+/* Copy a caller's config of any published size into a current one; fields
+ * the caller's header did not have are zero. */
+void upg_config_copy(struct upager_config *dst, const struct upager_config *src);
+
 /* Validate a whole config; on error write a message saying what to change. */
 int upg_config_check(const struct upager_config *cfg, char *err, size_t errlen);
 

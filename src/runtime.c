@@ -29,6 +29,24 @@ void upg_log(struct upager *up, int level, const char *fmt, ...)
 	up->cfg.log(up->cfg.log_arg, level, buf);
 }
 
+void upg_fatal(struct upager *up, const char *fmt, ...)
+{
+	char buf[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (up && up->cfg.log)
+		up->cfg.log(up->cfg.log_arg, UPAGER_LOG_ERROR, buf);
+	/* One write, so that lines from several threads do not interleave. */
+	char line[800];
+	int n = snprintf(line, sizeof line, "upager: fatal: %s; aborting\n", buf);
+	if (n > (int)sizeof line - 1)
+		n = (int)sizeof line - 1;
+	(void)!write(STDERR_FILENO, line, (size_t)n);
+	abort();
+}
+
 uint64_t upg_now_ns(void)
 {
 	struct timespec ts;
@@ -205,6 +223,7 @@ void upg_discard_range(struct upager *up, struct upg_region *r, uint64_t first, 
 		case PG_STORED:
 			slot_free(up, r, p);
 			p->state = PG_NONE;
+			p->flags &= PF_DEFERRED;  /* no longer poisoned: the kernel zapped the marker */
 			p->zmask = 0;
 			up->c.discards++;
 			break;
@@ -268,6 +287,8 @@ UPAGER_API int upager_open(const struct upager_config *cfg, upager_t **out, char
 		return -ECHILD;
 	}
 	int rc = upg_config_check(cfg, err, errlen);
+	if (!rc)
+		rc = upg_inject_setup(err, errlen);
 	if (rc)
 		return rc;
 
@@ -276,8 +297,7 @@ UPAGER_API int upager_open(const struct upager_config *cfg, upager_t **out, char
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	memcpy(&up->cfg, cfg, sizeof up->cfg);
-	up->cfg.size = sizeof up->cfg;
+	upg_config_copy(&up->cfg, cfg);
 	up->uffd = -1;
 	up->store.fd = -1;
 	pthread_mutex_init(&up->lock, NULL);
@@ -321,6 +341,11 @@ UPAGER_API int upager_open(const struct upager_config *cfg, upager_t **out, char
 	rc = upg_store_open(&up->store, up->store_path, cfg->store_max, err, errlen);
 	if (rc)
 		goto out_uffd;
+	rc = upg_seal_init(&up->seal, up->store.max_blocks, up->cfg.encrypt, err, errlen);
+	if (rc) {
+		upg_store_close(&up->store);
+		goto out_uffd;
+	}
 
 	/* Twice the budget in 4 KiB frames: room for overshoot while the
 	 * store is full.  Reserved, so untouched frames cost nothing. */
@@ -381,6 +406,7 @@ out_tables:
 		munmap(up->free_frames, page_round((size_t)up->nframes * sizeof *up->free_frames));
 	if (up->frames)
 		munmap(up->frames, page_round((size_t)up->nframes * sizeof *up->frames));
+	upg_seal_fini(&up->seal);
 	upg_store_close(&up->store);
 out_uffd:
 	close(up->uffd);
@@ -486,6 +512,7 @@ UPAGER_API int upager_close(upager_t *up)
 	munmap(up->retry, page_round(up->retry_cap * sizeof *up->retry));
 	munmap(up->free_frames, page_round((size_t)up->nframes * sizeof *up->free_frames));
 	munmap(up->frames, page_round((size_t)up->nframes * sizeof *up->frames));
+	upg_seal_fini(&up->seal);
 	upg_store_close(&up->store);
 	close(up->uffd);
 	pthread_mutex_destroy(&up->lock);
@@ -638,7 +665,7 @@ UPAGER_API int upager_advise(upager_t *up, void *addr, size_t len, int advice)
 				pg = (pg / UPG_PTES_PER_CHUNK + 1) * UPG_PTES_PER_CHUNK - 1;
 				continue;
 			}
-			if (p->state != PG_STORED || (p->flags & PF_DEFERRED))
+			if (p->state != PG_STORED || (p->flags & (PF_DEFERRED | PF_POISONED)))
 				continue;
 			struct upg_retry rt = { .reg = r, .page = pg, .t0 = upg_now_ns(), .prefetch = 1 };
 			if (upg_retry_push(up, &rt)) {
@@ -740,7 +767,11 @@ UPAGER_API int upager_stats(upager_t *up, struct upager_stats *out)
 	for (uint32_t i = 0; i < up->nregions; i++)
 		meta += mapped_resident(up->regions[i]->pte, up->regions[i]->pte_len) +
 			mapped_resident(up->regions[i]->touched, up->regions[i]->touched_len);
+	meta += upg_seal_resident(&up->seal);
 	st.metadata_bytes = meta;
+	st.read_errors = up->c.read_errors;
+	st.integrity_errors = up->c.integrity_errors;
+	st.poisoned_pages = up->c.poisoned;
 	pthread_mutex_unlock(&up->lock);
 	size_t n = out->size < sizeof st ? out->size : sizeof st;
 	uint32_t keep = out->size;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "store.h"
+#include "inject.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -306,6 +307,20 @@ bool upg_store_has_room(const struct upg_store *s, uint64_t want)
 	return s->used_blocks + want <= s->size_blocks;
 }
 
+/* Make blocks [from, to) of the file real; -1 with errno. */
+static int extend(int fd, uint64_t from, uint64_t to)
+{
+	int inj = upg_inject(UPG_INJ_EXTEND, 0, 0);
+	if (inj < 0) {
+		errno = -inj;
+		return -1;
+	}
+	int rc = fallocate(fd, 0, (off_t)(from * BLOCK), (off_t)((to - from) * BLOCK));
+	if (rc && (errno == EOPNOTSUPP || errno == ENOSYS))
+		rc = ftruncate(fd, (off_t)(to * BLOCK));
+	return rc;
+}
+
 int upg_store_grow(struct upg_store *s, uint64_t want, uint64_t *new_size)
 {
 	if (s->is_blockdev)
@@ -319,16 +334,13 @@ int upg_store_grow(struct upg_store *s, uint64_t want, uint64_t *new_size)
 		target = s->max_blocks;
 	if (target <= cur)
 		return -ENOSPC;
-	int rc = fallocate(s->fd, 0, (off_t)(cur * BLOCK), (off_t)((target - cur) * BLOCK));
-	if (rc && (errno == EOPNOTSUPP || errno == ENOSYS))
-		rc = ftruncate(s->fd, (off_t)(target * BLOCK));
+	int rc = extend(s->fd, cur, target);
 	if (rc) {
 		int e = errno;
 		if (e == ENOSPC && target > cur + want) {
 			/* The disk cannot take a whole step: try just what is needed. */
 			target = cur + want;
-			if (target <= s->max_blocks &&
-			    !fallocate(s->fd, 0, (off_t)(cur * BLOCK), (off_t)(want * BLOCK))) {
+			if (target <= s->max_blocks && !extend(s->fd, cur, target)) {
 				*new_size = target;
 				return 0;
 			}

@@ -45,6 +45,7 @@ static const struct field config_fields[] = {
 	F(upager_config, log_level, 56, 4),
 	F(upager_config, log, 64, 8),
 	F(upager_config, log_arg, 72, 8),
+	F(upager_config, encrypt, 80, 4),
 };
 
 static const struct field stats_fields[] = {
@@ -77,6 +78,9 @@ static const struct field stats_fields[] = {
 	F(upager_stats, fault_p99_ns, 200, 8),
 	F(upager_stats, fault_max_ns, 208, 8),
 	F(upager_stats, metadata_bytes, 216, 8),
+	F(upager_stats, read_errors, 224, 8),
+	F(upager_stats, integrity_errors, 232, 8),
+	F(upager_stats, poisoned_pages, 240, 8),
 };
 
 static const struct field map_opts_fields[] = {
@@ -97,7 +101,7 @@ static void check_fields(const char *type, const struct field *f, size_t n)
 
 START_TEST(test_config_layout)
 {
-	ck_assert_msg(sizeof(struct upager_config) == 80, "ABI break: sizeof(struct upager_config) is %zu, was 80",
+	ck_assert_msg(sizeof(struct upager_config) == 88, "ABI break: sizeof(struct upager_config) is %zu, was 88",
 		      sizeof(struct upager_config));
 	check_fields("upager_config", config_fields, sizeof config_fields / sizeof config_fields[0]);
 }
@@ -105,11 +109,11 @@ END_TEST
 
 START_TEST(test_stats_layout)
 {
-	ck_assert_msg(sizeof(struct upager_stats) == 224, "ABI break: sizeof(struct upager_stats) is %zu, was 224",
+	ck_assert_msg(sizeof(struct upager_stats) == 248, "ABI break: sizeof(struct upager_stats) is %zu, was 248",
 		      sizeof(struct upager_stats));
 	check_fields("upager_stats", stats_fields, sizeof stats_fields / sizeof stats_fields[0]);
 	/* Every field is listed: the last one ends the struct. */
-	ck_assert_uint_eq(stats_fields[sizeof stats_fields / sizeof stats_fields[0] - 1].expect_offset + 8, 224);
+	ck_assert_uint_eq(stats_fields[sizeof stats_fields / sizeof stats_fields[0] - 1].expect_offset + 8, 248);
 }
 END_TEST
 
@@ -156,12 +160,48 @@ START_TEST(test_config_init_defaults)
 	ck_assert_int_eq(cfg.log_level, UPAGER_LOG_WARN);
 	ck_assert_ptr_null((void *)cfg.log);
 	ck_assert_ptr_null(cfg.log_arg);
+	ck_assert_uint_eq(cfg.encrypt, 0);
 	/* Padding too: init clears the whole struct. */
 	unsigned char pad[4];
 	memcpy(pad, (char *)&cfg + 60, 4);
 	ck_assert_msg(upg_t_is_zero(pad, 4), "padding after log_level is not cleared");
 
 	upager_config_init(NULL); /* accepted, does nothing */
+}
+END_TEST
+
+/* A caller built with the 0.1 header passes an 80-byte config (no encrypt)
+ * and a 224-byte stats struct: both keep working, and nothing past their
+ * end is read or written. */
+START_TEST(test_older_sizes)
+{
+	struct { struct upager_config cfg; unsigned char guard[8]; } old;
+	upager_config_init(&old.cfg);
+	old.cfg.size = 80;
+	memset((char *)&old.cfg + 80, 0x5a, sizeof old - 80);  /* encrypt reads as garbage if looked at */
+	old.cfg.ram_budget = 16ULL << 20;
+	char err[256] = "";
+	ck_assert_msg(upager_config_validate(&old.cfg, err, sizeof err) == 0, "%s", err);
+	setenv("UPAGER_ENCRYPT", "1", 1);
+	ck_assert_int_eq(upager_config_from_env(&old.cfg, err, sizeof err), 0);
+	unsetenv("UPAGER_ENCRYPT");
+	ck_assert_uint_eq(old.cfg.size, 80);
+	ck_assert_uint_eq(((unsigned char *)&old.cfg)[80], 0x5a);  /* not written past its end */
+
+	upager_t *up = NULL;
+	ck_assert_msg(upager_open(&old.cfg, &up, err, sizeof err) == 0, "%s", err);
+	struct { struct upager_stats st; unsigned char guard[8]; } ost;
+	memset(&ost, 0x77, sizeof ost);
+	ost.st.size = 224;
+	ck_assert_int_eq(upager_stats(up, &ost.st), 0);
+	ck_assert_uint_eq(ost.st.size, 224);
+	ck_assert_uint_eq(ost.st.ram_budget, 16ULL << 20);
+	ck_assert_uint_eq(((unsigned char *)&ost.st)[224], 0x77);
+	upager_close(up);
+
+	old.cfg.size = 72;  /* older than anything published */
+	ck_assert_int_eq(upager_config_validate(&old.cfg, err, sizeof err), -EINVAL);
+	ck_assert_msg(strstr(err, "upager_config_init"), "%s", err);
 }
 END_TEST
 
@@ -272,6 +312,7 @@ static Suite *abi_suite(void)
 	tc = tcase_create("api");
 	tcase_add_test(tc, test_config_init_defaults);
 	tcase_add_test(tc, test_version);
+	tcase_add_test(tc, test_older_sizes);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("exports");

@@ -252,7 +252,7 @@ struct field {
 /* Every field a user may set; size, log and log_arg are API-only. */
 static const struct field settable[] = {
 	F(page_size), F(ram_budget), F(store_path), F(store_max), F(policy),
-	F(handler_threads), F(fault_around), F(readahead_max), F(io_depth), F(log_level),
+	F(handler_threads), F(fault_around), F(readahead_max), F(io_depth), F(log_level), F(encrypt),
 };
 #undef F
 
@@ -629,7 +629,7 @@ static void mutate(struct upager_config *cfg, enum mutation m)
 	case M_LOG_NEGATIVE: cfg->log_level = -1; break;
 	case M_LOG_4: cfg->log_level = 4; break;
 	case M_SIZE_0: cfg->size = 0; break;
-	case M_SIZE_SHORT: cfg->size = sizeof *cfg - 1; break;
+	case M_SIZE_SHORT: cfg->size = offsetof(struct upager_config, encrypt) - 1; break;  /* before 0.2 */
 	}
 }
 

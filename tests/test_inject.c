@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Fault-injection sweeps (white-box: linked with a build of the runtime
+ * that honours UPAGER_INJECT, see src/inject.h).
+ *
+ * A small paging workload at 8x oversubscription runs in a forked child for
+ * every N = 1, 2, 3, ... until it no longer reaches the Nth call of the
+ * operation being failed, for each kind of failure (EIO, ENOSPC, a short
+ * transfer) and each mode (once, or from then on).  Each run asserts:
+ *   - read failures: transient ones are retried and every page verifies;
+ *     persistent ones raise SIGBUS on the page being read, as many SIGBUS
+ *     as the runtime reports poisoned pages, never wrong data;
+ *   - write and extension failures: nothing is lost (every page verifies),
+ *     the failures are counted, and when they persist the budget overshoot
+ *     is counted;
+ *   - after every run every page that was not poisoned verifies, and
+ *     nothing hangs (an alarm kills a stuck child, which fails the test).
+ * A last case fails a UFFDIO_COPY: the runtime cannot recover from that
+ * and must stop the process with a message instead of hanging it.
+ */
+#include <check.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "inject.h"
+#include "upager.h"
+
+#define PS 4096u
+#define BUDGET_PAGES 8u
+#define PAGES (8u * BUDGET_PAGES)
+#define RUN_SECONDS 30
+
+struct outcome {
+	unsigned long long reached;   /* calls of the op made (the sweep stops when < N) */
+	unsigned long long sigbus;    /* accesses that raised SIGBUS */
+	unsigned long long poisoned_sigbus_pages;  /* distinct pages that did */
+	unsigned long long wrong;     /* pages with wrong data: must stay 0 */
+	struct upager_stats st;
+};
+
+static sigjmp_buf jump;
+static volatile sig_atomic_t in_access;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	if (in_access)
+		siglongjmp(jump, 1);
+	_exit(90);
+}
+
+struct plan {
+	enum upg_inj_op op;
+	const char *spec;
+};
+
+/* Touch page i: write generation gen (gen > 0) after checking gen - 1
+ * (0: zeros), or with gen == 0 just check want.  Returns 1 on SIGBUS. */
+static int access_page(char *base, uint32_t i, uint32_t want, uint32_t gen, unsigned char *bad,
+		       struct outcome *o)
+{
+	char *p = base + (size_t)i * PS;
+	in_access = 1;
+	if (sigsetjmp(jump, 1)) {
+		in_access = 0;
+		o->sigbus++;
+		if (!bad[i]) {
+			bad[i] = 1;
+			o->poisoned_sigbus_pages++;
+		}
+		return 1;
+	}
+	int ok = want ? upg_t_check(p, PS, i, want) == 0 : upg_t_is_zero(p, PS);
+	if (ok && gen)
+		upg_t_fill(p, PS, i, gen);
+	in_access = 0;
+	if (!ok)
+		o->wrong++;
+	return 0;
+}
+
+static void child(void *arg, int wfd)
+{
+	const struct plan *pl = arg;
+	struct sigaction sa = { .sa_handler = on_sigbus };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+	alarm(RUN_SECONDS);  /* a hang kills the child: the parent sees SIGALRM */
+	setenv("UPAGER_INJECT", pl->spec, 1);
+
+	struct upager_config cfg;
+	upager_config_init(&cfg);
+	cfg.ram_budget = BUDGET_PAGES * PS;
+	cfg.readahead_max = 4;
+	cfg.log = NULL;
+	char err[512];
+	upager_t *up;
+	if (upager_open(&cfg, &up, err, sizeof err)) {
+		fprintf(stderr, "upager_open: %s\n", err);
+		_exit(2);
+	}
+	void *mem;
+	if (upager_map(up, (size_t)PAGES * PS, NULL, &mem))
+		_exit(3);
+	char *base = mem;
+	static unsigned char bad[PAGES];
+	uint32_t gen[PAGES] = { 0 };
+	struct outcome o = { 0 };
+	uint64_t rng = 42;
+
+	/* First touch (zero fill, evictions that write), then two passes of
+	 * random read-modify-write (reads, clean drops, rewrites), then a
+	 * sequential check (readahead). */
+	for (uint32_t i = 0; i < PAGES; i++)
+		if (!access_page(base, i, 0, 1, bad, &o))
+			gen[i] = 1;
+	for (int pass = 0; pass < 2; pass++)
+		for (uint32_t k = 0; k < PAGES; k++) {
+			uint32_t i = (uint32_t)(upg_t_rand(&rng) % PAGES);
+			if (bad[i])
+				continue;
+			if (!access_page(base, i, gen[i], gen[i] + 1, bad, &o))
+				gen[i]++;
+		}
+	for (uint32_t i = 0; i < PAGES; i++) {
+		if (bad[i]) {
+			/* Still poisoned: a second access raises SIGBUS again,
+			 * it never returns data. */
+			unsigned long long before = o.sigbus;
+			access_page(base, i, gen[i], 0, bad, &o);
+			if (o.sigbus == before)
+				o.wrong++;
+			continue;
+		}
+		access_page(base, i, gen[i], 0, bad, &o);
+	}
+	o.reached = upg_inject_calls(pl->op);
+	o.st.size = sizeof o.st;
+	upager_stats(up, &o.st);
+	upager_unmap(up, mem);
+	upager_close(up);
+	if (write(wfd, &o, sizeof o) != sizeof o)
+		_exit(4);
+	_exit(0);
+}
+
+/* Reads fail with EIO or come back short (ENOSPC is no read error);
+ * writes fail with any of the three; extensions with EIO or ENOSPC. */
+static const char *const kinds[] = { "eio", "short", "enospc" };
+static const char *const modes[] = { "once", "always" };
+
+/* Run the workload with "op:N:kind:mode" for N = 1, 2, ... until the
+ * workload no longer reaches the Nth call; check each outcome. */
+static unsigned sweep(const char *opname, enum upg_inj_op op, const char *kind, const char *mode,
+		      void (*check)(const struct outcome *o, unsigned n, int always, const char *what))
+{
+	unsigned n;
+	int always = !strcmp(mode, "always");
+	for (n = 1;; n++) {
+		char spec[64], what[96];
+		snprintf(spec, sizeof spec, "%s:%u:%s:%s", opname, n, kind, mode);
+		snprintf(what, sizeof what, "UPAGER_INJECT=%s", spec);
+		struct plan pl = { op, spec };
+		struct outcome o;
+		upg_t_run_child(child, &pl, &o, sizeof o, what);
+		ck_assert_msg(o.wrong == 0, "%s: %llu pages read back wrong", what, o.wrong);
+		if (o.reached < n)
+			break;
+		check(&o, n, always, what);
+	}
+	ck_assert_msg(n > 2, "%s:%s:%s: the workload made fewer than 2 calls", opname, kind, mode);
+	return n - 1;
+}
+
+static void check_read(const struct outcome *o, unsigned n, int always, const char *what)
+{
+	ck_assert_msg(o->st.read_errors >= 1, "%s: the failure was not counted", what);
+	ck_assert_uint_eq(o->st.integrity_errors, 0);
+	ck_assert_msg(o->poisoned_sigbus_pages == o->st.poisoned_pages,
+		      "%s: %llu pages raised SIGBUS, the runtime poisoned %llu", what, o->poisoned_sigbus_pages,
+		      (unsigned long long)o->st.poisoned_pages);
+	if (!always) {
+		/* Retried and served: nothing poisoned, no SIGBUS. */
+		ck_assert_msg(o->sigbus == 0, "%s: a transient read failure raised SIGBUS", what);
+		ck_assert_uint_eq(o->st.read_errors, 1);
+	} else {
+		ck_assert_msg(o->sigbus >= 1, "%s: a persistent read failure did not raise SIGBUS", what);
+	}
+	(void)n;
+}
+
+static void check_write(const struct outcome *o, unsigned n, int always, const char *what)
+{
+	ck_assert_msg(o->sigbus == 0, "%s: a write failure raised SIGBUS", what);
+	ck_assert_msg(o->st.write_errors >= 1, "%s: the failure was not counted", what);
+	if (!always)
+		ck_assert_uint_eq(o->st.write_errors, 1);
+	else if (n == 1)
+		/* Nothing can ever be written: dirty pages stay, over the
+		 * budget.  (Failing later, clean pages may make the room.) */
+		ck_assert_msg(o->st.overshoot_peak > 0, "%s: no overshoot counted", what);
+}
+
+static void check_extend(const struct outcome *o, unsigned n, int always, const char *what)
+{
+	ck_assert_msg(o->sigbus == 0, "%s: an extension failure raised SIGBUS", what);
+	ck_assert_uint_eq(o->st.poisoned_pages, 0);
+	if (always && n == 1)
+		ck_assert_msg(o->st.overshoot_peak > 0 && o->st.store_full > 0,
+			      "%s: a store that cannot grow must show as overshoot (peak %llu, refusals %llu)", what,
+			      (unsigned long long)o->st.overshoot_peak, (unsigned long long)o->st.store_full);
+	(void)n;
+}
+
+START_TEST(test_read_sweep)
+{
+	const char *kind = kinds[_i / 2], *mode = modes[_i % 2];  /* eio, short */
+	unsigned reached = sweep("read", UPG_INJ_READ, kind, mode, check_read);
+	fprintf(stderr, "read:%s:%s: swept N = 1..%u\n", kind, mode, reached);
+}
+END_TEST
+
+START_TEST(test_write_sweep)
+{
+	const char *kind = kinds[_i / 2], *mode = modes[_i % 2];
+	unsigned reached = sweep("write", UPG_INJ_WRITE, kind, mode, check_write);
+	fprintf(stderr, "write:%s:%s: swept N = 1..%u\n", kind, mode, reached);
+}
+END_TEST
+
+/* The store grows in steps of 64M, so this workload extends it once; a
+ * failed extension is retried, so N = 2 is reached too. */
+START_TEST(test_extend_sweep)
+{
+	const char *kind = _i / 2 ? "enospc" : "eio", *mode = modes[_i % 2];
+	struct plan pl = { UPG_INJ_EXTEND, NULL };
+	char spec[64];
+	unsigned n;
+	for (n = 1;; n++) {
+		snprintf(spec, sizeof spec, "extend:%u:%s:%s", n, kind, mode);
+		pl.spec = spec;
+		struct outcome o;
+		upg_t_run_child(child, &pl, &o, sizeof o, spec);
+		ck_assert_msg(o.wrong == 0, "%s: %llu pages read back wrong", spec, o.wrong);
+		if (o.reached < n)
+			break;
+		check_extend(&o, n, !strcmp(mode, "always"), spec);
+	}
+	ck_assert_msg(n > 1, "%s: the store never grew", spec);
+}
+END_TEST
+
+/* A UFFDIO_COPY that fails in a way the runtime cannot recover from: the
+ * process stops with a message on stderr, not a hang. */
+START_TEST(test_fatal_copy)
+{
+	int errp[2];
+	ck_assert_int_eq(pipe(errp), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(errp[0]);
+		dup2(errp[1], STDERR_FILENO);
+		setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });  /* the abort is expected */
+		alarm(RUN_SECONDS);
+		setenv("UPAGER_INJECT", "copy:3", 1);
+		upager_t *up = upg_t_open(BUDGET_PAGES * PS, 0, NULL, 1);
+		void *mem;
+		if (upager_map(up, (size_t)PAGES * PS, NULL, &mem))
+			_exit(3);
+		for (uint32_t i = 0; i < PAGES; i++)
+			upg_t_fill((char *)mem + (size_t)i * PS, PS, i, 1);
+		_exit(0);  /* must not get here */
+	}
+	close(errp[1]);
+	char msg[4096] = "";
+	size_t got = 0;
+	ssize_t r;
+	while (got < sizeof msg - 1 && (r = read(errp[0], msg + got, sizeof msg - 1 - got)) > 0)
+		got += (size_t)r;
+	close(errp[0]);
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x (SIGALRM would mean a hang): %s", st,
+		      msg);
+	ck_assert_msg(strstr(msg, "upager: fatal: UFFDIO_COPY"), "no clear message: %s", msg);
+}
+END_TEST
+
+/* Bad rules are refused with a message that says what to write. */
+START_TEST(test_bad_rules)
+{
+	static const char *const bad[] = { "read", "read:0", "read:x", "write:1:oops", "read:1:eio:sometimes",
+					   "extend:1:short", "fsync:1", "disk:1", "read:1:eio:once:extra" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		setenv("UPAGER_INJECT", bad[i], 1);
+		char err[512] = "";
+		ck_assert_int_eq(upg_inject_setup(err, sizeof err), -EINVAL);
+		ck_assert_msg(strstr(err, "UPAGER_INJECT"), "%s: %s", bad[i], err);
+	}
+	setenv("UPAGER_INJECT", "read:3:short:always,write:2", 1);
+	char err[512] = "";
+	ck_assert_int_eq(upg_inject_setup(err, sizeof err), 0);
+	/* The rules act: reads 1 and 2 pass, 3 and later come back short. */
+	ck_assert_int_eq(upg_inject(UPG_INJ_READ, 8192, 8192), 8192);
+	ck_assert_int_eq(upg_inject(UPG_INJ_READ, 8192, 8192), 8192);
+	ck_assert_int_eq(upg_inject(UPG_INJ_READ, 8192, 8192), 4096);
+	ck_assert_int_eq(upg_inject(UPG_INJ_READ, 8192, 8192), 4096);
+	ck_assert_int_eq(upg_inject(UPG_INJ_WRITE, 4096, 4096), 4096);
+	ck_assert_int_eq(upg_inject(UPG_INJ_WRITE, 4096, 4096), -EIO);
+	ck_assert_int_eq(upg_inject(UPG_INJ_WRITE, 4096, 4096), 4096);
+	unsetenv("UPAGER_INJECT");
+	ck_assert_int_eq(upg_inject_setup(err, sizeof err), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("inject");
+	TCase *tc = tcase_create("rules");
+	tcase_add_test(tc, test_bad_rules);
+	tcase_add_test(tc, test_fatal_copy);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("sweeps");
+	tcase_set_timeout(tc, 0);
+	tcase_add_loop_test(tc, test_read_sweep, 0, 4);
+	tcase_add_loop_test(tc, test_write_sweep, 0, 6);
+	tcase_add_loop_test(tc, test_extend_sweep, 0, 4);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
