@@ -55,14 +55,21 @@ static int open_tmp_in(const char *dir, char *where, size_t wlen, int *fd_out, c
 	}
 	int fd = open(dir, O_TMPFILE | O_RDWR | O_DIRECT | O_CLOEXEC, 0600);
 	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR)) {
-		/* No O_TMPFILE here: a private file, unlinked at once, then
-		 * switched to O_DIRECT (open(O_DIRECT) of a name we just
-		 * unlinked is impossible). */
-		char tmpl[4096];
-		snprintf(tmpl, sizeof tmpl, "%s/upager-store-XXXXXX", dir);
-		int t = mkostemp(tmpl, O_CLOEXEC);
+		/* No O_TMPFILE here: a 0600 file in a fresh 0700 directory,
+		 * both unlinked at once, then switched to O_DIRECT (open with
+		 * O_DIRECT of a name we just unlinked is impossible).  No
+		 * other user can open it even for the instant it has a name. */
+		char sub[4096], tmpl[4200];
+		snprintf(sub, sizeof sub, "%s/upager-XXXXXX", dir);
+		int t = -1;
+		if (mkdtemp(sub)) {
+			snprintf(tmpl, sizeof tmpl, "%s/store", sub);
+			t = open(tmpl, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			if (t >= 0)
+				unlink(tmpl);
+			rmdir(sub);
+		}
 		if (t >= 0) {
-			unlink(tmpl);
 			if (fcntl(t, F_SETFL, fcntl(t, F_GETFL) | O_DIRECT) == 0) {
 				fd = t;
 			} else {

@@ -149,6 +149,7 @@ static void on_sigbus(int sig)
 struct flip_result {
 	unsigned sigbus_pages, verified, wrong, marker_blocks, second_sigbus;
 	unsigned long long poisoned, integrity_errors, written;
+	unsigned mode, nlink, names;  /* the store file: permissions, links, names in its directory */
 	char setup_err[600];
 };
 
@@ -222,6 +223,16 @@ static void flip_child(void *arg, int wfd)
 	int fd = store_fd(dir);
 	char path[64];
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	struct stat sb;
+	if (fd >= 0 && fstat(fd, &sb) == 0) {
+		res.mode = sb.st_mode & 07777;
+		res.nlink = (unsigned)sb.st_nlink;
+	}
+	DIR *d = opendir(dir);
+	for (struct dirent *e; d && (e = readdir(d));)
+		res.names += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	if (d)
+		closedir(d);
 	int rw = fd >= 0 ? open(path, O_RDWR | O_DIRECT) : -1;
 	if (rw < 0) {
 		snprintf(res.setup_err, sizeof res.setup_err, "cannot open the store (fd %d): %s", fd, strerror(errno));
@@ -291,6 +302,10 @@ START_TEST(test_flip_under_process)
 	struct flip_result res;
 	upg_t_run_child(flip_child, &enc, &res, sizeof res, "flip child");
 	ck_assert_msg(!res.setup_err[0], "%s", res.setup_err);
+	/* Private: no name anywhere, readable by its owner only. */
+	ck_assert_msg(res.nlink == 0 && res.names == 0, "the store has %u links, %u names in its directory", res.nlink,
+		      res.names);
+	ck_assert_msg(res.mode == 0600, "the store's mode is %o", res.mode);
 	ck_assert_msg(res.written >= PAGES - 2 * BUDGET_PAGES, "only %llu pages were written to the store",
 		      res.written);
 	ck_assert_msg(res.wrong == 0, "%u pages returned altered data", res.wrong);
