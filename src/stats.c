@@ -2,6 +2,8 @@
 /* Fault-latency histogram and the human-readable report. */
 #include "internal.h"
 
+#include <stddef.h>
+
 #include <stdio.h>
 
 /* Log-linear buckets: exact below 16 ns, then 4 buckets per power of two
@@ -75,6 +77,11 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 	human(st->store_slots_used * 4096, used, sizeof used);
 	human(st->overshoot_peak, over, sizeof over);
 	human(st->metadata_bytes, meta, sizeof meta);
+	/* Fields a caller built with an older header does not have. */
+	bool has_read_errors = st->size >= offsetof(struct upager_stats, poisoned_pages) + sizeof st->poisoned_pages;
+	unsigned long long rerr = has_read_errors ? st->read_errors : 0;
+	unsigned long long ierr = has_read_errors ? st->integrity_errors : 0;
+	unsigned long long pois = has_read_errors ? st->poisoned_pages : 0;
 	return snprintf(buf, len,
 		"upager report\n"
 		"  budget            %s (%u region%s)\n"
@@ -87,6 +94,7 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 		"  swapped in / out  %s / %s\n"
 		"  store             %s used of %s file\n"
 		"  errors            %llu write errors, %llu store-full refusals, budget overshoot peak %s\n"
+		"  read errors       %llu failed reads, %llu blocks failing their check, %llu pages poisoned (SIGBUS)\n"
 		"  metadata          %s\n",
 		budget, st->regions, st->regions == 1 ? "" : "s", res, peak,
 		(unsigned long long)st->zero_fills, (unsigned long long)st->store_reads,
@@ -97,5 +105,6 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 		(unsigned long long)st->evictions, (unsigned long long)st->writebacks,
 		(unsigned long long)st->clean_drops, (unsigned long long)st->zero_skips,
 		(unsigned long long)st->discards, rd, wr, used, store,
-		(unsigned long long)st->write_errors, (unsigned long long)st->store_full, over, meta);
+		(unsigned long long)st->write_errors, (unsigned long long)st->store_full, over, rerr, ierr, pois,
+		meta);
 }
