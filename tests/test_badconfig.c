@@ -113,6 +113,37 @@ START_TEST(test_store_missing_directory)
 }
 END_TEST
 
+/* A budget of less than one page cannot hold the page being faulted in. */
+START_TEST(test_budget_under_one_page)
+{
+	struct upager_config cfg;
+	base_config(&cfg);
+	cfg.ram_budget = 4095;
+	expect_open_fail(&cfg, -EINVAL, MUST("4095", "one page", "UPAGER_RAM"));
+	expect_validate_fail(&cfg, -EINVAL);
+	/* One page is the least, and it counts in the configured page size. */
+	cfg.page_size = 64 << 10;
+	cfg.ram_budget = 32 << 10;
+	expect_open_fail(&cfg, -EINVAL, MUST("32768", "65536", "UPAGER_RAM"));
+	expect_validate_fail(&cfg, -EINVAL);
+}
+END_TEST
+
+START_TEST(test_page_size_not_power_of_two)
+{
+	static const uint32_t bad[] = { 0, 2048, 4097, 12288, 65535, 3u << 20 };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct upager_config cfg;
+		char num[16];
+		base_config(&cfg);
+		cfg.page_size = bad[i];
+		snprintf(num, sizeof num, "(%u)", bad[i]);
+		expect_open_fail(&cfg, -EINVAL, MUST(num, "power-of-two", "UPAGER_PAGE"));
+		expect_validate_fail(&cfg, -EINVAL);
+	}
+}
+END_TEST
+
 /* Character devices, FIFOs and sockets cannot hold pages. */
 START_TEST(test_store_not_a_file)
 {
@@ -148,6 +179,56 @@ START_TEST(test_store_under_a_file)
 	base_config(&cfg);
 	cfg.store_path = path;
 	expect_open_fail(&cfg, -ENOTDIR, MUST(path, "not a directory", "UPAGER_STORE"));
+	unlink(file);
+}
+END_TEST
+
+static char open_log[4096];
+
+static void keep_log(void *arg, int level, const char *msg)
+{
+	size_t n = strlen(open_log);
+	snprintf(open_log + n, sizeof open_log - n, "%s\n", msg);
+}
+
+/* A regular file is documented to be used as it is and overwritten: pages
+ * evicted to it come back intact, and closing empties it. */
+START_TEST(test_store_regular_file_is_used)
+{
+	char file[] = "/var/tmp/upager-store-XXXXXX";
+	int fd = mkstemp(file);
+	ck_assert_int_ge(fd, 0);
+	char junk[8192];
+	memset(junk, 0xa5, sizeof junk);
+	ck_assert_int_eq(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
+	close(fd);
+
+	struct upager_config cfg;
+	base_config(&cfg);
+	cfg.ram_budget = 1 * MIB;
+	cfg.store_path = file;
+	upager_t *u = NULL;
+	char err[512] = "";
+	ck_assert_msg(upager_open(&cfg, &u, err, sizeof err) == 0, "%s", err);
+	char *a = NULL;
+	const size_t len = 8 * MIB, pages = len / 4096;
+	ck_assert_int_eq(upager_map(u, len, NULL, (void **)&a), 0);
+	for (size_t i = 0; i < pages; i++)
+		upg_t_fill(a + i * 4096, 4096, i, 7);
+	for (size_t i = 0; i < pages; i++)
+		ck_assert_msg(!upg_t_check(a + i * 4096, 4096, i, 7), "page %zu is wrong", i);
+	struct upager_stats st = { .size = sizeof st };
+	ck_assert_int_eq(upager_stats(u, &st), 0);
+	ck_assert_msg(st.writebacks > 0 && st.store_reads > 0, "the store file was not used: %llu writes, %llu reads",
+		      (unsigned long long)st.writebacks, (unsigned long long)st.store_reads);
+	struct stat sb;
+	ck_assert_int_eq(stat(file, &sb), 0);
+	ck_assert_msg(sb.st_size >= (off_t)(st.writebacks * 4096 / 2), "the store file is only %lld bytes",
+		      (long long)sb.st_size);
+	ck_assert_int_eq(upager_unmap(u, a), 0);
+	ck_assert_int_eq(upager_close(u), 0);
+	ck_assert_int_eq(stat(file, &sb), 0);
+	ck_assert_msg(sb.st_size == 0, "the store file keeps %lld bytes after close", (long long)sb.st_size);
 	unlink(file);
 }
 END_TEST
@@ -207,6 +288,29 @@ START_TEST(test_store_dir_not_writable)
 			      strstr(res.msg[i], "UPAGER_STORE"), "the message does not say what to change: %s",
 			      res.msg[i]);
 	}
+}
+END_TEST
+
+/* The default store lives in $TMPDIR; when that is tmpfs, the documented
+ * fallback is /var/tmp. */
+START_TEST(test_default_store_tmpdir_on_tmpfs)
+{
+	struct upager_config cfg;
+	base_config(&cfg);
+	cfg.log = keep_log;
+	cfg.log_level = UPAGER_LOG_INFO;
+	setenv("TMPDIR", "/dev/shm", 1);
+	upager_t *u = NULL;
+	char err[512] = "";
+	open_log[0] = '\0';
+	ck_assert_msg(upager_open(&cfg, &u, err, sizeof err) == 0, "TMPDIR=/dev/shm: %s", err);
+	ck_assert_int_eq(upager_close(u), 0);
+	ck_assert_msg(strstr(open_log, "unlinked file in /var/tmp"), "the store is not in /var/tmp: %s", open_log);
+
+	/* A missing $TMPDIR is an error that names it. */
+	setenv("TMPDIR", "/nonexistent-upager-tmpdir", 1);
+	expect_open_fail(&cfg, -ENOENT, MUST("/nonexistent-upager-tmpdir", "UPAGER_STORE"));
+	unsetenv("TMPDIR");
 }
 END_TEST
 
@@ -595,9 +699,13 @@ static Suite *badconfig_suite(void)
 	tcase_add_test(tc, test_store_under_proc);
 	tcase_add_test(tc, test_store_read_only_mount);
 	tcase_add_test(tc, test_store_read_only_bind);
+	tcase_add_test(tc, test_budget_under_one_page);
+	tcase_add_test(tc, test_page_size_not_power_of_two);
 	tcase_add_test(tc, test_store_not_a_file);
 	tcase_add_test(tc, test_store_under_a_file);
+	tcase_add_test(tc, test_store_regular_file_is_used);
 	tcase_add_test(tc, test_store_dir_not_writable);
+	tcase_add_test(tc, test_default_store_tmpdir_on_tmpfs);
 	tcase_add_test(tc, test_store_on_tmpfs);
 	tcase_add_test(tc, test_store_file_on_tmpfs);
 	tcase_add_test(tc, test_unknown_policy);
