@@ -399,24 +399,29 @@ static void format_limit(const struct upg_option *o, uint64_t v, char *buf)
 
 /* Values are echoed at most this long: enough to recognise a typo. */
 #define ECHO_MAX 64
-/* Every echoed byte escaped as \xNN, then "..." and the NUL. */
-#define ECHO_BUFLEN (4 * ECHO_MAX + 4)
+/* ECHO_MAX characters, then "..." and the NUL. */
+#define ECHO_BUFLEN (ECHO_MAX + 4)
 
 /*
- * A value as a message may show it: its first ECHO_MAX bytes, "..." when
- * there are more, and control characters as \xNN.  Values come from the
- * environment or the caller and may hold anything; a newline would break the
- * one-line message and an escape would reach the user's terminal.
+ * A value as a message may show it: control characters as \xNN, at most
+ * ECHO_MAX characters of that, and "..." when the value is longer.  Values
+ * come from the environment or the caller and may hold anything; a newline
+ * would break the one-line message, an escape would reach the user's
+ * terminal, and a long value would push the name of the setting to change
+ * out of a short buffer.
  */
 static const char *echo(const char *val, char buf[ECHO_BUFLEN])
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i, o = 0;
 
-	for (i = 0; val[i] && i < ECHO_MAX; i++) {
+	for (i = 0; val[i]; i++) {
 		unsigned char c = (unsigned char)val[i];
+		bool ctl = c < 0x20 || c == 0x7f;
 
-		if (c < 0x20 || c == 0x7f) {
+		if (o + (ctl ? 4 : 1) > ECHO_MAX)
+			break;
+		if (ctl) {
 			buf[o++] = '\\';
 			buf[o++] = 'x';
 			buf[o++] = hex[c >> 4];

@@ -694,6 +694,31 @@ START_TEST(test_check_messages)
 }
 END_TEST
 
+/*
+ * Found by tests/fuzz/fuzz_options: a long value of control characters was
+ * shown as up to 256 characters of \xNN escapes, which pushed "set
+ * UPAGER_POLICY" out of a 256-byte buffer.  The shown value is at most 64
+ * characters after escaping.
+ */
+START_TEST(test_check_long_escaped_policy)
+{
+	struct upager_config cfg;
+	char policy[101], err[160] = "", want[80];
+
+	memset(policy, '\x10', sizeof policy - 1);
+	policy[sizeof policy - 1] = '\0';
+	upager_config_init(&cfg);
+	cfg.policy = policy;
+	ck_assert_int_eq(upg_config_check(&cfg, err, sizeof err), -EINVAL);
+	ck_assert_msg(strstr(err, "UPAGER_POLICY"), "message \"%s\" does not name UPAGER_POLICY", err);
+	strcpy(want, "\"");
+	for (int i = 0; i < 16; i++)
+		strcat(want, "\\x10");
+	strcat(want, "...\"");
+	ck_assert_msg(strstr(err, want), "message \"%s\" does not show 16 escapes and \"...\"", err);
+}
+END_TEST
+
 /* A long value is shown by its first 64 bytes and "...". */
 START_TEST(test_env_long_value_cut)
 {
@@ -786,6 +811,7 @@ static Suite *options_suite(void)
 	tc = tcase_create("check");
 	tcase_add_loop_test(tc, test_check_rejects, 0, (int)(sizeof bad_configs / sizeof bad_configs[0]));
 	tcase_add_test(tc, test_check_messages);
+	tcase_add_test(tc, test_check_long_escaped_policy);
 	tcase_add_test(tc, test_check_accepts_limits);
 	suite_add_tcase(s, tc);
 

@@ -69,6 +69,9 @@ static const struct args_case cases[] = {
 	{ { "-\n", "p", NULL }, -EINVAL, 0, 0, { NULL }, "unknown option '-\\x0a'" },
 	{ { "--report\nx", "p", NULL }, -EINVAL, 0, 0, { NULL }, "unknown or ambiguous option '--report\\x0ax'" },
 	{ { "--ram", "1\x1b[2J", "p", NULL }, -EINVAL, 0, 0, { NULL }, "--ram=1\\x1b[2J is not a size" },
+	/* A long run of them is cut at 64 characters after escaping. */
+	{ { "--ram", "1\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t", "p", NULL }, -EINVAL, 0, 0, { NULL },
+	  "--ram=1\\x09\\x09\\x09\\x09\\x09\\x09\\x09\\x09\\x09\\x09\\x09\\x09\\x09\\x09\\x09... is not a size" },
 	{ { "--ram", "1234567890123456789012345678901234567890123456789012345678901234567890", "p", NULL }, -EINVAL,
 	  0, 0, { NULL }, "--ram=1234567890123456789012345678901234567890123456789012345678901234... is too large" },
 };

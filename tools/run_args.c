@@ -51,24 +51,27 @@ static const struct option long_opts[] = {
 
 /* Values are echoed at most this long: enough to recognise a typo. */
 #define ECHO_MAX 64
-/* Every echoed byte escaped as \xNN, then "..." and the NUL. */
-#define ECHO_BUFLEN (4 * ECHO_MAX + 4)
+/* ECHO_MAX characters, then "..." and the NUL. */
+#define ECHO_BUFLEN (ECHO_MAX + 4)
 
 /*
- * The first n bytes of an argument (at most ECHO_MAX, then "...") as a
- * message may show them: control characters as \xNN, so the message stays
- * one line and sends nothing to the terminal.  The library's messages do
- * the same (echo() in src/options.c).
+ * The first n bytes of an argument as a message may show them: control
+ * characters as \xNN, so the message stays one line and sends nothing to the
+ * terminal, at most ECHO_MAX characters of that, then "..." when there is
+ * more.  The library's messages do the same (echo() in src/options.c).
  */
 static const char *echo(const char *arg, size_t n, char buf[ECHO_BUFLEN])
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i, o = 0;
 
-	for (i = 0; i < n && arg[i] && i < ECHO_MAX; i++) {
+	for (i = 0; i < n && arg[i]; i++) {
 		unsigned char c = (unsigned char)arg[i];
+		int ctl = c < 0x20 || c == 0x7f;
 
-		if (c < 0x20 || c == 0x7f) {
+		if (o + (ctl ? 4 : 1) > ECHO_MAX)
+			break;
+		if (ctl) {
 			buf[o++] = '\\';
 			buf[o++] = 'x';
 			buf[o++] = hex[c >> 4];
