@@ -40,8 +40,13 @@ static void prepare(void)
 		pthread_mutex_lock(&up->fork_lock);
 		int p[2];
 		if (pipe2(p, O_CLOEXEC) == 0) {
+			/* Under up->lock, as child_attach() on a handler
+			 * thread reads them under it (order: fork_lock, then
+			 * up->lock, as in parent()). */
+			pthread_mutex_lock(&up->lock);
 			up->fork_hup_rd = p[0];
 			up->fork_hup_wr = p[1];
+			pthread_mutex_unlock(&up->lock);
 		}
 	}
 }

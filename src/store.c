@@ -93,7 +93,8 @@ static int open_tmp_in(const char *dir, char *where, size_t wlen, int *fd_out, c
 				 "with UPAGER_STORE / store_path", dir, strerror(e));
 			return -e;
 		}
-		snprintf(err, errlen, "cannot create the store in '%s': %s", dir, strerror(e));
+		snprintf(err, errlen, "cannot create the store in '%s': %s: point UPAGER_STORE / store_path "
+			 "at a writable directory on a disk filesystem", dir, strerror(e));
 		return -e;
 	}
 	int rc = check_not_ram(fd, dir, err, errlen);
@@ -155,16 +156,26 @@ int upg_store_open(struct upg_store *s, const char *path, uint64_t max_bytes, ch
 		s->is_blockdev = true;
 		snprintf(s->where, sizeof s->where, "device %s", path);
 	} else if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "store path '%s' is neither a directory, a regular file nor a block device", path);
+		snprintf(err, errlen, "store path '%s' is neither a directory, a regular file nor a block device "
+			 "(a character device, FIFO or socket cannot hold pages): point UPAGER_STORE / store_path "
+			 "at a directory on a disk, a regular file or a block device", path);
 		return -EINVAL;
 	} else {
 		fd = open(path, O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
 		if (fd < 0) {
 			int e = errno;
+			/* A missing "dir/" is EISDIR from O_CREAT: say what is missing. */
+			if (e == EISDIR) {
+				snprintf(err, errlen, "store directory '%s' does not exist: create it or point "
+					 "UPAGER_STORE / store_path at an existing directory on a disk", path);
+				return -ENOENT;
+			}
 			const char *hint = e == ENOENT ? ": its directory does not exist or cannot hold files; create it or choose another path"
+				: e == ENOTDIR ? ": a part of the path is not a directory; choose another path"
 				: e == EINVAL ? ": the filesystem does not support O_DIRECT (tmpfs?); choose a path on a disk"
-				: (e == EROFS || e == EACCES || e == EPERM) ? ": choose a writable location" : "";
-			snprintf(err, errlen, "store file '%s': %s%s", path, strerror(e), hint);
+				: (e == EROFS || e == EACCES || e == EPERM) ? ": choose a writable location" : ": choose another location";
+			snprintf(err, errlen, "store file '%s': %s%s with UPAGER_STORE / store_path", path, strerror(e),
+				 hint);
 			return -e;
 		}
 		int rc2 = check_not_ram(fd, path, err, errlen);

@@ -20,7 +20,8 @@ if "$run" --ram 32M -- "$cases"; then ok "preload cases under --ram 32M"; else b
 [ $rc -eq 127 ] && ok "a missing command gives 127" || bad "missing command: got $rc, want 127"
 
 # Bad values: upager-run stops before the program runs ...
-for kv in "--ram 12Q" "--ram -1" "--page 3000" "--policy lru" "--handlers 0" "--store-max 1.G"; do
+for kv in "--ram 12Q" "--ram -1" "--page 3000" "--policy lru" "--handlers 0" "--store-max 1.G" \
+	"--ram 4095" "--ram 32K --page 64K" "--page 5000"; do
 	out=$("$run" $kv -- true 2>&1); rc=$?
 	[ $rc -eq 2 ] && [ -n "$out" ] && ok "upager-run $kv: exit 2, '$(echo "$out" | head -1)'" ||
 		bad "upager-run $kv: exit $rc, message '$out'"
@@ -35,6 +36,41 @@ for kv in UPAGER_RAM=12Q UPAGER_PAGE=3000 UPAGER_POLICY=lru UPAGER_LOG=loud UPAG
 		bad "LD_PRELOAD with $kv: exit $rc, message '$out'"
 	fi
 done
+
+# Hostile store locations: the program is not started (its marker file never
+# appears), the exit status is 127, and the message names UPAGER_STORE.
+tmp=$(mktemp -d /var/tmp/upager-preload-XXXXXX)
+touch "$tmp/file"
+check_store() { # WHAT STORE [RUNNER...]
+	local what=$1 store=$2 out rc
+	shift 2
+	rm -f "$tmp/ran"
+	out=$(UPAGER_STORE=$store "$@" sh -c "touch '$tmp/ran'" 2>&1); rc=$?
+	if [ $rc -eq 127 ] && [ ! -e "$tmp/ran" ] && echo "$out" | grep -q UPAGER_STORE &&
+		echo "$out" | grep -q "not started"; then
+		ok "$what: exit 127, '$(echo "$out" | head -1)'"
+	else
+		bad "$what: exit $rc, ran: $([ -e "$tmp/ran" ] && echo yes || echo no), message '$out'"
+	fi
+}
+for store in /dev/null /dev/shm /nonexistent-upager-dir/ /nonexistent-upager-dir/store "$tmp/file/store"; do
+	check_store "upager-run --store $store" "$store" "$run" --ram 32M --
+	check_store "LD_PRELOAD with UPAGER_STORE=$store" "$store" env LD_PRELOAD="$build/libupager-preload.so"
+done
+# A read-only bind mount of a disk directory, in a private mount namespace.
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && mkdir "$tmp/ro" &&
+	unshare -m true 2>/dev/null; then
+	out=$(unshare -m bash -c "mount --make-rprivate / && mount --bind '$tmp/ro' '$tmp/ro' &&
+		mount -o remount,bind,ro '$tmp/ro' && UPAGER_STORE='$tmp/ro' '$run' --ram 32M -- sh -c \"touch '$tmp/ran'\"" 2>&1)
+	rc=$?
+	if [ $rc -eq 127 ] && [ ! -e "$tmp/ran" ] && echo "$out" | grep -q "Read-only file system" &&
+		echo "$out" | grep -q UPAGER_STORE; then
+		ok "a read-only bind mount: exit 127, '$(echo "$out" | head -1)'"
+	else
+		bad "a read-only bind mount: exit $rc, message '$out'"
+	fi
+fi
+rm -rf "$tmp"
 
 # Without privilege, the message names the three fixes.
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && [ "$(cat /proc/sys/vm/unprivileged_userfaultfd)" = 0 ]; then

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -101,10 +103,214 @@ START_TEST(test_store_missing_directory)
 	struct upager_config cfg;
 	base_config(&cfg);
 	cfg.store_path = "/nonexistent-dir/sub/store";
-	expect_open_fail(&cfg, -ENOENT, MUST("/nonexistent-dir/sub/store"));
+	expect_open_fail(&cfg, -ENOENT, MUST("/nonexistent-dir/sub/store", "UPAGER_STORE"));
 	/* The same for a missing directory given as a directory. */
 	cfg.store_path = "/nonexistent-dir/sub/";
 	expect_open_fail(&cfg, -ENOENT, MUST("/nonexistent-dir/sub"));
+	/* ... also when its parent exists (open(O_CREAT) says EISDIR). */
+	cfg.store_path = "/nonexistent-upager-store-dir/";
+	expect_open_fail(&cfg, -ENOENT, MUST("/nonexistent-upager-store-dir/", "does not exist", "UPAGER_STORE"));
+}
+END_TEST
+
+/* A budget of less than one page cannot hold the page being faulted in. */
+START_TEST(test_budget_under_one_page)
+{
+	struct upager_config cfg;
+	base_config(&cfg);
+	cfg.ram_budget = 4095;
+	expect_open_fail(&cfg, -EINVAL, MUST("4095", "one page", "UPAGER_RAM"));
+	expect_validate_fail(&cfg, -EINVAL);
+	/* One page is the least, and it counts in the configured page size. */
+	cfg.page_size = 64 << 10;
+	cfg.ram_budget = 32 << 10;
+	expect_open_fail(&cfg, -EINVAL, MUST("32768", "65536", "UPAGER_RAM"));
+	expect_validate_fail(&cfg, -EINVAL);
+}
+END_TEST
+
+START_TEST(test_page_size_not_power_of_two)
+{
+	static const uint32_t bad[] = { 0, 2048, 4097, 12288, 65535, 3u << 20 };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct upager_config cfg;
+		char num[16];
+		base_config(&cfg);
+		cfg.page_size = bad[i];
+		snprintf(num, sizeof num, "(%u)", bad[i]);
+		expect_open_fail(&cfg, -EINVAL, MUST(num, "power-of-two", "UPAGER_PAGE"));
+		expect_validate_fail(&cfg, -EINVAL);
+	}
+}
+END_TEST
+
+/* Character devices, FIFOs and sockets cannot hold pages. */
+START_TEST(test_store_not_a_file)
+{
+	static const char *const devices[] = { "/dev/null", "/dev/zero", "/dev/full" };
+	struct upager_config cfg;
+	base_config(&cfg);
+	for (size_t i = 0; i < sizeof devices / sizeof devices[0]; i++) {
+		cfg.store_path = devices[i];
+		expect_open_fail(&cfg, -EINVAL, MUST(devices[i], "character device", "UPAGER_STORE"));
+	}
+	/* A FIFO: refused at once (an open() of it could block). */
+	char fifo[] = "/var/tmp/upager-fifo-XXXXXX";
+	int fd = mkstemp(fifo);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	unlink(fifo);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	cfg.store_path = fifo;
+	expect_open_fail(&cfg, -EINVAL, MUST(fifo, "FIFO", "UPAGER_STORE"));
+	unlink(fifo);
+}
+END_TEST
+
+/* A path that runs through a regular file. */
+START_TEST(test_store_under_a_file)
+{
+	char file[] = "/var/tmp/upager-file-XXXXXX", path[64];
+	int fd = mkstemp(file);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	snprintf(path, sizeof path, "%s/store", file);
+	struct upager_config cfg;
+	base_config(&cfg);
+	cfg.store_path = path;
+	expect_open_fail(&cfg, -ENOTDIR, MUST(path, "not a directory", "UPAGER_STORE"));
+	unlink(file);
+}
+END_TEST
+
+static char open_log[4096];
+
+static void keep_log(void *arg, int level, const char *msg)
+{
+	size_t n = strlen(open_log);
+	snprintf(open_log + n, sizeof open_log - n, "%s\n", msg);
+}
+
+/* A regular file is documented to be used as it is and overwritten: pages
+ * evicted to it come back intact, and closing empties it. */
+START_TEST(test_store_regular_file_is_used)
+{
+	char file[] = "/var/tmp/upager-store-XXXXXX";
+	int fd = mkstemp(file);
+	ck_assert_int_ge(fd, 0);
+	char junk[8192];
+	memset(junk, 0xa5, sizeof junk);
+	ck_assert_int_eq(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
+	close(fd);
+
+	struct upager_config cfg;
+	base_config(&cfg);
+	cfg.ram_budget = 1 * MIB;
+	cfg.store_path = file;
+	upager_t *u = NULL;
+	char err[512] = "";
+	ck_assert_msg(upager_open(&cfg, &u, err, sizeof err) == 0, "%s", err);
+	char *a = NULL;
+	const size_t len = 8 * MIB, pages = len / 4096;
+	ck_assert_int_eq(upager_map(u, len, NULL, (void **)&a), 0);
+	for (size_t i = 0; i < pages; i++)
+		upg_t_fill(a + i * 4096, 4096, i, 7);
+	for (size_t i = 0; i < pages; i++)
+		ck_assert_msg(!upg_t_check(a + i * 4096, 4096, i, 7), "page %zu is wrong", i);
+	struct upager_stats st = { .size = sizeof st };
+	ck_assert_int_eq(upager_stats(u, &st), 0);
+	ck_assert_msg(st.writebacks > 0 && st.store_reads > 0, "the store file was not used: %llu writes, %llu reads",
+		      (unsigned long long)st.writebacks, (unsigned long long)st.store_reads);
+	struct stat sb;
+	ck_assert_int_eq(stat(file, &sb), 0);
+	ck_assert_msg(sb.st_size >= (off_t)(st.writebacks * 4096 / 2), "the store file is only %lld bytes",
+		      (long long)sb.st_size);
+	ck_assert_int_eq(upager_unmap(u, a), 0);
+	ck_assert_int_eq(upager_close(u), 0);
+	ck_assert_int_eq(stat(file, &sb), 0);
+	ck_assert_msg(sb.st_size == 0, "the store file keeps %lld bytes after close", (long long)sb.st_size);
+	unlink(file);
+}
+END_TEST
+
+/*
+ * A directory the process may not write to.  Root writes anywhere, so the
+ * child drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH first; it keeps what
+ * userfaultfd needs.
+ */
+struct nowrite_result {
+	char setup_err[128];
+	int rc[2];
+	char msg[2][1024];
+};
+
+static void nowrite_child(void *arg, int wfd)
+{
+	const char *dir = arg;
+	struct nowrite_result res;
+	memset(&res, 0, sizeof res);
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct data[2];
+	if (syscall(SYS_capget, &hdr, data) == 0) {
+		data[0].effective &= ~((1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH));
+		if (syscall(SYS_capset, &hdr, data))
+			snprintf(res.setup_err, sizeof res.setup_err, "capset: %s", strerror(errno));
+	}
+	char file[256];
+	snprintf(file, sizeof file, "%s/store", dir);
+	const char *paths[2] = { dir, file };
+	for (int i = 0; i < 2 && !res.setup_err[0]; i++) {
+		struct upager_config cfg;
+		base_config(&cfg);
+		cfg.store_path = paths[i];
+		upager_t *u = NULL;
+		res.rc[i] = upager_open(&cfg, &u, res.msg[i], sizeof res.msg[i]);
+		if (!res.rc[i])
+			upager_close(u);
+	}
+	ssize_t n = write(wfd, &res, sizeof res);
+	_exit(n == (ssize_t)sizeof res ? 0 : 1);
+}
+
+START_TEST(test_store_dir_not_writable)
+{
+	char dir[] = "/var/tmp/upager-ro-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(chmod(dir, 0555), 0);
+	struct nowrite_result res;
+	upg_t_run_child(nowrite_child, dir, &res, sizeof res, "the unwritable-directory child failed");
+	rmdir(dir);
+	ck_assert_msg(!res.setup_err[0], "%s", res.setup_err);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_msg(res.rc[i] == -EACCES, "%s: upager_open returned %d (%s), expected -EACCES; message: %s",
+			      i ? "a store file in it" : "the directory", res.rc[i], strerror(-res.rc[i]), res.msg[i]);
+		ck_assert_msg(strstr(res.msg[i], dir) && strstr(res.msg[i], "writable") &&
+			      strstr(res.msg[i], "UPAGER_STORE"), "the message does not say what to change: %s",
+			      res.msg[i]);
+	}
+}
+END_TEST
+
+/* The default store lives in $TMPDIR; when that is tmpfs, the documented
+ * fallback is /var/tmp. */
+START_TEST(test_default_store_tmpdir_on_tmpfs)
+{
+	struct upager_config cfg;
+	base_config(&cfg);
+	cfg.log = keep_log;
+	cfg.log_level = UPAGER_LOG_INFO;
+	setenv("TMPDIR", "/dev/shm", 1);
+	upager_t *u = NULL;
+	char err[512] = "";
+	open_log[0] = '\0';
+	ck_assert_msg(upager_open(&cfg, &u, err, sizeof err) == 0, "TMPDIR=/dev/shm: %s", err);
+	ck_assert_int_eq(upager_close(u), 0);
+	ck_assert_msg(strstr(open_log, "unlinked file in /var/tmp"), "the store is not in /var/tmp: %s", open_log);
+
+	/* A missing $TMPDIR is an error that names it. */
+	setenv("TMPDIR", "/nonexistent-upager-tmpdir", 1);
+	expect_open_fail(&cfg, -ENOENT, MUST("/nonexistent-upager-tmpdir", "UPAGER_STORE"));
+	unsetenv("TMPDIR");
 }
 END_TEST
 
@@ -130,17 +336,41 @@ struct ns_result {
 	char msg[2][1024];
 };
 
-static void ns_child(int ro, int wfd)
+enum ns_mount {
+	NS_TMPFS,         /* a fresh tmpfs */
+	NS_TMPFS_RO,      /* a fresh read-only tmpfs */
+	NS_BIND_RO,       /* a directory of /var/tmp (a disk), bound read-only */
+};
+
+static int ns_mount(enum ns_mount how, const char *dir)
+{
+	switch (how) {
+	case NS_TMPFS:
+		return mount("tmpfs", dir, "tmpfs", 0, "size=16m");
+	case NS_TMPFS_RO:
+		return mount("tmpfs", dir, "tmpfs", MS_RDONLY, "size=16m");
+	case NS_BIND_RO:
+		/* Read-only takes a second, remounting call for a bind mount. */
+		if (mount(dir, dir, NULL, MS_BIND, NULL))
+			return -1;
+		return mount(NULL, dir, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL);
+	}
+	return -1;
+}
+
+static void ns_child(enum ns_mount how, int wfd)
 {
 	struct ns_result res;
 	memset(&res, 0, sizeof res);
-	char dir[] = "/tmp/upager-ns-XXXXXX";
+	char tmp_dir[] = "/tmp/upager-ns-XXXXXX", disk_dir[] = "/var/tmp/upager-ns-XXXXXX";
+	char *dir = how == NS_BIND_RO ? disk_dir : tmp_dir;
 	if (unshare(CLONE_NEWNS) || mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL)) {
 		snprintf(res.setup_err, sizeof res.setup_err, "unshare(CLONE_NEWNS): %s", strerror(errno));
 	} else if (!mkdtemp(dir)) {
 		snprintf(res.setup_err, sizeof res.setup_err, "mkdtemp: %s", strerror(errno));
-	} else if (mount("tmpfs", dir, "tmpfs", ro ? MS_RDONLY : 0, "size=16m")) {
-		snprintf(res.setup_err, sizeof res.setup_err, "mount tmpfs on %s: %s", dir, strerror(errno));
+	} else if (ns_mount(how, dir)) {
+		snprintf(res.setup_err, sizeof res.setup_err, "mount on %s: %s", dir, strerror(errno));
+		umount2(dir, MNT_DETACH);
 		rmdir(dir);
 	} else {
 		snprintf(res.dir, sizeof res.dir, "%s", dir);
@@ -165,12 +395,12 @@ static void ns_child(int ro, int wfd)
 
 static void ns_entry(void *arg, int wfd)
 {
-	ns_child(*(int *)arg, wfd);
+	ns_child(*(enum ns_mount *)arg, wfd);
 }
 
-static int ns_run(int ro, struct ns_result *res)
+static int ns_run(enum ns_mount how, struct ns_result *res)
 {
-	upg_t_run_child(ns_entry, &ro, res, sizeof *res, "the mount-namespace child failed");
+	upg_t_run_child(ns_entry, &how, res, sizeof *res, "the mount-namespace child failed");
 	return res->setup_err[0] ? -1 : 0;
 }
 
@@ -190,7 +420,7 @@ static void check_ns_result(const struct ns_result *res, int i, int want, const 
 START_TEST(test_store_read_only_mount)
 {
 	struct ns_result res;
-	if (ns_run(1, &res)) {
+	if (ns_run(NS_TMPFS_RO, &res)) {
 		/* No mount namespace (no CAP_SYS_ADMIN): a read-only path
 		 * must still fail with a message. */
 		fprintf(stderr, "%s; checking /proc/sys instead\n", res.setup_err);
@@ -202,6 +432,21 @@ START_TEST(test_store_read_only_mount)
 	}
 	check_ns_result(&res, 0, -EROFS, MUST(res.dir, "writable"));
 	check_ns_result(&res, 1, -EROFS, MUST(res.dir, "writable"));
+}
+END_TEST
+
+/* A read-only bind mount of a directory on a disk: the filesystem takes
+ * O_DIRECT, but nothing may be created there. */
+START_TEST(test_store_read_only_bind)
+{
+	struct ns_result res;
+	if (geteuid() != 0) {
+		fprintf(stderr, "SKIP part: a bind mount needs root\n");
+		return;
+	}
+	ck_assert_msg(ns_run(NS_BIND_RO, &res) == 0, "%s", res.setup_err);
+	check_ns_result(&res, 0, -EROFS, MUST(res.dir, "writable", "UPAGER_STORE"));
+	check_ns_result(&res, 1, -EROFS, MUST(res.dir, "writable", "UPAGER_STORE"));
 }
 END_TEST
 
@@ -228,7 +473,7 @@ END_TEST
 START_TEST(test_store_file_on_tmpfs)
 {
 	struct ns_result res;
-	ck_assert_msg(ns_run(0, &res) == 0, "%s", res.setup_err);
+	ck_assert_msg(ns_run(NS_TMPFS, &res) == 0, "%s", res.setup_err);
 	check_ns_result(&res, 0, -EINVAL, NULL);
 	check_tmpfs_message(res.msg[0], "a store directory on tmpfs");
 	check_ns_result(&res, 1, -EINVAL, NULL);
@@ -453,6 +698,14 @@ static Suite *badconfig_suite(void)
 	tcase_add_test(tc, test_store_missing_directory);
 	tcase_add_test(tc, test_store_under_proc);
 	tcase_add_test(tc, test_store_read_only_mount);
+	tcase_add_test(tc, test_store_read_only_bind);
+	tcase_add_test(tc, test_budget_under_one_page);
+	tcase_add_test(tc, test_page_size_not_power_of_two);
+	tcase_add_test(tc, test_store_not_a_file);
+	tcase_add_test(tc, test_store_under_a_file);
+	tcase_add_test(tc, test_store_regular_file_is_used);
+	tcase_add_test(tc, test_store_dir_not_writable);
+	tcase_add_test(tc, test_default_store_tmpdir_on_tmpfs);
 	tcase_add_test(tc, test_store_on_tmpfs);
 	tcase_add_test(tc, test_store_file_on_tmpfs);
 	tcase_add_test(tc, test_unknown_policy);

@@ -442,6 +442,12 @@ static const struct bad_env bad_envs[] = {
 	{ "UPAGER_LOG", "verbose", "UPAGER_LOG=verbose is not valid: expected a log level" },
 	{ "UPAGER_LOG", "4", "is not valid" },
 	{ "UPAGER_LOG", "-1", "is not valid" },
+	/* Found by tests/fuzz/fuzz_options: control characters were echoed
+	 * as they are, breaking the one-line message. */
+	{ "UPAGER_RAM", "1\nG", "UPAGER_RAM=1\\x0aG is not valid" },
+	{ "UPAGER_POLICY", "lru\x1b[31m", "UPAGER_POLICY=lru\\x1b[31m is not valid" },
+	{ "UPAGER_HANDLERS", "\t4\x7f", "UPAGER_HANDLERS=\\x094\\x7f is not valid" },
+	{ "UPAGER_PAGE", "4\r", "UPAGER_PAGE=4\\x0d is not valid" },
 };
 
 START_TEST(test_env_bad_value)
@@ -465,6 +471,9 @@ START_TEST(test_env_bad_value)
 		      c->env, c->value, err);
 	ck_assert_msg(strstr(err, c->says), "%s=\"%s\": message \"%s\" lacks \"%s\"",
 		      c->env, c->value, err, c->says);
+	for (const char *p = err; *p; p++)
+		ck_assert_msg((unsigned char)*p >= 0x20 && *p != 0x7f,
+			      "%s: message \"%s\" holds control character 0x%02x", c->env, err, *p);
 	if (strcmp(c->env, "UPAGER_POLICY") == 0 && c->value[0])
 		ck_assert_msg(strstr(err, upg_policy_names()), "\"%s\" lists no policies", err);
 }
@@ -672,8 +681,59 @@ START_TEST(test_check_messages)
 	ck_assert_ptr_nonnull(strstr(err, "(17)"));
 	ck_assert_ptr_nonnull(strstr(err, "from 1 to 16"));
 
+	/* Found by tests/fuzz/fuzz_options: a policy name is echoed with its
+	 * control characters escaped, so the message stays on one line. */
+	upager_config_init(&cfg);
+	cfg.policy = "s3fifo\n";
+	ck_assert_int_eq(upg_config_check(&cfg, err, sizeof err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "\"s3fifo\\x0a\""));
+	ck_assert_ptr_null(strchr(err, '\n'));
+
 	ck_assert_int_eq(upg_config_check(NULL, err, sizeof err), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "upager_config_init"));
+}
+END_TEST
+
+/*
+ * Found by tests/fuzz/fuzz_options: a long value of control characters was
+ * shown as up to 256 characters of \xNN escapes, which pushed "set
+ * UPAGER_POLICY" out of a 256-byte buffer.  The shown value is at most 64
+ * characters after escaping.
+ */
+START_TEST(test_check_long_escaped_policy)
+{
+	struct upager_config cfg;
+	char policy[101], err[160] = "", want[80];
+
+	memset(policy, '\x10', sizeof policy - 1);
+	policy[sizeof policy - 1] = '\0';
+	upager_config_init(&cfg);
+	cfg.policy = policy;
+	ck_assert_int_eq(upg_config_check(&cfg, err, sizeof err), -EINVAL);
+	ck_assert_msg(strstr(err, "UPAGER_POLICY"), "message \"%s\" does not name UPAGER_POLICY", err);
+	strcpy(want, "\"");
+	for (int i = 0; i < 16; i++)
+		strcat(want, "\\x10");
+	strcat(want, "...\"");
+	ck_assert_msg(strstr(err, want), "message \"%s\" does not show 16 escapes and \"...\"", err);
+}
+END_TEST
+
+/* A long value is shown by its first 64 bytes and "...". */
+START_TEST(test_env_long_value_cut)
+{
+	struct upager_config cfg;
+	char value[200], err[1024] = "", want[96];
+
+	memset(value, 'q', sizeof value - 1);
+	value[sizeof value - 1] = '\0';
+	setenv("UPAGER_POLICY", value, 1);
+	upager_config_init(&cfg);
+	ck_assert_int_eq(upager_config_from_env(&cfg, err, sizeof err), -EINVAL);
+	memset(want, 'q', 64);
+	strcpy(want + 64, "... is not valid");
+	ck_assert_msg(strstr(err, want), "message \"%s\" does not show 64 bytes and \"...\"", err);
+	ck_assert_msg(strspn(strstr(err, want), "q") == 64, "message \"%s\" shows more than 64 bytes", err);
 }
 END_TEST
 
@@ -745,11 +805,13 @@ static Suite *options_suite(void)
 	tcase_add_test(tc, test_env_messages_buffers);
 	tcase_add_test(tc, test_env_bad_config_struct);
 	tcase_add_test(tc, test_env_then_check);
+	tcase_add_test(tc, test_env_long_value_cut);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("check");
 	tcase_add_loop_test(tc, test_check_rejects, 0, (int)(sizeof bad_configs / sizeof bad_configs[0]));
 	tcase_add_test(tc, test_check_messages);
+	tcase_add_test(tc, test_check_long_escaped_policy);
 	tcase_add_test(tc, test_check_accepts_limits);
 	suite_add_tcase(s, tc);
 

@@ -6,13 +6,13 @@
  * (or the signal) is the program's own.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "run_args.h"
 #include "upager.h"
 
 #ifndef UPG_LIBDIR
@@ -76,82 +76,28 @@ static int find_preload(char *out, size_t len)
 	return access(out, R_OK) ? -ENOENT : 0;
 }
 
-static void set_size(const char *name, const char *opt, const char *v)
-{
-	uint64_t n;
-	int rc = upager_parse_size(v, &n);
-	if (rc)
-		die(rc == -ERANGE ? "%s: too large" : "%s: not a size",
-		    opt, "expected a number with an optional K, M, G or T suffix, such as 256M or 2G");
-	setenv(name, v, 1);
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "ram", required_argument, 0, 'r' },
-		{ "store", required_argument, 0, 's' },
-		{ "store-max", required_argument, 0, 'm' },
-		{ "page", required_argument, 0, 'p' },
-		{ "policy", required_argument, 0, 'P' },
-		{ "handlers", required_argument, 0, 'H' },
-		{ "report", optional_argument, 0, 'R' },
-		{ "log", required_argument, 0, 'l' },
-		{ "help", no_argument, 0, 'h' },
-		{ "version", no_argument, 0, 'V' },
-		{ 0, 0, 0, 0 },
-	};
-	int c;
-	/* '+': stop at the first non-option, the command. */
-	while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1) {
-		switch (c) {
-		case 'r':
-			set_size("UPAGER_RAM", "--ram", optarg);
-			break;
-		case 's':
-			setenv("UPAGER_STORE", optarg, 1);
-			break;
-		case 'm':
-			set_size("UPAGER_STORE_MAX", "--store-max", optarg);
-			break;
-		case 'p':
-			set_size("UPAGER_PAGE", "--page", optarg);
-			break;
-		case 'P':
-			setenv("UPAGER_POLICY", optarg, 1);
-			break;
-		case 'H':
-			setenv("UPAGER_HANDLERS", optarg, 1);
-			break;
-		case 'l':
-			setenv("UPAGER_LOG", optarg, 1);
-			break;
-		case 'R':
-			if (!optarg || !strcmp(optarg, "stderr"))
-				setenv("UPAGER_REPORT", "stderr", 1);
-			else if (!strcmp(optarg, "json"))
-				setenv("UPAGER_REPORT", "json:stderr", 1);
-			else
-				setenv("UPAGER_REPORT", optarg, 1);
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("upager-run %s\n", upager_version());
-			return 0;
-		default:
-			fprintf(stderr, "Try 'upager-run --help'.\n");
-			return 2;
-		}
+	struct upg_run_args args;
+	char err[768];
+
+	if (upg_run_parse_args(argc, argv, &args, err, sizeof err))
+		die("%s", err, NULL);
+	if (args.action == UPG_RUN_HELP) {
+		usage(stdout);
+		return 0;
 	}
-	if (optind >= argc)
-		die("%s", "no command given", "put the program to run after the options, e.g. upager-run --ram 256M -- ./prog");
+	if (args.action == UPG_RUN_VERSION) {
+		printf("upager-run %s\n", upager_version());
+		return 0;
+	}
+	for (int i = 0; i < UPG_RUN_NSETTINGS; i++)
+		if (args.set[i] && setenv(upg_run_env_names[i], args.set[i], 1))
+			die("cannot set %s", upg_run_env_names[i], strerror(errno));
 
 	/* Check every setting here, so a mistake is reported once, before the
 	 * program starts, with the variable named. */
 	struct upager_config cfg;
-	char err[768];
 	upager_config_init(&cfg);
 	if (upager_config_from_env(&cfg, err, sizeof err))
 		die("%s", err, NULL);
@@ -168,8 +114,8 @@ int main(int argc, char **argv)
 	sprintf(pre, old && *old ? "%s:%s" : "%s", lib, old);
 	setenv("LD_PRELOAD", pre, 1);
 
-	execvp(argv[optind], &argv[optind]);
+	execvp(argv[args.command], &argv[args.command]);
 	int e = errno;
-	fprintf(stderr, "upager-run: cannot run '%s': %s\n", argv[optind], strerror(e));
+	fprintf(stderr, "upager-run: cannot run '%s': %s\n", argv[args.command], strerror(e));
 	return e == ENOENT ? 127 : 126;
 }
