@@ -57,6 +57,11 @@ static void parent(void)
 		struct upager *up = runtimes[i];
 		if (!up)
 			continue;
+		/* fork() returns once a handler has read the FORK event, and a
+		 * handler holds uffd_lock from that read until child_attach()
+		 * has taken the read end: waiting for uffd_lock here means a
+		 * read end still here was not wanted by any FORK event. */
+		pthread_mutex_lock(&up->uffd_lock);
 		pthread_mutex_lock(&up->lock);
 		if (up->fork_hup_wr >= 0)
 			close(up->fork_hup_wr);
@@ -64,6 +69,7 @@ static void parent(void)
 			close(up->fork_hup_rd);  /* no FORK event took it */
 		up->fork_hup_rd = up->fork_hup_wr = -1;
 		pthread_mutex_unlock(&up->lock);
+		pthread_mutex_unlock(&up->uffd_lock);
 		pthread_mutex_unlock(&up->fork_lock);
 	}
 	pthread_mutex_unlock(&reg_lock);
