@@ -156,6 +156,18 @@ int upg_t_tasks(int *tids, int max)
 	return n;
 }
 
+int upg_t_tasks_settle(int want)
+{
+	int tids[1024], n = 0;
+	for (int i = 0; i < 1000; i++) {
+		n = upg_t_tasks(tids, 1024);
+		if (n <= want)
+			break;
+		usleep(10000);
+	}
+	return n;
+}
+
 int upg_t_new_threads(const int *before, int nbefore, const int *after, int nafter, int *out, int max)
 {
 	int n = 0;

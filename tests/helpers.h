@@ -37,6 +37,11 @@ int upg_t_count_dir(const char *path);
 /* Thread ids of this process from /proc/self/task, at most max; the count. */
 int upg_t_tasks(int *tids, int max);
 
+/* Number of threads of this process, waiting (up to about 10 s) for it to
+ * come down to at most want: the kernel's io_uring workers leave
+ * asynchronously after their ring is closed. */
+int upg_t_tasks_settle(int want);
+
 /* Threads that upager_open() started: the ids in after[] that are not in
  * before[] and are not the kernel's io_uring workers ("iou-*").  Written to
  * out (at most max); returns how many. */
