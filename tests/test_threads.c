@@ -276,6 +276,62 @@ START_TEST(threads_exit_mid_fault)
 }
 END_TEST
 
+/* WILLNEED queues a prefetch for every stored page of a large region; while
+ * those wait for the budget, threads discard their pages and touch them
+ * again.  A fault on a page whose prefetch is still queued is left to that
+ * prefetch: it must wake the thread even though the page is now a
+ * discarded (zero) page, or the thread waits forever. */
+struct discarder {
+	pthread_t t;
+	char *base;
+	uint64_t first, count;
+	uint64_t bad;
+};
+
+static void *discard_and_touch(void *arg)
+{
+	struct discarder *d = arg;
+	char *p = d->base + d->first * 4096;
+	if (upager_advise(up, p, d->count * 4096, UPAGER_ADV_DONTNEED))
+		d->bad++;
+	for (uint64_t i = 0; i < d->count; i++) {
+		if (!upg_t_is_zero(p + i * 4096, 4096))
+			d->bad++;
+		upg_t_fill(p + i * 4096, 4096, d->first + i, 3);
+	}
+	return NULL;
+}
+
+START_TEST(discard_with_prefetch_queued)
+{
+	const uint64_t budget = 2ULL << 20, bytes = 64ULL << 20, n = bytes / 4096;
+	up = upg_t_open(budget, 4096, NULL, 1);
+	void *mem;
+	ck_assert_int_eq(upager_map(up, bytes, NULL, &mem), 0);
+	char *base = mem;
+	for (uint64_t pg = 0; pg < n; pg++)
+		upg_t_fill(base + pg * 4096, 4096, pg, 1);
+	for (int round = 0; round < 3; round++) {
+		ck_assert_int_eq(upager_advise(up, base, bytes, UPAGER_ADV_WILLNEED), 0);
+		/* The back half: most of its prefetches are still queued. */
+		struct discarder d[4];
+		for (int i = 0; i < 4; i++) {
+			d[i] = (struct discarder){ .base = base, .first = n / 2 + n / 8 * (uint64_t)i + (uint64_t)round,
+						   .count = 64 };
+			ck_assert_int_eq(pthread_create(&d[i].t, NULL, discard_and_touch, &d[i]), 0);
+		}
+		for (int i = 0; i < 4; i++) {
+			pthread_join(d[i].t, NULL);
+			ck_assert_uint_eq(d[i].bad, 0);
+		}
+		for (int i = 0; i < 4; i++)
+			for (uint64_t pg = d[i].first; pg < d[i].first + d[i].count; pg++)
+				ck_assert_uint_eq(upg_t_check(base + pg * 4096, 4096, pg, 3), 0);
+	}
+	ck_assert_int_eq(upager_close(up), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("threads");
@@ -283,6 +339,7 @@ int main(void)
 	tcase_set_timeout(tc, 240);
 	tcase_add_loop_test(tc, sixty_four_threads, 0, 2);
 	tcase_add_loop_test(tc, threads_exit_mid_fault, 0, 2);
+	tcase_add_test(tc, discard_with_prefetch_queued);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
