@@ -738,10 +738,9 @@ int upg_evictor_start(struct upager *up, char *err, size_t errlen)
 		snprintf(err, errlen, "io_uring_register_files: %s", strerror(-rc));
 		goto fail;
 	}
-	rc = pthread_create(&ev->tid, NULL, evictor_main, ev);
+	rc = upg_thread_start(&ev->tid, evictor_main, ev);
 	if (rc) {
-		snprintf(err, errlen, "cannot start the evictor thread: %s", strerror(rc));
-		rc = -rc;
+		snprintf(err, errlen, "cannot start the evictor thread: %s", strerror(-rc));
 		goto fail;
 	}
 	ev->started = true;

@@ -944,8 +944,13 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 	struct upg_pte *p = upg_pte_get(r, page);
 	switch (p->state) {
 	case PG_NONE:
-		if (prefetch)
+		if (prefetch) {
+			/* Discarded since WILLNEED queued it.  A fault that came
+			 * meanwhile was left to this entry (PF_DEFERRED): wake
+			 * it, to fault again and be served. */
+			wake_page(up, r->base + (page << r->pshift), r->psize);
 			return;
+		}
 		zero_fill(h, r, page, write, t0);
 		return;
 	case PG_STORED:
@@ -966,6 +971,8 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 		}
 		if (!prefetch)
 			defer(up, r, page, p, write, t0, false);
+		else
+			wake_page(up, r->base + (page << r->pshift), r->psize);  /* as for NONE */
 		return;
 	case PG_RESIDENT:
 		if (retry || prefetch) {
@@ -1366,7 +1373,7 @@ int upg_handlers_start(struct upager *up, char *err, size_t errlen)
 	for (uint32_t i = 0; i < up->nhandlers && !rc; i++)
 		rc = handler_init(up, &up->handlers[i], err, errlen);
 	for (uint32_t i = 0; i < up->nhandlers && !rc; i++) {
-		rc = -pthread_create(&up->handlers[i].tid, NULL, handler_main, &up->handlers[i]);
+		rc = upg_thread_start(&up->handlers[i].tid, handler_main, &up->handlers[i]);
 		if (rc)
 			snprintf(err, errlen, "cannot start a handler thread: %s", strerror(-rc));
 		else

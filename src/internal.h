@@ -270,6 +270,11 @@ static inline struct upg_pte *upg_pte_peek(struct upg_region *r, uint64_t page)
 	return &r->pte[page];
 }
 uint64_t upg_now_ns(void);
+/* Start one of upager's threads with every signal blocked: a process-directed
+ * signal must go to an application thread, whose handler may touch managed
+ * memory (on a handler thread it would wait on itself), and upager's waits
+ * see no EINTR.  0 or -errno. */
+int upg_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg);
 
 /* The stream whose next fault is page, its window grown (doubled up to
  * max); or a recycled one with window init.  Lock held. */

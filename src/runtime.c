@@ -5,6 +5,7 @@
 #include "uffd.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,21 @@ uint64_t upg_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+int upg_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	sigset_t all;
+	int rc = pthread_attr_init(&attr);
+	if (rc)
+		return -rc;
+	sigfillset(&all);
+	rc = pthread_attr_setsigmask_np(&attr, &all);
+	if (!rc)
+		rc = pthread_create(tid, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	return -rc;
 }
 
 UPAGER_API const char *upager_version(void)

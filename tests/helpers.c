@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <check.h>
@@ -125,4 +126,68 @@ void upg_t_run_child(void (*fn)(void *arg, int wfd), void *arg, void *res, size_
 	int st;
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0 && got == len, "%s (status %#x)", what, st);
+}
+
+int upg_t_count_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+int upg_t_tasks(int *tids, int max)
+{
+	DIR *d = opendir("/proc/self/task");
+	if (!d)
+		return 0;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) && n < max)
+		if (e->d_name[0] >= '0' && e->d_name[0] <= '9')
+			tids[n++] = atoi(e->d_name);
+	closedir(d);
+	return n;
+}
+
+int upg_t_tasks_settle(int want)
+{
+	int tids[1024], n = 0;
+	for (int i = 0; i < 1000; i++) {
+		n = upg_t_tasks(tids, 1024);
+		if (n <= want)
+			break;
+		usleep(10000);
+	}
+	return n;
+}
+
+int upg_t_new_threads(const int *before, int nbefore, const int *after, int nafter, int *out, int max)
+{
+	int n = 0;
+	for (int i = 0; i < nafter && n < max; i++) {
+		int old = 0;
+		for (int j = 0; j < nbefore && !old; j++)
+			old = after[i] == before[j];
+		if (old)
+			continue;
+		char path[64], comm[32] = "";
+		snprintf(path, sizeof path, "/proc/self/task/%d/comm", after[i]);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;  /* gone already */
+		if (!fgets(comm, sizeof comm, f))
+			comm[0] = 0;
+		fclose(f);
+		if (!strncmp(comm, "iou-", 4))
+			continue;
+		out[n++] = after[i];
+	}
+	return n;
 }

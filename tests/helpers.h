@@ -30,6 +30,23 @@ uint64_t upg_t_scale(uint64_t n);
  * the test (naming what) if the child dies or writes short. */
 void upg_t_run_child(void (*fn)(void *arg, int wfd), void *arg, void *res, size_t len, const char *what);
 
+/* Entries of a directory, without "." and ".."; -1 when it cannot be read.
+ * With "/proc/self/fd" it counts open descriptors (plus the one reading it). */
+int upg_t_count_dir(const char *path);
+
+/* Thread ids of this process from /proc/self/task, at most max; the count. */
+int upg_t_tasks(int *tids, int max);
+
+/* Number of threads of this process, waiting (up to about 10 s) for it to
+ * come down to at most want: the kernel's io_uring workers leave
+ * asynchronously after their ring is closed. */
+int upg_t_tasks_settle(int want);
+
+/* Threads that upager_open() started: the ids in after[] that are not in
+ * before[] and are not the kernel's io_uring workers ("iou-*").  Written to
+ * out (at most max); returns how many. */
+int upg_t_new_threads(const int *before, int nbefore, const int *after, int nafter, int *out, int max);
+
 /* Log callback that prints to stderr, for test diagnostics. */
 void upg_t_log(void *arg, int level, const char *msg);
 
