@@ -184,6 +184,12 @@ static void move_run(struct upg_evictor *ev, uint32_t i, uint32_t j)
 			return;
 		struct vict *v = &ev->v[k];
 		uintptr_t a = r->base + (v->page << r->pshift);
+		/* A large page can stop part-way (a 4 KiB part of it shared
+		 * with a forked child): its first part bytes are in the
+		 * scratch range already, and holes in the region.  Touching
+		 * those holes would fault in zeros, so only the rest is
+		 * unshared and moved. */
+		size_t part = moved & (r->psize - 1);
 		if (rc == -EBUSY) {
 			/* Shared with a forked child: unshare it, then retry
 			 * this page once.  A write-protected page would fault
@@ -196,12 +202,21 @@ static void move_run(struct upg_evictor *ev, uint32_t i, uint32_t j)
 			if (was_wp)
 				while (upg_uffd_writeprotect(up->uffd, a, r->psize, false) == -EAGAIN)
 					back_off();
-			unshare_page(a, r->psize);
+			unshare_page(a + part, r->psize - part);
 			size_t m1 = 0;
-			if (!ev_move(up, up->scratch + v->soff, a, r->psize, &m1)) {
+			if (!ev_move(up, up->scratch + v->soff + part, a + part, r->psize - part, &m1)) {
 				k++;
 				continue;
 			}
+			part += m1;
+		}
+		if (part && rc != -ENOENT) {
+			/* It stays: put back what already left. */
+			size_t back = 0;
+			int rb = ev_move(up, a, up->scratch + v->soff, part, &back);
+			if (rb || back != part)
+				upg_fatal(up, "cannot put back %zu bytes of the partly moved page %#lx: %s", part,
+					  (unsigned long)a, strerror(-rb));
 		}
 		if (rc == -ENOENT) {
 			/* Unmapped under us: the UNMAP event discards it. */
@@ -265,6 +280,46 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 	}
 }
 
+/* Give slotless K_WRITE pages slots, contiguous for runs of neighbours so
+ * that write-back and later readahead are single large I/Os.  Lock held.
+ * Returns the blocks still wanted by pages that got none. */
+static uint64_t alloc_pass(struct upg_evictor *ev, uint32_t n)
+{
+	struct upager *up = ev->up;
+	uint64_t missing = 0;
+	for (uint32_t i = 0; i < n;) {
+		struct vict *v = &ev->v[i];
+		if (v->kind != K_WRITE || v->new_slot) {
+			i++;
+			continue;
+		}
+		uint32_t j = i + 1;
+		while (j < n && ev->v[j].kind == K_WRITE && !ev->v[j].new_slot && ev->v[j].r == v->r &&
+		       ev->v[j].page == ev->v[j - 1].page + 1)
+			j++;
+		uint64_t first;
+		uint32_t blocks = v->r->blocks;
+		if (!upg_store_alloc(&up->store, (j - i) * blocks, blocks, &first)) {
+			for (uint32_t k = i; k < j; k++) {
+				ev->v[k].new_slot = (uint32_t)(first + (uint64_t)(k - i) * blocks + 1);
+				ev->v[k].fresh_slot = 1;
+			}
+			i = j;
+			continue;
+		}
+		for (uint32_t k = i; k < j; k++) {
+			if (!upg_store_alloc(&up->store, blocks, blocks, &first)) {
+				ev->v[k].new_slot = (uint32_t)(first + 1);
+				ev->v[k].fresh_slot = 1;
+			} else {
+				missing += blocks;
+			}
+		}
+		i = j;
+	}
+	return missing;
+}
+
 /* Give K_WRITE pages a slot; those that get none become K_KEEP.  Lock held
  * on entry and exit; dropped to grow the store. */
 static void assign_slots(struct upg_evictor *ev, uint32_t n)
@@ -294,38 +349,28 @@ static void assign_slots(struct upg_evictor *ev, uint32_t n)
 		else
 			up->store.grow_failed = true;
 	}
-	for (uint32_t i = 0; i < n;) {
+	uint64_t missing = alloc_pass(ev, n);
+	if (missing && !up->store.grow_failed) {
+		/* Free blocks exist but no aligned run is long enough (the
+		 * store is fragmented, by frozen blocks of forked children or
+		 * by pages of several sizes): grow it rather than keep the
+		 * pages over the budget.  Slack for alignment. */
+		uint64_t size = 0;
+		pthread_mutex_unlock(&up->lock);
+		int rc = upg_store_grow(&up->store, missing + UPG_MAX_PAGE / UPG_BLOCK, &size);
+		pthread_mutex_lock(&up->lock);
+		if (!rc)
+			up->store.size_blocks = size;
+		else
+			up->store.grow_failed = true;
+		missing = alloc_pass(ev, n);
+	}
+	for (uint32_t i = 0; missing && i < n; i++) {
 		struct vict *v = &ev->v[i];
-		if (v->kind != K_WRITE || v->new_slot) {
-			i++;
-			continue;
+		if (v->kind == K_WRITE && !v->new_slot) {
+			v->kind = K_KEEP;
+			up->c.store_full++;
 		}
-		/* A run of slotless neighbours gets one contiguous extent,
-		 * so write-back and later readahead are single large I/Os. */
-		uint32_t j = i + 1;
-		while (j < n && ev->v[j].kind == K_WRITE && !ev->v[j].new_slot && ev->v[j].r == v->r &&
-		       ev->v[j].page == ev->v[j - 1].page + 1)
-			j++;
-		uint64_t first;
-		uint32_t blocks = v->r->blocks;
-		if (!upg_store_alloc(&up->store, (j - i) * blocks, blocks, &first)) {
-			for (uint32_t k = i; k < j; k++) {
-				ev->v[k].new_slot = (uint32_t)(first + (uint64_t)(k - i) * blocks + 1);
-				ev->v[k].fresh_slot = 1;
-			}
-			i = j;
-			continue;
-		}
-		for (uint32_t k = i; k < j; k++) {
-			if (!upg_store_alloc(&up->store, blocks, blocks, &first)) {
-				ev->v[k].new_slot = (uint32_t)(first + 1);
-				ev->v[k].fresh_slot = 1;
-			} else {
-				ev->v[k].kind = K_KEEP;
-				up->c.store_full++;
-			}
-		}
-		i = j;
 	}
 }
 

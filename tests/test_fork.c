@@ -61,6 +61,61 @@ static int wait_child(pid_t pid)
 	return WEXITSTATUS(st);
 }
 
+/* While children hold frozen store blocks, the parent's store gets
+ * fragmented (more so with pages of two sizes); eviction must still find
+ * room (growing the store) instead of keeping pages over the budget. */
+START_TEST(budget_holds_while_children_live)
+{
+	up = upg_t_open(BUDGET, 4096, "fifo", 2);
+	struct upager_map_opts big = { .size = sizeof big, .page_size = 65536 };
+	void *m1, *m2;
+	ck_assert_int_eq(upager_map(up, BYTES / 2, &big, &m1), 0);
+	ck_assert_int_eq(upager_map(up, BYTES / 2, NULL, &m2), 0);
+	char *r[2] = { m1, m2 };
+	uint32_t gen[2][NPAGES / 2];
+	for (int k = 0; k < 2; k++)
+		for (uint64_t pg = 0; pg < NPAGES / 2; pg++) {
+			upg_t_fill(r[k] + pg * 4096, 4096, pg + k * NPAGES, 1);
+			gen[k][pg] = 1;
+		}
+	pid_t kids[6];
+	uint64_t rng = 5;
+	for (int f = 0; f < 6; f++) {
+		kids[f] = fork();
+		ck_assert_int_ge(kids[f], 0);
+		if (kids[f] == 0) {
+			/* Slowly check the fork-time data. */
+			uint64_t bad = 0;
+			for (int k = 0; k < 2; k++)
+				for (uint64_t pg = 0; pg < NPAGES / 2; pg++) {
+					bad += upg_t_check(r[k] + pg * 4096, 4096, pg + k * NPAGES, gen[k][pg]) != 0;
+					if (pg % 256 == 0)
+						usleep(1000);
+				}
+			_exit(bad ? 1 : 0);
+		}
+		for (int a = 0; a < 4000; a++) {
+			int k = (int)(upg_t_rand(&rng) & 1);
+			uint64_t pg = upg_t_rand(&rng) % (NPAGES / 2);
+			ck_assert_uint_eq(upg_t_check(r[k] + pg * 4096, 4096, pg + k * NPAGES, gen[k][pg]), 0);
+			upg_t_fill(r[k] + pg * 4096, 4096, pg + k * NPAGES, ++gen[k][pg]);
+		}
+	}
+	for (int f = 0; f < 6; f++)
+		ck_assert_int_eq(wait_child(kids[f]), 0);
+	struct upager_stats st = { .size = sizeof st };
+	upager_stats(up, &st);
+	ck_assert_msg(st.resident_peak <= BUDGET && st.overshoot_peak == 0,
+		      "resident peak %llu over the budget %llu (store-full refusals %llu)",
+		      (unsigned long long)st.resident_peak, (unsigned long long)BUDGET,
+		      (unsigned long long)st.store_full);
+	for (int k = 0; k < 2; k++)
+		for (uint64_t pg = 0; pg < NPAGES / 2; pg++)
+			ck_assert_uint_eq(upg_t_check(r[k] + pg * 4096, 4096, pg + k * NPAGES, gen[k][pg]), 0);
+	upager_close(up);
+}
+END_TEST
+
 START_TEST(child_sees_fork_time_data)
 {
 	setup_region();
@@ -195,6 +250,7 @@ int main(void)
 	tcase_add_test(tc, child_threads);
 	tcase_add_test(tc, child_writes_discards_and_forks);
 	tcase_add_test(tc, store_slots_return_after_child);
+	tcase_add_test(tc, budget_holds_while_children_live);
 	tcase_add_test(tc, fork_exec_is_cheap);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
