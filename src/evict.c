@@ -802,7 +802,7 @@ void upg_evictor_stop(struct upager *up)
 		return;
 	if (ev->started) {
 		pthread_mutex_lock(&up->lock);
-		up->stopping = true;
+		__atomic_store_n(&up->stopping, true, __ATOMIC_RELEASE);
 		pthread_cond_broadcast(&up->evict_cond);
 		pthread_mutex_unlock(&up->lock);
 		pthread_join(ev->tid, NULL);

@@ -500,7 +500,7 @@ UPAGER_API int upager_close(upager_t *up)
 	pthread_mutex_lock(&up->lock);
 	for (uint32_t i = 0; i < up->nregions; i++)
 		region_quiesce(up, up->regions[i]);
-	up->stopping = true;
+	__atomic_store_n(&up->stopping, true, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&up->evict_cond);
 	pthread_mutex_unlock(&up->lock);
 
