@@ -93,7 +93,11 @@ static void child(void *arg, int wfd)
 	struct sigaction sa = { .sa_handler = on_sigbus };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGBUS, &sa, NULL);
-	alarm(RUN_SECONDS);  /* a hang kills the child: the parent sees SIGALRM */
+	/* A hang kills the child: the parent sees SIGALRM.  (The default
+	 * action: a handler inherited from the test runner would kill the
+	 * whole process group instead.) */
+	signal(SIGALRM, SIG_DFL);
+	alarm(RUN_SECONDS);
 	setenv("UPAGER_INJECT", pl->spec, 1);
 
 	struct upager_config cfg;
@@ -270,6 +274,7 @@ START_TEST(test_fatal_copy)
 		close(errp[0]);
 		dup2(errp[1], STDERR_FILENO);
 		setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });  /* the abort is expected */
+		signal(SIGALRM, SIG_DFL);
 		alarm(RUN_SECONDS);
 		setenv("UPAGER_INJECT", "copy:3", 1);
 		upager_t *up = upg_t_open(BUDGET_PAGES * PS, 0, NULL, 1);

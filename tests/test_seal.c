@@ -184,6 +184,7 @@ static void flip_child(void *arg, int wfd)
 {
 	int enc = *(int *)arg;
 	struct flip_result res = { 0 };
+	signal(SIGALRM, SIG_DFL);
 	alarm(60);
 	struct sigaction sa = { .sa_handler = on_sigbus };
 	sigemptyset(&sa.sa_mask);
