@@ -12,6 +12,7 @@
 #define _GNU_SOURCE /* secure_getenv */
 #endif
 #include "options.h"
+#include "echo.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -423,53 +424,12 @@ static void format_limit(const struct upg_option *o, uint64_t v, char *buf)
 		snprintf(buf, UPG_SIZE_BUFLEN, "%" PRIu64, v);
 }
 
-/* Values are echoed at most this long: enough to recognise a typo. */
-#define ECHO_MAX 64
-/* ECHO_MAX characters, then "..." and the NUL. */
-#define ECHO_BUFLEN (ECHO_MAX + 4)
-
-/*
- * A value as a message may show it: control characters as \xNN, at most
- * ECHO_MAX characters of that, and "..." when the value is longer.  Values
- * come from the environment or the caller and may hold anything; a newline
- * would break the one-line message, an escape would reach the user's
- * terminal, and a long value would push the name of the setting to change
- * out of a short buffer.
- */
-static const char *echo(const char *val, char buf[ECHO_BUFLEN])
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i, o = 0;
-
-	for (i = 0; val[i]; i++) {
-		unsigned char c = (unsigned char)val[i];
-		bool ctl = c < 0x20 || c == 0x7f;
-
-		if (o + (ctl ? 4 : 1) > ECHO_MAX)
-			break;
-		if (ctl) {
-			buf[o++] = '\\';
-			buf[o++] = 'x';
-			buf[o++] = hex[c >> 4];
-			buf[o++] = hex[c & 15];
-		} else {
-			buf[o++] = (char)c;
-		}
-	}
-	if (val[i]) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
 /* Parse val by o's kind into cfg; on error say what is wrong and what fits. */
 static int apply(const struct upg_option *o, const char *val, struct upager_config *cfg,
 		 char *err, size_t errlen)
 {
 	char *field = (char *)cfg + o->offset;
-	char limit[UPG_SIZE_BUFLEN], shown[ECHO_BUFLEN];
+	char limit[UPG_SIZE_BUFLEN], shown[UPG_ECHO_BUFLEN];
 	uint64_t v = 0;
 	int rc, level;
 
@@ -488,18 +448,18 @@ static int apply(const struct upg_option *o, const char *val, struct upager_conf
 		if (rc == -ERANGE || v > o->max) {
 			if (o->max == UINT64_MAX) {
 				say(err, errlen, "%s=%s is too large: it does not fit in 64 bits",
-				    o->env, echo(val, shown));
+				    o->env, upg_echo(val, SIZE_MAX, shown));
 			} else {
 				format_limit(o, o->max, limit);
 				say(err, errlen, "%s=%s is too large: expected %s (at most %s)",
-				    o->env, echo(val, shown), o->help, limit);
+				    o->env, upg_echo(val, SIZE_MAX, shown), o->help, limit);
 			}
 			return -EINVAL;
 		}
 		if (v < o->min) {
 			format_limit(o, o->min, limit);
 			say(err, errlen, "%s=%s is too small: expected %s (at least %s)",
-			    o->env, echo(val, shown), o->help, limit);
+			    o->env, upg_echo(val, SIZE_MAX, shown), o->help, limit);
 			return -EINVAL;
 		}
 		store_number(o, cfg, v);
@@ -510,7 +470,7 @@ static int apply(const struct upg_option *o, const char *val, struct upager_conf
 	case UPG_OPT_CHOICE:
 		if (!choice_valid(o, val)) {
 			say(err, errlen, "%s=%s is not valid: expected one of %s",
-			    o->env, echo(val, shown), choice_names(o));
+			    o->env, upg_echo(val, SIZE_MAX, shown), choice_names(o));
 			return -EINVAL;
 		}
 		memcpy(field, &val, sizeof val);
@@ -521,7 +481,7 @@ static int apply(const struct upg_option *o, const char *val, struct upager_conf
 		memcpy(field, &level, sizeof level);
 		return 0;
 	}
-	say(err, errlen, "%s=%s is not valid: expected %s", o->env, echo(val, shown), o->help);
+	say(err, errlen, "%s=%s is not valid: expected %s", o->env, upg_echo(val, SIZE_MAX, shown), o->help);
 	return -EINVAL;
 }
 
@@ -571,7 +531,7 @@ static int check_range(uint64_t v, const char *what, const char *env, const char
 
 int upg_config_check(const struct upager_config *cfg, char *err, size_t errlen)
 {
-	char a[UPG_SIZE_BUFLEN], b[UPG_SIZE_BUFLEN], shown[ECHO_BUFLEN];
+	char a[UPG_SIZE_BUFLEN], b[UPG_SIZE_BUFLEN], shown[UPG_ECHO_BUFLEN];
 	int rc;
 
 	if (!cfg || cfg->size < CONFIG_MIN_SIZE) {
@@ -629,7 +589,7 @@ int upg_config_check(const struct upager_config *cfg, char *err, size_t errlen)
 	}
 	if (!upg_policy_find(cfg->policy)) {
 		say(err, errlen, "unknown replacement policy \"%s\": set UPAGER_POLICY / policy "
-		    "to one of %s", echo(cfg->policy, shown), upg_policy_names());
+		    "to one of %s", upg_echo(cfg->policy, SIZE_MAX, shown), upg_policy_names());
 		return -EINVAL;
 	}
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "echo.h"
 #include "upager.h"
 
 const char *const upg_run_env_names[UPG_RUN_NSETTINGS] = {
@@ -49,45 +50,6 @@ static const struct option long_opts[] = {
 	{ 0, 0, 0, 0 },
 };
 
-/* Values are echoed at most this long: enough to recognise a typo. */
-#define ECHO_MAX 64
-/* ECHO_MAX characters, then "..." and the NUL. */
-#define ECHO_BUFLEN (ECHO_MAX + 4)
-
-/*
- * The first n bytes of an argument as a message may show them: control
- * characters as \xNN, so the message stays one line and sends nothing to the
- * terminal, at most ECHO_MAX characters of that, then "..." when there is
- * more.  The library's messages do the same (echo() in src/options.c).
- */
-static const char *echo(const char *arg, size_t n, char buf[ECHO_BUFLEN])
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i, o = 0;
-
-	for (i = 0; i < n && arg[i]; i++) {
-		unsigned char c = (unsigned char)arg[i];
-		int ctl = c < 0x20 || c == 0x7f;
-
-		if (o + (ctl ? 4 : 1) > ECHO_MAX)
-			break;
-		if (ctl) {
-			buf[o++] = '\\';
-			buf[o++] = 'x';
-			buf[o++] = hex[c >> 4];
-			buf[o++] = hex[c & 15];
-		} else {
-			buf[o++] = (char)c;
-		}
-	}
-	if (i < n && arg[i]) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
 __attribute__((format(printf, 3, 4)))
 static void say(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -110,23 +72,23 @@ static const char *long_name(int val)
 
 static int check_size(const char *opt, const char *v, char *err, size_t errlen)
 {
-	char shown[ECHO_BUFLEN];
+	char shown[UPG_ECHO_BUFLEN];
 	uint64_t n;
 	int rc = upager_parse_size(v, &n);
 
 	if (rc == -ERANGE)
 		say(err, errlen, "--%s=%s is too large: it does not fit in 64 bits", opt,
-		    echo(v, SIZE_MAX, shown));
+		    upg_echo(v, SIZE_MAX, shown));
 	else if (rc)
 		say(err, errlen, "--%s=%s is not a size: expected a number with an optional "
-		    "K, M, G or T suffix, such as 256M or 2G", opt, echo(v, SIZE_MAX, shown));
+		    "K, M, G or T suffix, such as 256M or 2G", opt, upg_echo(v, SIZE_MAX, shown));
 	return rc ? -EINVAL : 0;
 }
 
 /* After getopt_long returned '?' or ':'. */
 static void explain(int c, int argc, char **argv, char *err, size_t errlen)
 {
-	char shown[ECHO_BUFLEN];
+	char shown[UPG_ECHO_BUFLEN];
 
 	if (c == ':') {
 		say(err, errlen, "--%s needs a value", long_name(optopt));
@@ -134,11 +96,11 @@ static void explain(int c, int argc, char **argv, char *err, size_t errlen)
 		say(err, errlen, "--%s takes no value", long_name(optopt));
 	} else if (optopt > 0 && optopt < LONG_BASE) {
 		char ch = (char)optopt;
-		say(err, errlen, "unknown option '-%s'", echo(&ch, 1, shown));
+		say(err, errlen, "unknown option '-%s'", upg_echo(&ch, 1, shown));
 	} else if (optind >= 2 && optind <= argc) {
 		/* An unknown or ambiguous long option: getopt has moved past it. */
 		const char *a = argv[optind - 1];
-		say(err, errlen, "unknown or ambiguous option '%s'", echo(a, strcspn(a, "="), shown));
+		say(err, errlen, "unknown or ambiguous option '%s'", upg_echo(a, strcspn(a, "="), shown));
 	} else {
 		say(err, errlen, "unknown option");
 	}
