@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "helpers.h"
 
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +73,36 @@ uint64_t upg_t_scale(uint64_t n)
 #endif
 #endif
 	return quick ? (n / 4 ? n / 4 : 1) : n;
+}
+
+static sigjmp_buf sigbus_jump;
+static volatile sig_atomic_t sigbus_armed;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	if (sigbus_armed)
+		siglongjmp(sigbus_jump, 1);
+	_exit(90);
+}
+
+int upg_t_sigbus(void (*fn)(void *arg), void *arg)
+{
+	static int installed;
+	if (!installed) {
+		struct sigaction sa = { .sa_handler = on_sigbus };
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGBUS, &sa, NULL);
+		installed = 1;
+	}
+	sigbus_armed = 1;
+	if (sigsetjmp(sigbus_jump, 1)) {
+		sigbus_armed = 0;
+		return 1;
+	}
+	fn(arg);
+	sigbus_armed = 0;
+	return 0;
 }
 
 void upg_t_log(void *arg, int level, const char *msg)

@@ -47,6 +47,11 @@ int upg_t_tasks_settle(int want);
  * out (at most max); returns how many. */
 int upg_t_new_threads(const int *before, int nbefore, const int *after, int nafter, int *out, int max);
 
+/* Run fn(arg) with SIGBUS caught: 1 when it raised SIGBUS (fn stopped
+ * where it was), 0 when it returned.  A SIGBUS anywhere else ends the
+ * process with status 90. */
+int upg_t_sigbus(void (*fn)(void *arg), void *arg);
+
 /* Log callback that prints to stderr, for test diagnostics. */
 void upg_t_log(void *arg, int level, const char *msg);
 

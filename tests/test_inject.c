@@ -20,7 +20,6 @@
  */
 #include <check.h>
 #include <errno.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,31 +45,32 @@ struct outcome {
 	struct upager_stats st;
 };
 
-static sigjmp_buf jump;
-static volatile sig_atomic_t in_access;
-
-static void on_sigbus(int sig)
-{
-	(void)sig;
-	if (in_access)
-		siglongjmp(jump, 1);
-	_exit(90);
-}
-
 struct plan {
 	enum upg_inj_op op;
 	const char *spec;
 };
+
+struct access {
+	char *p;
+	uint32_t i, want, gen;
+	int ok;
+};
+
+static void do_access(void *arg)
+{
+	struct access *a = arg;
+	a->ok = a->want ? upg_t_check(a->p, PS, a->i, a->want) == 0 : upg_t_is_zero(a->p, PS);
+	if (a->ok && a->gen)
+		upg_t_fill(a->p, PS, a->i, a->gen);
+}
 
 /* Touch page i: write generation gen (gen > 0) after checking gen - 1
  * (0: zeros), or with gen == 0 just check want.  Returns 1 on SIGBUS. */
 static int access_page(char *base, uint32_t i, uint32_t want, uint32_t gen, unsigned char *bad,
 		       struct outcome *o)
 {
-	char *p = base + (size_t)i * PS;
-	in_access = 1;
-	if (sigsetjmp(jump, 1)) {
-		in_access = 0;
+	struct access a = { base + (size_t)i * PS, i, want, gen, 0 };
+	if (upg_t_sigbus(do_access, &a)) {
 		o->sigbus++;
 		if (!bad[i]) {
 			bad[i] = 1;
@@ -78,11 +78,7 @@ static int access_page(char *base, uint32_t i, uint32_t want, uint32_t gen, unsi
 		}
 		return 1;
 	}
-	int ok = want ? upg_t_check(p, PS, i, want) == 0 : upg_t_is_zero(p, PS);
-	if (ok && gen)
-		upg_t_fill(p, PS, i, gen);
-	in_access = 0;
-	if (!ok)
+	if (!a.ok)
 		o->wrong++;
 	return 0;
 }
@@ -90,9 +86,6 @@ static int access_page(char *base, uint32_t i, uint32_t want, uint32_t gen, unsi
 static void child(void *arg, int wfd)
 {
 	const struct plan *pl = arg;
-	struct sigaction sa = { .sa_handler = on_sigbus };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, NULL);
 	/* A hang kills the child: the parent sees SIGALRM.  (The default
 	 * action: a handler inherited from the test runner would kill the
 	 * whole process group instead.) */

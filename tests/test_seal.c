@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,17 +134,6 @@ END_TEST
 
 /* ---- flipped bytes under a running process ---- */
 
-static sigjmp_buf jump;
-static volatile sig_atomic_t in_access;
-
-static void on_sigbus(int sig)
-{
-	(void)sig;
-	if (in_access)
-		siglongjmp(jump, 1);
-	_exit(90);
-}
-
 struct flip_result {
 	unsigned sigbus_pages, verified, wrong, marker_blocks, second_sigbus;
 	unsigned long long poisoned, integrity_errors, written;
@@ -180,15 +168,24 @@ static int page_ok(const char *p, uint32_t i)
 	       upg_t_check(p + 64, PS - 64, i, 1) == 0;
 }
 
+struct probe {
+	const char *p;
+	uint32_t i;
+	int ok;
+};
+
+static void probe_page(void *arg)
+{
+	struct probe *q = arg;
+	q->ok = page_ok(q->p, q->i);
+}
+
 static void flip_child(void *arg, int wfd)
 {
 	int enc = *(int *)arg;
 	struct flip_result res = { 0 };
 	signal(SIGALRM, SIG_DFL);
 	alarm(60);
-	struct sigaction sa = { .sa_handler = on_sigbus };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, NULL);
 
 	char dir[] = "/var/tmp/upager-seal-XXXXXX";
 	if (!mkdtemp(dir)) {
@@ -258,27 +255,18 @@ static void flip_child(void *arg, int wfd)
 	close(rw);
 	free(blk);
 
-	for (volatile uint32_t i = 0; i < PAGES; i++) {
-		char *volatile p = base + (size_t)i * PS;
-		in_access = 1;
-		if (sigsetjmp(jump, 1)) {
-			in_access = 0;
+	for (uint32_t i = 0; i < PAGES; i++) {
+		struct probe q = { base + (size_t)i * PS, i, 0 };
+		if (upg_t_sigbus(probe_page, &q)) {
 			res.sigbus_pages++;
 			/* Still SIGBUS on the next access: never the bytes. */
-			in_access = 1;
-			if (sigsetjmp(jump, 1)) {
-				in_access = 0;
+			if (upg_t_sigbus(probe_page, &q))
 				res.second_sigbus++;
-				continue;
-			}
-			if (!page_ok(p, i))
+			else if (!q.ok)
 				res.wrong++;
-			in_access = 0;
 			continue;
 		}
-		int ok = page_ok(p, i);
-		in_access = 0;
-		if (ok)
+		if (q.ok)
 			res.verified++;
 		else
 			res.wrong++;
