@@ -280,6 +280,21 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 	}
 }
 
+/* Grow the store by at least want blocks, without the lock (it does
+ * I/O); a failure stops further attempts until space may be back.  Lock
+ * held on entry and exit. */
+static void grow_store(struct upager *up, uint64_t want)
+{
+	uint64_t size = 0;
+	pthread_mutex_unlock(&up->lock);
+	int rc = upg_store_grow(&up->store, want, &size);
+	pthread_mutex_lock(&up->lock);
+	if (!rc)
+		up->store.size_blocks = size;
+	else
+		up->store.grow_failed = true;
+}
+
 /* Give slotless K_WRITE pages slots, contiguous for runs of neighbours so
  * that write-back and later readahead are single large I/Os.  Lock held.
  * Returns the blocks still wanted by pages that got none. */
@@ -339,30 +354,15 @@ static void assign_slots(struct upg_evictor *ev, uint32_t n)
 			need += v->r->blocks;
 		}
 	}
-	if (need && !upg_store_has_room(&up->store, need) && !up->store.grow_failed) {
-		uint64_t free_now = up->store.size_blocks - up->store.used_blocks, size = 0;
-		pthread_mutex_unlock(&up->lock);
-		int rc = upg_store_grow(&up->store, need - free_now, &size);
-		pthread_mutex_lock(&up->lock);
-		if (!rc)
-			up->store.size_blocks = size;
-		else
-			up->store.grow_failed = true;
-	}
+	if (need && !upg_store_has_room(&up->store, need) && !up->store.grow_failed)
+		grow_store(up, need - (up->store.size_blocks - up->store.used_blocks));
 	uint64_t missing = alloc_pass(ev, n);
 	if (missing && !up->store.grow_failed) {
 		/* Free blocks exist but no aligned run is long enough (the
 		 * store is fragmented, by frozen blocks of forked children or
 		 * by pages of several sizes): grow it rather than keep the
 		 * pages over the budget.  Slack for alignment. */
-		uint64_t size = 0;
-		pthread_mutex_unlock(&up->lock);
-		int rc = upg_store_grow(&up->store, missing + UPG_MAX_PAGE / UPG_BLOCK, &size);
-		pthread_mutex_lock(&up->lock);
-		if (!rc)
-			up->store.size_blocks = size;
-		else
-			up->store.grow_failed = true;
+		grow_store(up, missing + UPG_MAX_PAGE / UPG_BLOCK);
 		missing = alloc_pass(ev, n);
 	}
 	for (uint32_t i = 0; missing && i < n; i++) {
