@@ -696,10 +696,15 @@ static void *evictor_main(void *arg)
 		}
 		if (!full)
 			ev->full_logged = false;
-		bool stuck = !freed;
 		bool kept = false;
 		for (uint32_t i = 0; i < n && !kept; i++)
 			kept = ev->v[i].kind == K_KEEP;
+		/* Stuck: this batch could not bring resident memory under the
+		 * budget, either freeing nothing or keeping pages it could not
+		 * store (failed writes, a full store).  Faults are then let in
+		 * over the budget; otherwise each one would wait for another
+		 * round of failing writes, and the program would crawl. */
+		bool stuck = !freed || (kept && up->resident > up->budget);
 		if (stuck != up->evict_stuck)
 			upg_log(up, UPAGER_LOG_INFO, stuck ? "eviction cannot free memory now; admitting faults over "
 				"the budget" : "eviction is freeing memory again");
