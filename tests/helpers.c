@@ -36,6 +36,11 @@ size_t upg_t_check(const void *page, size_t psize, uint64_t index, uint32_t gen)
 	return 0;
 }
 
+uint64_t upg_t_word(uint64_t index, uint32_t gen, size_t word)
+{
+	return mix(index * 0x9e3779b97f4a7c15ULL + gen) + word * 0x100000001b3ULL;
+}
+
 int upg_t_is_zero(const void *p, size_t len)
 {
 	const unsigned char *c = p;

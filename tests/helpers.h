@@ -15,6 +15,8 @@ void upg_t_fill(void *page, size_t psize, uint64_t index, uint32_t gen);
 /* 0 when the page holds the pattern; otherwise 1 + the first wrong byte offset. */
 size_t upg_t_check(const void *page, size_t psize, uint64_t index, uint32_t gen);
 /* 1 when every byte is zero. */
+/* Word number word of the pattern upg_t_fill() writes for (index, gen). */
+uint64_t upg_t_word(uint64_t index, uint32_t gen, size_t word);
 int upg_t_is_zero(const void *p, size_t len);
 
 /* splitmix64: deterministic, seeded. */

@@ -82,14 +82,47 @@ static size_t check_page(const struct region *r, uint64_t pg)
 	return upg_t_check(p, r->psize, pg, g);
 }
 
+/* What a wrong page holds instead, 4 KiB at a time, for the report: zeros,
+ * the expected data, or the data of which page and generation. */
+static void describe(const struct region *r, uint64_t pg)
+{
+	const char *p = r->base + pg * r->psize;
+	char line[512];
+	size_t n = 0;
+	for (size_t b = 0; b < r->psize / 4096 && n < sizeof line - 64; b++) {
+		const char *blk = p + b * 4096;
+		size_t word = b * 512;
+		uint64_t w0;
+		memcpy(&w0, blk, 8);
+		if (upg_t_is_zero(blk, 4096)) {
+			n += (size_t)snprintf(line + n, sizeof line - n, " [%zu] zeros", b);
+			continue;
+		}
+		int found = 0;
+		for (uint64_t i = 0; i < r->npages && !found; i++)
+			for (uint32_t g = 1; g <= 256 && !found; g++)
+				if (upg_t_word(i, g, word) == w0) {
+					n += (size_t)snprintf(line + n, sizeof line - n, " [%zu] page %llu gen %u", b,
+							      (unsigned long long)i, g);
+					found = 1;
+				}
+		if (!found)
+			n += (size_t)snprintf(line + n, sizeof line - n, " [%zu] unknown %016llx", b,
+					      (unsigned long long)w0);
+	}
+	fprintf(stderr, "soak:   page %llu holds (by 4 KiB block):%s\n", (unsigned long long)pg, line);
+}
+
 static uint64_t verify_region(const struct region *r, uint64_t first, uint64_t last, const char *who)
 {
 	uint64_t bad = 0;
 	for (uint64_t pg = first; pg < last; pg++) {
 		size_t off = check_page(r, pg);
-		if (off && bad++ < 3)
+		if (off && bad++ < 3) {
 			fprintf(stderr, "soak %s: page %llu of a %u-byte-page region (gen %u) wrong at byte %zu\n",
 				who, (unsigned long long)pg, r->psize, r->gen[pg], off - 1);
+			describe(r, pg);
+		}
 	}
 	return bad;
 }
@@ -159,9 +192,11 @@ static void *phase_worker(void *arg)
 			w->ops++;
 			size_t off = check_page(r, pg);
 			if (off) {
-				if (w->bad++ < 3)
+				if (w->bad++ < 3) {
 					fprintf(stderr, "soak: page %llu (psize %u, gen %u) wrong at byte %zu\n",
 						(unsigned long long)pg, r->psize, r->gen[pg], off - 1);
+					describe(r, pg);
+				}
 				continue;
 			}
 			if (!w->writer)
