@@ -27,7 +27,7 @@ static struct rule rules[RULES_MAX];
 static unsigned nrules;
 static uint64_t calls[UPG_INJ_OPS];
 
-static const char *const op_names[UPG_INJ_OPS] = { "read", "write", "extend", "copy" };
+static const char *const op_names[UPG_INJ_OPS] = { "read", "write", "extend", "copy", "tmpfile" };
 static const char *const kind_names[] = { "eio", "enospc", "short" };
 
 static int word(const char *s, size_t len, const char *const *names, size_t count)
@@ -57,7 +57,7 @@ static int parse_rule(const char *s, size_t len, struct rule *r, char *err, size
 	if (op < 0) {
 		if (fl[0] == 5 && !strncmp(f[0], "fsync", 5)) {
 			snprintf(err, errlen, "UPAGER_INJECT: upager never calls fsync (the store's contents "
-				 "die with the process); inject read, write, extend or copy failures instead");
+				 "die with the process); inject read, write, extend, copy or tmpfile failures instead");
 			return -EINVAL;
 		}
 		goto bad;
@@ -90,7 +90,7 @@ static int parse_rule(const char *s, size_t len, struct rule *r, char *err, size
 	return 0;
 bad:
 	snprintf(err, errlen, "UPAGER_INJECT rule '%.*s' is not valid: expected OP:N[:KIND[:MODE]] with OP "
-		 "read, write, extend or copy, N from 1, KIND eio, enospc or short, MODE once or always",
+		 "read, write, extend, copy or tmpfile, N from 1, KIND eio, enospc or short, MODE once or always",
 		 (int)(len > 64 ? 64 : len), end - len);
 	return -EINVAL;
 }
@@ -141,6 +141,8 @@ int upg_inject(enum upg_inj_op op, int res, size_t len)
 			continue;
 		if (op == UPG_INJ_COPY)
 			return -EFAULT;
+		if (op == UPG_INJ_TMPFILE)
+			return -EOPNOTSUPP;
 		switch (r->kind) {
 		case K_EIO:
 			return -EIO;

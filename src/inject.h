@@ -5,7 +5,7 @@
  *
  *   UPAGER_INJECT = rule [ "," rule ]...
  *   rule          = op ":" N [ ":" kind [ ":" mode ] ]
- *   op            = read | write | extend | copy
+ *   op            = read | write | extend | copy | tmpfile
  *   kind          = eio | enospc | short        (default eio)
  *   mode          = once | always               (default once)
  *
@@ -14,7 +14,9 @@
  * they complete (short: half the bytes arrive), extend is a growth of the
  * store file (eio or enospc), and copy is a handler's UFFDIO_COPY (any kind
  * becomes EFAULT, an error the runtime cannot recover from, to test that
- * it stops with a message instead of hanging).
+ * it stops with a message instead of hanging), and tmpfile is the store's
+ * O_TMPFILE open (any kind becomes EOPNOTSUPP, as on a filesystem without
+ * O_TMPFILE, to test the fallback to a named file unlinked at once).
  *
  * The store is never fsync'ed (its contents die with the process), so there
  * is no fsync to fail.  In other builds the hooks compile to nothing and
@@ -27,7 +29,7 @@
 
 #include "upg_config.h"
 
-enum upg_inj_op { UPG_INJ_READ, UPG_INJ_WRITE, UPG_INJ_EXTEND, UPG_INJ_COPY, UPG_INJ_OPS };
+enum upg_inj_op { UPG_INJ_READ, UPG_INJ_WRITE, UPG_INJ_EXTEND, UPG_INJ_COPY, UPG_INJ_TMPFILE, UPG_INJ_OPS };
 
 /* Read UPAGER_INJECT and reset the counters; -EINVAL with a message for a
  * malformed rule or a build without fault injection. */

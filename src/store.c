@@ -54,6 +54,11 @@ static int open_tmp_in(const char *dir, char *where, size_t wlen, int *fd_out, c
 		return -ENOTDIR;
 	}
 	int fd = open(dir, O_TMPFILE | O_RDWR | O_DIRECT | O_CLOEXEC, 0600);
+	if (fd >= 0 && upg_inject(UPG_INJ_TMPFILE, 0, 0) == -EOPNOTSUPP) {
+		close(fd);
+		fd = -1;
+		errno = EOPNOTSUPP;
+	}
 	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR)) {
 		/* No O_TMPFILE here: a 0600 file in a fresh 0700 directory,
 		 * both unlinked at once, then switched to O_DIRECT (open with

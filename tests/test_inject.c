@@ -19,12 +19,15 @@
  * and must stop the process with a message instead of hanging it.
  */
 #include <check.h>
+#include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -293,6 +296,102 @@ START_TEST(test_fatal_copy)
 }
 END_TEST
 
+/* The store where the filesystem has no O_TMPFILE (injected): a 0600 file
+ * with no links left, whose directory is gone too, and paging through it
+ * keeps every page. */
+struct tmpfile_result {
+	unsigned mode, nlink, names, in_dir, wrong;
+	unsigned long long calls, writebacks, reads;
+	char err[600];
+};
+
+static void tmpfile_child(void *arg, int wfd)
+{
+	(void)arg;
+	struct tmpfile_result res = { 0 };
+	signal(SIGALRM, SIG_DFL);
+	alarm(RUN_SECONDS);
+	setenv("UPAGER_INJECT", "tmpfile:1", 1);
+	char dir[] = "/var/tmp/upager-tmpfile-XXXXXX";
+	if (!mkdtemp(dir)) {
+		snprintf(res.err, sizeof res.err, "mkdtemp: %s", strerror(errno));
+		goto out;
+	}
+	struct upager_config cfg;
+	upager_config_init(&cfg);
+	cfg.ram_budget = BUDGET_PAGES * PS;
+	cfg.store_path = dir;
+	upager_t *up;
+	if (upager_open(&cfg, &up, res.err, sizeof res.err))
+		goto out;
+	res.calls = upg_inject_calls(UPG_INJ_TMPFILE);
+	/* The store: the descriptor whose target was under dir. */
+	DIR *d = opendir("/proc/self/fd");
+	for (struct dirent *e; d && (e = readdir(d));) {
+		char p[300], target[PATH_MAX];
+		snprintf(p, sizeof p, "/proc/self/fd/%s", e->d_name);
+		ssize_t n = readlink(p, target, sizeof target - 1);
+		if (n <= 0)
+			continue;
+		target[n] = 0;
+		struct stat sb;
+		if (strncmp(target, dir, strlen(dir)) || target[strlen(dir)] != '/' || fstat(atoi(e->d_name), &sb))
+			continue;
+		res.in_dir++;
+		res.mode = sb.st_mode & 07777;
+		res.nlink = (unsigned)sb.st_nlink;
+	}
+	if (d)
+		closedir(d);
+	d = opendir(dir);
+	for (struct dirent *e; d && (e = readdir(d));)
+		res.names += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	if (d)
+		closedir(d);
+	void *mem;
+	if (upager_map(up, (size_t)PAGES * PS, NULL, &mem)) {
+		snprintf(res.err, sizeof res.err, "upager_map failed");
+		goto out;
+	}
+	char *base = mem;
+	for (uint32_t gen = 1; gen <= 2; gen++)
+		for (uint32_t i = 0; i < PAGES; i++) {
+			if (gen > 1 && upg_t_check(base + (size_t)i * PS, PS, i, gen - 1))
+				res.wrong++;
+			upg_t_fill(base + (size_t)i * PS, PS, i, gen);
+		}
+	for (uint32_t i = 0; i < PAGES; i++)
+		if (upg_t_check(base + (size_t)i * PS, PS, i, 2))
+			res.wrong++;
+	struct upager_stats st = { .size = sizeof st };
+	upager_stats(up, &st);
+	res.writebacks = st.writebacks;
+	res.reads = st.store_reads;
+	upager_unmap(up, mem);
+	upager_close(up);
+	rmdir(dir);
+out:
+	if (write(wfd, &res, sizeof res) != sizeof res)
+		_exit(4);
+	_exit(0);
+}
+
+START_TEST(test_tmpfile_fallback)
+{
+	struct tmpfile_result res;
+	upg_t_run_child(tmpfile_child, NULL, &res, sizeof res, "tmpfile:1");
+	ck_assert_msg(!res.err[0], "%s", res.err);
+	ck_assert_msg(res.calls == 1, "the O_TMPFILE open was not tried (calls %llu)", res.calls);
+	ck_assert_msg(res.in_dir == 1, "%u store descriptors under the directory", res.in_dir);
+	ck_assert_msg(res.mode == 0600, "the store's mode is %o", res.mode);
+	ck_assert_msg(res.nlink == 0 && res.names == 0, "the store has %u links, %u names left in its directory",
+		      res.nlink, res.names);
+	ck_assert_uint_gt(res.writebacks, 0);
+	ck_assert_uint_gt(res.reads, 0);
+	ck_assert_msg(res.wrong == 0, "%u pages wrong through the fallback store", res.wrong);
+}
+END_TEST
+
 /* Bad rules are refused with a message that says what to write. */
 START_TEST(test_bad_rules)
 {
@@ -326,6 +425,7 @@ int main(void)
 	TCase *tc = tcase_create("rules");
 	tcase_add_test(tc, test_bad_rules);
 	tcase_add_test(tc, test_fatal_copy);
+	tcase_add_test(tc, test_tmpfile_fallback);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("sweeps");
 	tcase_set_timeout(tc, 0);
