@@ -194,7 +194,7 @@ const struct upg_snap *upg_snapshot_find(const struct upg_child *c, uintptr_t ad
 
 void upg_children_refreeze(struct upager *up)
 {
-	upg_store_thaw(&up->store);
+	upg_store_unfreeze(&up->store);
 	for (struct upg_child *c = up->children; c; c = c->next) {
 		if (c->dead)
 			continue;
@@ -202,6 +202,7 @@ void upg_children_refreeze(struct upager *up)
 			if (c->snap[i].slot)
 				upg_store_freeze(&up->store, c->snap[i].slot - 1, c->snap[i].psize / UPG_BLOCK);
 	}
+	upg_store_reap(&up->store);
 }
 
 void upg_children_release(struct upager *up)

@@ -310,19 +310,23 @@ bool upg_store_is_frozen(const struct upg_store *s, uint64_t first, uint32_t n)
 	return false;
 }
 
-void upg_store_thaw(struct upg_store *s)
+void upg_store_unfreeze(struct upg_store *s)
+{
+	memset(s->frozen, 0, (s->size_blocks + 63) / 64 * sizeof s->frozen[0]);
+	s->nfrozen = 0;
+}
+
+void upg_store_reap(struct upg_store *s)
 {
 	uint64_t words = (s->size_blocks + 63) / 64;
 	for (uint64_t w = 0; w < words; w++) {
-		s->frozen[w] = 0;
-		uint64_t z = s->zombie[w];
+		uint64_t z = s->zombie[w] & ~s->frozen[w];
 		if (z) {
 			s->bitmap[w] &= ~z;
 			s->used_blocks -= (uint64_t)__builtin_popcountll(z);
-			s->zombie[w] = 0;
+			s->zombie[w] &= ~z;
 		}
 	}
-	s->nfrozen = 0;
 }
 
 bool upg_store_has_room(const struct upg_store *s, uint64_t want)

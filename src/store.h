@@ -42,11 +42,14 @@ void upg_store_free(struct upg_store *s, uint64_t first, uint32_t n);
 /* Forked children read blocks the parent has since rewritten or freed, so
  * the parent must neither overwrite nor reuse them until the child is done:
  * freeze marks them, upg_store_free() of a frozen block only marks it a
- * zombie, and thaw unfreezes everything and really frees the zombies (the
- * caller re-freezes what live children still need). */
+ * zombie.  When a child is done: unfreeze everything, freeze again what
+ * live children still read, then reap the zombies that are no longer
+ * frozen (those still frozen stay zombies: freeing them before would let a
+ * new page overwrite a live child's data). */
 void upg_store_freeze(struct upg_store *s, uint64_t first, uint32_t n);
 bool upg_store_is_frozen(const struct upg_store *s, uint64_t first, uint32_t n);
-void upg_store_thaw(struct upg_store *s);
+void upg_store_unfreeze(struct upg_store *s);
+void upg_store_reap(struct upg_store *s);
 
 /* Can the store hold want more blocks without growing?  */
 bool upg_store_has_room(const struct upg_store *s, uint64_t want);

@@ -220,6 +220,50 @@ START_TEST(store_slots_return_after_child)
 }
 END_TEST
 
+/* Store blocks the parent let go of while children still read them stay
+ * reserved until the last child that reads them is done: child A holds the
+ * fork-time data; the parent discards it all, child B comes and goes (its
+ * end must not hand A's blocks back), and the parent writes new data over
+ * the store.  A then reads its snapshot. */
+START_TEST(first_child_keeps_blocks_after_second_ends)
+{
+	setup_region();
+	int go[2];
+	ck_assert_int_eq(pipe(go), 0);
+	pid_t a = fork();
+	ck_assert_int_ge(a, 0);
+	if (a == 0) {
+		close(go[1]);
+		char c;
+		if (read(go[0], &c, 1) != 1)
+			_exit(2);
+		_exit(count_bad(0, NPAGES, 1) ? 1 : 0);
+	}
+	close(go[0]);
+	madvise(base, BYTES, MADV_DONTNEED);
+	pid_t b = fork();
+	ck_assert_int_ge(b, 0);
+	if (b == 0)
+		_exit(0);
+	ck_assert_int_eq(wait_child(b), 0);
+	usleep(200000);  /* the hang-up of B is seen asynchronously */
+	/* Rounds of fresh data, each discarded but the last, so that new
+	 * blocks are taken all over the store. */
+	for (int pass = 2; pass < 8; pass++) {
+		if (pass > 2)
+			madvise(base, BYTES, MADV_DONTNEED);
+		for (uint64_t pg = 0; pg < NPAGES; pg++)
+			upg_t_fill(base + pg * 4096, 4096, pg + NPAGES, (uint32_t)pass);
+	}
+	ck_assert_int_eq(write(go[1], "g", 1), 1);
+	close(go[1]);
+	ck_assert_msg(wait_child(a) == 0, "the first child read wrong data");
+	for (uint64_t pg = 0; pg < NPAGES; pg++)
+		ck_assert_uint_eq(upg_t_check(base + pg * 4096, 4096, pg + NPAGES, 7), 0);
+	upager_close(up);
+}
+END_TEST
+
 START_TEST(fork_exec_is_cheap)
 {
 	setup_region();
@@ -251,6 +295,7 @@ int main(void)
 	tcase_add_test(tc, child_writes_discards_and_forks);
 	tcase_add_test(tc, store_slots_return_after_child);
 	tcase_add_test(tc, budget_holds_while_children_live);
+	tcase_add_test(tc, first_child_keeps_blocks_after_second_ends);
 	tcase_add_test(tc, fork_exec_is_cheap);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
