@@ -193,14 +193,17 @@ static void move_run(struct upg_evictor *ev, uint32_t i, uint32_t j)
 		if (rc == -EBUSY) {
 			/* Shared with a forked child: unshare it, then retry
 			 * this page once.  A write-protected page would fault
-			 * to the handlers, so lift the protection first. */
+			 * to the handlers (which defer faults on an EVICTING
+			 * page: this thread would wait on itself), so lift the
+			 * protection first, whatever the flags say: a page read
+			 * in while it was being discarded went in protected
+			 * but is flagged dirty, not PF_WP. */
 			pthread_mutex_lock(&up->lock);
 			struct upg_pte *p = upg_pte_get(r, v->page);
-			bool was_wp = p->flags & PF_WP;
 			p->flags = (uint8_t)((p->flags & ~PF_WP) | PF_DIRTY);
 			pthread_mutex_unlock(&up->lock);
-			if (was_wp)
-				while (upg_uffd_writeprotect(up->uffd, a, r->psize, false) == -EAGAIN)
+			if (up->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)
+				while (upg_uffd_writeprotect(up->uffd, a + part, r->psize - part, false) == -EAGAIN)
 					back_off();
 			unshare_page(a + part, r->psize - part);
 			size_t m1 = 0;
