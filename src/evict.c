@@ -820,7 +820,11 @@ void upg_evictor_stop(struct upager *up)
 	if (up->scratch) {
 		upg_uffd_unregister(up->uffd, up->scratch, up->scratch_len);
 		munmap((void *)up->scratch, up->scratch_len);
+		/* Handlers still run and look at it (upg_is_scratch) under
+		 * the lock. */
+		pthread_mutex_lock(&up->lock);
 		up->scratch = 0;
+		pthread_mutex_unlock(&up->lock);
 	}
 	if (ev->copy)
 		munmap(ev->copy, SCRATCH_LEN);
