@@ -153,7 +153,10 @@ static uint64_t stored_pages(struct upager *up, const struct upg_child *from, st
 				pg = (pg / UPG_PTES_PER_CHUNK + 1) * UPG_PTES_PER_CHUNK;
 				continue;
 			}
-			if (p->slot && (p->state == PG_STORED || p->state == PG_READING)) {
+			/* A READING page whose discard was seen already reads
+			 * as zeros: its old slot is not the child's data. */
+			if (p->slot && (p->state == PG_STORED || p->state == PG_READING) &&
+			    !(p->flags & PF_DISCARDED)) {
 				if (out)
 					out[k] = (struct upg_snap){ .addr = r->base + (pg << r->pshift),
 								    .slot = p->slot, .psize = r->psize };
