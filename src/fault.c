@@ -75,6 +75,11 @@ struct upg_handler {
 	uint32_t io_free;     /* free list head, nios when empty */
 	uint32_t inflight;
 	bool started, ring_ok, exit;
+	/* Set by upg_handlers_stop(): leave once no read is in flight.  Not
+	 * up->stopping, which upager_close() sets while the evictor may still
+	 * finish a batch: its madvise() of the scratch range then raises a
+	 * REMOVE event, and waits until a handler has read it. */
+	bool quit;
 };
 
 /* ---- bounce buffer units ---- */
@@ -1271,7 +1276,7 @@ static void *handler_main(void *arg)
 		if (kicked) {
 			uint64_t v;
 			(void)!read(h->kick_fd, &v, sizeof v);
-			if (__atomic_load_n(&up->stopping, __ATOMIC_ACQUIRE) && !h->inflight)
+			if (__atomic_load_n(&h->quit, __ATOMIC_ACQUIRE) && !h->inflight)
 				h->exit = true;
 		}
 		if (uffd_ready)
@@ -1393,6 +1398,7 @@ void upg_handlers_stop(struct upager *up)
 		struct upg_handler *h = &up->handlers[i];
 		if (!h->started)
 			continue;
+		__atomic_store_n(&h->quit, true, __ATOMIC_RELEASE);
 		/* Keep kicking until the thread has no reads in flight. */
 		for (;;) {
 			uint64_t one = 1;

@@ -325,6 +325,8 @@ void upg_children_release(struct upager *up);
 
 /* fault.c */
 int upg_handlers_start(struct upager *up, char *err, size_t errlen);
+/* Call after upg_evictor_stop(): each madvise() the evictor makes waits
+ * until a handler has read the event it raises. */
 void upg_handlers_stop(struct upager *up);
 
 /* evict.c */

@@ -258,6 +258,62 @@ START_TEST(test_extend_sweep)
 }
 END_TEST
 
+/* Close while every write fails: the evictor keeps moving pages out and,
+ * their writes failing, copying them back, and each batch ends with a
+ * madvise() of its scratch range that waits until a handler has read the
+ * REMOVE event.  upager_close() must not let the handlers go before the
+ * evictor: nothing hangs, and every close is preceded by a data check. */
+struct closes {
+	unsigned long long wrong, write_errors;
+};
+
+static void close_child(void *arg, int wfd)
+{
+	unsigned n = *(const unsigned *)arg;
+	signal(SIGALRM, SIG_DFL);
+	alarm(4 * RUN_SECONDS);
+	setenv("UPAGER_INJECT", "write:1:eio:always", 1);
+	struct closes o = { 0 };
+	for (unsigned k = 0; k < n; k++) {
+		struct upager_config cfg;
+		upager_config_init(&cfg);
+		cfg.ram_budget = BUDGET_PAGES * PS;
+		cfg.log = NULL;
+		char err[512];
+		upager_t *up;
+		if (upager_open(&cfg, &up, err, sizeof err)) {
+			fprintf(stderr, "upager_open: %s\n", err);
+			_exit(2);
+		}
+		void *mem;
+		if (upager_map(up, (size_t)PAGES * PS, NULL, &mem))
+			_exit(3);
+		char *base = mem;
+		for (uint32_t i = 0; i < PAGES; i++)
+			upg_t_fill(base + (size_t)i * PS, PS, i, k + 1);
+		for (uint32_t i = 0; i < PAGES; i++)
+			o.wrong += upg_t_check(base + (size_t)i * PS, PS, i, k + 1) != 0;
+		struct upager_stats st = { .size = sizeof st };
+		upager_stats(up, &st);
+		o.write_errors += st.write_errors;
+		upager_close(up);
+	}
+	if (write(wfd, &o, sizeof o) != sizeof o)
+		_exit(4);
+	_exit(0);
+}
+
+START_TEST(test_close_while_writes_fail)
+{
+	unsigned n = (unsigned)upg_t_scale(1000);
+	struct closes o;
+	upg_t_run_child(close_child, &n, &o, sizeof o, "closing while every write fails (SIGALRM: a hang)");
+	ck_assert_uint_eq(o.wrong, 0);
+	ck_assert_msg(o.write_errors >= n, "%llu write failures in %u runs: the failure path was not taken",
+		      o.write_errors, n);
+}
+END_TEST
+
 /* A UFFDIO_COPY that fails in a way the runtime cannot recover from: the
  * process stops with a message on stderr, not a hang. */
 START_TEST(test_fatal_copy)
@@ -426,6 +482,10 @@ int main(void)
 	tcase_add_test(tc, test_bad_rules);
 	tcase_add_test(tc, test_fatal_copy);
 	tcase_add_test(tc, test_tmpfile_fallback);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("close");
+	tcase_set_timeout(tc, 0);  /* the child's alarm catches a hang */
+	tcase_add_test(tc, test_close_while_writes_fail);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("sweeps");
 	tcase_set_timeout(tc, 0);
