@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <limits.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <check.h>
@@ -177,6 +178,31 @@ int upg_t_count_dir(const char *path)
 			n++;
 	closedir(d);
 	return n;
+}
+
+int upg_t_store_fd(const char *dir, int *count)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int found = -1, n = 0;
+	size_t len = strlen(dir);
+	while (d && (e = readdir(d))) {
+		char p[300], target[PATH_MAX];
+		snprintf(p, sizeof p, "/proc/self/fd/%s", e->d_name);
+		ssize_t got = readlink(p, target, sizeof target - 1);
+		if (got <= 0)
+			continue;
+		target[got] = 0;
+		if (!strncmp(target, dir, len) && target[len] == '/') {
+			found = atoi(e->d_name);
+			n++;
+		}
+	}
+	if (d)
+		closedir(d);
+	if (count)
+		*count = n;
+	return found;
 }
 
 int upg_t_tasks(int *tids, int max)

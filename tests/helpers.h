@@ -36,6 +36,10 @@ void upg_t_run_child(void (*fn)(void *arg, int wfd), void *arg, void *res, size_
  * With "/proc/self/fd" it counts open descriptors (plus the one reading it). */
 int upg_t_count_dir(const char *path);
 
+/* The descriptor open on a file under dir (the store: its target reads
+ * "dir/... (deleted)"), or -1; *count (if not NULL) gets how many there are. */
+int upg_t_store_fd(const char *dir, int *count);
+
 /* Thread ids of this process from /proc/self/task, at most max; the count. */
 int upg_t_tasks(int *tids, int max);
 

@@ -19,8 +19,6 @@
  * and must stop the process with a message instead of hanging it.
  */
 #include <check.h>
-#include <dirent.h>
-#include <limits.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -86,6 +84,27 @@ static int access_page(char *base, uint32_t i, uint32_t want, uint32_t gen, unsi
 	return 0;
 }
 
+/* In a child: a runtime at BUDGET_PAGES with PAGES mapped (readahead_max
+ * when not 0), logging nothing (injected failures would flood the log);
+ * exits 2 or 3 when that fails. */
+static char *child_open(uint32_t readahead_max, upager_t **up, void **mem)
+{
+	struct upager_config cfg;
+	upager_config_init(&cfg);
+	cfg.ram_budget = BUDGET_PAGES * PS;
+	if (readahead_max)
+		cfg.readahead_max = readahead_max;
+	cfg.log = NULL;
+	char err[512];
+	if (upager_open(&cfg, up, err, sizeof err)) {
+		fprintf(stderr, "upager_open: %s\n", err);
+		_exit(2);
+	}
+	if (upager_map(*up, (size_t)PAGES * PS, NULL, mem))
+		_exit(3);
+	return *mem;
+}
+
 static void child(void *arg, int wfd)
 {
 	const struct plan *pl = arg;
@@ -96,21 +115,9 @@ static void child(void *arg, int wfd)
 	alarm(RUN_SECONDS);
 	setenv("UPAGER_INJECT", pl->spec, 1);
 
-	struct upager_config cfg;
-	upager_config_init(&cfg);
-	cfg.ram_budget = BUDGET_PAGES * PS;
-	cfg.readahead_max = 4;
-	cfg.log = NULL;
-	char err[512];
 	upager_t *up;
-	if (upager_open(&cfg, &up, err, sizeof err)) {
-		fprintf(stderr, "upager_open: %s\n", err);
-		_exit(2);
-	}
 	void *mem;
-	if (upager_map(up, (size_t)PAGES * PS, NULL, &mem))
-		_exit(3);
-	char *base = mem;
+	char *base = child_open(4, &up, &mem);
 	static unsigned char bad[PAGES];
 	uint32_t gen[PAGES] = { 0 };
 	struct outcome o = { 0 };
@@ -275,20 +282,9 @@ static void close_child(void *arg, int wfd)
 	setenv("UPAGER_INJECT", "write:1:eio:always", 1);
 	struct closes o = { 0 };
 	for (unsigned k = 0; k < n; k++) {
-		struct upager_config cfg;
-		upager_config_init(&cfg);
-		cfg.ram_budget = BUDGET_PAGES * PS;
-		cfg.log = NULL;
-		char err[512];
 		upager_t *up;
-		if (upager_open(&cfg, &up, err, sizeof err)) {
-			fprintf(stderr, "upager_open: %s\n", err);
-			_exit(2);
-		}
 		void *mem;
-		if (upager_map(up, (size_t)PAGES * PS, NULL, &mem))
-			_exit(3);
-		char *base = mem;
+		char *base = child_open(0, &up, &mem);
 		for (uint32_t i = 0; i < PAGES; i++)
 			upg_t_fill(base + (size_t)i * PS, PS, i, k + 1);
 		for (uint32_t i = 0; i < PAGES; i++)
@@ -381,29 +377,14 @@ static void tmpfile_child(void *arg, int wfd)
 	if (upager_open(&cfg, &up, res.err, sizeof res.err))
 		goto out;
 	res.calls = upg_inject_calls(UPG_INJ_TMPFILE);
-	/* The store: the descriptor whose target was under dir. */
-	DIR *d = opendir("/proc/self/fd");
-	for (struct dirent *e; d && (e = readdir(d));) {
-		char p[300], target[PATH_MAX];
-		snprintf(p, sizeof p, "/proc/self/fd/%s", e->d_name);
-		ssize_t n = readlink(p, target, sizeof target - 1);
-		if (n <= 0)
-			continue;
-		target[n] = 0;
-		struct stat sb;
-		if (strncmp(target, dir, strlen(dir)) || target[strlen(dir)] != '/' || fstat(atoi(e->d_name), &sb))
-			continue;
-		res.in_dir++;
+	int in_dir = 0, fd = upg_t_store_fd(dir, &in_dir);
+	res.in_dir = (unsigned)in_dir;
+	struct stat sb;
+	if (fd >= 0 && fstat(fd, &sb) == 0) {
 		res.mode = sb.st_mode & 07777;
 		res.nlink = (unsigned)sb.st_nlink;
 	}
-	if (d)
-		closedir(d);
-	d = opendir(dir);
-	for (struct dirent *e; d && (e = readdir(d));)
-		res.names += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-	if (d)
-		closedir(d);
+	res.names = (unsigned)upg_t_count_dir(dir);
 	void *mem;
 	if (upager_map(up, (size_t)PAGES * PS, NULL, &mem)) {
 		snprintf(res.err, sizeof res.err, "upager_map failed");

@@ -14,10 +14,8 @@
  *     check does find it, so the check can fail).
  */
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,27 +139,6 @@ struct flip_result {
 	char setup_err[600];
 };
 
-/* The store file's fd: the one whose target lies in dir. */
-static int store_fd(const char *dir)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int found = -1;
-	while (d && (e = readdir(d))) {
-		char p[300], target[PATH_MAX];
-		snprintf(p, sizeof p, "/proc/self/fd/%s", e->d_name);
-		ssize_t n = readlink(p, target, sizeof target - 1);
-		if (n <= 0)
-			continue;
-		target[n] = 0;
-		if (!strncmp(target, dir, strlen(dir)) && target[strlen(dir)] == '/')
-			found = atoi(e->d_name);
-	}
-	if (d)
-		closedir(d);
-	return found;
-}
-
 static int page_ok(const char *p, uint32_t i)
 {
 	return !memcmp(p, MARKER, sizeof MARKER - 1) &&
@@ -218,7 +195,7 @@ static void flip_child(void *arg, int wfd)
 	upager_stats(up, &st);
 	res.written = st.writebacks;
 
-	int fd = store_fd(dir);
+	int fd = upg_t_store_fd(dir, NULL);
 	char path[64];
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 	struct stat sb;
@@ -226,11 +203,7 @@ static void flip_child(void *arg, int wfd)
 		res.mode = sb.st_mode & 07777;
 		res.nlink = (unsigned)sb.st_nlink;
 	}
-	DIR *d = opendir(dir);
-	for (struct dirent *e; d && (e = readdir(d));)
-		res.names += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-	if (d)
-		closedir(d);
+	res.names = (unsigned)upg_t_count_dir(dir);
 	int rw = fd >= 0 ? open(path, O_RDWR | O_DIRECT) : -1;
 	if (rw < 0) {
 		snprintf(res.setup_err, sizeof res.setup_err, "cannot open the store (fd %d): %s", fd, strerror(errno));
