@@ -166,6 +166,11 @@ void upg_t_run_child(void (*fn)(void *arg, int wfd), void *arg, void *res, size_
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0 && got == len, "%s (status %#x)", what, st);
 }
 
+void upg_t_child_return(int wfd, const void *res, size_t len)
+{
+	_exit(write(wfd, res, len) == (ssize_t)len ? 0 : 4);
+}
+
 int upg_t_count_dir(const char *path)
 {
 	DIR *d = opendir(path);

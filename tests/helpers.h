@@ -31,6 +31,9 @@ uint64_t upg_t_scale(uint64_t n);
  * result to wfd and exits 0; read them into res and reap the child.  Fails
  * the test (naming what) if the child dies or writes short. */
 void upg_t_run_child(void (*fn)(void *arg, int wfd), void *arg, void *res, size_t len, const char *what);
+/* In such a child: write the len bytes of res to wfd and exit (0, or 4
+ * when the write comes up short). */
+__attribute__((noreturn)) void upg_t_child_return(int wfd, const void *res, size_t len);
 
 /* Entries of a directory, without "." and ".."; -1 when it cannot be read.
  * With "/proc/self/fd" it counts open descriptors (plus the one reading it). */

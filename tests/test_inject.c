@@ -154,9 +154,7 @@ static void child(void *arg, int wfd)
 	upager_stats(up, &o.st);
 	upager_unmap(up, mem);
 	upager_close(up);
-	if (write(wfd, &o, sizeof o) != sizeof o)
-		_exit(4);
-	_exit(0);
+	upg_t_child_return(wfd, &o, sizeof o);
 }
 
 /* Reads fail with EIO or come back short (ENOSPC is no read error);
@@ -294,9 +292,7 @@ static void close_child(void *arg, int wfd)
 		o.write_errors += st.write_errors;
 		upager_close(up);
 	}
-	if (write(wfd, &o, sizeof o) != sizeof o)
-		_exit(4);
-	_exit(0);
+	upg_t_child_return(wfd, &o, sizeof o);
 }
 
 START_TEST(test_close_while_writes_fail)
@@ -408,9 +404,7 @@ static void tmpfile_child(void *arg, int wfd)
 	upager_close(up);
 	rmdir(dir);
 out:
-	if (write(wfd, &res, sizeof res) != sizeof res)
-		_exit(4);
-	_exit(0);
+	upg_t_child_return(wfd, &res, sizeof res);
 }
 
 START_TEST(test_tmpfile_fallback)

@@ -251,9 +251,7 @@ static void flip_child(void *arg, int wfd)
 	upager_close(up);
 	rmdir(dir);
 out:
-	if (write(wfd, &res, sizeof res) != sizeof res)
-		_exit(4);
-	_exit(0);
+	upg_t_child_return(wfd, &res, sizeof res);
 }
 
 START_TEST(test_flip_under_process)
