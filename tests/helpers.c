@@ -224,6 +224,26 @@ int upg_t_tasks(int *tids, int max)
 	return n;
 }
 
+const char *upg_t_task_names(char *buf, size_t len)
+{
+	int tids[256];
+	int n = upg_t_tasks(tids, 256);
+	size_t used = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < n && used < len; i++) {
+		char path[64], comm[32] = "?";
+		snprintf(path, sizeof path, "/proc/self/task/%d/comm", tids[i]);
+		FILE *f = fopen(path, "r");
+		if (f) {
+			if (fgets(comm, sizeof comm, f))
+				comm[strcspn(comm, "\n")] = '\0';
+			fclose(f);
+		}
+		used += (size_t)snprintf(buf + used, len - used, "%s%d:%s", i ? " " : "", tids[i], comm);
+	}
+	return buf;
+}
+
 int upg_t_tasks_settle(int want)
 {
 	int tids[1024], n = 0;

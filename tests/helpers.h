@@ -51,6 +51,9 @@ int upg_t_tasks(int *tids, int max);
  * asynchronously after their ring is closed. */
 int upg_t_tasks_settle(int want);
 
+/* "tid:name tid:name ..." of this process's threads, for messages. */
+const char *upg_t_task_names(char *buf, size_t len);
+
 /* Threads that upager_open() started: the ids in after[] that are not in
  * before[] and are not the kernel's io_uring workers ("iou-*").  Written to
  * out (at most max); returns how many. */
