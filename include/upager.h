@@ -70,6 +70,10 @@ struct upager_config {
 	 * size and get 0): */
 	uint32_t encrypt;         /* 1: encrypt pages at rest with XChaCha20-Poly1305 under a random
 	                           * per-runtime key; 0 (default): CRC-32C checksums only */
+	/* Added in 0.3 (older callers get the default): */
+	uint32_t poll_us;         /* a handler with store reads in flight polls for their completion
+	                           * this long, yielding the CPU, before it sleeps (0..10000; default 200;
+	                           * 0: sleep at once) */
 };
 
 UPAGER_API void upager_config_init(struct upager_config *cfg);
@@ -161,6 +165,10 @@ struct upager_stats {
 	uint64_t read_errors;      /* store reads that failed or came back short (each try) */
 	uint64_t integrity_errors; /* blocks read back that failed their checksum or tag */
 	uint64_t poisoned_pages;   /* pages left unreadable: an access raises SIGBUS */
+	/* Added in 0.3: */
+	uint64_t polls;            /* times a handler polled for a store read's completion */
+	uint64_t poll_hits;        /* of those, the ones that saw a completion before sleeping */
+	uint64_t poll_cpu_ns;      /* CPU time the handlers spent polling (device wait, not work) */
 };
 
 UPAGER_API int upager_stats(upager_t *up, struct upager_stats *st);

@@ -125,6 +125,7 @@ struct upg_counters {
 	uint64_t bytes_read, bytes_written, write_errors, store_full;
 	uint64_t overshoot_peak, fault_ns_total, fault_count, read_errors, unframed;
 	uint64_t integrity_errors, poisoned;
+	uint64_t polls, poll_hits, poll_cpu_ns;  /* handlers' completion polling (atomic adds) */
 };
 
 #define UPG_HIST_BUCKETS 256

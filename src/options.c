@@ -34,7 +34,8 @@
 #define STORE_MAX_MIN MIB
 
 /* The first published struct upager_config ended before encrypt; fields
- * after that are zero for callers built with that header. */
+ * after that are zero for callers built with that header, or their
+ * default where zero means something else (upg_config_copy()). */
 #define CONFIG_MIN_SIZE offsetof(struct upager_config, encrypt)
 
 #define FIELD(f) offsetof(struct upager_config, f)
@@ -55,6 +56,7 @@ _Static_assert(FIELD_SIZE(ram_budget) == 8, "ram_budget is a uint64_t");
 _Static_assert(FIELD_SIZE(store_max) == 8, "store_max is a uint64_t");
 _Static_assert(FIELD_SIZE(log_level) == sizeof(int), "log_level is an int");
 _Static_assert(FIELD_SIZE(encrypt) == 4, "encrypt is a uint32_t");
+_Static_assert(FIELD_SIZE(poll_us) == 4, "poll_us is a uint32_t");
 
 /*
  * The one table.  Defaults live in upager_config_init() (the fields have
@@ -151,6 +153,15 @@ const struct upg_option upg_options[] = {
 		.help = "1 to encrypt pages at rest (XChaCha20-Poly1305, random key per run) or 0 for checksums only, from 0 to 1",
 	},
 	{
+		.env = "UPAGER_POLL_US",
+		.kind = UPG_OPT_UINT,
+		.offset = FIELD(poll_us),
+		.min = 0,
+		.max = 10000,
+		.help = "a whole number of microseconds a handler polls for a store read before it sleeps "
+			"(0: it never polls), from 0 to 10000",
+	},
+	{
 		/* Read by upager_open() itself, in fault-injection builds. */
 		.env = "UPAGER_INJECT",
 		.kind = UPG_OPT_STRING,
@@ -230,6 +241,7 @@ void upager_config_init(struct upager_config *cfg)
 	cfg->log = NULL;
 	cfg->log_arg = NULL;
 	cfg->encrypt = 0;
+	cfg->poll_us = UPG_POLL_US_DEFAULT;
 }
 
 void upg_config_copy(struct upager_config *dst, const struct upager_config *src)
@@ -238,6 +250,9 @@ void upg_config_copy(struct upager_config *dst, const struct upager_config *src)
 	memset(dst, 0, sizeof *dst);
 	memcpy(dst, src, n);
 	dst->size = sizeof *dst;
+	/* Fields the caller's header did not have take their defaults. */
+	if (n < offsetof(struct upager_config, poll_us) + sizeof dst->poll_us)
+		dst->poll_us = UPG_POLL_US_DEFAULT;
 }
 
 /*
@@ -607,6 +622,9 @@ int upg_config_check(const struct upager_config *cfg, char *err, size_t errlen)
 	if (!rc)
 		rc = check_range(cfg->encrypt, "the encryption switch",
 				 "UPAGER_ENCRYPT", "encrypt", err, errlen);
+	if (!rc)
+		rc = check_range(cfg->poll_us, "the completion polling time",
+				 "UPAGER_POLL_US", "poll_us", err, errlen);
 	if (rc)
 		return rc;
 

@@ -320,7 +320,8 @@ static void write_report(void)
 			     "\"evictions\":%llu,\"writebacks\":%llu,\"clean_drops\":%llu,\"zero_skips\":%llu,"
 			     "\"discards\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,\"fault_seconds\":%.6f,"
 			     "\"faults\":%llu,\"fault_p50_us\":%.1f,\"fault_p99_us\":%.1f,\"overshoot_peak\":%llu,"
-			     "\"write_errors\":%llu,\"read_errors\":%llu,\"integrity_errors\":%llu,\"poisoned_pages\":%llu}\n",
+			     "\"write_errors\":%llu,\"read_errors\":%llu,\"integrity_errors\":%llu,\"poisoned_pages\":%llu,"
+			     "\"polls\":%llu,\"poll_hits\":%llu,\"poll_cpu_seconds\":%.6f}\n",
 			     (unsigned long long)st.ram_budget, (unsigned long long)st.resident_peak,
 			     (unsigned long long)st.store_bytes, (unsigned long long)(st.store_slots_used * 4096),
 			     (unsigned long long)st.zero_fills, (unsigned long long)st.store_reads,
@@ -332,7 +333,8 @@ static void write_report(void)
 			     (unsigned long long)st.fault_count, st.fault_p50_ns / 1e3, st.fault_p99_ns / 1e3,
 			     (unsigned long long)st.overshoot_peak, (unsigned long long)st.write_errors,
 			     (unsigned long long)st.read_errors, (unsigned long long)st.integrity_errors,
-			     (unsigned long long)st.poisoned_pages);
+			     (unsigned long long)st.poisoned_pages, (unsigned long long)st.polls,
+			     (unsigned long long)st.poll_hits, st.poll_cpu_ns / 1e9);
 	else
 		n = upager_format_stats(&st, buf, sizeof buf);
 	if (n < 0)

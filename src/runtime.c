@@ -788,6 +788,9 @@ UPAGER_API int upager_stats(upager_t *up, struct upager_stats *out)
 	st.read_errors = up->c.read_errors;
 	st.integrity_errors = up->c.integrity_errors;
 	st.poisoned_pages = up->c.poisoned;
+	st.polls = __atomic_load_n(&up->c.polls, __ATOMIC_RELAXED);
+	st.poll_hits = __atomic_load_n(&up->c.poll_hits, __ATOMIC_RELAXED);
+	st.poll_cpu_ns = __atomic_load_n(&up->c.poll_cpu_ns, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&up->lock);
 	size_t n = out->size < sizeof st ? out->size : sizeof st;
 	uint32_t keep = out->size;

@@ -82,6 +82,9 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 	unsigned long long rerr = has_read_errors ? st->read_errors : 0;
 	unsigned long long ierr = has_read_errors ? st->integrity_errors : 0;
 	unsigned long long pois = has_read_errors ? st->poisoned_pages : 0;
+	bool has_polls = st->size >= offsetof(struct upager_stats, poll_cpu_ns) + sizeof st->poll_cpu_ns;
+	unsigned long long polls = has_polls ? st->polls : 0, hits = has_polls ? st->poll_hits : 0;
+	double poll_s = has_polls ? st->poll_cpu_ns / 1e9 : 0;
 	return snprintf(buf, len,
 		"upager report\n"
 		"  budget            %s (%u region%s)\n"
@@ -95,6 +98,7 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 		"  store             %s used of %s file\n"
 		"  errors            %llu write errors, %llu store-full refusals, budget overshoot peak %s\n"
 		"  read errors       %llu failed reads, %llu blocks failing their check, %llu pages poisoned (SIGBUS)\n"
+		"  read polling      %llu polls, %llu saw their completion, %.3f s of CPU\n"
 		"  metadata          %s\n",
 		budget, st->regions, st->regions == 1 ? "" : "s", res, peak,
 		(unsigned long long)st->zero_fills, (unsigned long long)st->store_reads,
@@ -106,5 +110,5 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 		(unsigned long long)st->clean_drops, (unsigned long long)st->zero_skips,
 		(unsigned long long)st->discards, rd, wr, used, store,
 		(unsigned long long)st->write_errors, (unsigned long long)st->store_full, over, rerr, ierr, pois,
-		meta);
+		polls, hits, poll_s, meta);
 }

@@ -128,11 +128,16 @@ upager_t *upg_t_open(uint64_t budget, uint32_t page_size, const char *policy, ui
 		cfg.policy = policy;
 	if (handlers)
 		cfg.handler_threads = handlers;
-	cfg.log = upg_t_log;
-	cfg.log_level = UPAGER_LOG_WARN;
+	return upg_t_open_config(&cfg);
+}
+
+upager_t *upg_t_open_config(struct upager_config *cfg)
+{
+	cfg->log = upg_t_log;
+	cfg->log_level = UPAGER_LOG_WARN;
 	char err[512];
 	upager_t *up = NULL;
-	int rc = upager_open(&cfg, &up, err, sizeof err);
+	int rc = upager_open(cfg, &up, err, sizeof err);
 	if (rc) {
 		fprintf(stderr, "upager_open: %s (%s)\n", err, strerror(-rc));
 		abort();

@@ -71,4 +71,8 @@ void upg_t_log(void *arg, int level, const char *msg);
  * aborts the test with the error message on failure. */
 upager_t *upg_t_open(uint64_t budget, uint32_t page_size, const char *policy, uint32_t handlers);
 
+/* The same with a whole configuration (from upager_config_init()); the log
+ * goes to stderr. */
+upager_t *upg_t_open_config(struct upager_config *cfg);
+
 #endif

@@ -46,6 +46,7 @@ static const struct field config_fields[] = {
 	F(upager_config, log, 64, 8),
 	F(upager_config, log_arg, 72, 8),
 	F(upager_config, encrypt, 80, 4),
+	F(upager_config, poll_us, 84, 4),  /* 0.3: in what was padding, so the size stays 88 */
 };
 
 static const struct field stats_fields[] = {
@@ -81,6 +82,9 @@ static const struct field stats_fields[] = {
 	F(upager_stats, read_errors, 224, 8),
 	F(upager_stats, integrity_errors, 232, 8),
 	F(upager_stats, poisoned_pages, 240, 8),
+	F(upager_stats, polls, 248, 8),
+	F(upager_stats, poll_hits, 256, 8),
+	F(upager_stats, poll_cpu_ns, 264, 8),
 };
 
 static const struct field map_opts_fields[] = {
@@ -109,11 +113,11 @@ END_TEST
 
 START_TEST(test_stats_layout)
 {
-	ck_assert_msg(sizeof(struct upager_stats) == 248, "ABI break: sizeof(struct upager_stats) is %zu, was 248",
+	ck_assert_msg(sizeof(struct upager_stats) == 272, "ABI break: sizeof(struct upager_stats) is %zu, was 272",
 		      sizeof(struct upager_stats));
 	check_fields("upager_stats", stats_fields, sizeof stats_fields / sizeof stats_fields[0]);
 	/* Every field is listed: the last one ends the struct. */
-	ck_assert_uint_eq(stats_fields[sizeof stats_fields / sizeof stats_fields[0] - 1].expect_offset + 8, 248);
+	ck_assert_uint_eq(stats_fields[sizeof stats_fields / sizeof stats_fields[0] - 1].expect_offset + 8, 272);
 }
 END_TEST
 
@@ -161,6 +165,7 @@ START_TEST(test_config_init_defaults)
 	ck_assert_ptr_null((void *)cfg.log);
 	ck_assert_ptr_null(cfg.log_arg);
 	ck_assert_uint_eq(cfg.encrypt, 0);
+	ck_assert_uint_eq(cfg.poll_us, 200);
 	/* Padding too: init clears the whole struct. */
 	unsigned char pad[4];
 	memcpy(pad, (char *)&cfg + 60, 4);

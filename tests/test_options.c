@@ -236,6 +236,7 @@ START_TEST(test_config_init_defaults)
 	ck_assert_int_eq(cfg.log_level, UPAGER_LOG_WARN);
 	ck_assert_ptr_null(cfg.log);
 	ck_assert_ptr_null(cfg.log_arg);
+	ck_assert_uint_eq(cfg.poll_us, 200);
 
 	ck_assert_int_eq(upg_config_check(&cfg, err, sizeof err), 0);
 	ck_assert_str_eq(err, "untouched");
@@ -253,6 +254,7 @@ struct field {
 static const struct field settable[] = {
 	F(page_size), F(ram_budget), F(store_path), F(store_max), F(policy),
 	F(handler_threads), F(fault_around), F(readahead_max), F(io_depth), F(log_level), F(encrypt),
+	F(poll_us),
 };
 #undef F
 

@@ -9,6 +9,8 @@
  * touch.  Then threads die in the middle of faults (a signal whose handler
  * calls pthread_exit) and short-lived threads touch one cold page and exit;
  * the data still verifies, upager_close() succeeds and no thread is left.
+ * The 64 threads run with the handlers polling for their reads (the
+ * default) and without.
  */
 #include <check.h>
 #include <pthread.h>
@@ -36,11 +38,16 @@ static uint32_t psize;
 static uint64_t npages;    /* per region */
 static uint32_t *gen;      /* owned pages */
 
-static void setup(uint32_t ps)
+static void setup_poll(uint32_t ps, uint32_t poll_us)
 {
 	psize = ps;
 	npages = REGION / psize;
-	up = upg_t_open(BUDGET, 4096, NULL, 2);
+	struct upager_config cfg;
+	upager_config_init(&cfg);
+	cfg.ram_budget = BUDGET;
+	cfg.handler_threads = 2;
+	cfg.poll_us = poll_us;
+	up = upg_t_open_config(&cfg);
 	struct upager_map_opts mo = { .size = sizeof mo, .page_size = psize };
 	void *a, *b;
 	ck_assert_int_eq(upager_map(up, REGION, &mo, &a), 0);
@@ -53,6 +60,11 @@ static void setup(uint32_t ps)
 		upg_t_fill(owned + pg * psize, psize, pg, 1);
 		gen[pg] = 1;
 	}
+}
+
+static void setup(uint32_t ps)
+{
+	setup_poll(ps, 200);
 }
 
 static uint64_t count_bad(void)
@@ -118,9 +130,10 @@ static void *hammer(void *arg)
 /* 64 threads, same and different pages at once, for each page size. */
 START_TEST(sixty_four_threads)
 {
-	setup(page_sizes[_i]);
-	printf("threads: %d threads, page %u, %llu pages per region\n", NTHREADS, psize,
-	       (unsigned long long)npages);
+	uint32_t poll_us = _i < 2 ? 200 : 0;
+	setup_poll(page_sizes[_i % 2], poll_us);
+	printf("threads: %d threads, page %u, %llu pages per region, polling %u us\n", NTHREADS, psize,
+	       (unsigned long long)npages, poll_us);
 	pthread_barrier_t go;
 	pthread_barrier_init(&go, NULL, NTHREADS);
 	struct worker *w = calloc(NTHREADS, sizeof *w);
@@ -137,6 +150,18 @@ START_TEST(sixty_four_threads)
 	ck_assert_uint_eq(bad, 0);
 	pthread_barrier_destroy(&go);
 	free(w);
+	/* Polling happened when asked for, and only then. */
+	struct upager_stats st = { .size = sizeof st };
+	ck_assert_int_eq(upager_stats(up, &st), 0);
+	printf("threads: %llu polls, %llu saw their completion, %.3f s CPU\n", (unsigned long long)st.polls,
+	       (unsigned long long)st.poll_hits, st.poll_cpu_ns / 1e9);
+	if (poll_us) {
+		ck_assert_uint_gt(st.polls, 0);
+		ck_assert_uint_gt(st.poll_hits, 0);
+	} else {
+		ck_assert_uint_eq(st.polls, 0);
+		ck_assert_uint_eq(st.poll_cpu_ns, 0);
+	}
 	teardown();
 }
 END_TEST
@@ -337,7 +362,7 @@ int main(void)
 	Suite *s = suite_create("threads");
 	TCase *tc = tcase_create("threads");
 	tcase_set_timeout(tc, 240);
-	tcase_add_loop_test(tc, sixty_four_threads, 0, 2);
+	tcase_add_loop_test(tc, sixty_four_threads, 0, 4);
 	tcase_add_loop_test(tc, threads_exit_mid_fault, 0, 2);
 	tcase_add_test(tc, discard_with_prefetch_queued);
 	suite_add_tcase(s, tc);
