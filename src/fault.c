@@ -690,6 +690,10 @@ static void child_free_if_done(struct upg_handler *h, struct upg_child *c)
 	if (!c->dead || c->polls || c->inflight)
 		return;
 	pthread_mutex_lock(&up->lock);
+	if (up->children_pinned) {
+		pthread_mutex_unlock(&up->lock);
+		return;  /* upager_close() frees it */
+	}
 	struct upg_child **pp = &up->children;
 	while (*pp && *pp != c)
 		pp = &(*pp)->next;
@@ -708,7 +712,7 @@ static void child_kill(struct upg_handler *h, struct upg_child *c)
 {
 	if (c->dead)
 		return;
-	c->dead = true;
+	__atomic_store_n(&c->dead, true, __ATOMIC_RELEASE);  /* upg_children_release() reads it */
 	for (int k = 0; k < 2; k++) {
 		if (k == 1 && c->hup_fd < 0)
 			continue;

@@ -210,11 +210,14 @@ void upg_children_refreeze(struct upager *up)
 
 void upg_children_release(struct upager *up)
 {
+	/* The handlers still run, and free children that end: from now on
+	 * they leave them on the list, for upager_close() to free. */
 	pthread_mutex_lock(&up->lock);
+	up->children_pinned = true;
 	struct upg_child *list = up->children;
 	bool any = false;
 	for (struct upg_child *c = list; c; c = c->next)
-		any |= !c->dead;
+		any |= !__atomic_load_n(&c->dead, __ATOMIC_ACQUIRE);
 	pthread_mutex_unlock(&up->lock);
 	if (!any)
 		return;
@@ -222,10 +225,13 @@ void upg_children_release(struct upager *up)
 	if (buf == MAP_FAILED)
 		return;
 	for (struct upg_child *c = list; c; c = c->next) {
-		if (c->dead)
+		if (__atomic_load_n(&c->dead, __ATOMIC_ACQUIRE))
 			continue;
 		/* Copy every page the child has not faulted in yet (present ones
-		 * answer -EEXIST and are skipped), then let go of its ranges. */
+		 * answer -EEXIST and are skipped), then let go of its ranges.
+		 * What is read is checked (and decrypted) like any store read;
+		 * a block that fails is poisoned in the child: SIGBUS there,
+		 * never wrong data. */
 		uint64_t lost = 0;
 		for (uint64_t i = 0; i < c->nsnap; i++) {
 			struct upg_snap s = c->snap[i];
@@ -233,6 +239,13 @@ void upg_children_release(struct upager *up)
 				continue;
 			ssize_t got = pread(up->store.fd, buf, s.psize, (off_t)(s.slot - 1) * UPG_BLOCK);
 			int rc = -EIO;
+			if (got == (ssize_t)s.psize && upg_seal_read(&up->seal, s.slot - 1, buf, s.psize) >= 0) {
+				rc = upg_uffd_poison(c->uffd, s.addr, s.psize);
+				if (rc == -ESRCH)
+					break;
+				lost += rc != -EEXIST;  /* a page it has already is not lost */
+				continue;
+			}
 			if (got == (ssize_t)s.psize) {
 				for (int tries = 0; tries < 1000; tries++) {
 					rc = upg_uffd_copy(c->uffd, s.addr, buf, s.psize, false, NULL);

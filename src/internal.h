@@ -222,8 +222,8 @@ struct upager {
 	struct upg_handler *handlers;
 	uint32_t nhandlers;
 	struct upg_evictor *ev;
-	int evictor_tid;
-	int cur_tid;            /* thread of the fault being handled (up->lock held) */        /* its faults on pages it is evicting are served at once */
+	int evictor_tid;        /* its faults on pages it is evicting are served at once */
+	int cur_tid;            /* thread of the fault being handled (up->lock held) */
 	uintptr_t scratch;      /* evictor's scratch range, registered with the uffd */
 	size_t scratch_len;
 
@@ -236,6 +236,7 @@ struct upager {
 	uint32_t nown_zap;
 
 	struct upg_child *children;  /* live forked children (up->lock) */
+	bool children_pinned;        /* upager_close() walks the list: handlers free none (up->lock) */
 	int fork_hup_rd, fork_hup_wr; /* the pipe of the fork in progress */
 
 	struct upg_counters c;

@@ -3,7 +3,9 @@
  * fork(): a child sees the parent's memory exactly as it was at fork time,
  * including pages that were evicted to the store, while the parent goes on
  * rewriting and evicting.  Without fork support the child would read zeros
- * for every evicted page; this test fails loudly if it does.
+ * for every evicted page; this test fails loudly if it does.  A child that
+ * outlives the parent's upager_close() gets every page first, checked and
+ * decrypted like any store read.
  */
 #include <check.h>
 #include <pthread.h>
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "upg_config.h"
 
 #define BUDGET (4ULL << 20)
 #define BYTES (BUDGET * 8)
@@ -23,9 +26,13 @@
 static upager_t *up;
 static char *base;
 
-static void setup_region(void)
+static void setup_region_enc(uint32_t encrypt)
 {
-	up = upg_t_open(BUDGET, 4096, NULL, 1);
+	struct upager_config cfg;
+	upager_config_init(&cfg);
+	cfg.ram_budget = BUDGET;
+	cfg.encrypt = encrypt;
+	up = upg_t_open_config(&cfg);
 	void *mem;
 	ck_assert_int_eq(upager_map(up, BYTES, NULL, &mem), 0);
 	base = mem;
@@ -34,6 +41,11 @@ static void setup_region(void)
 	struct upager_stats st = { .size = sizeof st };
 	upager_stats(up, &st);
 	ck_assert_uint_gt(st.evictions, NPAGES / 2);
+}
+
+static void setup_region(void)
+{
+	setup_region_enc(0);
 }
 
 /* Pages of [first, last) hold generation gen: count the wrong ones. */
@@ -133,6 +145,35 @@ START_TEST(child_sees_fork_time_data)
 	ck_assert_int_eq(wait_child(pid), 0);
 	ck_assert_uint_eq(count_bad(0, NPAGES, 2), 0);
 	upager_close(up);
+}
+END_TEST
+
+/* The parent closes its runtime while the child still has evicted pages to
+ * read; the child reads them after that, with no upager serving it.  With
+ * encryption the store holds ciphertext: the child must get plaintext. */
+START_TEST(child_outlives_close)
+{
+#ifndef UPG_HAVE_SODIUM
+	if (_i == 1)
+		return;
+#endif
+	setup_region_enc((uint32_t)_i);
+	int go[2];
+	ck_assert_int_eq(pipe(go), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(go[1]);
+		char c;
+		if (read(go[0], &c, 1) != 1)
+			_exit(2);
+		_exit(count_bad(0, NPAGES, 1) ? 1 : 0);
+	}
+	close(go[0]);
+	ck_assert_int_eq(upager_close(up), 0);
+	ck_assert_int_eq(write(go[1], "g", 1), 1);
+	close(go[1]);
+	ck_assert_int_eq(wait_child(pid), 0);
 }
 END_TEST
 
@@ -292,6 +333,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, child_sees_fork_time_data);
 	tcase_add_test(tc, child_threads);
+	tcase_add_loop_test(tc, child_outlives_close, 0, 2);
 	tcase_add_test(tc, child_writes_discards_and_forks);
 	tcase_add_test(tc, store_slots_return_after_child);
 	tcase_add_test(tc, budget_holds_while_children_live);
