@@ -141,7 +141,8 @@ struct upager_stats {
 	uint64_t store_reads;      /* major faults: faults that waited for a store read */
 	uint64_t readahead_pages;  /* pages brought in ahead of a fault */
 	uint64_t refaults;         /* store reads of pages evicted recently (policy ghost hits) */
-	uint64_t wp_faults;        /* first writes to clean pages */
+	uint64_t wp_faults;        /* write-protect faults: since 0.3 pages go in writable, and only a
+	                            * page an eviction protected (a read-only part) can raise one */
 	uint64_t evictions;        /* pages removed from RAM */
 	uint64_t writebacks;       /* dirty pages written to the store */
 	uint64_t clean_drops;      /* clean pages dropped without I/O */

@@ -11,8 +11,8 @@
  *      without a copy, and without the REMOVE event that a madvise() on the
  *      region would raise (which the handlers could not tell from an
  *      application's discard);
- *   3. drop clean pages (their store copy is valid) and all-zero pages with
- *      no I/O; write the rest from the scratch range with O_DIRECT, merging
+ *   3. drop clean pages (not marked dirty, and matching the digests their
+ *      slot was written with) and all-zero pages with no I/O; write the rest from the scratch range with O_DIRECT, merging
  *      pages with consecutive slots into one write;
  *   4. finish the states, then MADV_DONTNEED the scratch range.  That raises
  *      a REMOVE event for the scratch range, which a handler reads and
@@ -191,17 +191,13 @@ static void move_run(struct upg_evictor *ev, uint32_t i, uint32_t j)
 		 * unshared and moved. */
 		size_t part = moved & (r->psize - 1);
 		if (rc == -EBUSY) {
-			/* Shared with a forked child: unshare it, then retry
-			 * this page once.  A write-protected page would fault
-			 * to the handlers (which defer faults on an EVICTING
-			 * page: this thread would wait on itself), so lift the
-			 * protection first, whatever the flags say: a page read
-			 * in while it was being discarded went in protected
-			 * but is flagged dirty, not PF_WP. */
-			pthread_mutex_lock(&up->lock);
-			struct upg_pte *p = upg_pte_get(r, v->page);
-			p->flags = (uint8_t)((p->flags & ~PF_WP) | PF_DIRTY);
-			pthread_mutex_unlock(&up->lock);
+			/* Shared with a forked child: unshare it (its
+			 * contents stay the same), then retry this page once.
+			 * Pages go in writable, but should one be protected,
+			 * the unsharing write would fault to the handlers,
+			 * which defer faults on an EVICTING page: this thread
+			 * would wait on itself.  So lift any protection
+			 * first. */
 			if (up->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)
 				while (upg_uffd_writeprotect(up->uffd, a + part, r->psize - part, false) == -EAGAIN)
 					back_off();
@@ -270,11 +266,14 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 			pthread_mutex_unlock(&up->uffd_lock);
 			continue;
 		}
+		/* The page is out of the region: no write can change it
+		 * now.  Its slot stays too (only this thread reuses
+		 * slots); a discard meanwhile is seen in finish(). */
 		pthread_mutex_lock(&up->lock);
 		struct upg_pte *p = upg_pte_get(r, v->page);
-		bool clean = (p->flags & PF_WP) && !(p->flags & PF_DIRTY) && p->slot;
+		uint32_t slot = !(p->flags & PF_DIRTY) ? p->slot : 0;
 		pthread_mutex_unlock(&up->lock);
-		if (clean)
+		if (slot && upg_seal_unchanged(&up->seal, slot - 1, s, r->psize))
 			v->kind = K_CLEAN;
 		else if (all_zero(s, r->psize))
 			v->kind = K_ZERO;
@@ -519,7 +518,7 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 			if (v->kind != K_STAY) {
 				if (v->kind == K_KEEP && v->fresh_slot)
 					upg_store_free(&up->store, v->new_slot - 1, r->blocks);
-				p->flags = (uint8_t)((p->flags & ~PF_WP) | PF_DIRTY);
+				p->flags |= PF_DIRTY;
 			}
 			p->flags &= ~PF_DISCARDED;
 			p->state = PG_RESIDENT;
@@ -594,7 +593,7 @@ static uint32_t pick(struct upg_evictor *ev)
 		if (p->state != PG_RESIDENT) {
 			upg_fatal(up, "the replacement policy chose frame %u, whose page is in state %u", f, p->state);
 		}
-		if (full && !((p->flags & PF_WP) && !(p->flags & PF_DIRTY) && p->slot)) {
+		if (full && ((p->flags & PF_DIRTY) || !p->slot)) {
 			up->pol_ops->insert(up->pol, f, UPG_HINT_GHOST);
 			up->c.store_full++;
 			skipped++;

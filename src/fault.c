@@ -393,14 +393,13 @@ static void store_read(struct upg_handler *h, struct upg_region *r, uint64_t pag
 	submit_read(h, io);
 }
 
-/* Copy [first, first+n) of io's pages in, write-protected unless
- * the page is known to be written next. */
-static int copy_in(struct upager *up, struct upg_io *io, uint64_t first, uint64_t n, bool wp, char *src)
+/* Copy [first, first+n) of io's pages in, writable. */
+static int copy_in(struct upager *up, struct upg_io *io, uint64_t first, uint64_t n, char *src)
 {
 	struct upg_region *r = io->reg;
 	if (!n)
 		return 0;
-	return upg_uffd_copy(up->uffd, r->base + (first << r->pshift), src, n << r->pshift, wp, NULL);
+	return upg_uffd_copy(up->uffd, r->base + (first << r->pshift), src, n << r->pshift, false, NULL);
 }
 
 /* A store read failed READ_TRIES times (an I/O error, a short read, or a
@@ -511,7 +510,9 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 		return;
 	}
 
-	bool have_wp = up->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP;
+	/* Pages go in writable, as the kernel maps a page it swaps in: a
+	 * first write costs no fault, and the evictor tells a page that still
+	 * holds its store copy by the store's digests (upg_seal_unchanged()). */
 	int rc;
 	pthread_mutex_lock(&up->uffd_lock);
 	for (;;) {
@@ -536,32 +537,21 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 			}
 		}
 		pthread_mutex_unlock(&up->lock);
-		if (io->fault_page != NO_PAGE && (io->fault_write || !have_wp)) {
-			uint64_t fp = io->fault_page - io->first;
-			rc = copy_in(up, io, io->first, fp, have_wp, buf);
-			if (!rc)
-				rc = copy_in(up, io, io->fault_page, 1, false, buf + (fp << r->pshift));
-			if (!rc)
-				rc = copy_in(up, io, io->fault_page + 1, io->npages - fp - 1, have_wp,
-					     buf + ((fp + 1) << r->pshift));
-		} else {
-			rc = copy_in(up, io, io->first, io->npages, have_wp, buf);
-		}
+		rc = copy_in(up, io, io->first, io->npages, buf);
 		if (rc != -EAGAIN)
 			break;
 		absorb_events(h);
 	}
-	/* Readahead reaching into an unmapped or differently protected part
-	 * fails as a whole: copy page by page, keeping what fits. */
+	/* Readahead reaching into an unmapped part fails as a whole: copy
+	 * page by page, keeping what fits. */
 	uint64_t failed[(1024 + 63) / 64] = { 0 };
 	bool per_page = (rc == -ENOENT || rc == -EINVAL) && io->npages > 1;
 	if (per_page) {
 		rc = 0;
 		for (uint32_t i = 0; i < io->npages; i++) {
 			uint64_t pg = io->first + i;
-			bool wp = have_wp && !(pg == io->fault_page && io->fault_write);
 			int r1;
-			while ((r1 = copy_in(up, io, pg, 1, wp, buf + ((size_t)i << r->pshift))) == -EAGAIN)
+			while ((r1 = copy_in(up, io, pg, 1, buf + ((size_t)i << r->pshift))) == -EAGAIN)
 				absorb_events(h);
 			if (r1)
 				failed[i / 64] |= 1ULL << (i % 64);
@@ -581,11 +571,10 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 			continue;
 		}
 		p->state = PG_RESIDENT;
-		bool wp = have_wp && !(pg == io->fault_page && io->fault_write);
-		if (discarded || !wp || !p->slot || p->zmask)
-			p->flags |= PF_DIRTY;  /* differs from the store copy */
-		else
-			p->flags |= PF_WP;
+		/* Differs from the store copy, or is about to (a write fault);
+		 * otherwise the evictor compares it with the store's digests. */
+		if (discarded || !p->slot || p->zmask || (pg == io->fault_page && io->fault_write))
+			p->flags |= PF_DIRTY;
 		p->zmask = 0;
 		enum upg_policy_hint hint = UPG_HINT_READAHEAD;
 		if (pg == io->fault_page)
@@ -1005,13 +994,6 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 	if (p->state == PG_RESIDENT && existed < r->psize) {
 		/* Something was refilled: the store copy no longer matches. */
 		p->flags |= PF_DIRTY;
-		if (p->flags & PF_WP) {
-			p->flags &= ~PF_WP;
-			/* keep semantics simple: no longer protected */
-			pthread_mutex_unlock(&up->lock);
-			h_unprotect(h, a, r->psize);
-			pthread_mutex_lock(&up->lock);
-		}
 		if (p->slot) {
 			upg_store_free(&up->store, p->slot - 1, r->blocks);
 			p->slot = 0;
@@ -1036,9 +1018,9 @@ static void wp_fault(struct upg_handler *h, uintptr_t addr, uint64_t t0, int tid
 			return;
 		}
 		if (p->state == PG_RESIDENT) {
-			if ((p->flags & PF_WP) && p->frame != UPG_NOFRAME)
-				up->pol_ops->access(up->pol, p->frame);
-			p->flags = (uint8_t)((p->flags & ~PF_WP) | PF_DIRTY);
+			/* Protected by an eviction that kept it (a read-only
+			 * part, see move_run()). */
+			p->flags |= PF_DIRTY;
 			up->c.wp_faults++;
 		}
 		a = r->base + (page << r->pshift);

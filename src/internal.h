@@ -48,8 +48,8 @@ enum upg_pstate {
 };
 
 enum upg_pflag {
-	PF_DIRTY = 1 << 0,     /* the store copy, if any, is stale */
-	PF_WP = 1 << 1,        /* write-protected: the next write faults to us */
+	PF_DIRTY = 1 << 0,     /* the store copy, if any, is stale; without it a page
+				* with a slot is compared with the store's digests */
 	PF_DISCARDED = 1 << 2, /* discarded while in a transitional state */
 	PF_DEFERRED = 1 << 3,  /* a fault on it waits in the retry queue */
 	PF_POISONED = 1 << 4,  /* STORED but unreadable: poisoned, an access raises SIGBUS */

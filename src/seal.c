@@ -96,6 +96,52 @@ uint32_t upg_crc32c(uint32_t crc, const void *buf, size_t len)
 	return ~crc_impl(~crc, buf, len);
 }
 
+/* ---- the plaintext digest ---- */
+
+#define D1 UINT64_C(0x9e3779b185ebca87)
+#define D2 UINT64_C(0xc2b2ae3d27d4eb4f)
+#define D3 UINT64_C(0x165667b19e3779f9)
+
+static inline uint64_t rotl64(uint64_t x, unsigned r)
+{
+	return x << r | x >> (64 - r);
+}
+
+/* A bijection of 64 bits that spreads every input bit over the output. */
+static inline uint64_t spread(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= D2;
+	x ^= x >> 29;
+	x *= D3;
+	x ^= x >> 32;
+	return x;
+}
+
+/*
+ * Four lanes take every fourth word.  A lane's step is a bijection both of
+ * the word (for a given state) and of the state (for a given word), so two
+ * inputs that differ in one lane's words leave different lane states, and
+ * folding the lanes one after another through bijections keeps a
+ * difference in a single lane in the result.  Differences in several lanes
+ * meet only by chance.
+ */
+uint64_t upg_digest64(const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	uint64_t lane[4] = { D1, D2, D3, D1 ^ D2 };
+	for (size_t off = 0; off + 32 <= len; off += 32)
+		for (unsigned i = 0; i < 4; i++) {
+			uint64_t w;
+			memcpy(&w, p + off + i * 8, 8);
+			lane[i] = rotl64(lane[i] + w * D2, 31) * D1;
+		}
+	uint64_t h = (uint64_t)len * D3;
+	for (unsigned i = 0; i < 4; i++)
+		h = rotl64(h ^ spread(lane[i]), 27) * D1 + D3;
+	return spread(h);
+}
+
 /* ---- the per-block arrays ---- */
 
 int upg_seal_init(struct upg_seal *s, uint64_t blocks, bool encrypt, char *err, size_t errlen)
@@ -144,6 +190,17 @@ int upg_seal_init(struct upg_seal *s, uint64_t blocks, bool encrypt, char *err, 
 		s->tag = m;
 	else
 		s->crc = m;
+	s->digest_len = ((size_t)blocks * sizeof *s->digest + 4095) & ~(size_t)4095;
+	m = mmap(NULL, s->digest_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED) {
+		int e = errno;
+		snprintf(err, errlen, "store digests: %s", strerror(e));
+		s->digest = NULL;
+		upg_seal_fini(s);
+		return -e;
+	}
+	madvise(m, s->digest_len, MADV_DONTDUMP);
+	s->digest = m;
 	return 0;
 }
 
@@ -152,6 +209,9 @@ void upg_seal_fini(struct upg_seal *s)
 	void *m = s->encrypt ? (void *)s->tag : (void *)s->crc;
 	if (m)
 		munmap(m, s->arr_len);
+	if (s->digest)
+		munmap(s->digest, s->digest_len);
+	s->digest = NULL;
 #ifdef UPG_HAVE_SODIUM
 	if (s->key)
 		sodium_free(s->key);  /* zeroes it first */
@@ -173,6 +233,8 @@ static void nonce_of(unsigned char n[24], uint64_t block, uint64_t gen)
 const void *upg_seal_write(struct upg_seal *s, uint64_t first, const void *src, void *out, size_t len)
 {
 	const unsigned char *in = src;
+	for (size_t off = 0; off < len; off += BLOCK)
+		s->digest[first + off / BLOCK] = upg_digest64(in + off, BLOCK);
 	if (!s->encrypt) {
 		for (size_t off = 0; off < len; off += BLOCK)
 			s->crc[first + off / BLOCK] = upg_crc32c(0, in + off, BLOCK);
@@ -221,19 +283,33 @@ int64_t upg_seal_read(struct upg_seal *s, uint64_t first, void *buf, size_t len)
 	return bad;
 }
 
-size_t upg_seal_resident(const struct upg_seal *s)
+bool upg_seal_unchanged(const struct upg_seal *s, uint64_t first, const void *data, size_t len)
 {
-	const unsigned char *m = s->encrypt ? (const void *)s->tag : (const void *)s->crc;
+	const unsigned char *p = data;
+	for (size_t off = 0; off < len; off += BLOCK)
+		if (upg_digest64(p + off, BLOCK) != s->digest[first + off / BLOCK])
+			return false;
+	return true;
+}
+
+static size_t resident(const void *m, size_t arr_len)
+{
 	if (!m)
 		return 0;
 	size_t total = 0;
 	unsigned char vec[4096];
-	for (size_t off = 0; off < s->arr_len; off += sizeof vec * 4096) {
-		size_t len = s->arr_len - off < sizeof vec * 4096 ? s->arr_len - off : sizeof vec * 4096;
-		if (mincore((void *)(m + off), len, vec))
+	for (size_t off = 0; off < arr_len; off += sizeof vec * 4096) {
+		size_t len = arr_len - off < sizeof vec * 4096 ? arr_len - off : sizeof vec * 4096;
+		if (mincore((char *)m + off, len, vec))
 			return total;
 		for (size_t i = 0; i < len / 4096; i++)
 			total += (vec[i] & 1) * 4096;
 	}
 	return total;
+}
+
+size_t upg_seal_resident(const struct upg_seal *s)
+{
+	return resident(s->encrypt ? (const void *)s->tag : (const void *)s->crc, s->arr_len) +
+	       resident(s->digest, s->digest_len);
 }

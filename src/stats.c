@@ -90,7 +90,7 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 		"  budget            %s (%u region%s)\n"
 		"  resident          %s now, %s peak\n"
 		"  faults            %llu zero-fill, %llu store read (%llu refaults of recently evicted pages), "
-		"%llu readahead pages, %llu first writes to clean pages\n"
+		"%llu readahead pages, %llu write-protect faults\n"
 		"  fault latency     p50 %.1f us, p99 %.1f us, max %.1f us; %.3f s in %llu faults\n"
 		"  eviction          %llu pages: %llu written back, %llu clean dropped, %llu all-zero skipped\n"
 		"  discarded         %llu pages\n"

@@ -6,11 +6,18 @@
  * the next one, so every eviction and refault on the way is verified; at the
  * end every page is checked.  Run for each policy x page size x handler
  * thread count.
+ *
+ * Clean and changed pages: pages read back from the store go in writable,
+ * and the evictor tells the ones that still match their store copy by its
+ * digests.  Pages only read, or rewritten with the same bytes, are dropped
+ * without a write; a page with one byte changed anywhere is written back,
+ * and reads back with that byte.
  */
 #include <check.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "helpers.h"
 
@@ -116,6 +123,85 @@ START_TEST(pressure)
 }
 END_TEST
 
+/* poked[pg]: 0, or the offset + 1 of the byte changed, with the byte
+ * written there in bits 24 to 31. */
+static uint64_t sweep(const char *base, uint64_t npages, uint32_t psize, const uint32_t *poked)
+{
+	static char want[65536];
+	uint64_t bad = 0;
+	for (uint64_t pg = 0; pg < npages; pg++) {
+		const char *p = base + pg * psize;
+		upg_t_fill(want, psize, pg, 1);
+		if (poked[pg])
+			want[(poked[pg] & 0xffffff) - 1] = (char)(poked[pg] >> 24);
+		if (memcmp(p, want, psize) && bad++ < 3)
+			fprintf(stderr, "clean_and_changed_pages: page %llu wrong%s\n", (unsigned long long)pg,
+				poked[pg] ? " (one byte changed)" : "");
+	}
+	return bad;
+}
+
+START_TEST(clean_and_changed_pages)
+{
+	uint32_t psize = page_sizes[_i];
+	uint64_t budget = 1ULL << 20, npages = budget * 8 / psize;
+	/* FIFO: a sweep through 8 times the budget evicts every page (S3-FIFO
+	 * would rightly keep its main queue through a scan). */
+	upager_t *up = upg_t_open(budget, psize, "fifo", 1);
+	void *mem;
+	ck_assert_int_eq(upager_map(up, budget * 8, NULL, &mem), 0);
+	char *base = mem;
+	uint32_t *poked = calloc(npages, sizeof *poked);
+	for (uint64_t pg = 0; pg < npages; pg++)
+		upg_t_fill(base + pg * psize, psize, pg, 1);
+	/* Read everything twice: every page comes back from the store and
+	 * leaves again, and none is written. */
+	struct upager_stats a = { .size = sizeof a }, b = { .size = sizeof b };
+	for (int pass = 0; pass < 2; pass++)
+		ck_assert_uint_eq(sweep(base, npages, psize, poked), 0);
+	ck_assert_int_eq(upager_stats(up, &a), 0);
+	for (int pass = 0; pass < 2; pass++)
+		ck_assert_uint_eq(sweep(base, npages, psize, poked), 0);
+	ck_assert_int_eq(upager_stats(up, &b), 0);
+	printf("clean_and_changed_pages, page %u: reads only: %llu evictions, %llu written, %llu clean drops\n",
+	       psize, (unsigned long long)(b.evictions - a.evictions), (unsigned long long)(b.writebacks - a.writebacks),
+	       (unsigned long long)(b.clean_drops - a.clean_drops));
+	ck_assert_uint_gt(b.clean_drops - a.clean_drops, npages);
+	ck_assert_uint_eq(b.writebacks, a.writebacks);
+
+	/* Every third page gets one byte changed, at a place that moves
+	 * through the page; every other page is rewritten with what it holds. */
+	uint64_t changed = 0;
+	ck_assert_int_eq(upager_stats(up, &a), 0);
+	for (uint64_t pg = 0; pg < npages; pg++) {
+		char *p = base + pg * psize;
+		if (pg % 3 == 0) {
+			size_t at = (size_t)(pg * 4099 % psize);
+			unsigned char mark = (unsigned char)(0xa5 ^ pg);
+			if ((unsigned char)p[at] == mark)
+				mark ^= 0x01;  /* never the byte it held: a real change */
+			p[at] = (char)mark;
+			poked[pg] = (uint32_t)(at + 1) | (uint32_t)mark << 24;
+			changed++;
+		} else {
+			memmove(p, p, psize);
+			volatile char *v = p;
+			v[psize / 2] = v[psize / 2];
+		}
+	}
+	for (int pass = 0; pass < 2; pass++)
+		ck_assert_uint_eq(sweep(base, npages, psize, poked), 0);
+	ck_assert_int_eq(upager_stats(up, &b), 0);
+	printf("  after %llu pages changed: %llu written, %llu clean drops\n", (unsigned long long)changed,
+	       (unsigned long long)(b.writebacks - a.writebacks), (unsigned long long)(b.clean_drops - a.clean_drops));
+	/* Each changed page out once, as it was before the sweeps; none of
+	 * the others. */
+	ck_assert_uint_eq(b.writebacks - a.writebacks, changed);
+	upager_close(up);
+	free(poked);
+}
+END_TEST
+
 /* Two regions with different page sizes share one budget. */
 START_TEST(two_regions)
 {
@@ -150,6 +236,7 @@ int main(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_loop_test(tc, pressure, 0, COMBOS);
 	tcase_add_test(tc, two_regions);
+	tcase_add_loop_test(tc, clean_and_changed_pages, 0, 2);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

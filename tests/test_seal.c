@@ -4,6 +4,9 @@
  * encryption when asked for (white-box for the unit parts).
  *
  *   - CRC-32C against published vectors and a bit-at-a-time reference;
+ *   - the 64-bit digest that tells clean pages: any one bit flipped, any
+ *     word changed, two words swapped, a block moved, all change it; and
+ *     upg_seal_unchanged() follows what was written last, in both modes;
  *   - sealing and opening blocks: a flipped byte, a block moved to another
  *     slot, or an older copy of a block put back is caught; encryption
  *     leaves no plaintext and uses a fresh key per runtime;
@@ -64,6 +67,58 @@ START_TEST(test_crc32c_vectors)
 }
 END_TEST
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+START_TEST(test_digest)
+{
+	static unsigned char blk[PS];
+	uint64_t rng = 11;
+	for (size_t i = 0; i < PS; i++)
+		blk[i] = (unsigned char)upg_t_rand(&rng);
+	uint64_t d0 = upg_digest64(blk, PS);
+	ck_assert_uint_eq(upg_digest64(blk, PS), d0);
+	/* Every single bit. */
+	for (size_t bit = 0; bit < PS * 8; bit++) {
+		blk[bit / 8] ^= (unsigned char)(1u << bit % 8);
+		ck_assert_msg(upg_digest64(blk, PS) != d0, "bit %zu flipped goes unseen", bit);
+		blk[bit / 8] ^= (unsigned char)(1u << bit % 8);
+	}
+	/* Any word swapped with its neighbour, or with one far away. */
+	uint64_t w[PS / 8];
+	memcpy(w, blk, PS);
+	for (size_t i = 0; i + 1 < PS / 8; i++)
+		for (size_t j = i + 1; j < PS / 8; j += j - i < 4 ? 1 : 97) {
+			if (w[i] == w[j])
+				continue;
+			uint64_t c[PS / 8];
+			memcpy(c, w, PS);
+			c[i] = w[j];
+			c[j] = w[i];
+			ck_assert_msg(upg_digest64(c, PS) != d0, "words %zu and %zu swapped go unseen", i, j);
+		}
+	/* A counter through every word position, and all zeros: no two of
+	 * these 8 * 512 * 8 + 1 blocks share a digest. */
+	size_t n = 0;
+	uint64_t *seen = malloc((8 * (PS / 8) * 8 + 1) * sizeof *seen);
+	static uint64_t z[PS / 8];
+	seen[n++] = upg_digest64(z, PS);
+	for (size_t i = 0; i < PS / 8; i++)
+		for (uint64_t v = 1; v <= 64; v++) {
+			z[i] = v << (v % 8 * 8);
+			seen[n++] = upg_digest64(z, PS);
+			z[i] = 0;
+		}
+	qsort(seen, n, sizeof *seen, cmp_u64);
+	for (size_t i = 1; i < n; i++)
+		ck_assert_msg(seen[i] != seen[i - 1], "two of %zu near-zero blocks share a digest", n);
+	free(seen);
+}
+END_TEST
+
 static int seal_modes(void)
 {
 #ifdef UPG_HAVE_SODIUM
@@ -93,6 +148,14 @@ START_TEST(test_seal_blocks)
 	ck_assert_int_eq(upg_seal_read(&s, 100, disk, sizeof disk), -1);
 	ck_assert_int_eq(memcmp(disk, page, sizeof page), 0);
 
+	/* The digests follow the plaintext written last, block by block. */
+	ck_assert(upg_seal_unchanged(&s, 100, page, sizeof page));
+	ck_assert(!upg_seal_unchanged(&s, 101, page, PS));  /* another block's content */
+	page[3 * PS + 4095] ^= 0x80;
+	ck_assert(!upg_seal_unchanged(&s, 100, page, sizeof page));
+	ck_assert(upg_seal_unchanged(&s, 100, page, 3 * PS));
+	page[3 * PS + 4095] ^= 0x80;
+
 	/* One flipped bit in block 2. */
 	memcpy(disk, w, sizeof disk);
 	disk[2 * PS + 777] ^= 0x10;
@@ -112,6 +175,10 @@ START_TEST(test_seal_blocks)
 	memcpy(disk, w, PS);
 	ck_assert_int_eq(upg_seal_read(&s, 100, disk, PS), -1);
 	ck_assert_int_eq(upg_t_check(disk, PS, 0, 2), 0);
+	ck_assert(upg_seal_unchanged(&s, 100, page, PS));  /* the rewrite's content, not the first */
+	static unsigned char first[PS];
+	upg_t_fill(first, PS, 0, 1);
+	ck_assert(!upg_seal_unchanged(&s, 100, first, PS));
 	upg_seal_fini(&s);
 
 	if (enc) {
@@ -304,6 +371,7 @@ int main(void)
 	Suite *s = suite_create("seal");
 	TCase *tc = tcase_create("unit");
 	tcase_add_test(tc, test_crc32c_vectors);
+	tcase_add_test(tc, test_digest);
 	tcase_add_loop_test(tc, test_seal_blocks, 0, 2);
 	tcase_add_test(tc, test_encrypt_without_sodium);
 	suite_add_tcase(s, tc);

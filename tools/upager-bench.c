@@ -124,7 +124,7 @@ struct mem_counters {
 	uint64_t zero_fills;
 	uint64_t readahead_pages;
 	uint64_t refaults;
-	uint64_t wp_faults;       /* first writes to clean pages */
+	uint64_t wp_faults;       /* write-protect faults */
 	uint64_t evictions;
 	uint64_t writebacks;
 	uint64_t clean_drops;
