@@ -77,9 +77,21 @@ START_TEST(terabyte)
 		ck_assert_int_eq(upager_stats(up, &st), 0);
 		still = st.evictions == was ? still + 1 : 0;
 	}
-	uint64_t after = rss_anon();
-	uint64_t in_region = region_resident(base, stride);
-	uint64_t overhead = after > before + in_region ? after - before - in_region : 0;
+	/* A batch whose writes are slow (a loaded machine) can hold up to
+	 * 4 MiB in the scratch range for longer than that: the lowest of a
+	 * few looks is what stays. */
+	uint64_t after = 0, in_region = 0, overhead = UINT64_MAX;
+	for (int look = 0; look < 10; look++) {
+		if (look)
+			usleep(30000);
+		uint64_t a = rss_anon(), in = region_resident(base, stride);
+		uint64_t o = a > before + in ? a - before - in : 0;
+		if (o < overhead) {
+			overhead = o;
+			after = a;
+			in_region = in;
+		}
+	}
 	printf("scale: 1 TiB region, %llu MiB touched, budget %llu MiB\n", (unsigned long long)(spots * SPOT >> 20),
 	       (unsigned long long)(budget >> 20));
 	printf("  RssAnon growth %.1f MiB, region resident %.1f MiB (upager counts %.1f MiB, peak %.1f MiB)\n",
