@@ -985,20 +985,42 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 	 * it, or a sub-page discard of a large page), or the message raced
 	 * with a copy that already mapped it.  Copy zeros over whatever is
 	 * missing; present parts are kept (UFFDIO_COPY skips them).
+	 *
+	 * The page is this handler's (FILLING, out of the policy) while the
+	 * lock is dropped for the copy.  Left RESIDENT, the evictor could
+	 * take it and move it out between the look-up and the copy, which
+	 * would then map zeros over all of it behind the evictor's back; the
+	 * page's next read-in would keep those zeros (a copy-in skips what is
+	 * mapped) instead of the data written back.
 	 */
+	bool framed = p->frame != UPG_NOFRAME;
+	if (framed)
+		up->pol_ops->remove(up->pol, p->frame);
+	p->state = PG_FILLING;
+	r->busy++;
 	pthread_mutex_unlock(&up->lock);
 	size_t existed = 0;
 	uintptr_t a = r->base + (page << r->pshift);
-	h_copy(h, a, up->zero_buf, r->psize, false, &existed);
+	int rc = h_copy(h, a, up->zero_buf, r->psize, false, &existed);
 	pthread_mutex_lock(&up->lock);
-	if (p->state == PG_RESIDENT && existed < r->psize) {
-		/* Something was refilled: the store copy no longer matches. */
+	/* A discard meanwhile only flagged the page (it was FILLING): it
+	 * reads as zeros either way, as after a zero fill. */
+	bool discarded = p->flags & PF_DISCARDED;
+	p->flags &= ~PF_DISCARDED;
+	if (rc || existed < r->psize || discarded) {
+		/* Something was refilled (or may have been: a failed copy
+		 * says nothing of what it did first): the store copy no
+		 * longer matches. */
 		p->flags |= PF_DIRTY;
 		if (p->slot) {
 			upg_store_free(&up->store, p->slot - 1, r->blocks);
 			p->slot = 0;
 		}
 	}
+	p->state = PG_RESIDENT;
+	if (framed)
+		up->pol_ops->insert(up->pol, p->frame, UPG_HINT_NEW);
+	region_unbusy(up, r, 1);
 	wake_page(up, a, r->psize);
 }
 
