@@ -58,6 +58,7 @@ struct vict {
 	uint8_t fresh_slot; /* new_slot was allocated for this write */
 	uint8_t ghost;      /* a refault soon after counts as a ghost hit */
 	uint8_t copied;     /* could not move: copied to ev->copy, zapped in place */
+	uint16_t zeroed;    /* zmask parts zeroed in what was moved out */
 };
 
 struct upg_evictor {
@@ -253,26 +254,33 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 			v->kind = K_GONE;  /* zapped before we moved it */
 			continue;
 		}
+		/* The page is out of the region: no write can change it
+		 * now.  Its slot stays too (only this thread reuses
+		 * slots); a discard meanwhile is seen in finish().  Parts
+		 * discarded whose zap had not landed are zeroed here. */
+		pthread_mutex_lock(&up->lock);
+		struct upg_pte *p = upg_pte_get(r, v->page);
+		uint16_t zm = p->zmask;
+		uint32_t slot = !(p->flags & PF_DIRTY) && !zm ? p->slot : 0;
+		pthread_mutex_unlock(&up->lock);
+		v->zeroed = zm;
+		uint32_t chunk = upg_zchunk(r->psize);
 		if (present < sub) {
 			/* Part of a large page was zapped: rebuild it with
 			 * zeros there and put it back now (see copy_back()
 			 * for why uffd_lock is held). */
 			memset(ev->image, 0, r->psize);
 			for (uint32_t q = 0; q < sub; q++)
-				if (vec[q] & 1)
+				if ((vec[q] & 1) && !(zm >> (q * 4096 / chunk) & 1))
 					memcpy(ev->image + (size_t)q * 4096, s + (size_t)q * 4096, 4096);
 			pthread_mutex_lock(&up->uffd_lock);
 			v->kind = ev_copy_back(up, r, v->page, ev->image) ? K_GONE : K_BACK;
 			pthread_mutex_unlock(&up->uffd_lock);
 			continue;
 		}
-		/* The page is out of the region: no write can change it
-		 * now.  Its slot stays too (only this thread reuses
-		 * slots); a discard meanwhile is seen in finish(). */
-		pthread_mutex_lock(&up->lock);
-		struct upg_pte *p = upg_pte_get(r, v->page);
-		uint32_t slot = !(p->flags & PF_DIRTY) ? p->slot : 0;
-		pthread_mutex_unlock(&up->lock);
+		for (uint32_t c = 0; c < 16 && c * chunk < r->psize; c++)
+			if (zm >> c & 1)
+				memset(s + (size_t)c * chunk, 0, chunk);
 		if (slot && upg_seal_unchanged(&up->seal, slot - 1, s, r->psize))
 			v->kind = K_CLEAN;
 		else if (all_zero(s, r->psize))
@@ -494,7 +502,19 @@ static void copy_back(struct upg_evictor *ev, uint32_t n)
 			v->kind = K_STAY;  /* never left its place */
 			continue;
 		}
-		int rc = ev_copy_back(up, v->r, v->page, (const void *)(up->scratch + v->soff));
+		/* A part discarded while the page was out found nothing to
+		 * zap: it goes back as zeros, not with the old bytes. */
+		struct upg_region *r = v->r;
+		char *s = (char *)(up->scratch + v->soff);
+		pthread_mutex_lock(&up->lock);
+		uint16_t zm = upg_pte_get(r, v->page)->zmask & (uint16_t)~v->zeroed;
+		pthread_mutex_unlock(&up->lock);
+		uint32_t chunk = upg_zchunk(r->psize);
+		for (uint32_t c = 0; c < 16 && c * chunk < r->psize; c++)
+			if (zm >> c & 1)
+				memset(s + (size_t)c * chunk, 0, chunk);
+		v->zeroed |= zm;
+		int rc = ev_copy_back(up, r, v->page, s);
 		if (rc) {
 			if (rc != -ECANCELED)
 				upg_log(up, UPAGER_LOG_DEBUG, "copy-back of page %llu: %s", (unsigned long long)v->page,
@@ -514,6 +534,8 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 		struct upg_region *r = v->r;
 		struct upg_pte *p = upg_pte_get(r, v->page);
 		bool discarded = p->flags & PF_DISCARDED;
+		if (v->kind != K_STAY)
+			p->zmask &= (uint16_t)~v->zeroed;  /* what left (or came back) has zeros there */
 		if (v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_BACK) {
 			if (v->kind != K_STAY) {
 				if (v->kind == K_KEEP && v->fresh_slot)

@@ -998,11 +998,44 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 		up->pol_ops->remove(up->pol, p->frame);
 	p->state = PG_FILLING;
 	r->busy++;
+	uint16_t zm = p->zmask;
 	pthread_mutex_unlock(&up->lock);
-	size_t existed = 0;
+	/* Only the 4 KiB parts missing now are filled, run by run.  A part
+	 * discarded while mapped is marked in zmask (upg_discard_part()) until
+	 * its zap is seen: a mark whose zap lands after this look keeps its
+	 * bit, and the part is filled by the fault that follows. */
 	uintptr_t a = r->base + (page << r->pshift);
-	int rc = h_copy(h, a, up->zero_buf, r->psize, false, &existed);
+	uint32_t sub = r->psize / 4096;
+	unsigned char vec[UPG_MAX_PAGE / 4096];
+	bool looked = mincore((void *)a, r->psize, vec) == 0;
+	size_t existed = 0;
+	int rc = 0;
+	for (uint32_t q = 0; q < sub && !rc;) {
+		if (looked && (vec[q] & 1)) {
+			existed += 4096;
+			q++;
+			continue;
+		}
+		uint32_t e = q + 1;
+		while (e < sub && !(looked && (vec[e] & 1)))
+			e++;
+		size_t had = 0;
+		rc = h_copy(h, a + (size_t)q * 4096, up->zero_buf, (size_t)(e - q) * 4096, false, &had);
+		existed += had;
+		q = e;
+	}
 	pthread_mutex_lock(&up->lock);
+	if (looked && !rc && zm) {
+		/* Marked parts found zapped are zeros now: the mark is done. */
+		uint32_t chunk = upg_zchunk(r->psize) / 4096;
+		for (uint32_t c = 0; c < 16 && c * chunk < sub; c++) {
+			bool gone = true;
+			for (uint32_t q = c * chunk; q < (c + 1) * chunk && gone; q++)
+				gone = !(vec[q] & 1);
+			if (gone)
+				p->zmask &= (uint16_t)~(1u << c);
+		}
+	}
 	/* A discard meanwhile only flagged the page (it was FILLING): it
 	 * reads as zeros either way, as after a zero fill. */
 	bool discarded = p->flags & PF_DISCARDED;

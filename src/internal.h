@@ -64,7 +64,9 @@ struct upg_pte {
 	uint8_t state;
 	uint8_t flags;
 	uint16_t zmask;     /* parts (1/16 of the page, at least 4 KiB) discarded while
-			     * not resident: zeroed when the page is next copied in */
+			     * not resident: zeroed when the page is next copied in; on a
+			     * resident page, parts discarded whose zap may not have
+			     * landed: zeroed by an eviction that moves them out */
 };
 
 /* Bytes covered by one zmask bit of a page of psize. */

@@ -264,8 +264,12 @@ void upg_discard_range(struct upager *up, struct upg_region *r, uint64_t first, 
 void upg_discard_part(struct upager *up, struct upg_region *r, uint64_t page, uintptr_t start, uintptr_t end)
 {
 	struct upg_pte *p = upg_pte_peek(r, page);
-	if (!p || p->state == PG_NONE || p->state == PG_FILLING || p->state == PG_RESIDENT)
-		return;  /* zeros already, or the kernel zapped what is mapped */
+	if (!p || p->state == PG_NONE || p->state == PG_FILLING)
+		return;  /* zeros already, or the kernel zaps what is mapped */
+	/* A RESIDENT page is marked too: the kernel zaps the part only after
+	 * this event is read, and the evictor may move the page out whole
+	 * before that.  It zeroes marked parts of what it moves out; a refill
+	 * of the zapped part clears the mark (missing()). */
 	uint32_t chunk = upg_zchunk(r->psize);
 	uintptr_t base = r->base + (page << r->pshift);
 	uintptr_t s = start > base ? start : base, e = end < base + r->psize ? end : base + r->psize;
