@@ -772,7 +772,11 @@ int upg_evictor_start(struct upager *up, char *err, size_t errlen)
 	up->ev = ev;
 	ev->cap = SCRATCH_LEN / 4096;
 	ev->v = calloc(ev->cap, sizeof *ev->v);
-	ev->image = malloc(UPG_MAX_PAGE);
+	/* Mapped, not malloc()ed: untouched until a half-zapped page needs it
+	 * (a malloc() debugging fill would make it 2 MiB of RAM at once). */
+	ev->image = mmap(NULL, UPG_MAX_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (ev->image == MAP_FAILED)
+		ev->image = NULL;
 	ev->mem_fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
 	ev->copy = mmap(NULL, SCRATCH_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (ev->copy == MAP_FAILED)
@@ -853,7 +857,8 @@ void upg_evictor_stop(struct upager *up)
 		munmap(ev->cipher, 2 * SCRATCH_LEN);
 	if (ev->mem_fd >= 0)
 		close(ev->mem_fd);
-	free(ev->image);
+	if (ev->image)
+		munmap(ev->image, UPG_MAX_PAGE);
 	free(ev->v);
 	free(ev);
 	up->ev = NULL;
