@@ -72,8 +72,8 @@ struct upager_config {
 	                           * per-runtime key; 0 (default): CRC-32C checksums only */
 	/* Added in 0.3 (older callers get the default): */
 	uint32_t poll_us;         /* a handler with store reads in flight polls for their completion
-	                           * this long, yielding the CPU, before it sleeps (0..10000; default 200;
-	                           * 0: sleep at once) */
+	                           * this long, yielding the CPU, before it sleeps (0..10000; default 0:
+	                           * sleep at once) */
 };
 
 UPAGER_API void upager_config_init(struct upager_config *cfg);

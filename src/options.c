@@ -34,8 +34,8 @@
 #define STORE_MAX_MIN MIB
 
 /* The first published struct upager_config ended before encrypt; fields
- * after that are zero for callers built with that header, or their
- * default where zero means something else (upg_config_copy()). */
+ * after that are zero for callers built with that header, which is their
+ * default. */
 #define CONFIG_MIN_SIZE offsetof(struct upager_config, encrypt)
 
 #define FIELD(f) offsetof(struct upager_config, f)
@@ -250,9 +250,6 @@ void upg_config_copy(struct upager_config *dst, const struct upager_config *src)
 	memset(dst, 0, sizeof *dst);
 	memcpy(dst, src, n);
 	dst->size = sizeof *dst;
-	/* Fields the caller's header did not have take their defaults. */
-	if (n < offsetof(struct upager_config, poll_us) + sizeof dst->poll_us)
-		dst->poll_us = UPG_POLL_US_DEFAULT;
 }
 
 /*

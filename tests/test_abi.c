@@ -165,7 +165,7 @@ START_TEST(test_config_init_defaults)
 	ck_assert_ptr_null((void *)cfg.log);
 	ck_assert_ptr_null(cfg.log_arg);
 	ck_assert_uint_eq(cfg.encrypt, 0);
-	ck_assert_uint_eq(cfg.poll_us, 200);
+	ck_assert_uint_eq(cfg.poll_us, 0);
 	/* Padding too: init clears the whole struct. */
 	unsigned char pad[4];
 	memcpy(pad, (char *)&cfg + 60, 4);

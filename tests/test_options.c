@@ -236,7 +236,7 @@ START_TEST(test_config_init_defaults)
 	ck_assert_int_eq(cfg.log_level, UPAGER_LOG_WARN);
 	ck_assert_ptr_null(cfg.log);
 	ck_assert_ptr_null(cfg.log_arg);
-	ck_assert_uint_eq(cfg.poll_us, 200);
+	ck_assert_uint_eq(cfg.poll_us, 0);
 
 	ck_assert_int_eq(upg_config_check(&cfg, err, sizeof err), 0);
 	ck_assert_str_eq(err, "untouched");

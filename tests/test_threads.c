@@ -9,8 +9,8 @@
  * touch.  Then threads die in the middle of faults (a signal whose handler
  * calls pthread_exit) and short-lived threads touch one cold page and exit;
  * the data still verifies, upager_close() succeeds and no thread is left.
- * The 64 threads run with the handlers polling for their reads (the
- * default) and without.
+ * The 64 threads run with the handlers polling for their reads
+ * (UPAGER_POLL_US) and without (the default).
  */
 #include <check.h>
 #include <pthread.h>
@@ -64,7 +64,7 @@ static void setup_poll(uint32_t ps, uint32_t poll_us)
 
 static void setup(uint32_t ps)
 {
-	setup_poll(ps, 200);
+	setup_poll(ps, 0);
 }
 
 static uint64_t count_bad(void)
