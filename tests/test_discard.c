@@ -671,11 +671,6 @@ static Suite *discard_suite(void)
 	tcase_add_checked_fixture(tc, setup_none, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_16k_subpage_refault_under_eviction);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("16k_seen");
-	tcase_add_checked_fixture(tc, setup_none, teardown);
-	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_16k_discard_seen_before_zap);
 	suite_add_tcase(s, tc);
 	return s;

@@ -57,6 +57,24 @@ static uint64_t count_bad(uint64_t first, uint64_t last, uint32_t gen)
 	return bad;
 }
 
+/* Fork a child that checks every page for generation 1 once a byte
+ * arrives on go[0]; the parent keeps go[1]. */
+static pid_t fork_checker(int go[2])
+{
+	ck_assert_int_eq(pipe(go), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(go[1]);
+		char c;
+		if (read(go[0], &c, 1) != 1)
+			_exit(2);
+		_exit(count_bad(0, NPAGES, 1) ? 1 : 0);
+	}
+	close(go[0]);
+	return pid;
+}
+
 struct part { uint64_t first, last, bad; };
 static void *verify_part(void *arg)
 {
@@ -159,17 +177,7 @@ START_TEST(child_outlives_close)
 #endif
 	setup_region_enc((uint32_t)_i);
 	int go[2];
-	ck_assert_int_eq(pipe(go), 0);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		close(go[1]);
-		char c;
-		if (read(go[0], &c, 1) != 1)
-			_exit(2);
-		_exit(count_bad(0, NPAGES, 1) ? 1 : 0);
-	}
-	close(go[0]);
+	pid_t pid = fork_checker(go);
 	ck_assert_int_eq(upager_close(up), 0);
 	ck_assert_int_eq(write(go[1], "g", 1), 1);
 	close(go[1]);
@@ -270,17 +278,7 @@ START_TEST(first_child_keeps_blocks_after_second_ends)
 {
 	setup_region();
 	int go[2];
-	ck_assert_int_eq(pipe(go), 0);
-	pid_t a = fork();
-	ck_assert_int_ge(a, 0);
-	if (a == 0) {
-		close(go[1]);
-		char c;
-		if (read(go[0], &c, 1) != 1)
-			_exit(2);
-		_exit(count_bad(0, NPAGES, 1) ? 1 : 0);
-	}
-	close(go[0]);
+	pid_t a = fork_checker(go);
 	madvise(base, BYTES, MADV_DONTNEED);
 	pid_t b = fork();
 	ck_assert_int_ge(b, 0);
