@@ -225,6 +225,13 @@ static void *touch_one(void *arg)
 
 START_TEST(threads_exit_mid_fault)
 {
+#if defined(__SANITIZE_THREAD__)
+	/* ThreadSanitizer delivers a signal only when the thread next calls
+	 * into its runtime, and a reader spinning over paged memory never
+	 * does: the readers are never killed (tools/sanitize.sh). */
+	fprintf(stderr, "threads_exit_mid_fault: not run under ThreadSanitizer\n");
+	return;
+#endif
 	int before[MAX_TIDS];
 	int nbefore = upg_t_tasks(before, MAX_TIDS);
 	setup(page_sizes[_i]);

@@ -25,6 +25,11 @@
 #         __SANITIZE_THREAD__): ThreadSanitizer cannot start threads in the
 #         child of a multithreaded fork.  die_after_fork=0 lets the other fork
 #         cases, whose children start no threads, run.
+#   tsan  in test 'threads', the case threads_exit_mid_fault (it returns
+#         early under __SANITIZE_THREAD__): ThreadSanitizer holds a signal
+#         until the thread next calls into its runtime, and the readers,
+#         spinning over paged memory, never do, so they are never killed
+#         and the test waits for them until its timeout.
 #   tsan  tools/tsan.supp: the evictor's atomic add of zero to application
 #         pages (unshare_page) races with the program's plain accesses by
 #         design.
