@@ -12,8 +12,9 @@
  *      region would raise (which the handlers could not tell from an
  *      application's discard);
  *   3. drop clean pages (not marked dirty, and matching the digests their
- *      slot was written with) and all-zero pages with no I/O; write the rest from the scratch range with O_DIRECT, merging
- *      pages with consecutive slots into one write;
+ *      slot was written with) and all-zero pages with no I/O; write the
+ *      rest from the scratch range with O_DIRECT, merging pages with
+ *      consecutive slots into one write;
  *   4. finish the states, then MADV_DONTNEED the scratch range.  That raises
  *      a REMOVE event for the scratch range, which a handler reads and
  *      ignores: this thread is never the one that reads the userfaultfd.
@@ -264,11 +265,11 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 		uint32_t slot = !(p->flags & PF_DIRTY) && !zm ? p->slot : 0;
 		pthread_mutex_unlock(&up->lock);
 		v->zeroed = zm;
-		uint32_t chunk = upg_zchunk(r->psize);
 		if (present < sub) {
 			/* Part of a large page was zapped: rebuild it with
 			 * zeros there and put it back now (see copy_back()
 			 * for why uffd_lock is held). */
+			uint32_t chunk = upg_zchunk(r->psize);
 			memset(ev->image, 0, r->psize);
 			for (uint32_t q = 0; q < sub; q++)
 				if ((vec[q] & 1) && !(zm >> (q * 4096 / chunk) & 1))
@@ -278,9 +279,7 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 			pthread_mutex_unlock(&up->uffd_lock);
 			continue;
 		}
-		for (uint32_t c = 0; c < 16 && c * chunk < r->psize; c++)
-			if (zm >> c & 1)
-				memset(s + (size_t)c * chunk, 0, chunk);
+		upg_zero_parts(s, r->psize, zm);
 		if (slot && upg_seal_unchanged(&up->seal, slot - 1, s, r->psize))
 			v->kind = K_CLEAN;
 		else if (all_zero(s, r->psize))
@@ -509,10 +508,7 @@ static void copy_back(struct upg_evictor *ev, uint32_t n)
 		pthread_mutex_lock(&up->lock);
 		uint16_t zm = upg_pte_get(r, v->page)->zmask & (uint16_t)~v->zeroed;
 		pthread_mutex_unlock(&up->lock);
-		uint32_t chunk = upg_zchunk(r->psize);
-		for (uint32_t c = 0; c < 16 && c * chunk < r->psize; c++)
-			if (zm >> c & 1)
-				memset(s + (size_t)c * chunk, 0, chunk);
+		upg_zero_parts(s, r->psize, zm);
 		v->zeroed |= zm;
 		int rc = ev_copy_back(up, r, v->page, s);
 		if (rc) {

@@ -529,12 +529,7 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 					p->slot = 0;
 				}
 			}
-			if (p->zmask) {
-				uint32_t chunk = upg_zchunk(r->psize);
-				for (uint32_t c = 0; c < 16 && c * chunk < r->psize; c++)
-					if (p->zmask >> c & 1)
-						memset(buf + ((size_t)i << r->pshift) + (size_t)c * chunk, 0, chunk);
-			}
+			upg_zero_parts(buf + ((size_t)i << r->pshift), r->psize, p->zmask);
 		}
 		pthread_mutex_unlock(&up->lock);
 		rc = copy_in(up, io, io->first, io->npages, buf);

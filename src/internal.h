@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "upager.h"
 #include "policy.h"
@@ -73,6 +74,15 @@ struct upg_pte {
 static inline uint32_t upg_zchunk(uint32_t psize)
 {
 	return psize / 16 > 4096 ? psize / 16 : 4096;
+}
+
+/* Zero the parts of page (psize bytes) whose bits are set in zmask. */
+static inline void upg_zero_parts(char *page, uint32_t psize, uint16_t zmask)
+{
+	uint32_t chunk = upg_zchunk(psize);
+	for (uint32_t c = 0; c < 16 && c * chunk < psize; c++)
+		if (zmask >> c & 1)
+			memset(page + (size_t)c * chunk, 0, chunk);
 }
 
 /* A sequential access stream seen through faults.  Several per region, so
