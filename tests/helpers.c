@@ -190,15 +190,17 @@ int upg_t_count_dir(const char *path)
 	return n;
 }
 
-int upg_t_store_fd(const char *dir, int *count)
+int upg_t_store_fd(pid_t pid, const char *dir, int *count)
 {
-	DIR *d = opendir("/proc/self/fd");
+	char fds[64];
+	snprintf(fds, sizeof fds, "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(fds);
 	struct dirent *e;
 	int found = -1, n = 0;
 	size_t len = strlen(dir);
 	while (d && (e = readdir(d))) {
-		char p[300], target[PATH_MAX];
-		snprintf(p, sizeof p, "/proc/self/fd/%s", e->d_name);
+		char p[320], target[PATH_MAX];
+		snprintf(p, sizeof p, "%s/%s", fds, e->d_name);
 		ssize_t got = readlink(p, target, sizeof target - 1);
 		if (got <= 0)
 			continue;

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include "upager.h"
 
 /* Exit code that tells meson a test was skipped. */
@@ -14,9 +15,9 @@
 void upg_t_fill(void *page, size_t psize, uint64_t index, uint32_t gen);
 /* 0 when the page holds the pattern; otherwise 1 + the first wrong byte offset. */
 size_t upg_t_check(const void *page, size_t psize, uint64_t index, uint32_t gen);
-/* 1 when every byte is zero. */
 /* Word number word of the pattern upg_t_fill() writes for (index, gen). */
 uint64_t upg_t_word(uint64_t index, uint32_t gen, size_t word);
+/* 1 when every byte is zero. */
 int upg_t_is_zero(const void *p, size_t len);
 
 /* splitmix64: deterministic, seeded. */
@@ -39,9 +40,10 @@ __attribute__((noreturn)) void upg_t_child_return(int wfd, const void *res, size
  * With "/proc/self/fd" it counts open descriptors (plus the one reading it). */
 int upg_t_count_dir(const char *path);
 
-/* The descriptor open on a file under dir (the store: its target reads
- * "dir/... (deleted)"), or -1; *count (if not NULL) gets how many there are. */
-int upg_t_store_fd(const char *dir, int *count);
+/* A descriptor of process pid open on a file under dir (the store: its
+ * target reads "dir/... (deleted)"), or -1; *count (if not NULL) gets how
+ * many there are. */
+int upg_t_store_fd(pid_t pid, const char *dir, int *count);
 
 /* Thread ids of this process from /proc/self/task, at most max; the count. */
 int upg_t_tasks(int *tids, int max);

@@ -373,7 +373,7 @@ static void tmpfile_child(void *arg, int wfd)
 	if (upager_open(&cfg, &up, res.err, sizeof res.err))
 		goto out;
 	res.calls = upg_inject_calls(UPG_INJ_TMPFILE);
-	int in_dir = 0, fd = upg_t_store_fd(dir, &in_dir);
+	int in_dir = 0, fd = upg_t_store_fd(getpid(), dir, &in_dir);
 	res.in_dir = (unsigned)in_dir;
 	struct stat sb;
 	if (fd >= 0 && fstat(fd, &sb) == 0) {

@@ -9,7 +9,6 @@
  */
 #include <check.h>
 #include <errno.h>
-#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -64,25 +63,6 @@ static uint64_t count_bad(const char *base, uint64_t npages, uint32_t gen)
 	return bad;
 }
 
-/* Does some descriptor of process pid point into dir? */
-static int has_fd_in(pid_t pid, const char *dir)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-	int n = upg_t_count_dir(path);
-	int found = 0;
-	for (int fd = 0; fd < n + 64 && !found; fd++) {
-		char link[96], target[PATH_MAX];
-		snprintf(link, sizeof link, "/proc/%d/fd/%d", (int)pid, fd);
-		ssize_t len = readlink(link, target, sizeof target - 1);
-		if (len <= 0)
-			continue;
-		target[len] = 0;
-		found = !strncmp(target, dir, strlen(dir)) && target[strlen(dir)] == '/';
-	}
-	return found;
-}
-
 #if defined(__SANITIZE_THREAD__)
 static void *nothing(void *arg)
 {
@@ -115,7 +95,7 @@ START_TEST(open_close_cycles)
 		char *base = mem;
 		for (uint64_t pg = 0; pg < npages; pg++)
 			upg_t_fill(base + pg * PSIZE, PSIZE, pg, (uint32_t)i);
-		ck_assert_msg(has_fd_in(getpid(), store_dir), "cycle %d: the store is not in %s", i, store_dir);
+		ck_assert_msg(upg_t_store_fd(getpid(), store_dir, NULL) >= 0, "cycle %d: the store is not in %s", i, store_dir);
 		ck_assert_int_eq(upg_t_count_dir(store_dir), 0);
 		if (i % 10 == 9) {
 			pid_t pid = fork();
@@ -260,7 +240,7 @@ START_TEST(kill9_leaves_store_dir_empty)
 		char c;
 		ck_assert_int_eq(read(p[0], &c, 1), 1);  /* it has written and read back its store */
 		close(p[0]);
-		ck_assert_msg(has_fd_in(pid, store_dir), "the child's store is not in %s", store_dir);
+		ck_assert_msg(upg_t_store_fd(pid, store_dir, NULL) >= 0, "the child's store is not in %s", store_dir);
 		ck_assert_int_eq(upg_t_count_dir(store_dir), 0);
 		usleep((useconds_t)(upg_t_rand(&seed) % 50000));
 		ck_assert_int_eq(kill(pid, SIGKILL), 0);

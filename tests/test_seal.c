@@ -262,7 +262,7 @@ static void flip_child(void *arg, int wfd)
 	upager_stats(up, &st);
 	res.written = st.writebacks;
 
-	int fd = upg_t_store_fd(dir, NULL);
+	int fd = upg_t_store_fd(getpid(), dir, NULL);
 	char path[64];
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 	struct stat sb;
