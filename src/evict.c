@@ -131,16 +131,22 @@ static int ev_move(struct upager *up, uintptr_t dst, uintptr_t src, size_t len, 
 }
 
 /* Copy a page back into its region unless it was discarded meanwhile.
- * uffd_lock held on entry and exit; released while backing off, so the
- * discard flag is checked again each time.  -ECANCELED: discarded. */
-static int ev_copy_back(struct upager *up, struct upg_region *r, uint64_t page, const void *src)
+ * Parts discarded while it was out (marked in zmask, not yet in *zeroed)
+ * found nothing to zap: they are zeroed in src first, and added to
+ * *zeroed.  uffd_lock held on entry and exit; released while backing off,
+ * so both are checked again each time.  -ECANCELED: discarded. */
+static int ev_copy_back(struct upager *up, struct upg_region *r, uint64_t page, char *src, uint16_t *zeroed)
 {
 	for (;;) {
 		pthread_mutex_lock(&up->lock);
-		bool discarded = upg_pte_get(r, page)->flags & PF_DISCARDED;
+		struct upg_pte *p = upg_pte_get(r, page);
+		bool discarded = p->flags & PF_DISCARDED;
+		uint16_t zm = p->zmask & (uint16_t)~*zeroed;
 		pthread_mutex_unlock(&up->lock);
 		if (discarded)
 			return -ECANCELED;
+		upg_zero_parts(src, r->psize, zm);
+		*zeroed |= zm;
 		int rc = upg_uffd_copy(up->uffd, r->base + (page << r->pshift), src, r->psize, false, NULL);
 		if (rc != -EAGAIN)
 			return rc;
@@ -275,7 +281,7 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 				if ((vec[q] & 1) && !(zm >> (q * 4096 / chunk) & 1))
 					memcpy(ev->image + (size_t)q * 4096, s + (size_t)q * 4096, 4096);
 			pthread_mutex_lock(&up->uffd_lock);
-			v->kind = ev_copy_back(up, r, v->page, ev->image) ? K_GONE : K_BACK;
+			v->kind = ev_copy_back(up, r, v->page, ev->image, &v->zeroed) ? K_GONE : K_BACK;
 			pthread_mutex_unlock(&up->uffd_lock);
 			continue;
 		}
@@ -501,16 +507,7 @@ static void copy_back(struct upg_evictor *ev, uint32_t n)
 			v->kind = K_STAY;  /* never left its place */
 			continue;
 		}
-		/* A part discarded while the page was out found nothing to
-		 * zap: it goes back as zeros, not with the old bytes. */
-		struct upg_region *r = v->r;
-		char *s = (char *)(up->scratch + v->soff);
-		pthread_mutex_lock(&up->lock);
-		uint16_t zm = upg_pte_get(r, v->page)->zmask & (uint16_t)~v->zeroed;
-		pthread_mutex_unlock(&up->lock);
-		upg_zero_parts(s, r->psize, zm);
-		v->zeroed |= zm;
-		int rc = ev_copy_back(up, r, v->page, s);
+		int rc = ev_copy_back(up, v->r, v->page, (char *)(up->scratch + v->soff), &v->zeroed);
 		if (rc) {
 			if (rc != -ECANCELED)
 				upg_log(up, UPAGER_LOG_DEBUG, "copy-back of page %llu: %s", (unsigned long long)v->page,
@@ -532,13 +529,13 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 		bool discarded = p->flags & PF_DISCARDED;
 		if (v->kind != K_STAY)
 			p->zmask &= (uint16_t)~v->zeroed;  /* what left (or came back) has zeros there */
-		if (v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_BACK) {
+		bool back = v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_BACK;
+		if (back && !discarded) {
 			if (v->kind != K_STAY) {
 				if (v->kind == K_KEEP && v->fresh_slot)
 					upg_store_free(&up->store, v->new_slot - 1, r->blocks);
 				p->flags |= PF_DIRTY;
 			}
-			p->flags &= ~PF_DISCARDED;
 			p->state = PG_RESIDENT;
 			/* Behind the pages that can go: as a new page it would be
 			 * picked again first (S3-FIFO's small queue) and starve
@@ -551,7 +548,7 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 		p->frame = UPG_NOFRAME;
 		upg_resident_sub(up, r->psize);
 		if (discarded || v->kind == K_GONE || v->kind == K_ZERO) {
-			if (v->kind == K_WRITE && v->fresh_slot)
+			if ((v->kind == K_WRITE || v->kind == K_KEEP) && v->fresh_slot)
 				upg_store_free(&up->store, v->new_slot - 1, r->blocks);
 			if (p->slot)
 				upg_store_free(&up->store, p->slot - 1, r->blocks);
@@ -574,7 +571,10 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 		if (++up->evict_seq == 0)
 			up->evict_seq = 1;
 		p->evict_seq = v->ghost ? up->evict_seq : 0;
-		p->flags &= PF_DEFERRED;
+		/* A discard read while it was out: a page that never left or
+		 * was put back (or partly put back) stays mapped, old bytes
+		 * and all, until the kernel's zap lands (see PF_ZAPWAIT). */
+		p->flags = (uint8_t)((p->flags & PF_DEFERRED) | (discarded ? PF_ZAPWAIT : 0));
 		up->c.evictions++;
 		freed++;
 		r->busy--;

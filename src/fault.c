@@ -178,11 +178,15 @@ static void wake_page(struct upager *up, uintptr_t addr, uint32_t psize)
 static void absorb_events(struct upg_handler *h);
 
 /* The ioctls a handler makes while holding uffd_lock: on -EAGAIN an event
- * is waiting; read it (absorb_events) and try again. */
-static int h_copy(struct upg_handler *h, uintptr_t dst, const void *src, size_t len, bool wp, size_t *existed)
+ * is waiting; read it (absorb_events) and try again.  With watch, a copy
+ * stops (-ECANCELED) once an event read there discards all of watch's page
+ * or marks a part of it not in zm: what is mapped of the page then went in
+ * before the event, and the kernel's zap, which follows it, takes it out. */
+static int h_copy(struct upg_handler *h, uintptr_t dst, const void *src, size_t len, const struct upg_pte *watch,
+		  uint16_t zm, size_t *existed)
 {
 	for (;;) {
-		int rc = upg_inject(UPG_INJ_COPY, upg_uffd_copy(h->up->uffd, dst, src, len, wp, existed), len);
+		int rc = upg_inject(UPG_INJ_COPY, upg_uffd_copy(h->up->uffd, dst, src, len, false, existed), len);
 		if (rc == -EFAULT || rc == -EBADF || rc == -ENOTTY)
 			upg_fatal(h->up, "UFFDIO_COPY of %zu bytes at %#lx failed: %s (the runtime's own state is "
 				  "broken; faulting threads could never be woken)", len, (unsigned long)dst,
@@ -190,6 +194,13 @@ static int h_copy(struct upg_handler *h, uintptr_t dst, const void *src, size_t 
 		if (rc != -EAGAIN)
 			return rc;
 		absorb_events(h);
+		if (watch) {
+			pthread_mutex_lock(&h->up->lock);
+			bool gone = (watch->flags & PF_DISCARDED) || (watch->zmask & ~zm);
+			pthread_mutex_unlock(&h->up->lock);
+			if (gone)
+				return -ECANCELED;
+		}
 	}
 }
 
@@ -215,6 +226,58 @@ static int h_poison(struct upg_handler *h, uintptr_t start, size_t len)
 
 /* ---- zero fill ---- */
 
+/* Does page (PF_ZAPWAIT) still map something?  vec, when not NULL, holds
+ * mincore() of the page. */
+static bool zapwait_mapped(struct upg_region *r, uint64_t page, const unsigned char *vec)
+{
+	unsigned char own[UPG_MAX_PAGE / 4096];
+	uint32_t sub = r->psize / 4096;
+	if (!vec) {
+		if (mincore((void *)(r->base + (page << r->pshift)), r->psize, own))
+			return true;  /* cannot tell: wait, as if mapped */
+		vec = own;
+	}
+	for (uint32_t q = 0; q < sub; q++)
+		if (vec[q] & 1)
+			return true;
+	return false;
+}
+
+/* Pages discarded while mapped (PF_ZAPWAIT) keep their old bytes until the
+ * kernel's zap lands.  A fill then would skip those bytes (UFFDIO_COPY
+ * leaves what is mapped) and make the page RESIDENT with them, and an
+ * eviction before the zap would store them: the discard lost.  So trim the
+ * cluster [*lo, *hi) around page to pages with nothing mapped.  false when
+ * page itself still maps something: its thread is woken to fault again,
+ * which it does once the zap has landed.  up->lock held (mincore() does no
+ * I/O). */
+static bool zapwait_trim(struct upg_region *r, uint64_t page, uint64_t *lo, uint64_t *hi)
+{
+	bool any = false;
+	for (uint64_t pg = *lo; pg < *hi && !any; pg++)
+		any = upg_pte_get(r, pg)->flags & PF_ZAPWAIT;
+	if (!any)
+		return true;
+	/* One look over the cluster (at most zero_len: 2 MiB). */
+	unsigned char vec[UPG_MAX_PAGE / 4096];
+	uint32_t sub = r->psize / 4096;
+	bool looked = (*hi - *lo) * sub <= sizeof vec &&
+		      mincore((void *)(r->base + (*lo << r->pshift)), (*hi - *lo) << r->pshift, vec) == 0;
+#define ZW_MAPPED(pg) ((upg_pte_get(r, pg)->flags & PF_ZAPWAIT) && \
+		       zapwait_mapped(r, pg, looked ? vec + ((pg) - *lo) * sub : NULL))
+	if (ZW_MAPPED(page))
+		return false;
+	uint64_t l = page, h = page + 1;
+	while (l > *lo && !ZW_MAPPED(l - 1))
+		l--;
+	while (h < *hi && !ZW_MAPPED(h))
+		h++;
+#undef ZW_MAPPED
+	*lo = l;
+	*hi = h;
+	return true;
+}
+
 /* Serve page of r as zeros, with fault-around over untouched neighbours.
  * Called with uffd_lock and up->lock held; returns with both held. */
 static void zero_fill(struct upg_handler *h, struct upg_region *r, uint64_t page, bool write, uint64_t t0)
@@ -234,6 +297,10 @@ static void zero_fill(struct upg_handler *h, struct upg_region *r, uint64_t page
 		lo--;
 	while (hi < end && upg_pte_get(r, hi)->state == PG_NONE)
 		hi++;
+	if (!zapwait_trim(r, page, &lo, &hi)) {
+		wake_page(up, r->base + (page << r->pshift), r->psize);
+		return;
+	}
 	uint64_t n = upg_budget_admit(up, hi - lo, r->psize);
 	if (!n) {
 		defer(up, r, page, upg_pte_get(r, page), write, t0, false);
@@ -263,7 +330,7 @@ static void zero_fill(struct upg_handler *h, struct upg_region *r, uint64_t page
 	int rc = 0;
 	for (size_t off = 0; off < len && !rc; off += up->zero_len)
 		rc = h_copy(h, dst + off, up->zero_buf, len - off < up->zero_len ? len - off : up->zero_len,
-			    false, NULL);
+			    NULL, 0, NULL);
 	uint64_t only = UINT64_MAX;
 	if ((rc == -ENOENT || rc == -EINVAL) && n > 1) {
 		/* The cluster reaches into an unmapped or differently
@@ -271,13 +338,14 @@ static void zero_fill(struct upg_handler *h, struct upg_region *r, uint64_t page
 		 * mapping): fill just the faulting page. */
 		only = page;
 		dst = r->base + (page << r->pshift);
-		rc = h_copy(h, dst, up->zero_buf, r->psize, false, NULL);
+		rc = h_copy(h, dst, up->zero_buf, r->psize, NULL, 0, NULL);
 	}
 	pthread_mutex_lock(&up->lock);
 	uint64_t filled = 0;
 	for (uint64_t pg = lo; pg < hi; pg++) {
 		struct upg_pte *p = upg_pte_get(r, pg);
 		p->flags &= ~PF_DISCARDED;  /* it is zeros either way */
+		p->zmask = 0;
 		if (rc || (only != UINT64_MAX && pg != only)) {
 			upg_frame_release(up, p);
 			p->state = PG_NONE;
@@ -926,7 +994,7 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 			 * something does, zeros beat a hang. */
 			upg_log(up, UPAGER_LOG_ERROR, "fault on evictor scratch page %#lx", (unsigned long)addr);
 			pthread_mutex_unlock(&up->lock);
-			h_copy(h, addr & ~4095UL, up->zero_buf, 4096, false, NULL);
+			h_copy(h, addr & ~4095UL, up->zero_buf, 4096, NULL, 0, NULL);
 			pthread_mutex_lock(&up->lock);
 			return;
 		}
@@ -958,7 +1026,7 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 			 * application zapped meanwhile: it reads as zeros, and
 			 * the evictor must not wait on itself. */
 			pthread_mutex_unlock(&up->lock);
-			h_copy(h, addr & ~4095UL, up->zero_buf, 4096, false, NULL);
+			h_copy(h, addr & ~4095UL, up->zero_buf, 4096, NULL, 0, NULL);
 			pthread_mutex_lock(&up->lock);
 			return;
 		}
@@ -1005,25 +1073,50 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 	bool looked = mincore((void *)a, r->psize, vec) == 0;
 	size_t existed = 0;
 	int rc = 0;
-	for (uint32_t q = 0; q < sub && !rc;) {
+	uint32_t upto = 0;  /* parts [0, upto) are settled: present, or filled */
+	while (upto < sub) {
+		uint32_t q = upto;
 		if (looked && (vec[q] & 1)) {
 			existed += 4096;
-			q++;
+			upto++;
 			continue;
 		}
 		uint32_t e = q + 1;
 		while (e < sub && !(looked && (vec[e] & 1)))
 			e++;
 		size_t had = 0;
-		rc = h_copy(h, a + (size_t)q * 4096, up->zero_buf, (size_t)(e - q) * 4096, false, &had);
+		rc = h_copy(h, a + (size_t)q * 4096, up->zero_buf, (size_t)(e - q) * 4096, p, zm, &had);
 		existed += had;
-		q = e;
+		if (rc)
+			break;
+		upto = e;
 	}
 	pthread_mutex_lock(&up->lock);
-	if (looked && !rc && zm) {
-		/* Marked parts found zapped are zeros now: the mark is done. */
+	if (p->flags & PF_DISCARDED) {
+		/* Discarded while we copied: the event was read in h_copy(),
+		 * which then stopped, so everything mapped of the page went
+		 * in before it and the kernel's zap, still to come, removes
+		 * it all.  Until then the page keeps old bytes: PF_ZAPWAIT,
+		 * as after a discard of a mapped page (upg_discard_range()). */
+		upg_frame_release(up, p);
+		upg_resident_sub(up, r->psize);
+		if (p->slot) {
+			upg_store_free(&up->store, p->slot - 1, r->blocks);
+			p->slot = 0;
+		}
+		p->zmask = 0;
+		p->state = PG_NONE;
+		p->flags = (p->flags & PF_DEFERRED) | PF_ZAPWAIT;
+		region_unbusy(up, r, 1);
+		wake_page(up, a, r->psize);
+		return;
+	}
+	if (looked && zm) {
+		/* Marked parts found zapped and filled are zeros now: the mark
+		 * is done.  (A copy stopped by a new mark leaves the rest to
+		 * the next fault.) */
 		uint32_t chunk = upg_zchunk(r->psize) / 4096;
-		for (uint32_t c = 0; c < 16 && c * chunk < sub; c++) {
+		for (uint32_t c = 0; c < 16 && (c + 1) * chunk <= upto; c++) {
 			bool gone = true;
 			for (uint32_t q = c * chunk; q < (c + 1) * chunk && gone; q++)
 				gone = !(vec[q] & 1);
@@ -1031,11 +1124,7 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 				p->zmask &= (uint16_t)~(1u << c);
 		}
 	}
-	/* A discard meanwhile only flagged the page (it was FILLING): it
-	 * reads as zeros either way, as after a zero fill. */
-	bool discarded = p->flags & PF_DISCARDED;
-	p->flags &= ~PF_DISCARDED;
-	if (rc || existed < r->psize || discarded) {
+	if (rc || existed < r->psize) {
 		/* Something was refilled (or may have been: a failed copy
 		 * says nothing of what it did first): the store copy no
 		 * longer matches. */

@@ -51,6 +51,10 @@ enum upg_pstate {
 enum upg_pflag {
 	PF_DIRTY = 1 << 0,     /* the store copy, if any, is stale; without it a page
 				* with a slot is compared with the store's digests */
+	PF_ZAPWAIT = 1 << 1,   /* NONE after a discard of a page that was mapped: the
+				* kernel zaps it only after the REMOVE event is read,
+				* so its old bytes may still be mapped; nothing fills
+				* it until none are (zero_fill()) */
 	PF_DISCARDED = 1 << 2, /* discarded while in a transitional state */
 	PF_DEFERRED = 1 << 3,  /* a fault on it waits in the retry queue */
 	PF_POISONED = 1 << 4,  /* STORED but unreadable: poisoned, an access raises SIGBUS */

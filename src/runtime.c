@@ -244,10 +244,13 @@ void upg_discard_range(struct upager *up, struct upg_region *r, uint64_t first, 
 			up->c.discards++;
 			break;
 		case PG_RESIDENT:
+			/* Still mapped until the kernel's zap lands, after this
+			 * event was read: PF_ZAPWAIT keeps a fault-around from
+			 * taking it back, old bytes and all, meanwhile. */
 			drop_resident(up, r, p);
 			slot_free(up, r, p);
 			p->state = PG_NONE;
-			p->flags &= PF_DEFERRED;
+			p->flags = (p->flags & PF_DEFERRED) | PF_ZAPWAIT;
 			p->zmask = 0;
 			up->c.discards++;
 			break;
@@ -264,12 +267,14 @@ void upg_discard_range(struct upager *up, struct upg_region *r, uint64_t first, 
 void upg_discard_part(struct upager *up, struct upg_region *r, uint64_t page, uintptr_t start, uintptr_t end)
 {
 	struct upg_pte *p = upg_pte_peek(r, page);
-	if (!p || p->state == PG_NONE || p->state == PG_FILLING)
-		return;  /* zeros already, or the kernel zaps what is mapped */
+	if (!p || p->state == PG_NONE)
+		return;  /* zeros already */
 	/* A RESIDENT page is marked too: the kernel zaps the part only after
 	 * this event is read, and the evictor may move the page out whole
 	 * before that.  It zeroes marked parts of what it moves out; a refill
-	 * of the zapped part clears the mark (missing()). */
+	 * of the zapped part clears the mark (missing()).  So is a FILLING
+	 * one: a refill of a page in RAM stops at the mark (h_copy()), a zero
+	 * fill drops it (all zeros anyway). */
 	uint32_t chunk = upg_zchunk(r->psize);
 	uintptr_t base = r->base + (page << r->pshift);
 	uintptr_t s = start > base ? start : base, e = end < base + r->psize ? end : base + r->psize;

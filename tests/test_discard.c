@@ -19,6 +19,7 @@
 
 #include "helpers.h"
 #include "internal.h"
+#include "uffd.h"
 #include "upager.h"
 
 #define MIB (1ULL << 20)
@@ -600,14 +601,15 @@ static void see_discard(char *p, size_t len)
 	pthread_mutex_unlock(&up->uffd_lock);
 }
 
-static void evict_page0(void)
+/* Write pages [first, RACE_PAGES): everything before them leaves RAM. */
+static void evict_before(uint64_t first)
 {
 	struct upager_stats a, b;
 	stats(&a);
-	for (uint64_t pg = 1; pg < RACE_PAGES; pg++)
+	for (uint64_t pg = first; pg < RACE_PAGES; pg++)
 		upg_t_fill(base + pg * RACE_PAGE, RACE_PAGE, pg, 1);
 	stats(&b);
-	ck_assert_uint_ge(b.evictions - a.evictions, RACE_PAGES - 8);
+	ck_assert_uint_ge(b.evictions - a.evictions, RACE_PAGES - first - 8);
 }
 
 START_TEST(test_16k_discard_seen_before_zap)
@@ -619,7 +621,7 @@ START_TEST(test_16k_discard_seen_before_zap)
 	static char want[RACE_PAGE];
 	upg_t_fill(base, RACE_PAGE, 0, 1);
 	see_discard(base, 4096);
-	evict_page0();
+	evict_before(1);
 	upg_t_fill(want, RACE_PAGE, 0, 1);
 	memset(want, 0, 4096);
 	ck_assert_msg(!memcmp(base, want, 4096), "the discarded part came back with its old bytes");
@@ -632,8 +634,54 @@ START_TEST(test_16k_discard_seen_before_zap)
 	upg_t_fill(want, RACE_PAGE, 0, 3);
 	memcpy(base, want, 4096);  /* refills the part, then writes it */
 	memcpy(want + 4096, base + 4096, RACE_PAGE - 4096);  /* gen 2 there */
-	evict_page0();
+	evict_before(1);
 	ck_assert_msg(!memcmp(base, want, RACE_PAGE), "bytes written after the discard were lost");
+}
+END_TEST
+
+/*
+ * A whole page discarded while in RAM stays mapped, old bytes and all,
+ * until the kernel's zap lands after the REMOVE event is read.  A zero fill
+ * of a neighbour meanwhile used to take it into its fault-around cluster:
+ * the copy skipped the mapped bytes, the page became RESIDENT with them,
+ * and an eviction before the zap stored them, so the page later read back
+ * old data instead of zeros.  Here the event is seen (as a handler reads
+ * it) and the zap held back; the zap is then landed by hand, by moving the
+ * page out of the region (no event), as the kernel's would.
+ */
+START_TEST(test_16k_whole_discard_seen_before_zap)
+{
+	up = upg_t_open(4 * RACE_PAGE, RACE_PAGE, "fifo", 1);
+	void *a = NULL, *b = NULL;
+	ck_assert_int_eq(upager_map(up, (size_t)RACE_PAGES * RACE_PAGE, NULL, &a), 0);
+	ck_assert_int_eq(upager_map(up, RACE_PAGE, NULL, &b), 0);  /* where the zap puts it */
+	base = a;
+	upg_t_fill(base + RACE_PAGE, RACE_PAGE, 1, 1);  /* page 1 and some after it; page 0 untouched */
+
+	pthread_mutex_lock(&up->uffd_lock);
+	pthread_mutex_lock(&up->lock);
+	struct upg_region *r = upg_region_find(up, (uintptr_t)base);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(upg_pte_get(r, 0)->state, PG_NONE);
+	ck_assert_int_eq(upg_pte_get(r, 1)->state, PG_RESIDENT);
+	upg_discard_range(up, r, 1, 1);
+	pthread_mutex_unlock(&up->lock);
+	pthread_mutex_unlock(&up->uffd_lock);
+
+	upg_t_fill(base, RACE_PAGE, 0, 2);  /* a fault-around from page 0 reaches page 1 */
+	evict_before(2);
+
+	/* The zap lands. */
+	size_t moved = 0;
+	int rc;
+	while ((rc = upg_uffd_move(up->uffd, (uintptr_t)b, (uintptr_t)(base + RACE_PAGE), RACE_PAGE, &moved)) ==
+	       -EAGAIN && !moved)
+		usleep(100);  /* an event waits to be read (the evictor emptying its scratch range) */
+	ck_assert_msg(rc == 0, "moving the page out: %s", strerror(-rc));
+	ck_assert_msg(upg_t_is_zero(base + RACE_PAGE, RACE_PAGE),
+		      "a page discarded in RAM came back with its old bytes");
+	size_t bad = upg_t_check(base, RACE_PAGE, 0, 2);
+	ck_assert_msg(!bad, "page 0 lost %zu words", bad);
 }
 END_TEST
 
@@ -672,6 +720,7 @@ static Suite *discard_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_16k_subpage_refault_under_eviction);
 	tcase_add_test(tc, test_16k_discard_seen_before_zap);
+	tcase_add_test(tc, test_16k_whole_discard_seen_before_zap);
 	suite_add_tcase(s, tc);
 	return s;
 }
