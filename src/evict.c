@@ -70,6 +70,7 @@ struct upg_evictor {
 	struct vict *v;
 	uint32_t cap;
 	char *image;        /* one page, for pages the application half-zapped */
+	unsigned char vec[SCRATCH_LEN / 4096];  /* mincore() of the scratch range */
 	char *copy;         /* like the scratch range, for pages copied instead of moved */
 	char *cipher;       /* encryption: what is written, for scratch then copy */
 	int mem_fd;         /* /proc/self/mem: reads pages whatever their protection */
@@ -242,17 +243,21 @@ static void move_run(struct upg_evictor *ev, uint32_t i, uint32_t j)
 static void classify(struct upg_evictor *ev, uint32_t n)
 {
 	struct upager *up = ev->up;
-	unsigned char vec[UPG_MAX_PAGE / 4096];
+	/* One mincore() for the whole batch: the victims lie back to back
+	 * in the scratch range. */
+	size_t used = n ? ev->v[n - 1].soff + ev->v[n - 1].r->psize : 0;
+	bool have_vec = used && !mincore((void *)up->scratch, used, ev->vec);
 	for (uint32_t i = 0; i < n; i++) {
 		struct vict *v = &ev->v[i];
 		if (v->kind)
 			continue;
 		struct upg_region *r = v->r;
 		char *s = src_of(ev, v);
+		const unsigned char *vec = ev->vec + v->soff / 4096;
 		uint32_t sub = r->psize / 4096, present = 0;
 		if (v->copied)
 			present = sub;
-		else if (mincore(s, r->psize, vec) == 0)
+		else if (have_vec)
 			for (uint32_t q = 0; q < sub; q++)
 				present += vec[q] & 1;
 		else
