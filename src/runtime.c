@@ -348,7 +348,7 @@ UPAGER_API int upager_open(const struct upager_config *cfg, upager_t **out, char
 
 	up->budget = cfg->ram_budget;
 	up->high = up->budget - up->budget / 32;
-	up->low = up->budget - up->budget / 8;
+	up->low = up->budget - up->budget / 16;
 	if (up->low + 4096 > up->high)
 		up->low = up->high > 4096 ? up->high - 4096 : 0;
 
