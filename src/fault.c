@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* CQE tags: these two small even numbers, pointers to struct upg_io
@@ -80,6 +81,7 @@ struct upg_handler {
 	 * finish a batch: its madvise() of the scratch range then raises a
 	 * REMOVE event, and waits until a handler has read it. */
 	bool quit;
+	bool deferred;        /* the ring waits for handler_main() to enable it */
 };
 
 /* ---- bounce buffer units ---- */
@@ -1354,6 +1356,44 @@ static void arm_poll(struct upg_handler *h, int fd, uint64_t tag)
 	io_uring_sqe_set_data64(sqe, tag);
 }
 
+/*
+ * The ring's set-up, best first:
+ *   - SINGLE_ISSUER | DEFER_TASKRUN (6.1): completions are run when the
+ *     handler waits, in its own context, with no wake-up per completion.
+ *     The handler thread must be the ring's only submitter, so the ring
+ *     starts disabled and handler_main() enables it (buffers and files are
+ *     registered before that, from the thread that starts the runtime);
+ *   - COOP_TASKRUN (5.19): no interrupting the handler to run completions;
+ *   - plain.
+ * *deferred says the ring awaits io_uring_enable_rings().
+ */
+static int ring_init(unsigned entries, struct io_uring *ring, bool *deferred)
+{
+	static const unsigned tries[] = {
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
+		IORING_SETUP_COOP_TASKRUN,
+		0,
+	};
+	int rc = -EINVAL;
+	for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+		rc = io_uring_queue_init(entries, ring, tries[i]);
+		if (!rc) {
+			*deferred = tries[i] & IORING_SETUP_R_DISABLED;
+			return 0;
+		}
+		if (rc != -EINVAL)
+			return rc;
+	}
+	return rc;
+}
+
+/* io_uring_enable_rings(), which liburing 2.3 declares but does not
+ * export. */
+static int ring_enable(struct io_uring *ring)
+{
+	return syscall(__NR_io_uring_register, ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) ? -errno : 0;
+}
+
 static uint64_t thread_cpu_ns(void)
 {
 	struct timespec ts;
@@ -1370,7 +1410,8 @@ static uint64_t thread_cpu_ns(void)
  * looks leaves the CPU to any other runnable thread, the application's or
  * the evictor, so that polling only takes time nobody else wants.  The
  * completion is posted by task work, which runs when this thread returns
- * from the system call.  A new fault's poll completion ends it too.
+ * from the system call, or, on a DEFER_TASKRUN ring, only when it asks
+ * (io_uring_get_events()).  A new fault's poll completion ends it too.
  */
 static void poll_completions(struct upg_handler *h)
 {
@@ -1383,8 +1424,11 @@ static void poll_completions(struct upg_handler *h)
 		return;
 	uint64_t c0 = thread_cpu_ns(), t0 = upg_now_ns();
 	bool hit;
-	while (!(hit = io_uring_cq_ready(&h->ring) != 0) && upg_now_ns() - t0 < limit)
+	while (!(hit = io_uring_cq_ready(&h->ring) != 0) && upg_now_ns() - t0 < limit) {
 		sched_yield();
+		if (h->deferred)
+			io_uring_get_events(&h->ring);
+	}
 	__atomic_fetch_add(&up->c.polls, 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&up->c.poll_hits, hit, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&up->c.poll_cpu_ns, thread_cpu_ns() - c0, __ATOMIC_RELAXED);
@@ -1395,6 +1439,16 @@ static void *handler_main(void *arg)
 	upg_internal_thread = 1;
 	struct upg_handler *h = arg;
 	struct upager *up = h->up;
+	if (h->deferred) {
+		int rc = ring_enable(&h->ring);
+		if (rc) {
+			upg_log(up, UPAGER_LOG_ERROR, "enabling the handler's io_uring failed: %s", strerror(-rc));
+			abort();
+		}
+	}
+	/* Saves looking up the ring's file on every io_uring_enter();
+	 * optional. */
+	(void)io_uring_register_ring_fd(&h->ring);
 	arm_poll(h, up->uffd, TAG_UFFD);
 	arm_poll(h, h->kick_fd, TAG_KICK);
 	while (!h->exit) {
@@ -1504,7 +1558,7 @@ static int handler_init(struct upager *up, struct upg_handler *h, char *err, siz
 	for (uint32_t i = 0; i < h->nios; i++)
 		h->ios[i].next_free = i + 1;
 	h->io_free = 0;
-	int rc = io_uring_queue_init(h->nios * 2 + 8, &h->ring, 0);
+	int rc = ring_init(h->nios * 2 + 8, &h->ring, &h->deferred);
 	if (rc) {
 		snprintf(err, errlen, "io_uring_queue_init: %s%s", strerror(-rc),
 			 rc == -EPERM ? " (io_uring is disabled: check sysctl kernel.io_uring_disabled)" : "");
