@@ -71,7 +71,7 @@ struct upg_evictor {
 	struct vict *v;
 	uint32_t cap;
 	char *image;        /* one page, for pages the application half-zapped */
-	unsigned char vec[SCRATCH_LEN / 4096];  /* mincore() of the scratch range */
+	unsigned char vec[SCRATCH_LEN / 4096];  /* upg_mapped() of the scratch range */
 	char *copy;         /* like the scratch range, for pages copied instead of moved */
 	char *cipher;       /* encryption: what is written, for scratch then copy */
 	int mem_fd;         /* /proc/self/mem: reads pages whatever their protection */
@@ -244,10 +244,11 @@ static void move_run(struct upg_evictor *ev, uint32_t i, uint32_t j)
 static void classify(struct upg_evictor *ev, uint32_t n)
 {
 	struct upager *up = ev->up;
-	/* One mincore() for the whole batch: the victims lie back to back
-	 * in the scratch range. */
+	/* One look for the whole batch: the victims lie back to back in the
+	 * scratch range.  A part the kernel swapped out moved as a swap
+	 * entry, and is there. */
 	size_t used = n ? ev->v[n - 1].soff + ev->v[n - 1].r->psize : 0;
-	bool have_vec = used && !mincore((void *)up->scratch, used, ev->vec);
+	bool have_vec = used && !upg_mapped(up, up->scratch, used, ev->vec);
 	for (uint32_t i = 0; i < n; i++) {
 		struct vict *v = &ev->v[i];
 		if (v->kind)

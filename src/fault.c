@@ -229,13 +229,13 @@ static int h_poison(struct upg_handler *h, uintptr_t start, size_t len)
 /* ---- zero fill ---- */
 
 /* Does page (PF_ZAPWAIT) still map something?  vec, when not NULL, holds
- * mincore() of the page. */
-static bool zapwait_mapped(struct upg_region *r, uint64_t page, const unsigned char *vec)
+ * upg_mapped() of the page. */
+static bool zapwait_mapped(struct upager *up, struct upg_region *r, uint64_t page, const unsigned char *vec)
 {
 	unsigned char own[UPG_MAX_PAGE / 4096];
 	uint32_t sub = r->psize / 4096;
 	if (!vec) {
-		if (mincore((void *)(r->base + (page << r->pshift)), r->psize, own))
+		if (upg_mapped(up, r->base + (page << r->pshift), r->psize, own))
 			return true;  /* cannot tell: wait, as if mapped */
 		vec = own;
 	}
@@ -251,9 +251,9 @@ static bool zapwait_mapped(struct upg_region *r, uint64_t page, const unsigned c
  * eviction before the zap would store them: the discard lost.  So trim the
  * cluster [*lo, *hi) around page to pages with nothing mapped.  false when
  * page itself still maps something: its thread is woken to fault again,
- * which it does once the zap has landed.  up->lock held (mincore() does no
+ * which it does once the zap has landed.  up->lock held (the look does no
  * I/O). */
-static bool zapwait_trim(struct upg_region *r, uint64_t page, uint64_t *lo, uint64_t *hi)
+static bool zapwait_trim(struct upager *up, struct upg_region *r, uint64_t page, uint64_t *lo, uint64_t *hi)
 {
 	bool any = false;
 	for (uint64_t pg = *lo; pg < *hi && !any; pg++)
@@ -264,9 +264,9 @@ static bool zapwait_trim(struct upg_region *r, uint64_t page, uint64_t *lo, uint
 	unsigned char vec[UPG_MAX_PAGE / 4096];
 	uint32_t sub = r->psize / 4096;
 	bool looked = (*hi - *lo) * sub <= sizeof vec &&
-		      mincore((void *)(r->base + (*lo << r->pshift)), (*hi - *lo) << r->pshift, vec) == 0;
+		      upg_mapped(up, r->base + (*lo << r->pshift), (*hi - *lo) << r->pshift, vec) == 0;
 #define ZW_MAPPED(pg) ((upg_pte_get(r, pg)->flags & PF_ZAPWAIT) && \
-		       zapwait_mapped(r, pg, looked ? vec + ((pg) - *lo) * sub : NULL))
+		       zapwait_mapped(up, r, pg, looked ? vec + ((pg) - *lo) * sub : NULL))
 	if (ZW_MAPPED(page))
 		return false;
 	uint64_t l = page, h = page + 1;
@@ -299,7 +299,7 @@ static void zero_fill(struct upg_handler *h, struct upg_region *r, uint64_t page
 		lo--;
 	while (hi < end && upg_pte_get(r, hi)->state == PG_NONE)
 		hi++;
-	if (!zapwait_trim(r, page, &lo, &hi)) {
+	if (!zapwait_trim(up, r, page, &lo, &hi)) {
 		wake_page(up, r->base + (page << r->pshift), r->psize);
 		return;
 	}
@@ -1072,7 +1072,7 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 	uintptr_t a = r->base + (page << r->pshift);
 	uint32_t sub = r->psize / 4096;
 	unsigned char vec[UPG_MAX_PAGE / 4096];
-	bool looked = mincore((void *)a, r->psize, vec) == 0;
+	bool looked = upg_mapped(up, a, r->psize, vec) == 0;
 	size_t existed = 0;
 	int rc = 0;
 	uint32_t upto = 0;  /* parts [0, upto) are settled: present, or filled */

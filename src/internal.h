@@ -245,6 +245,7 @@ struct upager {
 
 	char *zero_buf;
 	size_t zero_len;
+	int pagemap_fd;         /* /proc/self/pagemap, for upg_mapped(); -1: mincore() */
 
 	/* Ranges the evictor itself is zapping with madvise (pages it could not
 	 * move: read-only mappings); their REMOVE events are not discards. */
@@ -288,6 +289,11 @@ static inline struct upg_pte *upg_pte_peek(struct upg_region *r, uint64_t page)
 	return &r->pte[page];
 }
 uint64_t upg_now_ns(void);
+/* Which 4 KiB pages of [addr, addr + len) hold data: vec[i] is 1 for a
+ * page in RAM or in the kernel's swap, 0 for one zapped or never filled.
+ * mincore() alone would call a page the kernel swapped out missing, and
+ * such a page would be taken for zapped and its data lost.  0 or -errno. */
+int upg_mapped(struct upager *up, uintptr_t addr, size_t len, unsigned char *vec);
 /* Start one of upager's threads with every signal blocked: a process-directed
  * signal must go to an application thread, whose handler may touch managed
  * memory (on a handler thread it would wait on itself), and upager's waits

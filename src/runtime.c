@@ -5,6 +5,7 @@
 #include "uffd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -224,6 +225,24 @@ static void drop_resident(struct upager *up, struct upg_region *r, struct upg_pt
 	upg_resident_sub(up, r->psize);
 }
 
+int upg_mapped(struct upager *up, uintptr_t addr, size_t len, unsigned char *vec)
+{
+	size_t n = len / 4096;
+	if (up->pagemap_fd < 0)
+		return mincore((void *)addr, len, vec) ? -errno : 0;
+	uint64_t e[512];
+	for (size_t i = 0; i < n;) {
+		size_t k = n - i < 512 ? n - i : 512;
+		ssize_t got = pread(up->pagemap_fd, e, k * sizeof e[0], (off_t)((addr / 4096 + i) * sizeof e[0]));
+		if (got != (ssize_t)(k * sizeof e[0]))
+			return got < 0 ? -errno : -EIO;
+		for (size_t j = 0; j < k; j++)
+			vec[i + j] = e[j] >> 62 ? 1 : 0;  /* bit 63: in RAM; bit 62: swapped (or a marker) */
+		i += k;
+	}
+	return 0;
+}
+
 void upg_discard_range(struct upager *up, struct upg_region *r, uint64_t first, uint64_t n)
 {
 	uint64_t end = first + n;
@@ -325,6 +344,7 @@ UPAGER_API int upager_open(const struct upager_config *cfg, upager_t **out, char
 	upg_config_copy(&up->cfg, cfg);
 	up->uffd = -1;
 	up->store.fd = -1;
+	up->pagemap_fd = -1;
 	pthread_mutex_init(&up->lock, NULL);
 	pthread_mutex_init(&up->uffd_lock, NULL);
 	pthread_mutex_init(&up->fork_lock, NULL);
@@ -393,6 +413,8 @@ UPAGER_API int upager_open(const struct upager_config *cfg, upager_t **out, char
 		rc = -ENOMEM;
 		goto out_tables;
 	}
+	/* Without /proc, mincore(): right unless the kernel swaps out pages. */
+	up->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	for (uint32_t i = 0; i < up->nframes; i++)
 		up->free_frames[i] = up->nframes - 1 - i;
 	up->nfree = up->nframes;
@@ -422,6 +444,8 @@ out_evictor:
 out_policy:
 	up->pol_ops->destroy(up->pol);
 out_tables:
+	if (up->pagemap_fd >= 0)
+		close(up->pagemap_fd);
 	if (up->zero_buf)
 		munmap(up->zero_buf, up->zero_len);
 	free(up->regions);
@@ -532,6 +556,8 @@ UPAGER_API int upager_close(upager_t *up)
 		munmap(c, sizeof *c);
 	}
 	up->pol_ops->destroy(up->pol);
+	if (up->pagemap_fd >= 0)
+		close(up->pagemap_fd);
 	munmap(up->zero_buf, up->zero_len);
 	free(up->regions);
 	munmap(up->retry, page_round(up->retry_cap * sizeof *up->retry));
