@@ -123,7 +123,7 @@ static void back_off(void)
 static int ev_move(struct upager *up, uintptr_t dst, uintptr_t src, size_t len, size_t *moved)
 {
 	for (;;) {
-		int rc = upg_uffd_move(up->uffd, dst, src, len, moved);
+		int rc = upg_uffd_move(up->uffd, up->pagemap_fd, dst, src, len, moved);
 		if (rc != -EAGAIN)
 			return rc;
 		if (*moved)

@@ -155,23 +155,52 @@ int upg_uffd_wake(int fd, uintptr_t start, size_t len)
 	return ioctl(fd, UFFDIO_WAKE, &r) ? -errno : 0;
 }
 
-int upg_uffd_move(int fd, uintptr_t dst, uintptr_t src, size_t len, size_t *moved)
+/* Is the 4 KiB page at addr in RAM or swapped out (1), or not there (0)?
+ * -1: cannot tell. */
+static int pm_mapped(int pm_fd, uintptr_t addr)
+{
+	uint64_t e;
+	if (pm_fd < 0 || pread(pm_fd, &e, sizeof e, (off_t)(addr / 4096 * sizeof e)) != (ssize_t)sizeof e)
+		return -1;
+	return e >> 62 ? 1 : 0;
+}
+
+/*
+ * Holes are stepped over here, not with UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES: a
+ * kernel (seen on 6.18) that retries a page after -EAGAIN keeps the error
+ * for the rest of the call, so a hole there makes it loop in the kernel
+ * forever, and a page it then moves is reported as not moved (-EEXIST at
+ * its destination).  Without the flag a hole ends the call with -ENOENT;
+ * the page reported -EEXIST is checked with pagemap.
+ */
+int upg_uffd_move(int fd, int pm_fd, uintptr_t dst, uintptr_t src, size_t len, size_t *moved)
 {
 	size_t total = 0;
 	while (total < len) {
 		struct uffdio_move m = {
 			.dst = dst + total, .src = src + total, .len = len - total,
-			.mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES | UFFDIO_MOVE_MODE_DONTWAKE,
+			.mode = UFFDIO_MOVE_MODE_DONTWAKE,
 		};
 		int rc = ioctl(fd, UFFDIO_MOVE, &m);
+		int e = rc ? errno : 0;
 		if (m.move > 0)
 			total += (size_t)m.move;
-		if (!rc)
+		if (!rc) {
 			total = len;
-		else if (errno != EAGAIN || m.move <= 0) {
-			*moved = total;
-			return -errno;
+			break;
 		}
+		if (e == EAGAIN && m.move > 0)
+			continue;
+		if (e == ENOENT) {
+			total += 4096;  /* a hole (or no mapping): nothing to move there */
+			continue;
+		}
+		if (e == EEXIST && pm_mapped(pm_fd, src + total) == 0 && pm_mapped(pm_fd, dst + total) == 1) {
+			total += 4096;  /* moved, but reported as not */
+			continue;
+		}
+		*moved = total;
+		return -e;
 	}
 	*moved = total;
 	return 0;

@@ -72,8 +72,9 @@ int upg_uffd_copy(int fd, uintptr_t dst, const void *src, size_t len, bool wp, s
 int upg_uffd_writeprotect(int fd, uintptr_t start, size_t len, bool protect);
 int upg_uffd_wake(int fd, uintptr_t start, size_t len);
 /* Move present pages [src, src+len) to the empty range at dst; holes in src
- * are skipped.  *moved is the bytes processed. */
-int upg_uffd_move(int fd, uintptr_t dst, uintptr_t src, size_t len, size_t *moved);
+ * (and a range no longer mapped) are skipped.  *moved is the bytes
+ * processed.  pm_fd: /proc/self/pagemap, or -1. */
+int upg_uffd_move(int fd, int pm_fd, uintptr_t dst, uintptr_t src, size_t len, size_t *moved);
 int upg_uffd_poison(int fd, uintptr_t start, size_t len);
 
 #endif

@@ -674,7 +674,7 @@ START_TEST(test_16k_whole_discard_seen_before_zap)
 	/* The zap lands. */
 	size_t moved = 0;
 	int rc;
-	while ((rc = upg_uffd_move(up->uffd, (uintptr_t)b, (uintptr_t)(base + RACE_PAGE), RACE_PAGE, &moved)) ==
+	while ((rc = upg_uffd_move(up->uffd, up->pagemap_fd, (uintptr_t)b, (uintptr_t)(base + RACE_PAGE), RACE_PAGE, &moved)) ==
 	       -EAGAIN && !moved)
 		usleep(100);  /* an event waits to be read (the evictor emptying its scratch range) */
 	ck_assert_msg(rc == 0, "moving the page out: %s", strerror(-rc));
