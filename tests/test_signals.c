@@ -261,12 +261,14 @@ struct sender {
 	int nw;
 	int sig;
 	uint64_t sent;
+	atomic_int ready;  /* registered: a signal to it now counts as an application's */
 };
 
 static void *send_storm(void *arg)
 {
 	struct sender *s = arg;
 	register_app();
+	atomic_store(&s->ready, 1);
 	struct timespec ts = { 0, 100 * 1000 };
 	for (unsigned k = 0; !atomic_load(&stop_sender); k++) {
 		if (!pthread_kill(s->w[k % s->nw].t, s->sig))
@@ -315,6 +317,8 @@ START_TEST(storm_while_faulting)
 	atomic_store(&stop_sender, 0);
 	struct sender s = { .w = w, .nw = WORKERS, .sig = SIGUSR1 };
 	ck_assert_int_eq(pthread_create(&s.t, NULL, send_storm, &s), 0);
+	while (!atomic_load(&s.ready))
+		sched_yield();
 	struct itimerval it = { .it_interval = { 0, 300 }, .it_value = { 0, 300 } };
 	ck_assert_int_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
 
@@ -425,6 +429,8 @@ START_TEST(signals_at_upager_threads)
 	atomic_store(&stop_sender, 0);
 	struct sender s = { .w = w, .nw = WORKERS, .sig = SIGUSR1 };
 	ck_assert_int_eq(pthread_create(&s.t, NULL, send_storm, &s), 0);
+	while (!atomic_load(&s.ready))
+		sched_yield();
 
 	static const int sigs[] = { SIGUSR1, SIGUSR2, SIGALRM, SIGURG };
 	uint64_t sent = 0, failed = 0;
