@@ -149,7 +149,7 @@ static int ev_copy_back(struct upager *up, struct upg_region *r, uint64_t page, 
 			return -ECANCELED;
 		upg_zero_parts(src, r->psize, zm);
 		*zeroed |= zm;
-		int rc = upg_uffd_copy(up->uffd, r->base + (page << r->pshift), src, r->psize, false, NULL);
+		int rc = upg_uffd_copy(up->uffd, r->base + (page << r->pshift), src, r->psize, NULL);
 		if (rc != -EAGAIN)
 			return rc;
 		pthread_mutex_unlock(&up->uffd_lock);

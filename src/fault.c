@@ -188,7 +188,7 @@ static int h_copy(struct upg_handler *h, uintptr_t dst, const void *src, size_t 
 		  uint16_t zm, size_t *existed)
 {
 	for (;;) {
-		int rc = upg_inject(UPG_INJ_COPY, upg_uffd_copy(h->up->uffd, dst, src, len, false, existed), len);
+		int rc = upg_inject(UPG_INJ_COPY, upg_uffd_copy(h->up->uffd, dst, src, len, existed), len);
 		if (rc == -EFAULT || rc == -EBADF || rc == -ENOTTY)
 			upg_fatal(h->up, "UFFDIO_COPY of %zu bytes at %#lx failed: %s (the runtime's own state is "
 				  "broken; faulting threads could never be woken)", len, (unsigned long)dst,
@@ -469,7 +469,7 @@ static int copy_in(struct upager *up, struct upg_io *io, uint64_t first, uint64_
 	struct upg_region *r = io->reg;
 	if (!n)
 		return 0;
-	return upg_uffd_copy(up->uffd, r->base + (first << r->pshift), src, n << r->pshift, false, NULL);
+	return upg_uffd_copy(up->uffd, r->base + (first << r->pshift), src, n << r->pshift, NULL);
 }
 
 /* A store read failed READ_TRIES times (an I/O error, a short read, or a
@@ -808,7 +808,7 @@ static void child_absorb(struct upg_handler *h, struct upg_child *c)
 static int child_copy(struct upg_handler *h, struct upg_child *c, uintptr_t dst, const void *src, size_t len)
 {
 	for (;;) {
-		int rc = upg_uffd_copy(c->uffd, dst, src, len, false, NULL);
+		int rc = upg_uffd_copy(c->uffd, dst, src, len, NULL);
 		if (rc != -EAGAIN)
 			return rc;
 		child_absorb(h, c);
@@ -882,7 +882,7 @@ static void child_read_done(struct upg_handler *h, struct upg_io *io, int res)
 			/* The child may have discarded it meanwhile. */
 			const struct upg_snap *sn = upg_snapshot_find(c, io->caddr);
 			const void *src = sn && sn->slot == io->slot ? (const void *)buf : (const void *)up->zero_buf;
-			int rc = upg_uffd_copy(c->uffd, io->caddr, src, io->cpsize, false, NULL);
+			int rc = upg_uffd_copy(c->uffd, io->caddr, src, io->cpsize, NULL);
 			if (rc != -EAGAIN)
 				break;
 			child_absorb(h, c);

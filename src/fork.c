@@ -248,7 +248,7 @@ void upg_children_release(struct upager *up)
 			}
 			if (got == (ssize_t)s.psize) {
 				for (int tries = 0; tries < 1000; tries++) {
-					rc = upg_uffd_copy(c->uffd, s.addr, buf, s.psize, false, NULL);
+					rc = upg_uffd_copy(c->uffd, s.addr, buf, s.psize, NULL);
 					if (rc != -EAGAIN)
 						break;
 					usleep(100);  /* a child event waits for the handler */

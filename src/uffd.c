@@ -102,14 +102,13 @@ int upg_uffd_unregister(int fd, uintptr_t start, size_t len)
 	return ioctl(fd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
 }
 
-int upg_uffd_copy(int fd, uintptr_t dst, const void *src, size_t len, bool wp, size_t *existed)
+int upg_uffd_copy(int fd, uintptr_t dst, const void *src, size_t len, size_t *existed)
 {
 	const char *s = src;
 	size_t skipped = 0;
 	while (len) {
 		struct uffdio_copy c = {
 			.dst = dst, .src = (uintptr_t)s, .len = len,
-			.mode = wp ? UFFDIO_COPY_MODE_WP : 0,
 		};
 		int rc = ioctl(fd, UFFDIO_COPY, &c);
 		int e = rc ? errno : 0;

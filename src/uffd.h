@@ -68,7 +68,7 @@ int upg_uffd_unregister(int fd, uintptr_t start, size_t len);
 /* Copy len bytes from src into the missing range at dst and wake waiters.
  * 4 KiB pages already present are skipped and counted in *existed (bytes;
  * may be NULL).  -ENOENT: the range is no longer mapped. */
-int upg_uffd_copy(int fd, uintptr_t dst, const void *src, size_t len, bool wp, size_t *existed);
+int upg_uffd_copy(int fd, uintptr_t dst, const void *src, size_t len, size_t *existed);
 int upg_uffd_writeprotect(int fd, uintptr_t start, size_t len, bool protect);
 int upg_uffd_wake(int fd, uintptr_t start, size_t len);
 /* Move present pages [src, src+len) to the empty range at dst; holes in src
