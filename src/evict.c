@@ -565,9 +565,7 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 		if (discarded || v->kind == K_GONE || v->kind == K_ZERO) {
 			if ((v->kind == K_WRITE || v->kind == K_KEEP) && v->fresh_slot)
 				upg_store_free(&up->store, v->new_slot - 1, r->blocks);
-			if (p->slot)
-				upg_store_free(&up->store, p->slot - 1, r->blocks);
-			p->slot = 0;
+			upg_slot_free(up, r, p);
 			p->state = PG_NONE;
 			p->zmask = 0;
 			if (v->kind == K_ZERO && !discarded)

@@ -493,9 +493,7 @@ static void read_give_up(struct upg_handler *h, struct upg_io *io, const char *w
 		struct upg_pte *p = upg_pte_get(r, pg);
 		upg_frame_release(up, p);
 		if (p->flags & PF_DISCARDED) {
-			if (p->slot)
-				upg_store_free(&up->store, p->slot - 1, r->blocks);
-			p->slot = 0;
+			upg_slot_free(up, r, p);
 			p->zmask = 0;
 			p->state = PG_NONE;
 			p->flags &= PF_DEFERRED;
@@ -594,10 +592,7 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 			struct upg_pte *p = upg_pte_get(r, io->first + i);
 			if (p->flags & PF_DISCARDED) {
 				memset(buf + ((size_t)i << r->pshift), 0, r->psize);
-				if (p->slot) {
-					upg_store_free(&up->store, p->slot - 1, r->blocks);
-					p->slot = 0;
-				}
+				upg_slot_free(up, r, p);
 			}
 			upg_zero_parts(buf + ((size_t)i << r->pshift), r->psize, p->zmask);
 		}
@@ -1102,13 +1097,7 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 		 * as after a discard of a mapped page (upg_discard_range()). */
 		upg_frame_release(up, p);
 		upg_resident_sub(up, r->psize);
-		if (p->slot) {
-			upg_store_free(&up->store, p->slot - 1, r->blocks);
-			p->slot = 0;
-		}
-		p->zmask = 0;
-		p->state = PG_NONE;
-		p->flags = (p->flags & PF_DEFERRED) | PF_ZAPWAIT;
+		upg_zapwait(up, r, p);
 		region_unbusy(up, r, 1);
 		wake_page(up, a, r->psize);
 		return;
@@ -1131,10 +1120,7 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 		 * says nothing of what it did first): the store copy no
 		 * longer matches. */
 		p->flags |= PF_DIRTY;
-		if (p->slot) {
-			upg_store_free(&up->store, p->slot - 1, r->blocks);
-			p->slot = 0;
-		}
+		upg_slot_free(up, r, p);
 	}
 	p->state = PG_RESIDENT;
 	if (framed)

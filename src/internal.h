@@ -316,6 +316,11 @@ void upg_frame_release(struct upager *up, struct upg_pte *p);
 uint64_t upg_budget_admit(struct upager *up, uint64_t n, uint32_t psize);
 void upg_resident_add(struct upager *up, uint64_t bytes);
 void upg_resident_sub(struct upager *up, uint64_t bytes);
+/* Free the page's store copy, if it has one.  Lock held. */
+void upg_slot_free(struct upager *up, struct upg_region *r, struct upg_pte *p);
+/* A page discarded while mapped, its RAM bookkeeping already dropped:
+ * NONE and PF_ZAPWAIT until the kernel's zap lands.  Lock held. */
+void upg_zapwait(struct upager *up, struct upg_region *r, struct upg_pte *p);
 /* Discard pages [first, first+n) of r: app DONTNEED or munmap.  Lock held. */
 void upg_discard_range(struct upager *up, struct upg_region *r, uint64_t first, uint64_t n);
 /* A discard covering only [start, end) of page: remember which parts read

@@ -208,7 +208,7 @@ void upg_resident_sub(struct upager *up, uint64_t bytes)
 	up->resident -= bytes;
 }
 
-static void slot_free(struct upager *up, struct upg_region *r, struct upg_pte *p)
+void upg_slot_free(struct upager *up, struct upg_region *r, struct upg_pte *p)
 {
 	if (p->slot) {
 		upg_store_free(&up->store, p->slot - 1, r->blocks);
@@ -223,6 +223,14 @@ static void drop_resident(struct upager *up, struct upg_region *r, struct upg_pt
 		up->pol_ops->remove(up->pol, p->frame);
 	upg_frame_release(up, p);
 	upg_resident_sub(up, r->psize);
+}
+
+void upg_zapwait(struct upager *up, struct upg_region *r, struct upg_pte *p)
+{
+	upg_slot_free(up, r, p);
+	p->zmask = 0;
+	p->state = PG_NONE;
+	p->flags = (p->flags & PF_DEFERRED) | PF_ZAPWAIT;
 }
 
 int upg_mapped(struct upager *up, uintptr_t addr, size_t len, unsigned char *vec)
@@ -256,7 +264,7 @@ void upg_discard_range(struct upager *up, struct upg_region *r, uint64_t first, 
 		case PG_NONE:
 			break;
 		case PG_STORED:
-			slot_free(up, r, p);
+			upg_slot_free(up, r, p);
 			p->state = PG_NONE;
 			p->flags &= PF_DEFERRED;  /* no longer poisoned: the kernel zapped the marker */
 			p->zmask = 0;
@@ -267,10 +275,7 @@ void upg_discard_range(struct upager *up, struct upg_region *r, uint64_t first, 
 			 * event was read: PF_ZAPWAIT keeps a fault-around from
 			 * taking it back, old bytes and all, meanwhile. */
 			drop_resident(up, r, p);
-			slot_free(up, r, p);
-			p->state = PG_NONE;
-			p->flags = (p->flags & PF_DEFERRED) | PF_ZAPWAIT;
-			p->zmask = 0;
+			upg_zapwait(up, r, p);
 			up->c.discards++;
 			break;
 		default:
@@ -487,7 +492,7 @@ static void region_release_pages(struct upager *up, struct upg_region *r)
 		}
 		if (p->state == PG_RESIDENT)
 			drop_resident(up, r, p);
-		slot_free(up, r, p);
+		upg_slot_free(up, r, p);
 		p->state = PG_NONE;
 		pg++;
 	}
