@@ -228,18 +228,21 @@ static int h_poison(struct upg_handler *h, uintptr_t start, size_t len)
 
 /* ---- zero fill ---- */
 
-/* Does page (PF_ZAPWAIT) still map something?  vec, when not NULL, holds
- * upg_mapped() of the page. */
-static bool zapwait_mapped(struct upager *up, struct upg_region *r, uint64_t page, const unsigned char *vec)
+/* Is page a PF_ZAPWAIT page that still maps something?  look, when not
+ * NULL, holds upg_mapped() of the pages from first on. */
+static bool zapwait_blocks(struct upager *up, struct upg_region *r, uint64_t page, const unsigned char *look,
+			   uint64_t first)
 {
+	if (!(upg_pte_get(r, page)->flags & PF_ZAPWAIT))
+		return false;
 	unsigned char own[UPG_MAX_PAGE / 4096];
-	uint32_t sub = r->psize / 4096;
+	const unsigned char *vec = look ? look + (page - first) * (r->psize / 4096) : NULL;
 	if (!vec) {
 		if (upg_mapped(up, r->base + (page << r->pshift), r->psize, own))
 			return true;  /* cannot tell: wait, as if mapped */
 		vec = own;
 	}
-	for (uint32_t q = 0; q < sub; q++)
+	for (uint32_t q = 0; q < r->psize / 4096; q++)
 		if (vec[q] & 1)
 			return true;
 	return false;
@@ -265,16 +268,14 @@ static bool zapwait_trim(struct upager *up, struct upg_region *r, uint64_t page,
 	uint32_t sub = r->psize / 4096;
 	bool looked = (*hi - *lo) * sub <= sizeof vec &&
 		      upg_mapped(up, r->base + (*lo << r->pshift), (*hi - *lo) << r->pshift, vec) == 0;
-#define ZW_MAPPED(pg) ((upg_pte_get(r, pg)->flags & PF_ZAPWAIT) && \
-		       zapwait_mapped(up, r, pg, looked ? vec + ((pg) - *lo) * sub : NULL))
-	if (ZW_MAPPED(page))
+	const unsigned char *look = looked ? vec : NULL;
+	if (zapwait_blocks(up, r, page, look, *lo))
 		return false;
 	uint64_t l = page, h = page + 1;
-	while (l > *lo && !ZW_MAPPED(l - 1))
+	while (l > *lo && !zapwait_blocks(up, r, l - 1, look, *lo))
 		l--;
-	while (h < *hi && !ZW_MAPPED(h))
+	while (h < *hi && !zapwait_blocks(up, r, h, look, *lo))
 		h++;
-#undef ZW_MAPPED
 	*lo = l;
 	*hi = h;
 	return true;
