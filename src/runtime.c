@@ -235,20 +235,9 @@ void upg_zapwait(struct upager *up, struct upg_region *r, struct upg_pte *p)
 
 int upg_mapped(struct upager *up, uintptr_t addr, size_t len, unsigned char *vec)
 {
-	size_t n = len / 4096;
 	if (up->pagemap_fd < 0)
 		return mincore((void *)addr, len, vec) ? -errno : 0;
-	uint64_t e[512];
-	for (size_t i = 0; i < n;) {
-		size_t k = n - i < 512 ? n - i : 512;
-		ssize_t got = pread(up->pagemap_fd, e, k * sizeof e[0], (off_t)((addr / 4096 + i) * sizeof e[0]));
-		if (got != (ssize_t)(k * sizeof e[0]))
-			return got < 0 ? -errno : -EIO;
-		for (size_t j = 0; j < k; j++)
-			vec[i + j] = e[j] >> 62 ? 1 : 0;  /* bit 63: in RAM; bit 62: swapped (or a marker) */
-		i += k;
-	}
-	return 0;
+	return upg_pagemap(up->pagemap_fd, addr, len / 4096, vec);
 }
 
 void upg_discard_range(struct upager *up, struct upg_region *r, uint64_t first, uint64_t n)

@@ -154,14 +154,29 @@ int upg_uffd_wake(int fd, uintptr_t start, size_t len)
 	return ioctl(fd, UFFDIO_WAKE, &r) ? -errno : 0;
 }
 
+int upg_pagemap(int pm_fd, uintptr_t addr, size_t n, unsigned char *vec)
+{
+	uint64_t e[512];
+	for (size_t i = 0; i < n;) {
+		size_t k = n - i < 512 ? n - i : 512;
+		ssize_t got = pread(pm_fd, e, k * sizeof e[0], (off_t)((addr / 4096 + i) * sizeof e[0]));
+		if (got != (ssize_t)(k * sizeof e[0]))
+			return got < 0 ? -errno : -EIO;
+		for (size_t j = 0; j < k; j++)
+			vec[i + j] = e[j] >> 62 ? 1 : 0;  /* bit 63: in RAM; bit 62: swapped (or a marker) */
+		i += k;
+	}
+	return 0;
+}
+
 /* Is the 4 KiB page at addr in RAM or swapped out (1), or not there (0)?
  * -1: cannot tell. */
 static int pm_mapped(int pm_fd, uintptr_t addr)
 {
-	uint64_t e;
-	if (pm_fd < 0 || pread(pm_fd, &e, sizeof e, (off_t)(addr / 4096 * sizeof e)) != (ssize_t)sizeof e)
+	unsigned char v;
+	if (pm_fd < 0 || upg_pagemap(pm_fd, addr, 1, &v))
 		return -1;
-	return e >> 62 ? 1 : 0;
+	return v;
 }
 
 /*

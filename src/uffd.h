@@ -71,6 +71,10 @@ int upg_uffd_unregister(int fd, uintptr_t start, size_t len);
 int upg_uffd_copy(int fd, uintptr_t dst, const void *src, size_t len, size_t *existed);
 int upg_uffd_writeprotect(int fd, uintptr_t start, size_t len, bool protect);
 int upg_uffd_wake(int fd, uintptr_t start, size_t len);
+/* Which of the n 4 KiB pages from addr hold data, read from
+ * /proc/self/pagemap (pm_fd): vec[i] is 1 for a page in RAM or swapped out,
+ * 0 otherwise.  0 or -errno. */
+int upg_pagemap(int pm_fd, uintptr_t addr, size_t n, unsigned char *vec);
 /* Move present pages [src, src+len) to the empty range at dst; holes in src
  * (and a range no longer mapped) are skipped.  *moved is the bytes
  * processed.  pm_fd: /proc/self/pagemap, or -1. */
