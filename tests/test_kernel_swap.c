@@ -67,6 +67,15 @@ static long vm_swap_kib(void)
 	return kib;
 }
 
+/* Keep in *peak the most VmSwap seen, looking once every 4096 pages. */
+static void note_swap(uint64_t i, long *peak)
+{
+	if (i % 4096 == 0) {
+		long k = vm_swap_kib();
+		*peak = k > *peak ? k : *peak;
+	}
+}
+
 static void check_page(const char *base, uint64_t i, uint32_t gen, const char *when)
 {
 	size_t bad = upg_t_check(base + i * PS, PS, i, gen);
@@ -88,10 +97,7 @@ START_TEST(test_pages_the_kernel_swapped_out)
 	long swapped = 0;
 	for (uint64_t i = 0; i < NPAGES; i++) {
 		upg_t_fill(base + i * PS, PS, i, 1);
-		if (i % 4096 == 0) {
-			long k = vm_swap_kib();
-			swapped = k > swapped ? k : swapped;
-		}
+		note_swap(i, &swapped);
 	}
 	/* Rewrite every other page, so that write-back and clean drops both
 	 * meet swapped-out pages. */
@@ -99,10 +105,7 @@ START_TEST(test_pages_the_kernel_swapped_out)
 		check_page(base, i, 1, "first pass");
 		if (i % 2 == 0)
 			upg_t_fill(base + i * PS, PS, i, 2);
-		if (i % 4096 == 0) {
-			long k = vm_swap_kib();
-			swapped = k > swapped ? k : swapped;
-		}
+		note_swap(i, &swapped);
 	}
 	for (uint64_t i = 0; i < NPAGES; i++)
 		check_page(base, i, i % 2 ? 1 : 2, "second pass");
