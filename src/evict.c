@@ -825,7 +825,7 @@ int upg_evictor_start(struct upager *up, char *err, size_t errlen)
 		snprintf(err, errlen, "io_uring_register_files: %s", strerror(-rc));
 		goto fail;
 	}
-	rc = upg_thread_start(&ev->tid, evictor_main, ev);
+	rc = upg_thread_start(&ev->tid, evictor_main, ev, "upg-evictor");
 	if (rc) {
 		snprintf(err, errlen, "cannot start the evictor thread: %s", strerror(-rc));
 		goto fail;

@@ -1581,7 +1581,7 @@ int upg_handlers_start(struct upager *up, char *err, size_t errlen)
 	for (uint32_t i = 0; i < up->nhandlers && !rc; i++)
 		rc = handler_init(up, &up->handlers[i], err, errlen);
 	for (uint32_t i = 0; i < up->nhandlers && !rc; i++) {
-		rc = upg_thread_start(&up->handlers[i].tid, handler_main, &up->handlers[i]);
+		rc = upg_thread_start(&up->handlers[i].tid, handler_main, &up->handlers[i], "upg-handler");
 		if (rc)
 			snprintf(err, errlen, "cannot start a handler thread: %s", strerror(-rc));
 		else

@@ -294,11 +294,12 @@ uint64_t upg_now_ns(void);
  * mincore() alone would call a page the kernel swapped out missing, and
  * such a page would be taken for zapped and its data lost.  0 or -errno. */
 int upg_mapped(struct upager *up, uintptr_t addr, size_t len, unsigned char *vec);
-/* Start one of upager's threads with every signal blocked: a process-directed
+/* Start one of upager's threads, named name (at most 15 characters: what
+ * top -H and perf show), with every signal blocked: a process-directed
  * signal must go to an application thread, whose handler may touch managed
  * memory (on a handler thread it would wait on itself), and upager's waits
  * see no EINTR.  0 or -errno. */
-int upg_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg);
+int upg_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg, const char *name);
 
 /* The stream whose next fault is page, its window grown (doubled up to
  * max); or a recycled one with window init.  Lock held. */

@@ -56,7 +56,7 @@ uint64_t upg_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-int upg_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg)
+int upg_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg, const char *name)
 {
 	pthread_attr_t attr;
 	sigset_t all;
@@ -68,6 +68,8 @@ int upg_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg)
 	if (!rc)
 		rc = pthread_create(tid, &attr, fn, arg);
 	pthread_attr_destroy(&attr);
+	if (!rc)
+		(void)pthread_setname_np(*tid, name);  /* for top -H, perf and gdb; optional */
 	return -rc;
 }
 
