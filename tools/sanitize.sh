@@ -21,6 +21,10 @@
 #         256 MiB touched at 16 MiB over the data; ThreadSanitizer's shadow
 #         of the touched pages (about 1 GiB) counts in RssAnon.  Its data
 #         paths run under tsan in 'integrity' and 'fullstore'.
+#   tsan  test 'kernel_swap': it holds the process in a 48 MiB memory
+#         cgroup so that the kernel swaps part of it out; ThreadSanitizer's
+#         shadow memory alone is more than that, and the kernel kills the
+#         test.  Its data paths run under ASan, and under tsan in 'integrity'.
 #   tsan  in test 'fork', the case child_threads (it returns early under
 #         __SANITIZE_THREAD__): ThreadSanitizer cannot start threads in the
 #         child of a multithreaded fork.  die_after_fork=0 lets the other fork
@@ -59,7 +63,7 @@ for kind in "${kinds[@]}"; do
 		# 64 threads faulting at 8x oversubscription run 5-15x slower.
 		mult=3
 		export TSAN_OPTIONS="halt_on_error=1 die_after_fork=0 second_deadlock_stack=1 suppressions=$PWD/tools/tsan.supp"
-		skip=(scale)
+		skip=(scale kernel_swap)
 		;;
 	*)
 		echo "sanitize: unknown kind '$kind' (asan or tsan)" >&2
