@@ -407,7 +407,13 @@ static void run_epoch(uint64_t *seed, double until, int epoch, int fds0, int thr
 	       (unsigned long long)(st.resident_peak >> 10));
 	fflush(stdout);
 	ck_assert_uint_eq(st.write_errors, 0);
-	ck_assert_uint_le(st.resident_peak, cfg.ram_budget);
+	ck_assert_msg(st.resident_peak <= cfg.ram_budget,
+		      "resident peak %llu KiB over the budget of %llu KiB: store_full %llu, store %llu KiB with "
+		      "%llu KiB used, read_errors %llu, poisoned %llu",
+		      (unsigned long long)(st.resident_peak >> 10), (unsigned long long)(cfg.ram_budget >> 10),
+		      (unsigned long long)st.store_full, (unsigned long long)(st.store_bytes >> 10),
+		      (unsigned long long)(st.store_slots_used * 4), (unsigned long long)st.read_errors,
+		      (unsigned long long)st.poisoned_pages);
 	for (unsigned k = 0; k < nregs; k++)
 		region_unmap(&regs[k]);
 	/* The children's hang-up (their snapshot slots returning) is seen
