@@ -729,15 +729,22 @@ static void *evictor_main(void *arg)
 		}
 		if (!full)
 			ev->full_logged = false;
-		bool kept = false;
-		for (uint32_t i = 0; i < n && !kept; i++)
-			kept = ev->v[i].kind == K_KEEP;
+		bool kept = false, rebuilt = false;
+		for (uint32_t i = 0; i < n; i++) {
+			kept |= ev->v[i].kind == K_KEEP;
+			rebuilt |= ev->v[i].kind == K_BACK;
+		}
 		/* Stuck: this batch could not bring resident memory under the
 		 * budget, either freeing nothing or keeping pages it could not
 		 * store (failed writes, a full store).  Faults are then let in
 		 * over the budget; otherwise each one would wait for another
-		 * round of failing writes, and the program would crawl. */
-		bool stuck = !freed || (kept && up->resident > up->budget);
+		 * round of failing writes, and the program would crawl.  A page
+		 * rebuilt after a partial discard (K_BACK) is whole again and
+		 * can go next time: a batch of only such pages (one page, when
+		 * the watermarks are a page apart) is progress, and the next
+		 * batch follows at once.  Counting it as stuck let every fault
+		 * in, unlimited, for the 50 ms wait below. */
+		bool stuck = (!freed && !rebuilt) || (kept && up->resident > up->budget);
 		if (stuck != up->evict_stuck)
 			upg_log(up, UPAGER_LOG_INFO, stuck ? "eviction cannot free memory now; admitting faults over "
 				"the budget" : "eviction is freeing memory again");
