@@ -134,7 +134,8 @@ upager_t *upg_t_open(uint64_t budget, uint32_t page_size, const char *policy, ui
 upager_t *upg_t_open_config(struct upager_config *cfg)
 {
 	cfg->log = upg_t_log;
-	cfg->log_level = UPAGER_LOG_WARN;
+	const char *lv = getenv("UPG_TEST_LOG");  /* 2: INFO, 3: DEBUG, for diagnosis */
+	cfg->log_level = lv && *lv ? atoi(lv) : UPAGER_LOG_WARN;
 	char err[512];
 	upager_t *up = NULL;
 	int rc = upager_open(cfg, &up, err, sizeof err);

@@ -74,7 +74,7 @@ void upg_t_log(void *arg, int level, const char *msg);
 upager_t *upg_t_open(uint64_t budget, uint32_t page_size, const char *policy, uint32_t handlers);
 
 /* The same with a whole configuration (from upager_config_init()); the log
- * goes to stderr. */
+ * goes to stderr, at UPAGER_LOG_WARN or the level in UPG_TEST_LOG. */
 upager_t *upg_t_open_config(struct upager_config *cfg);
 
 #endif

@@ -19,6 +19,10 @@
  * At the end of each epoch every page is checked, the store and budget
  * bookkeeping must balance, and no descriptor or thread may be left over.
  * UPG_SOAK_NOFORK=1 leaves the forks out (to tell a fork problem apart).
+ * To replay the configuration of a failing epoch, pin it:
+ * UPG_SOAK_POLICY (s3fifo, clock, fifo), UPG_SOAK_HANDLERS (1, 2),
+ * UPG_SOAK_BUDGET (bytes) and UPG_SOAK_PSIZE (4096, 16384, 65536: every
+ * region); UPG_SOAK_LOG=2 shows upager's INFO messages.
  */
 #include <check.h>
 #include <errno.h>
@@ -317,6 +321,12 @@ static void child_verify(unsigned nt)
 
 /* ---- epochs ---- */
 
+static uint32_t page_size(uint64_t *seed)
+{
+	uint32_t ps = page_sizes[upg_t_rand(seed) % 3];
+	return (uint32_t)env_u64("UPG_SOAK_PSIZE", ps);
+}
+
 static int own_threads(void)
 {
 	int tids[256], keep[256];
@@ -331,14 +341,18 @@ static void run_epoch(uint64_t *seed, double until, int epoch, int fds0, int thr
 	cfg.policy = policies[upg_t_rand(seed) % 3];
 	cfg.handler_threads = 1 + (uint32_t)(upg_t_rand(seed) % 2);
 	cfg.ram_budget = (1ULL << 20) << (upg_t_rand(seed) % 3);  /* 1, 2 or 4 MiB */
+	if (getenv("UPG_SOAK_POLICY"))
+		cfg.policy = getenv("UPG_SOAK_POLICY");
+	cfg.handler_threads = (uint32_t)env_u64("UPG_SOAK_HANDLERS", cfg.handler_threads);
+	cfg.ram_budget = env_u64("UPG_SOAK_BUDGET", cfg.ram_budget);
 	cfg.log = upg_t_log;
-	cfg.log_level = UPAGER_LOG_WARN;
+	cfg.log_level = (int)env_u64("UPG_SOAK_LOG", UPAGER_LOG_WARN);
 	char err[512];
 	int rc = upager_open(&cfg, &up, err, sizeof err);
 	ck_assert_msg(rc == 0, "upager_open: %s", err);
 	nregs = 1 + (unsigned)(upg_t_rand(seed) % 2);
 	for (unsigned k = 0; k < nregs; k++)
-		region_map(&regs[k], cfg.ram_budget * 8 / nregs, page_sizes[upg_t_rand(seed) % 3]);
+		region_map(&regs[k], cfg.ram_budget * 8 / nregs, page_size(seed));
 	printf("soak epoch %d: policy %s, %u handler(s), budget %llu KiB, regions:", epoch, cfg.policy,
 	       cfg.handler_threads, (unsigned long long)(cfg.ram_budget >> 10));
 	for (unsigned k = 0; k < nregs; k++)
@@ -364,7 +378,7 @@ static void run_epoch(uint64_t *seed, double until, int epoch, int fds0, int thr
 			run_phase(r, 1, secs, seed, &tot);  /* the parent rewrites meanwhile */
 		} else if (kind < 3) {
 			unsigned k = (unsigned)(r - regs);
-			uint32_t psize = page_sizes[upg_t_rand(seed) % 3];
+			uint32_t psize = page_size(seed);
 			size_t len = r->len;
 			region_unmap(r);
 			region_map(&regs[k], len, psize);
