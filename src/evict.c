@@ -76,6 +76,7 @@ struct upg_evictor {
 	char *cipher;       /* encryption: what is written, for scratch then copy */
 	int mem_fd;         /* /proc/self/mem: reads pages whatever their protection */
 	bool full_logged;
+	uint64_t unfreed;   /* bytes in the batches since one last freed a page */
 };
 
 static char *src_of(struct upg_evictor *ev, const struct vict *v)
@@ -122,12 +123,21 @@ static void back_off(void)
 
 static int ev_move(struct upager *up, uintptr_t dst, uintptr_t src, size_t len, size_t *moved)
 {
+	/* -EAGAIN: an event is waiting to be read (a discard elsewhere in
+	 * the address space), or a page was busy.  Wait and go on from where
+	 * the move stopped: giving up half-way would leave the page (a large
+	 * one split between the region and the scratch range) to be put back
+	 * and kept, and a batch that frees nothing lets faults in over the
+	 * budget. */
+	size_t done = 0;
 	for (;;) {
-		int rc = upg_uffd_move(up->uffd, up->pagemap_fd, dst, src, len, moved);
-		if (rc != -EAGAIN)
+		size_t m = 0;
+		int rc = upg_uffd_move(up->uffd, up->pagemap_fd, dst + done, src + done, len - done, &m);
+		done += m;
+		if (rc != -EAGAIN) {
+			*moved = done;
 			return rc;
-		if (*moved)
-			return rc;
+		}
 		back_off();
 	}
 }
@@ -729,25 +739,38 @@ static void *evictor_main(void *arg)
 		}
 		if (!full)
 			ev->full_logged = false;
-		bool kept = false, rebuilt = false;
+		uint32_t nkeep = 0, nstay = 0, nback = 0;
 		for (uint32_t i = 0; i < n; i++) {
-			kept |= ev->v[i].kind == K_KEEP;
-			rebuilt |= ev->v[i].kind == K_BACK;
+			nkeep += ev->v[i].kind == K_KEEP;
+			nstay += ev->v[i].kind == K_STAY;
+			nback += ev->v[i].kind == K_BACK;
 		}
-		/* Stuck: this batch could not bring resident memory under the
-		 * budget, either freeing nothing or keeping pages it could not
-		 * store (failed writes, a full store).  Faults are then let in
-		 * over the budget; otherwise each one would wait for another
-		 * round of failing writes, and the program would crawl.  A page
-		 * rebuilt after a partial discard (K_BACK) is whole again and
-		 * can go next time: a batch of only such pages (one page, when
-		 * the watermarks are a page apart) is progress, and the next
-		 * batch follows at once.  Counting it as stuck let every fault
-		 * in, unlimited, for the 50 ms wait below. */
-		bool stuck = (!freed && !rebuilt) || (kept && up->resident > up->budget);
-		if (stuck != up->evict_stuck)
-			upg_log(up, UPAGER_LOG_INFO, stuck ? "eviction cannot free memory now; admitting faults over "
-				"the budget" : "eviction is freeing memory again");
+		bool kept = nkeep, rebuilt = nback;
+		/* Stuck: eviction cannot bring resident memory under the
+		 * budget.  Either the batches since one last freed a page
+		 * have between them taken as many bytes as are resident, and
+		 * none could go (every page shared with a child and not
+		 * movable, say), or this batch kept pages it could not store
+		 * (failed writes, a full store).  Faults are then let in over
+		 * the budget; otherwise each would wait for another round of
+		 * failing work, and the program would crawl.  One batch that
+		 * frees nothing is not stuck: what stayed goes to the back of
+		 * the policy, and the next batch, at once, takes other pages.
+		 * A page rebuilt after a partial discard (K_BACK) is whole
+		 * again and can go next time.  With the watermarks a page
+		 * apart a batch is one page, and counting one such page as
+		 * stuck let every fault in, unlimited, for the 50 ms wait
+		 * below. */
+		ev->unfreed = freed || rebuilt ? 0 : ev->unfreed + off;
+		bool stuck = ev->unfreed >= up->resident || (kept && up->resident > up->budget);
+		if (stuck != up->evict_stuck) {
+			if (stuck)
+				upg_log(up, UPAGER_LOG_INFO, "eviction cannot free memory now (a batch of %u freed %u: "
+					"%u could not be stored, %u could not be moved); admitting faults over the budget",
+					n, freed, nkeep, nstay);
+			else
+				upg_log(up, UPAGER_LOG_INFO, "eviction is freeing memory again");
+		}
 		up->evict_stuck = stuck;
 		if (up->retry_count)
 			upg_kick_handlers(up);
