@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -197,6 +198,66 @@ START_TEST(test_full_store_data_3x_store)
 }
 END_TEST
 
+/* Pages let in over the budget after every frame was taken have no frame:
+ * the policy does not hold them, and they stay until discarded.  Fill 8x
+ * the budget through a store of 2x: the last pages filled are such pages.
+ * Discard the first 5/8 of the data, which frees the store and every page
+ * the policy held; what is left in RAM is frameless and over the budget.
+ * Writing the discarded part again must not wait for an eviction that can
+ * never come (the watchdog fails the test after 10 s without progress). */
+START_TEST(test_frameless_pages_over_budget)
+{
+	struct upager_config cfg;
+	upager_config_init(&cfg);
+	cfg.ram_budget = 1 * MIB;
+	cfg.store_max = 2 * MIB;
+	cfg.store_path = "/var/tmp";
+	cfg.handler_threads = 2;
+	cfg.log = capture_log;
+	cfg.log_level = UPAGER_LOG_WARN;
+	char err[512];
+	int rc = upager_open(&cfg, &up, err, sizeof err);
+	ck_assert_msg(rc == 0, "upager_open: %s (%s)", err, strerror(-rc));
+	ck_assert_int_eq(pthread_create(&watch_tid, NULL, watchdog, NULL), 0);
+	uint64_t data = 8 * MIB, n = data / PS, cut = n * 5 / 8;
+	uint32_t *gen = calloc(n, sizeof *gen);
+	ck_assert_ptr_nonnull(gen);
+	void *a = NULL;
+	ck_assert_int_eq(upager_map(up, data, NULL, &a), 0);
+	char *b = a;
+	for (uint64_t i = 0; i < n; i++) {
+		upg_t_fill(b + i * PS, PS, i, 1);
+		gen[i] = 1;
+		atomic_fetch_add(&progress, 1);
+	}
+	ck_assert_int_eq(madvise(b, cut * PS, MADV_DONTNEED), 0);
+	for (uint64_t i = 0; i < cut; i++)
+		gen[i] = 0;
+	usleep(200000);  /* the evictor empties the policy */
+	for (uint64_t i = 0; i < cut; i++) {
+		ck_assert_msg(upg_t_is_zero(b + i * PS, PS), "discarded page %llu is not zeros", (unsigned long long)i);
+		upg_t_fill(b + i * PS, PS, i, 2);
+		gen[i] = 2;
+		atomic_fetch_add(&progress, 1);
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		size_t bad = upg_t_check(b + i * PS, PS, i, gen[i]);
+		ck_assert_msg(!bad, "page %llu (gen %u) differs at byte %zu", (unsigned long long)i, gen[i], bad - 1);
+		atomic_fetch_add(&progress, 1);
+	}
+	struct upager_stats st = { .size = sizeof st };
+	ck_assert_int_eq(upager_stats(up, &st), 0);
+	ck_assert_msg(st.resident_peak > 2 * cfg.ram_budget + 64 * PS, "resident peak %llu KiB: the frame table "
+		      "never ran out, so the case was not reached", (unsigned long long)(st.resident_peak >> 10));
+	atomic_store(&watch_stop, 1);
+	pthread_join(watch_tid, NULL);
+	ck_assert_int_eq(upager_unmap(up, b), 0);
+	ck_assert_int_eq(upager_close(up), 0);
+	up = NULL;
+	free(gen);
+}
+END_TEST
+
 static Suite *fullstore_suite(void)
 {
 	Suite *s = suite_create("fullstore");
@@ -204,6 +265,7 @@ static Suite *fullstore_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_full_store_overshoot, 0, (int)(sizeof policies / sizeof policies[0]));
 	tcase_add_test(tc, test_full_store_data_3x_store);
+	tcase_add_test(tc, test_frameless_pages_over_budget);
 	suite_add_tcase(s, tc);
 	return s;
 }
