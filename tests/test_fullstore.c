@@ -107,7 +107,10 @@ static void *watchdog(void *arg)
 
 /* ---- the workload ---- */
 
-static void run_case(const char *policy, uint64_t budget, uint64_t store_max, uint64_t data, unsigned passes)
+/* Open the runtime (2 handlers, store in /var/tmp, log captured), start the
+ * watchdog, map data bytes and write generation 1 to every page.  Returns
+ * the region; *genp gets the per-page generations. */
+static char *open_and_fill(const char *policy, uint64_t budget, uint64_t store_max, uint64_t data, uint32_t **genp)
 {
 	struct upager_config cfg;
 	upager_config_init(&cfg);
@@ -130,12 +133,31 @@ static void run_case(const char *policy, uint64_t budget, uint64_t store_max, ui
 	void *a = NULL;
 	ck_assert_int_eq(upager_map(up, data, NULL, &a), 0);
 	char *b = a;
-
 	for (uint64_t i = 0; i < n; i++) {
 		upg_t_fill(b + i * PS, PS, i, 1);
 		gen[i] = 1;
 		atomic_fetch_add(&progress, 1);
 	}
+	*genp = gen;
+	return b;
+}
+
+/* Stop the watchdog, unmap region b, close the runtime, free gen. */
+static void close_and_free(char *b, uint32_t *gen)
+{
+	atomic_store(&watch_stop, 1);
+	pthread_join(watch_tid, NULL);
+	ck_assert_int_eq(upager_unmap(up, b), 0);
+	ck_assert_int_eq(upager_close(up), 0);
+	up = NULL;
+	free(gen);
+}
+
+static void run_case(const char *policy, uint64_t budget, uint64_t store_max, uint64_t data, unsigned passes)
+{
+	uint32_t *gen;
+	char *b = open_and_fill(policy, budget, store_max, data, &gen);
+	uint64_t n = data / PS;
 	uint64_t seed = 0x5eed0000 + data / MIB;
 	for (unsigned pass = 0; pass < passes; pass++) {
 		for (uint64_t k = 0; k < n; k++) {
@@ -172,12 +194,7 @@ static void run_case(const char *policy, uint64_t budget, uint64_t store_max, ui
 	ck_assert_msg(log_has_line((const char *const[]){ "store", "full", NULL }),
 		      "no log message said that the store is full; log:\n%s", log_buf);
 
-	atomic_store(&watch_stop, 1);
-	pthread_join(watch_tid, NULL);
-	ck_assert_int_eq(upager_unmap(up, b), 0);
-	ck_assert_int_eq(upager_close(up), 0);
-	up = NULL;
-	free(gen);
+	close_and_free(b, gen);
 }
 
 static const char *const policies[] = { "s3fifo", "clock", "fifo" };
@@ -207,29 +224,9 @@ END_TEST
  * never come (the watchdog fails the test after 10 s without progress). */
 START_TEST(test_frameless_pages_over_budget)
 {
-	struct upager_config cfg;
-	upager_config_init(&cfg);
-	cfg.ram_budget = 1 * MIB;
-	cfg.store_max = 2 * MIB;
-	cfg.store_path = "/var/tmp";
-	cfg.handler_threads = 2;
-	cfg.log = capture_log;
-	cfg.log_level = UPAGER_LOG_WARN;
-	char err[512];
-	int rc = upager_open(&cfg, &up, err, sizeof err);
-	ck_assert_msg(rc == 0, "upager_open: %s (%s)", err, strerror(-rc));
-	ck_assert_int_eq(pthread_create(&watch_tid, NULL, watchdog, NULL), 0);
-	uint64_t data = 8 * MIB, n = data / PS, cut = n * 5 / 8;
-	uint32_t *gen = calloc(n, sizeof *gen);
-	ck_assert_ptr_nonnull(gen);
-	void *a = NULL;
-	ck_assert_int_eq(upager_map(up, data, NULL, &a), 0);
-	char *b = a;
-	for (uint64_t i = 0; i < n; i++) {
-		upg_t_fill(b + i * PS, PS, i, 1);
-		gen[i] = 1;
-		atomic_fetch_add(&progress, 1);
-	}
+	uint64_t budget = 1 * MIB, data = 8 * MIB, n = data / PS, cut = n * 5 / 8;
+	uint32_t *gen;
+	char *b = open_and_fill(NULL, budget, 2 * MIB, data, &gen);
 	ck_assert_int_eq(madvise(b, cut * PS, MADV_DONTNEED), 0);
 	for (uint64_t i = 0; i < cut; i++)
 		gen[i] = 0;
@@ -247,14 +244,9 @@ START_TEST(test_frameless_pages_over_budget)
 	}
 	struct upager_stats st = { .size = sizeof st };
 	ck_assert_int_eq(upager_stats(up, &st), 0);
-	ck_assert_msg(st.resident_peak > 2 * cfg.ram_budget + 64 * PS, "resident peak %llu KiB: the frame table "
+	ck_assert_msg(st.resident_peak > 2 * budget + 64 * PS, "resident peak %llu KiB: the frame table "
 		      "never ran out, so the case was not reached", (unsigned long long)(st.resident_peak >> 10));
-	atomic_store(&watch_stop, 1);
-	pthread_join(watch_tid, NULL);
-	ck_assert_int_eq(upager_unmap(up, b), 0);
-	ck_assert_int_eq(upager_close(up), 0);
-	up = NULL;
-	free(gen);
+	close_and_free(b, gen);
 }
 END_TEST
 
