@@ -77,7 +77,6 @@ struct upg_evictor {
 	int mem_fd;         /* /proc/self/mem: reads pages whatever their protection */
 	bool full_logged;
 	uint64_t unfreed;   /* bytes in the batches since one last freed a page */
-	bool pol_empty;     /* the last pick() found the policy empty */
 };
 
 static char *src_of(struct upg_evictor *ev, const struct vict *v)
@@ -620,14 +619,11 @@ static uint32_t pick(struct upg_evictor *ev)
 	 * at, zero pages) can go: pass over the dirty ones here rather than
 	 * move them out and back. */
 	bool full = up->store.grow_failed && !upg_store_has_room(&up->store, UPG_MAX_PAGE / UPG_BLOCK);
-	ev->pol_empty = false;
 	while (bytes < target && n < ev->cap && skipped < ev->cap) {
 		uint32_t f;
 		uint8_t ghost;
-		if (!up->pol_ops->evict(up->pol, &f, &ghost, 1)) {
-			ev->pol_empty = !n && !skipped;
+		if (!up->pol_ops->evict(up->pol, &f, &ghost, 1))
 			break;
-		}
 		struct upg_frame *fr = &up->frames[f];
 		struct upg_region *r = fr->reg;
 		if (bytes + r->psize > up->scratch_len) {
@@ -708,8 +704,9 @@ static void *evictor_main(void *arg)
 			 * hold them, and only a discard frees them.  Should they
 			 * alone keep memory over the budget, no eviction can
 			 * help, and faults are let in rather than left waiting
-			 * for ever. */
-			if (ev->pol_empty && up->c.unframed && up->resident > up->budget && !up->evict_stuck) {
+			 * for ever.  (Over the budget, with the store not full,
+			 * pick() finds nothing only in an empty policy.) */
+			if (up->c.unframed && up->resident > up->budget && !up->evict_stuck) {
 				up->evict_stuck = true;
 				upg_log(up, UPAGER_LOG_INFO, "pages admitted while the frame table was full keep memory "
 					"over the budget; admitting faults over the budget");

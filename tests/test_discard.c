@@ -768,7 +768,6 @@ START_TEST(test_64k_holes_keep_the_budget)
 	pthread_t t[TIGHT_WORKERS];
 	double until = now_s() + (double)upg_t_scale(6);
 	for (unsigned i = 0; i < TIGHT_WORKERS; i++) {
-		memset(&w[i], 0, sizeof w[i]);
 		w[i] = (struct tight){ .base = base, .until = until, .id = i, .seed = 1000 + i };
 		ck_assert_int_eq(pthread_create(&t[i], NULL, tight_worker, &w[i]), 0);
 	}
