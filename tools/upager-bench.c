@@ -2244,6 +2244,8 @@ static int run_kernel(struct kernel_side *ks, const struct opts *o, const struct
 
 /* --- physical limits of the store's filesystem --- */
 
+#define MAX_DEVICE_QDS 32
+
 struct device {
 	bool ran;
 	char why[300];
@@ -2254,7 +2256,22 @@ struct device {
 	double seq128_mbs;       /* 128 KiB sequential reads, queue depth 1 */
 	double seq1m_mbs;        /* 1 MiB sequential reads, queue depth 8 */
 	double seq_mbs;          /* the better of the two: the bandwidth figure */
+	/* 4 KiB random reads at the queue depths of the random workloads'
+	 * thread counts: the most major faults per second the device allows
+	 * that many threads that each wait for one read at a time. */
+	unsigned nqd;
+	unsigned qd[MAX_DEVICE_QDS];
+	double qd_iops[MAX_DEVICE_QDS];
 };
+
+/* 4 KiB random-read IOPS of dev at queue depth qd, or NAN. */
+static double device_iops_at(const struct device *dev, unsigned qd)
+{
+	for (unsigned i = 0; dev->ran && i < dev->nqd; i++)
+		if (dev->qd[i] == qd)
+			return dev->qd_iops[i];
+	return NAN;
+}
 
 /* Keep qd reads of bs bytes in flight over the first file_bytes of fd for
  * `secs` seconds: sequential (wrapping at the end) or uniformly random.
@@ -2317,7 +2334,8 @@ static int ring_reads(struct io_uring *ring, int fd, uint64_t file_bytes, unsign
  * Measure 4 KiB random reads at queue depth 1 and 32, and sequential reads
  * of 128 KiB (depth 1) and 1 MiB (depth 8), with O_DIRECT through io_uring,
  * on a file of dev->file_bytes in dir, written with data first (reads of
- * unwritten extents would cost no I/O).  The file is removed afterwards.
+ * unwritten extents would cost no I/O).  Then 4 KiB random reads at each
+ * queue depth in dev->qd[] (at most 256).  The file is removed afterwards.
  */
 static void device_measure(struct device *dev, const char *dir)
 {
@@ -2364,7 +2382,11 @@ static void device_measure(struct device *dev, const char *dir)
 		off += (uint64_t)k;
 	}
 	fdatasync(fd);
-	rc = io_uring_queue_init(64, &ring, 0);
+	unsigned entries = 64;
+	for (unsigned i = 0; i < dev->nqd; i++)
+		while (entries < dev->qd[i])
+			entries *= 2;
+	rc = io_uring_queue_init(entries, &ring, 0);
 	if (rc) {
 		msgf(dev->why, sizeof dev->why, "io_uring_queue_init: %s", strerror(-rc));
 		goto out;
@@ -2392,6 +2414,21 @@ static void device_measure(struct device *dev, const char *dir)
 	dev->seq128_mbs = res[2] * (128 << 10) / 1e6;
 	dev->seq1m_mbs = res[3] * (1 << 20) / 1e6;
 	dev->seq_mbs = dev->seq128_mbs > dev->seq1m_mbs ? dev->seq128_mbs : dev->seq1m_mbs;
+	for (unsigned i = 0; i < dev->nqd; i++) {
+		uint64_t ops;
+		double secs;
+		if (dev->qd[i] == 1 || dev->qd[i] == 32) {
+			dev->qd_iops[i] = dev->qd[i] == 1 ? dev->qd1_iops : dev->qd32_iops;
+			continue;
+		}
+		rc = ring_reads(&ring, fd, dev->file_bytes, 4096, dev->qd[i], false, dev->seconds, buf, &ops, &secs);
+		if (rc) {
+			msgf(dev->why, sizeof dev->why, "O_DIRECT reads of 4096 bytes at queue depth %u from %s: %s",
+			     dev->qd[i], dev->path, strerror(-rc));
+			goto out;
+		}
+		dev->qd_iops[i] = secs > 0 ? ops / secs : 0;
+	}
 	dev->ran = true;
 out:
 	if (ring_ok)
@@ -2643,6 +2680,10 @@ static int write_compare_json(FILE *f, const char *path, const struct pair *ps, 
 			", \"seqread_128k_qd1_mb_s\": %.1f, \"seqread_1m_qd8_mb_s\": %.1f, \"seqread_mb_s\": %.1f",
 			dev->file_bytes, dev->seconds, dev->qd1_iops, dev->qd1_lat_us, dev->qd32_iops, dev->seq128_mbs,
 			dev->seq1m_mbs, dev->seq_mbs);
+		fprintf(f, ", \"randread_4k_iops_by_qd\": {");
+		for (unsigned i = 0; i < dev->nqd; i++)
+			fprintf(f, "%s\"%u\": %.0f", i ? ", " : "", dev->qd[i], dev->qd_iops[i]);
+		fprintf(f, "}");
 	} else {
 		fprintf(f, ", \"why\": ");
 		json_string(f, dev->why);
@@ -2979,6 +3020,45 @@ static void print_device(FILE *out, const struct device *dev)
 	fprintf(out, "device   O_DIRECT io_uring reads of a %s file, %.0f s per test: 4 KiB random QD1 %.0f IOPS "
 		"(%.0f us), QD32 %.0f IOPS; sequential 128 KiB QD1 %.0f MB/s, 1 MiB QD8 %.0f MB/s\n",
 		fb, dev->seconds, dev->qd1_iops, dev->qd1_lat_us, dev->qd32_iops, dev->seq128_mbs, dev->seq1m_mbs);
+	if (dev->nqd) {
+		fprintf(out, "         4 KiB random at the random workloads' thread counts:");
+		for (unsigned i = 0; i < dev->nqd; i++)
+			fprintf(out, "%s QD%u %.0f IOPS", i ? "," : "", dev->qd[i], dev->qd_iops[i]);
+		fprintf(out, "\n");
+	}
+	fflush(out);
+}
+
+/* Major faults per second of one side of a pair, or NAN. */
+static double major_rate(const struct row *r, bool ok)
+{
+	return ok && r->seconds > 0 ? r->store_reads / r->seconds : NAN;
+}
+
+/*
+ * Each side's major-fault rate on the random workloads as a share of what
+ * the device gives 4 KiB random reads at a queue depth equal to the thread
+ * count: a thread that waits for its fault has one read in flight, so that
+ * is the most either side can get, write-back and hits aside.
+ */
+static void print_ceiling(FILE *out, const struct pair *ps, size_t n, const struct device *dev)
+{
+	bool any = false;
+	for (size_t i = 0; i < n; i++) {
+		const struct pair *p = &ps[i];
+		double dv = device_iops_at(dev, p->threads);
+		if (!p->wl->scales || isnan(dv) || dv <= 0)
+			continue;
+		if (!any)
+			fprintf(out, "\nmajor faults/s against the device's 4 KiB random reads/s at queue depth = threads:\n");
+		any = true;
+		double k = major_rate(&p->k, p->k_ok), u = major_rate(&p->u, p->u_ok);
+		char ks[64] = "kernel not run";
+		if (!isnan(k))
+			snprintf(ks, sizeof ks, "kernel %.0f/s = %.0f%%", k, 100 * k / dv);
+		fprintf(out, "  %-10s %3u thr  device %6.0f/s  %-24s  upager %.0f/s = %.0f%%\n", p->wl->name, p->threads, dv,
+			ks, u, 100 * u / dv);
+	}
 	fflush(out);
 }
 
@@ -3022,11 +3102,27 @@ static int compare_main(const struct upager_config *cfg, const struct opts *o, F
 	memset(&dev, 0, sizeof dev);
 	dev.file_bytes = o->device_bytes;
 	dev.seconds = o->device_seconds;
+	/* The random workloads' thread counts, each a queue depth to measure. */
+	for (size_t w = 0; w < NWORKLOADS; w++) {
+		unsigned tl[32];
+		unsigned nt = o->want[w] && workloads[w].scales ? plan_threads(o, &workloads[w], tl) : 0;
+		for (unsigned t = 0; t < nt && dev.nqd < MAX_DEVICE_QDS; t++) {
+			bool have = false;
+			for (unsigned i = 0; i < dev.nqd; i++)
+				have |= dev.qd[i] == tl[t];
+			if (!have)
+				dev.qd[dev.nqd++] = tl[t];
+		}
+	}
+	unsigned extra = 0;
+	for (unsigned i = 0; i < dev.nqd; i++)
+		extra += dev.qd[i] != 1 && dev.qd[i] != 32;
 	if (o->no_device) {
 		snprintf(dev.why, sizeof dev.why, "--no-device was given");
 	} else {
 		if (!o->quiet)
-			fprintf(stderr, "%s: measuring the store's filesystem (%.0f s) ...\n", PROG, 4 * dev.seconds + 2);
+			fprintf(stderr, "%s: measuring the store's filesystem (%.0f s) ...\n", PROG,
+				(4 + extra) * dev.seconds + 2);
 		device_measure(&dev, sdir);
 	}
 	print_device(stdout, &dev);
@@ -3125,6 +3221,7 @@ static int compare_main(const struct upager_config *cfg, const struct opts *o, F
 	if (sp && sp->k_ok && dev.ran)
 		printf("kernel seq-read: %.0f MB/s = %.0f%% of it\n", sp->k.accesses_per_s * (double)o->page / 1e6,
 		       100 * sp->k.accesses_per_s * (double)o->page / 1e6 / dev.seq_mbs);
+	print_ceiling(stdout, ps, n, &dev);
 	struct target tg[MAX_TARGETS];
 	size_t ntg = targets_eval(ps, n, &dev, &ks, o->page, tg);
 	print_targets(stdout, tg, ntg);
