@@ -687,31 +687,27 @@ static void *evictor_main(void *arg)
 		if (!n) {
 			pthread_mutex_unlock(&up->fork_lock);
 			bool full = up->store.grow_failed && !upg_store_has_room(&up->store, UPG_MAX_PAGE / UPG_BLOCK);
-			if (full && !up->evict_stuck) {
-				up->evict_stuck = true;
-				upg_log(up, UPAGER_LOG_INFO, "eviction cannot free memory now; admitting faults over the budget");
-			}
-			if (full) {
-				if (up->retry_count)
-					upg_kick_handlers(up);
-				/* Disk space may come back. */
-				up->store.grow_failed = up->store.size_blocks >= up->store.max_blocks;
-				timed_wait(up, 50);
-				continue;
-			}
 			/* Pages admitted over the budget while every frame was
 			 * taken (a full store) have none: the policy does not
 			 * hold them, and only a discard frees them.  Should they
 			 * alone keep memory over the budget, no eviction can
-			 * help, and faults are let in rather than left waiting
-			 * for ever.  (Over the budget, with the store not full,
-			 * pick() finds nothing only in an empty policy.) */
-			if (up->c.unframed && up->resident > up->budget && !up->evict_stuck) {
+			 * help either.  (Over the budget, with the store not
+			 * full, pick() finds nothing only in an empty policy.) */
+			bool frameless = up->c.unframed && up->resident > up->budget;
+			if ((full || frameless) && !up->evict_stuck) {
 				up->evict_stuck = true;
-				upg_log(up, UPAGER_LOG_INFO, "pages admitted while the frame table was full keep memory "
+				upg_log(up, UPAGER_LOG_INFO, full ? "eviction cannot free memory now; admitting faults "
+					"over the budget" : "pages admitted while the frame table was full keep memory "
 					"over the budget; admitting faults over the budget");
+			}
+			/* Faults are let in over the budget rather than left
+			 * waiting for an eviction that cannot come. */
+			if (full || frameless) {
 				if (up->retry_count)
 					upg_kick_handlers(up);
+				/* Disk space may come back. */
+				if (full)
+					up->store.grow_failed = up->store.size_blocks >= up->store.max_blocks;
 				timed_wait(up, 50);
 				continue;
 			}
