@@ -131,11 +131,17 @@ upager_t *upg_t_open(uint64_t budget, uint32_t page_size, const char *policy, ui
 	return upg_t_open_config(&cfg);
 }
 
+uint64_t upg_t_env_u64(const char *name, uint64_t def)
+{
+	const char *v = getenv(name);
+	return v && *v ? strtoull(v, NULL, 0) : def;
+}
+
 upager_t *upg_t_open_config(struct upager_config *cfg)
 {
 	cfg->log = upg_t_log;
-	const char *lv = getenv("UPG_TEST_LOG");  /* 2: INFO, 3: DEBUG, for diagnosis */
-	cfg->log_level = lv && *lv ? atoi(lv) : UPAGER_LOG_WARN;
+	/* 2: INFO, 3: DEBUG, for diagnosis */
+	cfg->log_level = (int)upg_t_env_u64("UPG_TEST_LOG", UPAGER_LOG_WARN);
 	char err[512];
 	upager_t *up = NULL;
 	int rc = upager_open(cfg, &up, err, sizeof err);

@@ -66,6 +66,10 @@ int upg_t_new_threads(const int *before, int nbefore, const int *after, int naft
  * process with status 90. */
 int upg_t_sigbus(void (*fn)(void *arg), void *arg);
 
+/* The number in environment variable name (decimal, or 0x hex), or def
+ * when it is unset or empty.  For diagnostic knobs of the tests. */
+uint64_t upg_t_env_u64(const char *name, uint64_t def);
+
 /* Log callback that prints to stderr, for test diagnostics. */
 void upg_t_log(void *arg, int level, const char *msg);
 

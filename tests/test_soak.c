@@ -66,12 +66,6 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static uint64_t env_u64(const char *name, uint64_t def)
-{
-	const char *v = getenv(name);
-	return v && *v ? strtoull(v, NULL, 0) : def;
-}
-
 /* 0 when page pg of r holds what the shadow says; else 1 + first bad byte. */
 static size_t check_page(const struct region *r, uint64_t pg)
 {
@@ -324,7 +318,7 @@ static void child_verify(unsigned nt)
 static uint32_t page_size(uint64_t *seed)
 {
 	uint32_t ps = page_sizes[upg_t_rand(seed) % 3];
-	return (uint32_t)env_u64("UPG_SOAK_PSIZE", ps);
+	return (uint32_t)upg_t_env_u64("UPG_SOAK_PSIZE", ps);
 }
 
 static int own_threads(void)
@@ -343,10 +337,10 @@ static void run_epoch(uint64_t *seed, double until, int epoch, int fds0, int thr
 	cfg.ram_budget = (1ULL << 20) << (upg_t_rand(seed) % 3);  /* 1, 2 or 4 MiB */
 	if (getenv("UPG_SOAK_POLICY"))
 		cfg.policy = getenv("UPG_SOAK_POLICY");
-	cfg.handler_threads = (uint32_t)env_u64("UPG_SOAK_HANDLERS", cfg.handler_threads);
-	cfg.ram_budget = env_u64("UPG_SOAK_BUDGET", cfg.ram_budget);
+	cfg.handler_threads = (uint32_t)upg_t_env_u64("UPG_SOAK_HANDLERS", cfg.handler_threads);
+	cfg.ram_budget = upg_t_env_u64("UPG_SOAK_BUDGET", cfg.ram_budget);
 	cfg.log = upg_t_log;
-	cfg.log_level = (int)env_u64("UPG_SOAK_LOG", UPAGER_LOG_WARN);
+	cfg.log_level = (int)upg_t_env_u64("UPG_SOAK_LOG", UPAGER_LOG_WARN);
 	char err[512];
 	int rc = upager_open(&cfg, &up, err, sizeof err);
 	ck_assert_msg(rc == 0, "upager_open: %s", err);
@@ -456,8 +450,8 @@ static void run_epoch(uint64_t *seed, double until, int epoch, int fds0, int thr
 
 START_TEST(soak)
 {
-	uint64_t seconds = env_u64("UPG_SOAK_SECONDS", 600);
-	uint64_t seed = env_u64("UPG_SOAK_SEED", 1);
+	uint64_t seconds = upg_t_env_u64("UPG_SOAK_SECONDS", 600);
+	uint64_t seed = upg_t_env_u64("UPG_SOAK_SEED", 1);
 	printf("soak: %llu s from seed %llu (UPG_SOAK_SECONDS, UPG_SOAK_SEED)\n", (unsigned long long)seconds,
 	       (unsigned long long)seed);
 	int fds0 = upg_t_count_dir("/proc/self/fd");
@@ -479,7 +473,7 @@ int main(void)
 {
 	Suite *s = suite_create("soak");
 	TCase *tc = tcase_create("soak");
-	tcase_set_timeout(tc, (double)env_u64("UPG_SOAK_SECONDS", 600) + 600);
+	tcase_set_timeout(tc, (double)upg_t_env_u64("UPG_SOAK_SECONDS", 600) + 600);
 	tcase_add_test(tc, soak);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
