@@ -2264,6 +2264,13 @@ struct device {
 	double qd_iops[MAX_DEVICE_QDS];
 };
 
+/* Queue depths of 4 KiB random reads that device_measure() runs whatever
+ * the workloads' thread counts. */
+static bool device_base_qd(unsigned qd)
+{
+	return qd == 1 || qd == 32;
+}
+
 /* 4 KiB random-read IOPS of dev at queue depth qd, or NAN. */
 static double device_iops_at(const struct device *dev, unsigned qd)
 {
@@ -2417,7 +2424,7 @@ static void device_measure(struct device *dev, const char *dir)
 	for (unsigned i = 0; i < dev->nqd; i++) {
 		uint64_t ops;
 		double secs;
-		if (dev->qd[i] == 1 || dev->qd[i] == 32) {
+		if (device_base_qd(dev->qd[i])) {
 			dev->qd_iops[i] = dev->qd[i] == 1 ? dev->qd1_iops : dev->qd32_iops;
 			continue;
 		}
@@ -3116,7 +3123,7 @@ static int compare_main(const struct upager_config *cfg, const struct opts *o, F
 	}
 	unsigned extra = 0;
 	for (unsigned i = 0; i < dev.nqd; i++)
-		extra += dev.qd[i] != 1 && dev.qd[i] != 32;
+		extra += !device_base_qd(dev.qd[i]);
 	if (o->no_device) {
 		snprintf(dev.why, sizeof dev.why, "--no-device was given");
 	} else {
