@@ -1169,7 +1169,17 @@ static void discard_event(struct upager *up, uintptr_t start, uintptr_t end)
 	for (uint32_t i = 0; i < up->nown_zap; i++)
 		if (start >= up->own_zap[i].start && end <= up->own_zap[i].end)
 			return;  /* the evictor dropping a page it copied out */
-	for (uint32_t i = 0; i < up->nregions; i++) {
+	/* Regions are sorted and disjoint: start at the first one ending
+	 * after start (a program's mmap()s make thousands of them). */
+	uint32_t lo = 0, hi = up->nregions;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (up->regions[mid]->base + up->regions[mid]->len <= start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (uint32_t i = lo; i < up->nregions && up->regions[i]->base < end; i++) {
 		struct upg_region *r = up->regions[i];
 		uintptr_t s = start > r->base ? start : r->base;
 		uintptr_t e = end < r->base + r->len ? end : r->base + r->len;

@@ -289,6 +289,10 @@ static inline struct upg_pte *upg_pte_peek(struct upg_region *r, uint64_t page)
 	return &r->pte[page];
 }
 uint64_t upg_now_ns(void);
+/* upager_map() with an address: hint as mmap() takes it (0: anywhere), and
+ * mflags 0, MAP_FIXED or MAP_FIXED_NOREPLACE.  Only for 4 KiB pages.  For
+ * the preload layer, which serves a program's own mmap() calls. */
+int upg_map_at(struct upager *up, uintptr_t hint, size_t len, uint32_t psize, int mflags, void **addr);
 /* Which 4 KiB pages of [addr, addr + len) hold data: vec[i] is 1 for a
  * page in RAM or in the kernel's swap, 0 for one zapped or never filled.
  * mincore() alone would call a page the kernel swapped out missing, and

@@ -170,6 +170,14 @@ const struct upg_option upg_options[] = {
 			"OP:N[:KIND[:MODE]] rules separated by commas (see src/inject.h)",
 	},
 	{
+		/* Read by the preload layer only (src/preload_maps.c). */
+		.env = "UPAGER_MMAP",
+		.kind = UPG_OPT_STRING,
+		.offset = NO_FIELD,
+		.help = "the smallest private anonymous mmap() the preload library pages: "
+			"a size from 4K to 1T such as 64K, or off",
+	},
+	{
 		/* Read by the preload layer only. */
 		.env = "UPAGER_REPORT",
 		.kind = UPG_OPT_STRING,

@@ -20,6 +20,7 @@
  */
 #include "internal.h"
 #include "options.h"
+#include "preload.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -30,7 +31,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define EXPORT __attribute__((visibility("default")))
+#define EXPORT UPG_PL_EXPORT
 #define HEAP_MAX (4ULL << 40)
 #define HEAP_MIN (1ULL << 30)
 #define VA_CAP 65536
@@ -145,6 +146,16 @@ static uintptr_t va_take(size_t len)
 static bool in_heap(const void *p)
 {
 	return (uintptr_t)p >= heap_lo && (uintptr_t)p < heap_hi;
+}
+
+bool upg_pl_in_heap(const void *p)
+{
+	return in_heap(p);
+}
+
+upager_t *upg_pl_runtime(void)
+{
+	return __atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_READY ? runtime : NULL;
 }
 
 void *upg_pl_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
@@ -279,6 +290,9 @@ __attribute__((constructor(101))) static void preload_init(void)
 		fail_start("bad environment", err);
 	if (!parse_report(secure_getenv("UPAGER_REPORT")))
 		fail_start("bad environment", "UPAGER_REPORT is too long: expected 1, stderr, a file path or json:PATH");
+	if (!upg_pl_maps_setup(secure_getenv("UPAGER_MMAP")))
+		fail_start("bad environment", "UPAGER_MMAP must be off or a size from 4K to 1T, such as 64K "
+					      "(the smallest anonymous mmap() paged by upager)");
 	cfg.log = log_cb;
 	int rc = upager_open(&cfg, &runtime, err, sizeof err);
 	if (rc)

@@ -17,7 +17,7 @@
 #define RETRY_CAP 65536u
 
 __thread int upg_internal_thread;
-#define REGIONS_MAX 4096u
+#define REGIONS_MAX 16384u
 
 void upg_log(struct upager *up, int level, const char *fmt, ...)
 {
@@ -585,15 +585,24 @@ UPAGER_API int upager_map(upager_t *up, size_t len, const struct upager_map_opts
 	if (opts && opts->size >= offsetof(struct upager_map_opts, page_size) + sizeof opts->page_size &&
 	    opts->page_size)
 		psize = opts->page_size;
+	return upg_map_at(up, 0, len, psize, 0, addr);
+}
+
+int upg_map_at(struct upager *up, uintptr_t hint, size_t len, uint32_t psize, int mflags, void **addr)
+{
+	if (upg_forked_child)
+		return -ECHILD;
 	if (psize < 4096 || psize > UPG_MAX_PAGE || (psize & (psize - 1)))
 		return -EINVAL;
 	if (len > (1ULL << 46))
 		return -ENOMEM;
+	if ((hint || mflags) && (psize != 4096 || (hint & 4095)))
+		return -EINVAL;
 	len = (len + psize - 1) & ~((size_t)psize - 1);
 
 	size_t slack = psize > 4096 ? psize : 0;
-	char *raw = mmap(NULL, len + slack, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	char *raw = mmap((void *)hint, len + slack, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | mflags, -1, 0);
 	if (raw == MAP_FAILED)
 		return -errno;
 	uintptr_t base = ((uintptr_t)raw + psize - 1) & ~((uintptr_t)psize - 1);

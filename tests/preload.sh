@@ -11,6 +11,7 @@ ok() { echo "ok   $*"; pass=$((pass + 1)); }
 bad() { echo "FAIL $*"; fail=$((fail + 1)); }
 
 if "$run" --ram 32M -- "$cases"; then ok "preload cases under --ram 32M"; else bad "preload cases under --ram 32M"; fi
+if "$run" --ram 32M -- "$build/tests/preload_maps_cases"; then ok "mmap cases under --ram 32M"; else bad "mmap cases under --ram 32M"; fi
 
 "$run" --ram 32M -- "$cases" 42; rc=$?
 [ $rc -eq 42 ] && ok "exit status 42 passes through" || bad "exit status: got $rc, want 42"
