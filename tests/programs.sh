@@ -110,42 +110,138 @@ check gcc 64M sh -c "gcc -O2 -c '$work/big.c' -o '$work/big.o' && sha256sum < '$
 [ -x "$ex/bigsort" ] && check bigsort 64M "$ex/bigsort" 256M
 [ -x "$ex/graph" ] && check graph 40M "$ex/graph" 60M
 
+# A memory cgroup with no swap is the honest judge of a cap.
+# in_cgroup LIMIT_BYTES OUT ERR CMD...: run CMD in a fresh one; sets cg_rc,
+# cg_peak (bytes, the cgroup's own high-water mark) and cg_secs.  Returns 1
+# (and says SKIP) when no memory cgroup can be made here.
+cg_v=0
+if [ -w /sys/fs/cgroup/memory ]; then cg_v=1
+elif [ -w /sys/fs/cgroup/cgroup.subtree_control ] && grep -qw memory /sys/fs/cgroup/cgroup.controllers; then cg_v=2
+fi
+in_cgroup() {
+	local limit=$1 out=$2 err=$3 cg; shift 3
+	if [ $cg_v = 1 ]; then cg=/sys/fs/cgroup/memory/upager-test-$$-$RANDOM; else cg=/sys/fs/cgroup/upager-test-$$-$RANDOM; fi
+	if [ $cg_v = 0 ] || ! mkdir "$cg" 2>/dev/null; then
+		return 1
+	fi
+	if [ $cg_v = 1 ]; then
+		echo "$limit" >"$cg/memory.limit_in_bytes"
+		[ -f "$cg/memory.memsw.limit_in_bytes" ] && echo "$limit" >"$cg/memory.memsw.limit_in_bytes"
+	else
+		echo "$limit" >"$cg/memory.max"; echo 0 >"$cg/memory.swap.max" 2>/dev/null
+	fi
+	local t0=$SECONDS
+	sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$cg" "$@" >"$out" 2>"$err"
+	cg_rc=$? cg_secs=$((SECONDS - t0))
+	if [ $cg_v = 1 ]; then cg_peak=$(cat "$cg/memory.max_usage_in_bytes"); else cg_peak=$(cat "$cg/memory.peak" 2>/dev/null || echo 0); fi
+	rmdir "$cg" 2>/dev/null
+	return 0
+}
+
 # An honest cap: a 1 GiB heap under --ram 256M, inside a memory cgroup of
 # 256 MiB + 64 MiB, must not be OOM-killed (the store uses O_DIRECT, so
 # swapped-out pages do not sit in the page cache charged to the cgroup).
 honest_cap() {
 	if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " =~ " cgroup " ]]; then return; fi
-	local cg="" v=0
-	if [ -w /sys/fs/cgroup/memory ]; then
-		cg=/sys/fs/cgroup/memory/upager-test-$$; v=1
-	elif [ -w /sys/fs/cgroup/cgroup.subtree_control ] && grep -qw memory /sys/fs/cgroup/cgroup.controllers; then
-		cg=/sys/fs/cgroup/upager-test-$$; v=2
-	fi
-	if [ -z "$cg" ] || ! mkdir "$cg" 2>/dev/null; then
+	if ! in_cgroup $(((256 + 64) << 20)) "$work/cg.out" "$work/cg.err" "$run" --ram 256M -- "$ex/bigsort" 1G; then
 		echo "SKIP cgroup: no writable memory cgroup (needs root and the memory controller)"
 		skip=$((skip + 1)); return
 	fi
-	local limit=$(((256 + 64) << 20))
-	if [ $v = 1 ]; then
-		echo $limit >"$cg/memory.limit_in_bytes"
-		[ -f "$cg/memory.memsw.limit_in_bytes" ] && echo $limit >"$cg/memory.memsw.limit_in_bytes"
-	else
-		echo $limit >"$cg/memory.max"; echo 0 >"$cg/memory.swap.max" 2>/dev/null
-	fi
-	local t0=$SECONDS
-	sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$cg" \
-		"$run" --ram 256M -- "$ex/bigsort" 1G >"$work/cg.out" 2>"$work/cg.err"
-	local rc=$? peak
-	if [ $v = 1 ]; then peak=$(cat "$cg/memory.max_usage_in_bytes"); else peak=$(cat "$cg/memory.peak" 2>/dev/null || echo 0); fi
-	rmdir "$cg" 2>/dev/null
-	if [ $rc -ne 0 ]; then
-		echo "FAIL cgroup: bigsort 1G under --ram 256M in a 320 MiB cgroup exited $rc (137 = OOM-killed)"
+	if [ $cg_rc -ne 0 ]; then
+		echo "FAIL cgroup: bigsort 1G under --ram 256M in a 320 MiB cgroup exited $cg_rc (137 = OOM-killed)"
 		tail -3 "$work/cg.err"; fail=$((fail + 1)); return
 	fi
 	printf 'ok   %-14s 1 GiB heap, --ram 256M, 320 MiB cgroup: not OOM-killed, cgroup peak %d MiB, %ds\n' \
-		cgroup $((peak >> 20)) $((SECONDS - t0))
+		cgroup $((cg_peak >> 20)) $cg_secs
 	pass=$((pass + 1))
 }
+
+# Whole programs whose heaps are their own mmap()s (pymalloc's arenas, V8,
+# the JVM), each building well over 350 MiB: at --ram 128M inside a cgroup
+# of 128 + 64 MiB with no swap, the output must match the uncapped run and
+# nothing may be OOM-killed.  The cgroup's limit is what node and java would
+# size their heaps from, so they are told their heap size, as a user would.
+# whole CAP NAME CMD...
+whole() {
+	local cap=$1 name=$2; shift 2
+	if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " =~ " $name " ]]; then return; fi
+	local t0=$SECONDS
+	if ! /usr/bin/time -f %M -o "$work/$name.rss" "$@" >"$work/$name.plain" 2>"$work/$name.plain.err"; then
+		echo "SKIP $name: the uncapped run failed: $(tail -1 "$work/$name.plain.err")"
+		skip=$((skip + 1)); return
+	fi
+	local plain_secs=$((SECONDS - t0)) plain_kb
+	plain_kb=$(tail -1 "$work/$name.rss")
+	if [ "$plain_kb" -lt $((350 << 10)) ]; then
+		echo "FAIL $name: the uncapped run used only $((plain_kb >> 10)) MiB: not a test of a 128M cap"
+		fail=$((fail + 1)); return
+	fi
+	local cap_b
+	cap_b=$(( ${cap%M} << 20 ))
+	if ! in_cgroup $((cap_b + (64 << 20))) "$work/$name.capped" "$work/$name.capped.err" \
+		"$run" --ram "$cap" --report=json:"$work/$name.%p.json" -- "$@"; then
+		echo "SKIP $name: no writable memory cgroup (needs root and the memory controller)"
+		skip=$((skip + 1)); return
+	fi
+	if [ $cg_rc -ne 0 ]; then
+		echo "FAIL $name: exit status $cg_rc at --ram $cap in a cgroup of $cap + 64 MiB (137 = OOM-killed)"
+		tail -5 "$work/$name.capped.err"; fail=$((fail + 1)); return
+	fi
+	if ! cmp -s "$work/$name.plain" "$work/$name.capped"; then
+		echo "FAIL $name: output differs at --ram $cap"
+		diff <(head -c 2000 "$work/$name.plain") <(head -c 2000 "$work/$name.capped") | head -10
+		fail=$((fail + 1)); return
+	fi
+	printf 'ok   %-14s identical output; plain %4d MiB RSS in %3ds; --ram %s in a %d MiB cgroup: peak %3d MiB in %3ds\n' \
+		"$name" $((plain_kb >> 10)) $plain_secs "$cap" $(((cap_b >> 20) + 64)) $((cg_peak >> 20)) $cg_secs
+	pass=$((pass + 1))
+}
+
+cat >"$work/dict.py" <<'PY'
+import hashlib
+d = {}
+for i in range(1800000):
+    d["key%d" % i] = "value-%d-" % (i * 7) * 3
+h = hashlib.sha256()
+for k in sorted(d):
+    h.update(k.encode()); h.update(d[k].encode())
+print(len(d), h.hexdigest())
+PY
+whole 128M python-pymalloc env -u PYTHONMALLOC /usr/bin/python3 "$work/dict.py"
+
+if command -v node >/dev/null; then
+	cat >"$work/map.js" <<'JS'
+const crypto = require('crypto');
+const m = new Map();
+for (let i = 0; i < 1500000; i++) m.set('key' + i, ('value-' + (i * 7) + '-').repeat(3));
+const keys = [...m.keys()].sort();
+const h = crypto.createHash('sha256');
+for (const k of keys) { h.update(k); h.update(m.get(k)); }
+console.log(m.size, h.digest('hex'));
+JS
+	whole 128M node node --max-old-space-size=2048 "$work/map.js"
+else
+	echo "SKIP node: not installed"; skip=$((skip + 1))
+fi
+
+if command -v java >/dev/null; then
+	cat >"$work/Big.java" <<'JAVA'
+import java.util.*; import java.security.*;
+public class Big { public static void main(String[] a) throws Exception {
+  HashMap<String,String> m = new HashMap<>();
+  for (int i = 0; i < 1500000; i++) { String v = "value-" + (i * 7) + "-"; m.put("key" + i, v + v + v); }
+  ArrayList<String> keys = new ArrayList<>(m.keySet()); Collections.sort(keys);
+  MessageDigest h = MessageDigest.getInstance("SHA-256");
+  for (String k : keys) { h.update(k.getBytes("UTF-8")); h.update(m.get(k).getBytes("UTF-8")); }
+  StringBuilder sb = new StringBuilder(); for (byte b : h.digest()) sb.append(String.format("%02x", b));
+  System.out.println(m.size() + " " + sb);
+}}
+JAVA
+	whole 128M java java -Xmx2g "$work/Big.java"
+else
+	echo "SKIP java: not installed"; skip=$((skip + 1))
+fi
+
 [ -x "$ex/bigsort" ] && honest_cap
 
 echo "programs: $pass passed, $fail failed, $skip skipped"
