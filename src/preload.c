@@ -72,7 +72,12 @@ static size_t (*libc_usable_size)(void *);
 static struct {
 	char path[4096];
 	bool json, on;
-} report;
+	int fd;  /* a private copy of stderr: programs close theirs before exit (ls, sort) */
+} report = { .fd = -1 };
+
+/* The report's own copy of stderr sits this high, clear of the low numbers
+ * that shells and programs pick for their own redirections. */
+#define REPORT_FD_MIN 512
 
 /* ---- address space of the region, for jemalloc ---- */
 
@@ -313,10 +318,37 @@ __attribute__((constructor(101))) static void preload_init(void)
 		fail_start("cannot start", err);
 	}
 	va_insert(heap_lo, heap_hi);
-	if (report.on)
+	if (report.on) {
+		if (!report.path[0])
+			report.fd = fcntl(2, F_DUPFD_CLOEXEC, REPORT_FD_MIN);
 		atexit(write_report);
+	}
 	__atomic_store_n(&state, ST_READY, __ATOMIC_RELEASE);
 }
+
+/* The kernel's view of this process: resident now and at peak (VmRSS,
+ * VmHWM), in bytes. */
+static void kernel_rss(uint64_t *now, uint64_t *peak)
+{
+	*now = *peak = 0;
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char buf[4096];
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	const char *p = strstr(buf, "VmHWM:");
+	if (p)
+		*peak = strtoull(p + 6, NULL, 10) << 10;
+	p = strstr(buf, "VmRSS:");
+	if (p)
+		*now = strtoull(p + 6, NULL, 10) << 10;
+}
+
+#define MIB_F(x) ((double)(x) / (1 << 20))
 
 static void write_report(void)
 {
@@ -325,18 +357,31 @@ static void write_report(void)
 	struct upager_stats st = { .size = sizeof st };
 	if (upager_stats(runtime, &st))
 		return;
-	char buf[4096];
+	struct upg_pl_maps_stats ms;
+	upg_pl_maps_stats(&ms);
+	uint64_t rss_now, rss_peak;
+	kernel_rss(&rss_now, &rss_peak);
+	/* What the kernel held that upager did not: code, stacks, glibc's
+	 * own allocations, small, shared and file mappings, raw system calls.
+	 * At most: the two peaks need not fall at the same moment. */
+	uint64_t outside_now = rss_now > st.resident_bytes ? rss_now - st.resident_bytes : 0;
+	uint64_t outside_peak = rss_peak > st.resident_peak ? rss_peak - st.resident_peak : 0;
+	bool escaped = rss_peak > (32u << 20) && outside_peak > rss_peak / 2;
+	char buf[6144];
 	int n;
 	if (report.json)
 		n = snprintf(buf, sizeof buf,
-			     "{\"ram_budget\":%llu,\"resident_peak\":%llu,\"store_bytes\":%llu,\"store_used\":%llu,"
+			     "{\"pid\":%d,\"ram_budget\":%llu,\"resident_peak\":%llu,\"store_bytes\":%llu,\"store_used\":%llu,"
 			     "\"zero_fills\":%llu,\"store_reads\":%llu,\"refaults\":%llu,\"readahead_pages\":%llu,"
 			     "\"evictions\":%llu,\"writebacks\":%llu,\"clean_drops\":%llu,\"zero_skips\":%llu,"
 			     "\"discards\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,\"fault_seconds\":%.6f,"
 			     "\"faults\":%llu,\"fault_p50_us\":%.1f,\"fault_p99_us\":%.1f,\"overshoot_peak\":%llu,"
 			     "\"write_errors\":%llu,\"read_errors\":%llu,\"integrity_errors\":%llu,\"poisoned_pages\":%llu,"
-			     "\"polls\":%llu,\"poll_hits\":%llu,\"poll_cpu_seconds\":%.6f}\n",
-			     (unsigned long long)st.ram_budget, (unsigned long long)st.resident_peak,
+			     "\"polls\":%llu,\"poll_hits\":%llu,\"poll_cpu_seconds\":%.6f,"
+			     "\"kernel_rss_peak\":%llu,\"kernel_rss_end\":%llu,\"outside_peak\":%llu,\"outside_end\":%llu,"
+			     "\"mmap_min\":%llu,\"mmap_paged_calls\":%llu,\"mmap_paged_peak\":%llu,"
+			     "\"mmap_kernel_calls\":%llu,\"mmap_kernel_bytes\":%llu,\"mostly_outside\":%s}\n",
+			     (int)getpid(), (unsigned long long)st.ram_budget, (unsigned long long)st.resident_peak,
 			     (unsigned long long)st.store_bytes, (unsigned long long)(st.store_slots_used * 4096),
 			     (unsigned long long)st.zero_fills, (unsigned long long)st.store_reads,
 			     (unsigned long long)st.refaults, (unsigned long long)st.readahead_pages,
@@ -348,14 +393,34 @@ static void write_report(void)
 			     (unsigned long long)st.overshoot_peak, (unsigned long long)st.write_errors,
 			     (unsigned long long)st.read_errors, (unsigned long long)st.integrity_errors,
 			     (unsigned long long)st.poisoned_pages, (unsigned long long)st.polls,
-			     (unsigned long long)st.poll_hits, st.poll_cpu_ns / 1e9);
-	else
+			     (unsigned long long)st.poll_hits, st.poll_cpu_ns / 1e9, (unsigned long long)rss_peak,
+			     (unsigned long long)rss_now, (unsigned long long)outside_peak,
+			     (unsigned long long)outside_now, (unsigned long long)ms.min_len,
+			     (unsigned long long)ms.paged_calls, (unsigned long long)ms.paged_peak,
+			     (unsigned long long)ms.kernel_calls, (unsigned long long)ms.kernel_bytes,
+			     escaped ? "true" : "false");
+	else {
 		n = upager_format_stats(&st, buf, sizeof buf);
+		if (n >= 0 && (size_t)n < sizeof buf)
+			n += snprintf(buf + n, sizeof buf - (size_t)n,
+				      "  process           pid %d: kernel RSS %.1f MiB peak, %.1f MiB at exit; "
+				      "outside upager at most %.1f MiB at peak, %.1f MiB at exit\n"
+				      "  own mmap()s       %llu paged (%.1f MiB at peak), %llu left to the kernel "
+				      "(%.1f MiB: %s, shared, stacks)\n"
+				      "%s",
+				      (int)getpid(), MIB_F(rss_peak), MIB_F(rss_now), MIB_F(outside_peak),
+				      MIB_F(outside_now), (unsigned long long)ms.paged_calls, MIB_F(ms.paged_peak),
+				      (unsigned long long)ms.kernel_calls, MIB_F(ms.kernel_bytes),
+				      ms.min_len ? "smaller than UPAGER_MMAP" : "UPAGER_MMAP=off",
+				      escaped ? "  warning           most of this program's memory stayed outside upager, "
+						"so --ram did not cap it: see 'What the cap covers' in the README\n"
+					      : "");
+	}
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof buf)
 		n = sizeof buf - 1;
-	int fd = 2;
+	int fd = report.fd >= 0 ? report.fd : 2;
 	if (report.path[0]) {
 		/* "%p" in the path becomes the process id: every process of a
 		 * pipeline or build writes its own report. */
@@ -372,7 +437,7 @@ static void write_report(void)
 		}
 	}
 	(void)!write(fd, buf, (size_t)n);
-	if (fd != 2)
+	if (fd != 2 && fd != report.fd)
 		close(fd);
 }
 

@@ -27,7 +27,7 @@ struct upg_pl_maps_stats {
 	uint64_t paged_now;      /* bytes the program has mapped in upager regions now */
 	uint64_t paged_peak;
 	uint64_t paged_calls;    /* mmap() calls served from upager regions */
-	uint64_t kernel_bytes;   /* bytes of private anonymous mmap()s left to the kernel */
+	uint64_t kernel_bytes;   /* bytes of anonymous mmap()s left to the kernel */
 	uint64_t kernel_calls;
 	uint64_t kernel_failed;  /* of those, ones a region could not be made for */
 	uint64_t min_len;        /* UPAGER_MMAP: smallest mapping paged; 0: none are */

@@ -387,9 +387,9 @@ static bool pageable(int flags, size_t len)
 static void *kernel_map(void *addr, size_t len, int prot, int flags, int fd, off_t off, bool counted)
 {
 	void *p = sys_mmap(addr, len, prot, flags, fd, off);
-	if (counted && p != MAP_FAILED) {
-		st.kernel_bytes += len;
-		st.kernel_calls++;
+	if (counted && p != MAP_FAILED) {  /* maps_lock is not always held here */
+		__atomic_fetch_add(&st.kernel_bytes, len, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&st.kernel_calls, 1, __ATOMIC_RELAXED);
 	}
 	return p;
 }
@@ -397,6 +397,7 @@ static void *kernel_map(void *addr, size_t len, int prot, int flags, int fd, off
 static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	bool anon = (flags & MAP_ANONYMOUS) && (flags & MAP_TYPE) == MAP_PRIVATE;
+	bool counted = flags & MAP_ANONYMOUS;  /* memory of the program's that the kernel holds */
 	if (anon && (flags & MAP_FIXED) && runtime_ready() && upg_pl_in_heap(addr) &&
 	    upg_pl_in_heap((char *)addr + len - 1)) {
 		/* jemalloc committing heap pages (where the kernel does not
@@ -406,7 +407,7 @@ static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t 
 		return addr;
 	}
 	if (!runtime_ready() || (!nmaps && !pageable(flags, len)))
-		return sys_mmap(addr, len, prot, flags, fd, off);
+		return kernel_map(addr, len, prot, flags, fd, off, counted && runtime_ready());
 	size_t l = (len + PG - 1) & ~(size_t)(PG - 1);
 	uintptr_t a = (uintptr_t)addr;
 	bool fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE);
@@ -431,7 +432,7 @@ static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t 
 		if (overlaps(a, l)) {
 			/* Over part of a region with something else: the
 			 * kernel's from now on. */
-			p = kernel_map(addr, len, prot, flags, fd, off, anon);
+			p = kernel_map(addr, len, prot, flags, fd, off, counted);
 			if (p != MAP_FAILED)
 				for (uint32_t i = lower_bound(a); i < nmaps && maps[i]->base < a + l; i++)
 					mark_foreign(maps[i], a, l);
@@ -454,7 +455,7 @@ static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t 
 			goto out;
 		st.kernel_failed++;
 	}
-	p = kernel_map(addr, len, prot, flags, fd, off, anon);
+	p = kernel_map(addr, len, prot, flags, fd, off, counted);
 out:
 	pthread_mutex_unlock(&maps_lock);
 	return p;

@@ -20,6 +20,30 @@ if "$run" --ram 32M -- "$build/tests/preload_maps_cases"; then ok "mmap cases un
 "$run" --ram 32M -- /nonexistent/prog 2>/dev/null; rc=$?
 [ $rc -eq 127 ] && ok "a missing command gives 127" || bad "missing command: got $rc, want 127"
 
+# The report reaches the user although the program closed its stderr (ls
+# and sort do, before exit) ...
+for prog in "ls /" "sort /dev/null"; do
+	out=$("$run" --ram 16M --report -- $prog 2>&1 >/dev/null)
+	echo "$out" | grep -q "kernel RSS" && echo "$out" | grep -q "upager report" &&
+		ok "--report of '$prog' reaches stderr" || bad "--report of '$prog': '$out'"
+done
+# ... sets the kernel's figures beside upager's in JSON ...
+out=$("$run" --ram 16M --report=json -- ls / 2>&1 >/dev/null)
+if echo "$out" | python3 -c 'import json, sys; r = json.load(sys.stdin)
+assert r["kernel_rss_peak"] > 0 and r["outside_peak"] <= r["kernel_rss_peak"], r
+assert r["mmap_min"] == 65536 and r["mostly_outside"] is False, r'; then
+	ok "--report=json has the kernel's peak RSS and what stayed outside"
+else
+	bad "--report=json: '$out'"
+fi
+# ... and warns when most of the memory escaped the cap (a shared mapping).
+out=$("$run" --ram 16M --report -- python3 -c 'import mmap; m = mmap.mmap(-1, 96 << 20); m.write(b"x" * (96 << 20))' 2>&1)
+echo "$out" | grep -q "warning  *most of this program's memory stayed outside upager" &&
+	ok "a program whose memory escapes gets the warning" || bad "no warning for escaped memory: '$out'"
+out=$("$run" --ram 16M --report -- python3 -c 'x = bytearray(96 << 20)' 2>&1)
+echo "$out" | grep -q "warning" && bad "warning for a program upager paged: '$out'" ||
+	ok "a program upager paged gets no warning"
+
 # Bad values: upager-run stops before the program runs ...
 for kv in "--ram 12Q" "--ram -1" "--page 3000" "--policy lru" "--handlers 0" "--store-max 1.G" \
 	"--ram 4095" "--ram 32K --page 64K" "--page 5000"; do
@@ -28,7 +52,7 @@ for kv in "--ram 12Q" "--ram -1" "--page 3000" "--policy lru" "--handlers 0" "--
 		bad "upager-run $kv: exit $rc, message '$out'"
 done
 # ... and so does the preload library used directly, naming the variable.
-for kv in UPAGER_RAM=12Q UPAGER_PAGE=3000 UPAGER_POLICY=lru UPAGER_LOG=loud UPAGER_STORE=/nonexistent/dir; do
+for kv in UPAGER_RAM=12Q UPAGER_PAGE=3000 UPAGER_POLICY=lru UPAGER_LOG=loud UPAGER_STORE=/nonexistent/dir UPAGER_MMAP=12Q UPAGER_MMAP=1K; do
 	out=$(env "$kv" LD_PRELOAD="$build/libupager-preload.so" true 2>&1); rc=$?
 	var=${kv%%=*}
 	if [ $rc -ne 0 ] && { echo "$out" | grep -q "$var" || [ "$var" = UPAGER_STORE ]; } && [ -n "$out" ]; then
