@@ -8,7 +8,10 @@
  *   - application threads call the API and fault.
  *
  * Lock order: up->uffd_lock, then up->lock.  Nothing sleeps on I/O, reads
- * the userfaultfd, or calls madvise() while holding up->lock.  uffd_lock
+ * the userfaultfd, or calls madvise() while holding up->lock, and nothing
+ * touches managed memory under it: the libraries are linked with -z now,
+ * because a lazy symbol look-up reads the dynamic loader's data, which the
+ * preload library's malloc put in the paged heap.  uffd_lock
  * serialises reading uffd messages with UFFDIO_COPY, so that a REMOVE event
  * (an application discard) is never read between a handler's decision to
  * copy a page in and the copy itself (see fault.c).
