@@ -612,7 +612,8 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 static uint32_t pick(struct upg_evictor *ev)
 {
 	struct upager *up = ev->up;
-	uint64_t target = up->resident > up->low ? up->resident - up->low : 0;
+	uint64_t tree = upg_domain_total(&up->dom);
+	uint64_t target = tree > up->low ? tree - up->low : 0;
 	uint64_t bytes = 0;
 	uint32_t n = 0, skipped = 0;
 	/* With the store full only clean pages (and, unknown until looked
@@ -666,14 +667,25 @@ static void *evictor_main(void *arg)
 	struct upg_evictor *ev = arg;
 	struct upager *up = ev->up;
 	__atomic_store_n(&up->evictor_tid, (int)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	uint64_t over_since = 0;  /* when the tree went over its budget; 0: it is not */
 	pthread_mutex_lock(&up->lock);
 	while (!up->stopping) {
-		bool want = up->resident > up->high || (up->evict_wanted && up->resident > up->low);
+		/* The tree's total decides (see domain.h): alone, that is this
+		 * process's resident memory. */
+		uint64_t tree = upg_domain_total(&up->dom), now = upg_now_ns();
+		bool over = tree > up->high || (up->evict_wanted && tree > up->low);
+		if (!over)
+			over_since = 0;
+		else if (!over_since)
+			over_since = now;
+		bool want = over && up->resident && upg_domain_should_evict(&up->dom, now, over_since);
 		if (!want) {
 			up->evict_wanted = false;
 			if (up->retry_count)
 				upg_kick_handlers(up);
-			timed_wait(up, 100);
+			/* Over the budget, another member gives pages up
+			 * (or nothing here can go): look again soon. */
+			timed_wait(up, over ? 2 : 100);
 			continue;
 		}
 		/* A fork waits for the batch in flight (see fork.c), so that no

@@ -158,6 +158,8 @@ static enum upg_policy_hint hint_for(struct upager *up, struct upg_pte *p)
 static void defer(struct upager *up, struct upg_region *r, uint64_t page, struct upg_pte *p, bool write,
 		  uint64_t t0, bool prefetch)
 {
+	/* Room admitted for it, if any, is not taken now. */
+	upg_budget_release(up);
 	if (p->flags & PF_DEFERRED)
 		return;  /* already queued; the same fault seen again */
 	struct upg_retry rt = { .reg = r, .page = page, .t0 = t0, .write = write, .prefetch = prefetch,

@@ -36,6 +36,7 @@
 #include "store.h"
 #include "seal.h"
 #include "inject.h"
+#include "domain.h"
 
 #define UPG_BLOCK 4096u
 #define UPG_MAX_PAGE (2u << 20)  /* largest region page size */
@@ -228,8 +229,10 @@ struct upager {
 	const struct upg_policy_ops *pol_ops;
 	struct upg_policy *pol;
 
-	uint64_t budget, high, low;
-	uint64_t resident, resident_peak;
+	uint64_t budget, high, low;  /* the domain's: a process tree shares them */
+	uint64_t resident, resident_peak;  /* this process's */
+	struct upg_domain dom;      /* the processes that share the budget */
+	uint64_t admitted;          /* bytes reserved in dom by upg_budget_admit(), not yet added */
 	uint32_t evict_seq;
 	bool evict_stuck;       /* the evictor could not free anything: admit over budget */
 	bool evict_wanted;
@@ -320,8 +323,12 @@ int upg_frame_take(struct upager *up, struct upg_region *r, uint64_t page, uint3
 void upg_frame_put(struct upager *up, uint32_t f);
 void upg_frame_take_or_none(struct upager *up, struct upg_region *r, uint64_t page, struct upg_pte *p);
 void upg_frame_release(struct upager *up, struct upg_pte *p);
-/* May n pages of psize bytes be admitted now?  Returns how many (0..n). */
+/* May n pages of psize bytes be admitted now?  Returns how many (0..n),
+ * reserved in the domain until upg_resident_add() takes them in;
+ * upg_budget_release() gives back what a fault that could not go on did
+ * not take. */
 uint64_t upg_budget_admit(struct upager *up, uint64_t n, uint32_t psize);
+void upg_budget_release(struct upager *up);
 void upg_resident_add(struct upager *up, uint64_t bytes);
 void upg_resident_sub(struct upager *up, uint64_t bytes);
 /* Free the page's store copy, if it has one.  Lock held. */

@@ -170,6 +170,14 @@ const struct upg_option upg_options[] = {
 			"OP:N[:KIND[:MODE]] rules separated by commas (see src/inject.h)",
 	},
 	{
+		/* Read by upager_open() itself (src/domain.h). */
+		.env = "UPAGER_TREE",
+		.kind = UPG_OPT_STRING,
+		.offset = NO_FIELD,
+		.help = "set by upager-run: the budget file of the process tree it started, "
+			"whose processes share one RAM budget",
+	},
+	{
 		/* Read by the preload layer only (src/preload_maps.c). */
 		.env = "UPAGER_MMAP",
 		.kind = UPG_OPT_STRING,

@@ -367,6 +367,9 @@ static void write_report(void)
 	uint64_t outside_now = rss_now > st.resident_bytes ? rss_now - st.resident_bytes : 0;
 	uint64_t outside_peak = rss_peak > st.resident_peak ? rss_peak - st.resident_peak : 0;
 	bool escaped = rss_peak > (32u << 20) && outside_peak > rss_peak / 2;
+	/* The budget's domain: the process tree upager-run started, or this
+	 * process alone. */
+	const struct upg_domain_area *tree = ((struct upager *)runtime)->dom.a;
 	char buf[6144];
 	int n;
 	if (report.json)
@@ -380,7 +383,8 @@ static void write_report(void)
 			     "\"polls\":%llu,\"poll_hits\":%llu,\"poll_cpu_seconds\":%.6f,"
 			     "\"kernel_rss_peak\":%llu,\"kernel_rss_end\":%llu,\"outside_peak\":%llu,\"outside_end\":%llu,"
 			     "\"mmap_min\":%llu,\"mmap_paged_calls\":%llu,\"mmap_paged_peak\":%llu,"
-			     "\"mmap_kernel_calls\":%llu,\"mmap_kernel_bytes\":%llu,\"mostly_outside\":%s}\n",
+			     "\"mmap_kernel_calls\":%llu,\"mmap_kernel_bytes\":%llu,\"mostly_outside\":%s,"
+			     "\"tree_budget\":%llu,\"tree_resident_peak\":%llu,\"tree_processes\":%u}\n",
 			     (int)getpid(), (unsigned long long)st.ram_budget, (unsigned long long)st.resident_peak,
 			     (unsigned long long)st.store_bytes, (unsigned long long)(st.store_slots_used * 4096),
 			     (unsigned long long)st.zero_fills, (unsigned long long)st.store_reads,
@@ -398,7 +402,9 @@ static void write_report(void)
 			     (unsigned long long)outside_now, (unsigned long long)ms.min_len,
 			     (unsigned long long)ms.paged_calls, (unsigned long long)ms.paged_peak,
 			     (unsigned long long)ms.kernel_calls, (unsigned long long)ms.kernel_bytes,
-			     escaped ? "true" : "false");
+			     escaped ? "true" : "false", (unsigned long long)tree->budget,
+			     (unsigned long long)__atomic_load_n(&tree->peak, __ATOMIC_RELAXED),
+			     __atomic_load_n(&tree->joined, __ATOMIC_RELAXED));
 	else {
 		n = upager_format_stats(&st, buf, sizeof buf);
 		if (n >= 0 && (size_t)n < sizeof buf)

@@ -183,30 +183,39 @@ void upg_wake_evictor(struct upager *up)
 
 uint64_t upg_budget_admit(struct upager *up, uint64_t n, uint32_t psize)
 {
-	uint64_t need = n * psize;
-	if (up->resident + need > up->high)
+	/* The tree's total: this process's pages and its relatives'. */
+	if (upg_domain_total(&up->dom) + n * psize > up->high)
 		upg_wake_evictor(up);
-	if (up->evict_stuck)
-		return n;  /* nothing can be evicted: overshoot rather than hang */
-	if (up->resident >= up->budget)
-		return 0;
-	uint64_t avail = (up->budget - up->resident) / psize;
-	return avail < n ? avail : n;
+	/* Stuck, nothing can be evicted: overshoot rather than hang. */
+	uint64_t k = upg_domain_reserve(&up->dom, n, psize, up->evict_stuck);
+	up->admitted += k * psize;
+	return k;
+}
+
+void upg_budget_release(struct upager *up)
+{
+	upg_domain_unreserve(&up->dom, up->admitted);
+	up->admitted = 0;
 }
 
 void upg_resident_add(struct upager *up, uint64_t bytes)
 {
+	uint64_t reserved = bytes < up->admitted ? bytes : up->admitted;
+	up->admitted -= reserved;
+	upg_domain_add(&up->dom, (int64_t)bytes, reserved, upg_now_ns());
+	upg_budget_release(up);  /* admitted more than it took */
 	up->resident += bytes;
 	if (up->resident > up->resident_peak)
 		up->resident_peak = up->resident;
 	if (up->resident > up->budget && up->resident - up->budget > up->c.overshoot_peak)
 		up->c.overshoot_peak = up->resident - up->budget;
-	if (up->resident > up->high)
+	if (upg_domain_total(&up->dom) > up->high)
 		upg_wake_evictor(up);
 }
 
 void upg_resident_sub(struct upager *up, uint64_t bytes)
 {
+	upg_domain_add(&up->dom, -(int64_t)bytes, 0, 0);
 	up->resident -= bytes;
 }
 
@@ -362,7 +371,15 @@ UPAGER_API int upager_open(const struct upager_config *cfg, upager_t **out, char
 	up->cfg.policy = up->policy_name;
 	up->pol_ops = upg_policy_find(up->policy_name);
 
-	up->budget = cfg->ram_budget;
+	/* In a tree started by upager-run the budget is the tree's. */
+	const char *tree = secure_getenv("UPAGER_TREE");
+	rc = upg_domain_join(&up->dom, tree, cfg->ram_budget, err, errlen);
+	if (rc < 0)
+		goto out_free;
+	if (rc > 0)
+		upg_log(up, UPAGER_LOG_WARN, "the tree's budget file %s is gone (its upager-run has ended): "
+			"this process has a budget of its own", tree);
+	up->budget = upg_domain_budget(&up->dom);
 	up->high = up->budget - up->budget / 32;
 	up->low = up->budget - up->budget / 16;
 	if (up->low + 4096 > up->high)
@@ -390,7 +407,7 @@ UPAGER_API int upager_open(const struct upager_config *cfg, upager_t **out, char
 
 	/* Twice the budget in 4 KiB frames: room for overshoot while the
 	 * store is full.  Reserved, so untouched frames cost nothing. */
-	uint64_t nframes = cfg->ram_budget / 4096 * 2 + 64;
+	uint64_t nframes = up->budget / 4096 * 2 + 64;
 	if (nframes > UINT32_MAX - 1)
 		nframes = UINT32_MAX - 1;
 	up->nframes = (uint32_t)nframes;
@@ -456,6 +473,7 @@ out_tables:
 out_uffd:
 	close(up->uffd);
 out_free:
+	upg_domain_leave(&up->dom);
 	if (rc == -ENOMEM && !err[0])
 		snprintf(err, errlen, "out of memory");
 	free(up->store_path);
@@ -562,6 +580,7 @@ UPAGER_API int upager_close(upager_t *up)
 	upg_seal_fini(&up->seal);
 	upg_store_close(&up->store);
 	close(up->uffd);
+	upg_domain_leave(&up->dom);
 	pthread_mutex_destroy(&up->lock);
 	pthread_mutex_destroy(&up->uffd_lock);
 	pthread_mutex_destroy(&up->fork_lock);

@@ -197,6 +197,63 @@ whole() {
 	pass=$((pass + 1))
 }
 
+# A tree of processes shares one budget: four python3 processes of about
+# 180 MiB each, started together by one shell, under one --ram 128M inside
+# a cgroup of 128 + 160 MiB.  Each process's report carries the tree's
+# resident total at its highest, taken at every change: it must not pass
+# the budget.
+tree() {
+	if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " =~ " tree " ]]; then return; fi
+	cat >"$work/part.py" <<'PY'
+import hashlib, sys
+seed = int(sys.argv[1])
+d = {}
+for i in range(850000):
+    d["key%d-%d" % (seed, i)] = "value-%d-" % (i * 7 + seed) * 3
+h = hashlib.sha256()
+for k in sorted(d):
+    h.update(k.encode()); h.update(d[k].encode())
+print(seed, len(d), h.hexdigest())
+PY
+	cat >"$work/four.sh" <<SH
+for s in 1 2 3 4; do env -u PYTHONMALLOC /usr/bin/python3 "$work/part.py" \$s > "$work/four.\$s" & done
+wait
+cat "$work/four.1" "$work/four.2" "$work/four.3" "$work/four.4"
+SH
+	local t0=$SECONDS
+	sh "$work/four.sh" >"$work/tree.plain" 2>&1
+	local plain_secs=$((SECONDS - t0))
+	rm -f "$work"/tree.*.json
+	if ! in_cgroup $(((128 + 160) << 20)) "$work/tree.capped" "$work/tree.capped.err" \
+		"$run" --ram 128M --report=json:"$work/tree.%p.json" -- sh "$work/four.sh"; then
+		echo "SKIP tree: no writable memory cgroup (needs root and the memory controller)"
+		skip=$((skip + 1)); return
+	fi
+	if [ $cg_rc -ne 0 ] || [ "$(wc -l <"$work/tree.plain")" -ne 4 ] || ! cmp -s "$work/tree.plain" "$work/tree.capped"; then
+		echo "FAIL tree: exit $cg_rc (137 = OOM-killed), or outputs differ from the uncapped run"
+		diff "$work/tree.plain" "$work/tree.capped" | head -5; tail -3 "$work/tree.capped.err"
+		fail=$((fail + 1)); return
+	fi
+	local verdict
+	verdict=$(cat "$work"/tree.*.json | python3 -c '
+import json, sys
+rs = [json.loads(l) for l in sys.stdin if l.strip()]
+big = [r for r in rs if r["bytes_out"] > 0]
+peak = max(r["tree_resident_peak"] for r in rs)
+budget = rs[0]["tree_budget"]
+ok = len(big) >= 4 and peak <= budget and all(r["tree_budget"] == budget for r in rs)
+print(("ok" if ok else "bad"), len(rs), len(big), peak >> 20, budget >> 20, sum(r["resident_peak"] for r in big) >> 20)')
+	set -- $verdict
+	if [ "$1" != ok ]; then
+		echo "FAIL tree: $2 reports, $3 paged; the tree's paged memory peaked at $4 MiB against a budget of $5 MiB"
+		fail=$((fail + 1)); return
+	fi
+	printf 'ok   %-14s 4 x python3 under one --ram 128M in a 288 MiB cgroup: identical output; tree paged peak %d MiB of %d (the processes'"'"' own peaks add up to %d); cgroup peak %d MiB; %ds plain, %ds capped\n' \
+		tree "$4" "$5" "$6" $((cg_peak >> 20)) $plain_secs $cg_secs
+	pass=$((pass + 1))
+}
+tree
+
 cat >"$work/dict.py" <<'PY'
 import hashlib
 d = {}

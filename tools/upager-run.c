@@ -1,17 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * upager-run: start any program with its heap paged by upager under a RAM
- * cap.  It checks the settings, puts them in the environment with
- * LD_PRELOAD=libupager-preload.so, and execs the program, so the exit status
- * (or the signal) is the program's own.
+ * upager-run: start any program with its memory paged by upager under a RAM
+ * cap.  It checks the settings, makes the tree's budget file (domain.h),
+ * puts the settings in the environment with LD_PRELOAD=libupager-preload.so,
+ * and starts the program as its child: every process of the tree then
+ * shares one budget.  It waits for the program, forwards the signals a
+ * user sends it, removes the budget file, and ends as the program ended:
+ * with its exit status, or killed by the same signal.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "domain.h"
 #include "run_args.h"
 #include "upager.h"
 
@@ -76,6 +85,84 @@ static int find_preload(char *out, size_t len)
 	return access(out, R_OK) ? -ENOENT : 0;
 }
 
+static pid_t child_pid;
+
+static void forward(int sig)
+{
+	if (child_pid > 0)
+		kill(child_pid, sig);
+}
+
+/* Start the program and wait for it.  tree: the budget file to remove at
+ * the end ("" when an outer upager-run owns it). */
+static int supervise(char **cmd, const char *tree, struct upg_domain_area *area)
+{
+	int pipefd[2];  /* the child's exec error, if any, comes back here */
+	if (pipe2(pipefd, O_CLOEXEC))
+		die("cannot make a pipe: %s", strerror(errno), NULL);
+	/* Signals sent to upager-run go to the program; those the terminal
+	 * sends reach the whole process group, the program included. */
+	sigset_t all, old;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	child_pid = fork();
+	if (child_pid < 0) {
+		int e = errno;
+		if (tree[0])
+			unlink(tree);
+		die("cannot start the program: %s", strerror(e), NULL);
+	}
+	if (child_pid == 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		close(pipefd[0]);
+		execvp(cmd[0], cmd);
+		int e = errno;
+		(void)!write(pipefd[1], &e, sizeof e);
+		_exit(e == ENOENT ? 127 : 126);
+	}
+	close(pipefd[1]);
+	struct sigaction fw = { .sa_handler = forward, .sa_flags = SA_RESTART }, ign = { .sa_handler = SIG_IGN };
+	sigemptyset(&fw.sa_mask);
+	const int fwd[] = { SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGCONT, SIGWINCH, SIGALRM };
+	for (unsigned i = 0; i < sizeof fwd / sizeof fwd[0]; i++)
+		sigaction(fwd[i], &fw, NULL);
+	sigaction(SIGINT, &ign, NULL);
+	sigaction(SIGQUIT, &ign, NULL);
+	sigaction(SIGTSTP, &ign, NULL);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+
+	int e = 0;
+	if (read(pipefd[0], &e, sizeof e) == (ssize_t)sizeof e)
+		fprintf(stderr, "upager-run: cannot run '%s': %s\n", cmd[0], strerror(e));
+	close(pipefd[0]);
+	int status;
+	while (waitpid(child_pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (tree[0])
+		unlink(tree);
+	const char *rep = getenv("UPAGER_REPORT");
+	if (rep && *rep && strcmp(rep, "0") && tree[0] && area->joined > 1) {
+		/* The tree's line: the per-process reports came from each. */
+		fprintf(stderr, "upager tree: %u processes shared the %.1f MiB budget; paged memory peaked at "
+			"%.1f MiB for the tree as a whole\n",
+			area->joined, area->budget / 1048576.0, area->peak / 1048576.0);
+	}
+	if (WIFSIGNALED(status)) {
+		/* End the same way, without a core file of our own. */
+		int sig = WTERMSIG(status);
+		struct rlimit no_core = { 0, 0 };
+		setrlimit(RLIMIT_CORE, &no_core);
+		signal(sig, SIG_DFL);
+		sigset_t one;
+		sigemptyset(&one);
+		sigaddset(&one, sig);
+		sigprocmask(SIG_UNBLOCK, &one, NULL);
+		raise(sig);
+		return 128 + sig;
+	}
+	return WEXITSTATUS(status);
+}
+
 int main(int argc, char **argv)
 {
 	struct upg_run_args args;
@@ -114,8 +201,23 @@ int main(int argc, char **argv)
 	sprintf(pre, old && *old ? "%s:%s" : "%s", lib, old);
 	setenv("LD_PRELOAD", pre, 1);
 
-	execvp(argv[args.command], &argv[args.command]);
-	int e = errno;
-	fprintf(stderr, "upager-run: cannot run '%s': %s\n", argv[args.command], strerror(e));
-	return e == ENOENT ? 127 : 126;
+	/* One budget for the tree, unless this runs inside a tree already
+	 * (upager-run under upager-run): then it joins that one. */
+	char tree[64] = "";
+	const char *outer = getenv("UPAGER_TREE");
+	size_t area_len = 0;
+	struct upg_domain_area *area = outer && *outer ? upg_domain_map(outer, &area_len) : NULL;
+	if (!area) {
+		snprintf(tree, sizeof tree, "/dev/shm/upager-tree-%d", (int)getpid());
+		unlink(tree);  /* a stale one from a reused pid */
+		if (upg_domain_create(tree, cfg.ram_budget, err, sizeof err))
+			die("%s", err, "upager-run needs a writable /dev/shm for the tree's shared budget");
+		area = upg_domain_map(tree, &area_len);
+		if (!area) {
+			unlink(tree);
+			die("cannot map the tree's budget file %s", tree, NULL);
+		}
+		setenv("UPAGER_TREE", tree, 1);
+	}
+	return supervise(argv + args.command, tree, area);
 }

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A paging domain: the processes that share one RAM budget.
+ *
+ * upager-run makes one for the tree it starts (a small file in /dev/shm,
+ * named in UPAGER_TREE), and every process of the tree that opens a
+ * runtime joins it: the budget is the tree's, and each process's resident
+ * pages count in one total kept in shared memory.  A runtime opened
+ * outside a tree has a domain of its own, so the code paths are the same.
+ *
+ * Who gives pages up when the tree is over its budget: the member that
+ * brought a page in least recently (it has been idle longest, so its pages
+ * are the tree's coldest); after UPG_DOMAIN_WAIT_NS over the budget with no
+ * relief, every member evicts its own coldest pages, so a stopped or
+ * unresponsive member cannot hold the others up.  A member killed without
+ * leaving (SIGKILL) is noticed by the others, and its pages are no longer
+ * counted: the kernel freed them.
+ *
+ * Every function here is lock-free and safe to call with up->lock held.
+ */
+#ifndef UPG_DOMAIN_H
+#define UPG_DOMAIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define UPG_DOMAIN_SLOTS 256
+#define UPG_DOMAIN_WAIT_NS (20ULL * 1000 * 1000)
+
+struct upg_domain_slot {
+	int32_t pid;          /* 0: free */
+	uint32_t pad;
+	uint64_t resident;    /* bytes */
+	uint64_t peak;
+	uint64_t last_in_ns;  /* CLOCK_MONOTONIC when it last brought a page in */
+};
+
+struct upg_domain_area {
+	uint64_t magic;
+	uint64_t budget;      /* bytes, the tree's */
+	uint64_t total;       /* bytes resident in all members */
+	uint64_t peak;        /* the highest total, at every change */
+	uint32_t joined;      /* processes that ever joined */
+	uint32_t pad;
+	struct upg_domain_slot slot[UPG_DOMAIN_SLOTS];
+};
+
+struct upg_domain {
+	struct upg_domain_area *a;
+	size_t len;
+	struct upg_domain_slot *me;
+	bool shared;
+};
+
+/* Make the shared file for a tree at path (upager-run).  0 or -errno, with
+ * a message. */
+int upg_domain_create(const char *path, uint64_t budget, char *err, size_t errlen);
+/* Map a tree's file (path) to read it (upager-run), or NULL. */
+struct upg_domain_area *upg_domain_map(const char *path, size_t *len);
+
+/* Join the tree at path, or, with path NULL or empty, make a domain of
+ * one with budget.  0, 1 when path no longer exists (a domain of one was
+ * made), or -errno with a message that says what to change. */
+int upg_domain_join(struct upg_domain *d, const char *path, uint64_t budget, char *err, size_t errlen);
+void upg_domain_leave(struct upg_domain *d);
+
+static inline uint64_t upg_domain_budget(const struct upg_domain *d)
+{
+	return d->a->budget;
+}
+
+static inline uint64_t upg_domain_total(const struct upg_domain *d)
+{
+	return __atomic_load_n(&d->a->total, __ATOMIC_RELAXED);
+}
+
+/* Reserve room for up to n pages of psize bytes in the tree's total, all
+ * of them when force (eviction cannot make room).  Returns how many.  The
+ * check and the reservation are one step, so members admitting at once
+ * cannot together pass the budget. */
+uint64_t upg_domain_reserve(struct upg_domain *d, uint64_t n, uint32_t psize, bool force);
+/* Give back reserved bytes that were not used. */
+void upg_domain_unreserve(struct upg_domain *d, uint64_t bytes);
+/* This member's resident memory grew (bytes > 0, at now_ns, of which
+ * reserved were already counted by upg_domain_reserve()) or shrank. */
+void upg_domain_add(struct upg_domain *d, int64_t bytes, uint64_t reserved, uint64_t now_ns);
+/* Should this member give pages up now, the tree being over its budget
+ * since over_since_ns? */
+bool upg_domain_should_evict(struct upg_domain *d, uint64_t now_ns, uint64_t over_since_ns);
+
+#endif
