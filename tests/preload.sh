@@ -17,6 +17,18 @@ if "$run" --ram 32M -- "$build/tests/preload_maps_cases"; then ok "mmap cases un
 [ $rc -eq 42 ] && ok "exit status 42 passes through" || bad "exit status: got $rc, want 42"
 "$run" --ram 32M -- sh -c 'kill -TERM $$'; rc=$?
 [ $rc -eq $((128 + 15)) ] && ok "death by SIGTERM shows as 143" || bad "signal: got $rc, want 143"
+# upager-run waits for the program: a signal sent to upager-run reaches it.
+"$run" --ram 32M -- sh -c 'trap "exit 7" TERM; while :; do sleep 0.1; done' & sup=$!
+sleep 1; kill -TERM $sup; wait $sup; rc=$?
+[ $rc -eq 7 ] && ok "SIGTERM to upager-run reaches the program (it exits 7)" || bad "SIGTERM forwarding: got $rc, want 7"
+# Its budget file is gone afterwards, and the tree's line is printed.
+out=$("$run" --ram 32M --report -- sh -c "$cases 0 && $cases 0" 2>&1 >/dev/null)
+if echo "$out" | grep -q "upager tree: 3 processes shared the 32.0 MiB budget" &&
+	! ls /dev/shm | grep -q "^upager-tree-"; then
+	ok "the tree's report line; its budget file removed"
+else
+	bad "tree report or budget file: '$(echo "$out" | grep tree)', $(ls /dev/shm | grep upager-tree)"
+fi
 "$run" --ram 32M -- /nonexistent/prog 2>/dev/null; rc=$?
 [ $rc -eq 127 ] && ok "a missing command gives 127" || bad "missing command: got $rc, want 127"
 
