@@ -32,7 +32,8 @@ struct upg_pl_maps_stats {
 	uint64_t kernel_failed;  /* of those, ones a region could not be made for */
 	uint64_t min_len;        /* UPAGER_MMAP: smallest mapping paged; 0: none are */
 };
-/* Parse UPAGER_MMAP ("off", or a size); false when malformed. */
+/* Parse UPAGER_MMAP ("off", or a size); false when malformed.  Called
+ * once, at start-up. */
 bool upg_pl_maps_setup(const char *value);
 void upg_pl_maps_stats(struct upg_pl_maps_stats *out);
 

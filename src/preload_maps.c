@@ -102,8 +102,13 @@ static int sys_mprotect(void *a, size_t len, int prot)
 
 /* ---- set-up and statistics ---- */
 
+static void atfork_install(void);
+
 bool upg_pl_maps_setup(const char *v)
 {
+	/* At start-up, where malloc is glibc's: pthread_atfork() may
+	 * allocate, which it must not do inside an allocator's mmap(). */
+	atfork_install();
 	if (!v || !*v)
 		return true;
 	if (!strcmp(v, "off") || !strcmp(v, "0")) {
@@ -135,7 +140,6 @@ static void lock_release(void)
 	pthread_mutex_unlock(&maps_lock);
 }
 
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void atfork_install(void)
 {
 	/* A fork while another thread holds maps_lock must not leave the
@@ -413,7 +417,6 @@ static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t 
 	bool fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE);
 	void *p = NULL;
 
-	pthread_once(&atfork_once, atfork_install);
 	pthread_mutex_lock(&maps_lock);
 	if (fixed && !(a & (PG - 1)) && l) {
 		struct amap *m = covering(a, l);

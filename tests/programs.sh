@@ -270,7 +270,7 @@ if command -v node >/dev/null; then
 	cat >"$work/map.js" <<'JS'
 const crypto = require('crypto');
 const m = new Map();
-for (let i = 0; i < 1500000; i++) m.set('key' + i, ('value-' + (i * 7) + '-').repeat(3));
+for (let i = 0; i < 1150000; i++) m.set('key' + i, ('value-' + (i * 7) + '-').repeat(3));
 const keys = [...m.keys()].sort();
 const h = crypto.createHash('sha256');
 for (const k of keys) { h.update(k); h.update(m.get(k)); }
@@ -286,7 +286,7 @@ if command -v java >/dev/null; then
 import java.util.*; import java.security.*;
 public class Big { public static void main(String[] a) throws Exception {
   HashMap<String,String> m = new HashMap<>();
-  for (int i = 0; i < 1500000; i++) { String v = "value-" + (i * 7) + "-"; m.put("key" + i, v + v + v); }
+  for (int i = 0; i < 1150000; i++) { String v = "value-" + (i * 7) + "-"; m.put("key" + i, v + v + v); }
   ArrayList<String> keys = new ArrayList<>(m.keySet()); Collections.sort(keys);
   MessageDigest h = MessageDigest.getInstance("SHA-256");
   for (String k : keys) { h.update(k.getBytes("UTF-8")); h.update(m.get(k).getBytes("UTF-8")); }
