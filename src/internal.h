@@ -271,6 +271,23 @@ struct upager {
  * manages would wait on itself). */
 extern __thread int upg_internal_thread;
 
+/* Evaluate expr as upager's own work on an application thread: what it
+ * allocates goes to glibc and what it maps to the kernel directly, under
+ * the preload library too.  The public entry points that allocate or map
+ * run so. */
+#define UPG_AS_RUNTIME(expr)                            \
+	({                                              \
+		int saved_ = upg_internal_thread;       \
+		upg_internal_thread = 1;                \
+		__typeof__(expr) r_ = (expr);           \
+		upg_internal_thread = saved_;           \
+		r_;                                     \
+	})
+
+/* The preload library's runtime, which upager_open() hands to a program
+ * that also uses the API (runtime.c). */
+extern struct upager *upg_shared_runtime;
+
 /* runtime.c */
 void upg_log(struct upager *up, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* An internal error the runtime cannot recover from: say so on stderr (and

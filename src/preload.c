@@ -318,6 +318,7 @@ __attribute__((constructor(101))) static void preload_init(void)
 		fail_start("cannot start", err);
 	}
 	va_insert(heap_lo, heap_hi);
+	__atomic_store_n(&upg_shared_runtime, runtime, __ATOMIC_RELEASE);
 	if (report.on) {
 		if (!report.path[0])
 			report.fd = fcntl(2, F_DUPFD_CLOEXEC, REPORT_FD_MIN);

@@ -239,23 +239,12 @@ static void amap_insert(struct amap *m)
 	nmaps++;
 }
 
-/* Runtime calls made for the program: upager's own allocations inside
- * them go to glibc, and its own mmap()s to the kernel. */
-#define AS_UPAGER(expr)                                 \
-	({                                              \
-		int saved_ = upg_internal_thread;       \
-		upg_internal_thread = 1;                \
-		__typeof__(expr) r_ = (expr);           \
-		upg_internal_thread = saved_;           \
-		r_;                                     \
-	})
-
 static void amap_release(struct amap *m)
 {
 	uint32_t i = lower_bound(m->base);
 	memmove(&maps[i], &maps[i + 1], (nmaps - i - 1) * sizeof maps[0]);
 	nmaps--;
-	int rc = AS_UPAGER(upager_unmap(upg_pl_runtime(), (void *)m->base));
+	int rc = UPG_AS_RUNTIME(upager_unmap(upg_pl_runtime(), (void *)m->base));
 	if (rc)  /* not the runtime's any more: give it back to the kernel */
 		sys_munmap((void *)m->base, m->len);
 	sys_munmap(m, m->alloc_len);
@@ -352,7 +341,7 @@ static void *map_new(uintptr_t hint, size_t len, int prot, int mflags)
 	if (nmaps == MAPS_MAX)
 		return NULL;
 	void *p;
-	int rc = AS_UPAGER(upg_map_at((struct upager *)upg_pl_runtime(), hint, len, PG, mflags, &p));
+	int rc = UPG_AS_RUNTIME(upg_map_at((struct upager *)upg_pl_runtime(), hint, len, PG, mflags, &p));
 	if (rc == -EEXIST) {
 		errno = EEXIST;
 		return MAP_FAILED;
@@ -361,7 +350,7 @@ static void *map_new(uintptr_t hint, size_t len, int prot, int mflags)
 		return NULL;
 	struct amap *m = amap_new((uintptr_t)p, len);
 	if (!m) {
-		AS_UPAGER(upager_unmap(upg_pl_runtime(), p));
+		UPG_AS_RUNTIME(upager_unmap(upg_pl_runtime(), p));
 		return NULL;
 	}
 	if (prot != (PROT_READ | PROT_WRITE))

@@ -318,7 +318,7 @@ bool upg_retry_push(struct upager *up, const struct upg_retry *rt)
 
 /* ---- open / close ---- */
 
-UPAGER_API int upager_open(const struct upager_config *cfg, upager_t **out, char *err, size_t errlen)
+static int open_runtime(const struct upager_config *cfg, upager_t **out, char *err, size_t errlen)
 {
 	char dummy[8];
 	if (!err || !errlen) {
@@ -534,7 +534,7 @@ static void region_quiesce(struct upager *up, struct upg_region *r)
 		pthread_cond_wait(&up->idle_cond, &up->lock);
 }
 
-UPAGER_API int upager_close(upager_t *up)
+static int close_runtime(upager_t *up)
 {
 	if (!up)
 		return 0;
@@ -594,6 +594,42 @@ UPAGER_API int upager_close(upager_t *up)
 
 /* ---- regions API ---- */
 
+/*
+ * The runtime of the preload library, when this copy of the code is in it:
+ * a program that also uses the API gets that one runtime (its budget, store
+ * and threads) from upager_open(), rather than a second one competing for
+ * the same memory.  upager_close() of it only lets go.
+ */
+struct upager *upg_shared_runtime;
+
+static int unmap_region(upager_t *up, void *addr);
+
+UPAGER_API int upager_open(const struct upager_config *cfg, upager_t **out, char *err, size_t errlen)
+{
+	struct upager *shared = __atomic_load_n(&upg_shared_runtime, __ATOMIC_ACQUIRE);
+	if (shared && !upg_forked_child) {
+		if (!cfg || !out)
+			return -EINVAL;
+		upg_log(shared, UPAGER_LOG_INFO, "upager_open() under the preload library: the program shares its "
+			"runtime (UPAGER_RAM and the other settings of the preload apply)");
+		*out = shared;
+		return 0;
+	}
+	return UPG_AS_RUNTIME(open_runtime(cfg, out, err, errlen));
+}
+
+UPAGER_API int upager_close(upager_t *up)
+{
+	if (up && up == __atomic_load_n(&upg_shared_runtime, __ATOMIC_ACQUIRE))
+		return 0;
+	return UPG_AS_RUNTIME(close_runtime(up));
+}
+
+UPAGER_API int upager_unmap(upager_t *up, void *addr)
+{
+	return UPG_AS_RUNTIME(unmap_region(up, addr));
+}
+
 UPAGER_API int upager_map(upager_t *up, size_t len, const struct upager_map_opts *opts, void **addr)
 {
 	if (upg_forked_child)
@@ -604,7 +640,7 @@ UPAGER_API int upager_map(upager_t *up, size_t len, const struct upager_map_opts
 	if (opts && opts->size >= offsetof(struct upager_map_opts, page_size) + sizeof opts->page_size &&
 	    opts->page_size)
 		psize = opts->page_size;
-	return upg_map_at(up, 0, len, psize, 0, addr);
+	return UPG_AS_RUNTIME(upg_map_at(up, 0, len, psize, 0, addr));
 }
 
 int upg_map_at(struct upager *up, uintptr_t hint, size_t len, uint32_t psize, int mflags, void **addr)
@@ -687,7 +723,7 @@ out_unmap:
 	return rc;
 }
 
-UPAGER_API int upager_unmap(upager_t *up, void *addr)
+static int unmap_region(upager_t *up, void *addr)
 {
 	if (upg_forked_child)
 		return -ECHILD;

@@ -12,6 +12,11 @@ bad() { echo "FAIL $*"; fail=$((fail + 1)); }
 
 if "$run" --ram 32M -- "$cases"; then ok "preload cases under --ram 32M"; else bad "preload cases under --ram 32M"; fi
 if "$run" --ram 32M -- "$build/tests/preload_maps_cases"; then ok "mmap cases under --ram 32M"; else bad "mmap cases under --ram 32M"; fi
+# A program using the API gets the preload's runtime under it, its own alone.
+if "$run" --ram 32M -- "$build/tests/preload_api_case" $((32 << 20)); then ok "the API under the preload: one runtime"
+else bad "the API under the preload"; fi
+if UPAGER_STORE=/var/tmp "$build/tests/preload_api_case" $((8 << 20)); then ok "the API alone: its own runtime"
+else bad "the API alone"; fi
 
 "$run" --ram 32M -- "$cases" 42; rc=$?
 [ $rc -eq 42 ] && ok "exit status 42 passes through" || bad "exit status: got $rc, want 42"
@@ -22,12 +27,13 @@ if "$run" --ram 32M -- "$build/tests/preload_maps_cases"; then ok "mmap cases un
 sleep 1; kill -TERM $sup; wait $sup; rc=$?
 [ $rc -eq 7 ] && ok "SIGTERM to upager-run reaches the program (it exits 7)" || bad "SIGTERM forwarding: got $rc, want 7"
 # Its budget file is gone afterwards, and the tree's line is printed.
-out=$("$run" --ram 32M --report -- sh -c "$cases 0 && $cases 0" 2>&1 >/dev/null)
-if echo "$out" | grep -q "upager tree: 3 processes shared the 32.0 MiB budget" &&
-	! ls /dev/shm | grep -q "^upager-tree-"; then
+"$run" --ram 32M --report -- sh -c "$cases 0 && $cases 0" 2>"$build/tree-report.txt" >/dev/null & sup=$!
+wait $sup
+out=$(cat "$build/tree-report.txt"); rm -f "$build/tree-report.txt"
+if echo "$out" | grep -q "upager tree: 3 processes shared the 32.0 MiB budget" && [ ! -e /dev/shm/upager-tree-$sup ]; then
 	ok "the tree's report line; its budget file removed"
 else
-	bad "tree report or budget file: '$(echo "$out" | grep tree)', $(ls /dev/shm | grep upager-tree)"
+	bad "tree report or budget file: '$(echo "$out" | grep tree)', $(ls /dev/shm/upager-tree-$sup 2>&1)"
 fi
 "$run" --ram 32M -- /nonexistent/prog 2>/dev/null; rc=$?
 [ $rc -eq 127 ] && ok "a missing command gives 127" || bad "missing command: got $rc, want 127"
