@@ -16,42 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MIB (1024 * 1024)
-
-static int failures;
-#define CHECK(cond, ...)                                              \
-	do {                                                          \
-		if (!(cond)) {                                        \
-			fprintf(stderr, "FAIL %s:%d: ", __func__, __LINE__); \
-			fprintf(stderr, __VA_ARGS__);                 \
-			fprintf(stderr, "\n");                        \
-			failures++;                                   \
-			return;                                       \
-		}                                                     \
-	} while (0)
-
-static uint64_t mix(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static void fill(void *p, size_t len, uint64_t seed)
-{
-	uint64_t *w = p;
-	for (size_t i = 0; i < len / 8; i++)
-		w[i] = mix(seed + i);
-}
-
-static size_t bad_at(const void *p, size_t len, uint64_t seed)
-{
-	const uint64_t *w = p;
-	for (size_t i = 0; i < len / 8; i++)
-		if (w[i] != mix(seed + i))
-			return i * 8 + 1;
-	return 0;
-}
+#include "preload_common.h"
 
 /* Allocate and write well over the budget so older blocks are evicted. */
 static void push_out(void)
