@@ -69,6 +69,7 @@ struct upg_handler {
 	int kick_fd;
 	char *bounce;
 	size_t bounce_len;
+	int bufs;             /* bounce registered with the ring: 0 not yet, 1 yes, -1 failed */
 	uint32_t units;
 	uint64_t *unit_map;   /* 1: unit in use */
 	struct upg_io *ios;
@@ -386,12 +387,26 @@ static void submit_read(struct upg_handler *h, struct upg_io *io)
 		sqe = io_uring_get_sqe(&h->ring);
 	}
 	size_t len = io->child ? io->cpsize : (size_t)io->npages << io->reg->pshift;
-	io_uring_prep_read_fixed(sqe, 0, h->bounce + (size_t)io->unit * UNIT, (unsigned)len,
-				 (uint64_t)(io->slot - 1) * UPG_BLOCK, 0);
+	if (!h->bufs) {
+		/* The first store read registers (and so pins and fills) the
+		 * bounce buffers, from this thread, the ring's only issuer.
+		 * Where that fails, reads go unregistered: slower, as right. */
+		struct iovec iov = { .iov_base = h->bounce, .iov_len = h->bounce_len };
+		int rc = io_uring_register_buffers(&h->ring, &iov, 1);
+		h->bufs = rc ? -1 : 1;
+		if (rc)
+			upg_log(up, UPAGER_LOG_WARN, "io_uring_register_buffers: %s%s; store reads go unregistered",
+				strerror(-rc), rc == -ENOMEM ? " (raise the locked-memory limit, ulimit -l)" : "");
+	}
+	char *buf = h->bounce + (size_t)io->unit * UNIT;
+	off_t off = (off_t)(io->slot - 1) * UPG_BLOCK;
+	if (h->bufs > 0)
+		io_uring_prep_read_fixed(sqe, 0, buf, (unsigned)len, (uint64_t)off, 0);
+	else
+		io_uring_prep_read(sqe, 0, buf, (unsigned)len, (uint64_t)off);
 	sqe->flags |= IOSQE_FIXED_FILE;
 	io_uring_sqe_set_data(sqe, io);
 	h->inflight++;
-	(void)up;
 }
 
 /* Start a store read of page of r (state STORED).  Locks as zero_fill. */
@@ -1541,8 +1556,10 @@ static int handler_init(struct upager *up, struct upg_handler *h, char *err, siz
 		len = 2 * (size_t)UPG_MAX_PAGE;
 	h->bounce_len = len;
 	h->units = (uint32_t)(h->bounce_len / UNIT);
-	h->bounce = mmap(NULL, h->bounce_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-			 -1, 0);
+	/* Not populated or registered yet: a process that never reads from
+	 * the store (most short-lived ones) never pays for it (see
+	 * submit_read()). */
+	h->bounce = mmap(NULL, h->bounce_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (h->bounce == MAP_FAILED) {
 		h->bounce = NULL;
 		snprintf(err, errlen, "bounce buffers: out of memory");
@@ -1564,13 +1581,6 @@ static int handler_init(struct upager *up, struct upg_handler *h, char *err, siz
 		return rc;
 	}
 	h->ring_ok = true;
-	struct iovec iov = { .iov_base = h->bounce, .iov_len = h->bounce_len };
-	rc = io_uring_register_buffers(&h->ring, &iov, 1);
-	if (rc) {
-		snprintf(err, errlen, "io_uring_register_buffers: %s%s", strerror(-rc),
-			 rc == -ENOMEM ? " (raise the locked-memory limit, ulimit -l)" : "");
-		return rc;
-	}
 	rc = io_uring_register_files(&h->ring, &up->store.fd, 1);
 	if (rc) {
 		snprintf(err, errlen, "io_uring_register_files: %s", strerror(-rc));

@@ -22,6 +22,18 @@ else bad "the API alone"; fi
 [ $rc -eq 42 ] && ok "exit status 42 passes through" || bad "exit status: got $rc, want 42"
 "$run" --ram 32M -- sh -c 'kill -TERM $$'; rc=$?
 [ $rc -eq $((128 + 15)) ] && ok "death by SIGTERM shows as 143" || bad "signal: got $rc, want 143"
+# Without locked memory for the bounce buffers (no CAP_IPC_LOCK, ulimit -l
+# 64), store reads go unregistered: a warning that names the limit, and
+# every page still right.
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	out=$(ulimit -l 64; setpriv --inh-caps=-ipc_lock --ambient-caps=-ipc_lock --bounding-set=-ipc_lock \
+		env UPAGER_STORE=/var/tmp UPAGER_RAM=32M LD_PRELOAD="$build/libupager-preload.so" "$cases" 2>&1)
+	if echo "$out" | grep -q "preload cases: all correct" && echo "$out" | grep -q "ulimit -l"; then
+		ok "no locked memory: unregistered store reads, warned, data right"
+	else
+		bad "no locked memory: '$(echo "$out" | grep -v "^ok" | head -3)'"
+	fi
+fi
 # upager-run waits for the program: a signal sent to upager-run reaches it.
 "$run" --ram 32M -- sh -c 'trap "exit 7" TERM; while :; do sleep 0.1; done' & sup=$!
 sleep 1; kill -TERM $sup; wait $sup; rc=$?
