@@ -303,7 +303,7 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 			continue;
 		}
 		upg_zero_parts(s, r->psize, zm);
-		if (slot && upg_seal_unchanged(&up->seal, slot - 1, s, r->psize))
+		if (slot && upg_seal_unchanged(upg_slot_seal(up, slot), upg_slot_block(slot), s, r->psize))
 			v->kind = K_CLEAN;
 		else if (all_zero(s, r->psize))
 			v->kind = K_ZERO;
@@ -378,7 +378,7 @@ static void assign_slots(struct upg_evictor *ev, uint32_t n)
 		if (v->kind != K_WRITE)
 			continue;
 		uint32_t slot = upg_pte_get(v->r, v->page)->slot;
-		if (slot && !upg_store_is_frozen(&up->store, slot - 1, v->r->blocks)) {
+		if (slot && !upg_slot_store(slot) && !upg_store_is_frozen(&up->store, upg_slot_block(slot), v->r->blocks)) {
 			v->new_slot = slot;  /* rewrite in place */
 			v->fresh_slot = 0;
 		} else {
@@ -584,8 +584,8 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 			p->state = PG_STORED;
 			up->c.clean_drops++;
 		} else {
-			if (p->slot && p->slot != v->new_slot)
-				upg_store_free(&up->store, p->slot - 1, r->blocks);  /* frozen: a child reads it */
+			if (p->slot != v->new_slot)
+				upg_slot_release(up, p->slot, r->blocks);  /* frozen: a child reads it */
 			p->slot = v->new_slot;
 			p->state = PG_STORED;
 			up->c.writebacks++;

@@ -399,11 +399,14 @@ static void submit_read(struct upg_handler *h, struct upg_io *io)
 				strerror(-rc), rc == -ENOMEM ? " (raise the locked-memory limit, ulimit -l)" : "");
 	}
 	char *buf = h->bounce + (size_t)io->unit * UNIT;
-	off_t off = (off_t)(io->slot - 1) * UPG_BLOCK;
+	/* The ring's files are the own store, then the ancestors' (see
+	 * handler_init()): the slot's store is the file's index. */
+	int file = (int)upg_slot_store(io->slot);
+	off_t off = (off_t)upg_slot_block(io->slot) * UPG_BLOCK;
 	if (h->bufs > 0)
-		io_uring_prep_read_fixed(sqe, 0, buf, (unsigned)len, (uint64_t)off, 0);
+		io_uring_prep_read_fixed(sqe, file, buf, (unsigned)len, (uint64_t)off, 0);
 	else
-		io_uring_prep_read(sqe, 0, buf, (unsigned)len, (uint64_t)off);
+		io_uring_prep_read(sqe, file, buf, (unsigned)len, (uint64_t)off);
 	sqe->flags |= IOSQE_FIXED_FILE;
 	io_uring_sqe_set_data(sqe, io);
 	h->inflight++;
@@ -573,7 +576,8 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 	char *buf = h->bounce + (size_t)io->unit * UNIT;
 	h->inflight--;
 	res = upg_inject(UPG_INJ_READ, res, len);
-	int64_t bad = res == (int)len ? upg_seal_read(&up->seal, io->slot - 1, buf, len) : -1;
+	struct upg_seal *seal = upg_slot_seal(up, io->slot);
+	int64_t bad = res == (int)len ? upg_seal_read(seal, upg_slot_block(io->slot), buf, len) : -1;
 	if (res != (int)len || bad >= 0) {
 		pthread_mutex_lock(&up->lock);
 		if (res != (int)len)
@@ -588,8 +592,8 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 		char why[96];
 		if (res == (int)len)
 			snprintf(why, sizeof why, "block %llu fails its %s",
-				 (unsigned long long)(io->slot - 1 + (uint64_t)bad),
-				 up->seal.encrypt ? "authentication tag: altered on disk" : "checksum: corrupted on disk");
+				 (unsigned long long)(upg_slot_block(io->slot) + (uint64_t)bad),
+				 seal->encrypt ? "authentication tag: altered on disk" : "checksum: corrupted on disk");
 		else
 			snprintf(why, sizeof why, "%s", res < 0 ? strerror(-res) : "short read");
 		read_give_up(h, io, why);
@@ -1581,7 +1585,11 @@ static int handler_init(struct upager *up, struct upg_handler *h, char *err, siz
 		return rc;
 	}
 	h->ring_ok = true;
-	rc = io_uring_register_files(&h->ring, &up->store.fd, 1);
+	int files[1 + UPG_ANCESTORS];
+	files[0] = up->store.fd;
+	for (uint32_t k = 0; k < up->nanc; k++)
+		files[1 + k] = up->anc[k].fd;
+	rc = io_uring_register_files(&h->ring, files, 1 + up->nanc);
 	if (rc) {
 		snprintf(err, errlen, "io_uring_register_files: %s", strerror(-rc));
 		return rc;

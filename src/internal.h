@@ -66,8 +66,27 @@ enum upg_pflag {
 
 /* One page of a region.  16 bytes; the array is reserved with MAP_NORESERVE
  * so untouched parts of a huge region cost nothing. */
+/*
+ * A slot names a page's store copy: its first block + 1 in the low 29
+ * bits, and in the top 3 which store holds it: 0 this process's own, k an
+ * ancestor's (up->anc[k - 1]), read-only.  A forked child takes its own
+ * paging over (fork.c): it writes to a store of its own and reads what it
+ * inherited from its parent's, whose blocks the parent keeps frozen while
+ * the child lives.  0: no store copy.
+ */
+#define UPG_SLOT_STORE_SHIFT 29
+#define UPG_ANCESTORS 7
+static inline uint32_t upg_slot_store(uint32_t slot)
+{
+	return slot >> UPG_SLOT_STORE_SHIFT;
+}
+static inline uint64_t upg_slot_block(uint32_t slot)
+{
+	return (slot & ((1u << UPG_SLOT_STORE_SHIFT) - 1)) - 1;
+}
+
 struct upg_pte {
-	uint32_t slot;      /* first store block + 1; 0: no store copy */
+	uint32_t slot;      /* see upg_slot_store(); 0: no store copy */
 	uint32_t frame;     /* frame index while it holds RAM; UPG_NOFRAME otherwise */
 	uint32_t evict_seq; /* eviction number of its last eviction, for ghost hits */
 	uint8_t state;
@@ -218,6 +237,11 @@ struct upager {
 
 	struct upg_store store;
 	struct upg_seal seal;       /* checksums or encryption of stored blocks */
+	struct upg_ancestor {       /* the stores of forked ancestors, read-only */
+		int fd;
+		struct upg_seal seal;
+	} anc[UPG_ANCESTORS];
+	uint32_t nanc;
 
 	struct upg_region **regions;  /* sorted by base */
 	uint32_t nregions, regions_cap;
@@ -350,6 +374,15 @@ void upg_resident_add(struct upager *up, uint64_t bytes);
 void upg_resident_sub(struct upager *up, uint64_t bytes);
 /* Free the page's store copy, if it has one.  Lock held. */
 void upg_slot_free(struct upager *up, struct upg_region *r, struct upg_pte *p);
+/* Free blocks blocks at slot when they are this process's own (an
+ * ancestor's are its to free).  Lock held. */
+void upg_slot_release(struct upager *up, uint32_t slot, uint32_t blocks);
+/* The seal (checksums, keys) of the store that holds slot. */
+static inline struct upg_seal *upg_slot_seal(struct upager *up, uint32_t slot)
+{
+	uint32_t k = upg_slot_store(slot);
+	return k ? &up->anc[k - 1].seal : &up->seal;
+}
 /* A page discarded while mapped, its RAM bookkeeping already dropped:
  * NONE and PF_ZAPWAIT until the kernel's zap lands.  Lock held. */
 void upg_zapwait(struct upager *up, struct upg_region *r, struct upg_pte *p);

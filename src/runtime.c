@@ -219,12 +219,16 @@ void upg_resident_sub(struct upager *up, uint64_t bytes)
 	up->resident -= bytes;
 }
 
+void upg_slot_release(struct upager *up, uint32_t slot, uint32_t blocks)
+{
+	if (slot && !upg_slot_store(slot))
+		upg_store_free(&up->store, upg_slot_block(slot), blocks);
+}
+
 void upg_slot_free(struct upager *up, struct upg_region *r, struct upg_pte *p)
 {
-	if (p->slot) {
-		upg_store_free(&up->store, p->slot - 1, r->blocks);
-		p->slot = 0;
-	}
+	upg_slot_release(up, p->slot, r->blocks);
+	p->slot = 0;
 }
 
 /* Drop a resident page's RAM bookkeeping (not the page itself). */

@@ -22,7 +22,9 @@ static inline bool bit(const uint64_t *b, uint64_t i)
 }
 #define GROW_STEP (64ULL << 20)     /* bytes added per growth, at least */
 #define DEFAULT_MAX (64ULL << 30)
-#define HARD_MAX (16ULL << 40)      /* pte slots are 32-bit block numbers */
+/* A pte's slot holds a block number in 29 bits (see upg_slot_store()),
+ * with room left for readahead's arithmetic on the last ones. */
+#define HARD_MAX (((1ULL << 29) - (1ULL << 20)) * BLOCK)
 
 /* tmpfs takes O_DIRECT since Linux 6.6, but its "disk" is RAM: a store
  * there would keep every swapped-out page in memory. */
