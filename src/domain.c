@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAGIC 0x3165657274677075ULL /* "upgtree1" */
@@ -64,6 +65,8 @@ struct upg_domain_area *upg_domain_map(const char *path, size_t *len)
 	return a;
 }
 
+static void reap(struct upg_domain *d, struct upg_domain_slot *s, int32_t pid);
+
 int upg_domain_join(struct upg_domain *d, const char *path, uint64_t budget, char *err, size_t errlen)
 {
 	memset(d, 0, sizeof *d);
@@ -92,6 +95,20 @@ int upg_domain_join(struct upg_domain *d, const char *path, uint64_t budget, cha
 	}
 	d->shared = true;
 	int32_t pid = getpid();
+	/* A slot of this pid from another program image is this process's
+	 * own before it exec'd: what it held went with the old image. */
+	static uint64_t image;
+	if (!image) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		image = ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec) ^ ((uint64_t)(uintptr_t)&ts << 17) ^
+			(uint64_t)pid << 40;
+		image |= 1;
+	}
+	for (unsigned i = 0; i < UPG_DOMAIN_SLOTS; i++)
+		if (__atomic_load_n(&d->a->slot[i].pid, __ATOMIC_ACQUIRE) == pid &&
+		    __atomic_load_n(&d->a->slot[i].image, __ATOMIC_RELAXED) != image)
+			reap(d, &d->a->slot[i], pid);
 	for (unsigned i = 0; i < UPG_DOMAIN_SLOTS; i++) {
 		int32_t free_pid = 0;
 		struct upg_domain_slot *s = &d->a->slot[i];
@@ -99,6 +116,7 @@ int upg_domain_join(struct upg_domain *d, const char *path, uint64_t budget, cha
 			__atomic_store_n(&s->resident, 0, __ATOMIC_RELAXED);
 			__atomic_store_n(&s->peak, 0, __ATOMIC_RELAXED);
 			__atomic_store_n(&s->last_in_ns, 0, __ATOMIC_RELAXED);
+			__atomic_store_n(&s->image, image, __ATOMIC_RELAXED);
 			__atomic_fetch_add(&d->a->joined, 1, __ATOMIC_RELAXED);
 			d->me = s;
 			return 0;

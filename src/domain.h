@@ -34,6 +34,7 @@ struct upg_domain_slot {
 	uint64_t resident;    /* bytes */
 	uint64_t peak;
 	uint64_t last_in_ns;  /* CLOCK_MONOTONIC when it last brought a page in */
+	uint64_t image;       /* which program image of pid joined: one that exec'd leaves its slot */
 };
 
 struct upg_domain_area {

@@ -571,7 +571,7 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 		}
 		upg_frame_put(up, p->frame);
 		p->frame = UPG_NOFRAME;
-		upg_resident_sub(up, r->psize);
+		upg_resident_drop(up, p, r->psize);
 		if (discarded || v->kind == K_GONE || v->kind == K_ZERO) {
 			if ((v->kind == K_WRITE || v->kind == K_KEEP) && v->fresh_slot)
 				upg_store_free(&up->store, v->new_slot - 1, r->blocks);
@@ -889,6 +889,13 @@ int upg_evictor_start(struct upager *up, char *err, size_t errlen)
 fail:
 	upg_evictor_stop(up);
 	return rc < 0 ? rc : -ENOMEM;
+}
+
+void upg_evictor_forget(struct upager *up)
+{
+	if (up->ev)
+		up->ev->started = false;
+	upg_evictor_stop(up);
 }
 
 void upg_evictor_stop(struct upager *up)

@@ -36,7 +36,7 @@
 #include <unistd.h>
 
 /* CQE tags: these two small even numbers, pointers to struct upg_io
- * (aligned), or the address of a struct upg_child_tag with bit 0 set. */
+ * (aligned), or the address of a struct upg_child with bit 0 set. */
 #define TAG_UFFD 2
 #define TAG_KICK 4
 #define UNIT 4096u
@@ -45,11 +45,8 @@
 #define NO_PAGE UINT64_MAX
 
 struct upg_io {
-	struct upg_region *reg;   /* NULL for a forked child's read */
-	struct upg_child *child;
-	uintptr_t caddr;          /* child: page address */
-	uint32_t slot;            /* first block + 1 */
-	uint32_t cpsize;          /* child: page size */
+	struct upg_region *reg;
+	uint32_t slot;            /* see upg_slot_store() */
 	uint64_t first;
 	uint64_t fault_page;  /* the page a thread waits on, or NO_PAGE */
 	uint64_t t0;
@@ -386,7 +383,7 @@ static void submit_read(struct upg_handler *h, struct upg_io *io)
 		io_uring_submit(&h->ring);
 		sqe = io_uring_get_sqe(&h->ring);
 	}
-	size_t len = io->child ? io->cpsize : (size_t)io->npages << io->reg->pshift;
+	size_t len = (size_t)io->npages << io->reg->pshift;
 	if (!h->bufs) {
 		/* The first store read registers (and so pins and fills) the
 		 * bounce buffers, from this thread, the ring's only issuer.
@@ -562,15 +559,10 @@ static void read_give_up(struct upg_handler *h, struct upg_io *io, const char *w
 	submit_read(h, io);
 }
 
-static void child_read_done(struct upg_handler *h, struct upg_io *io, int res);
 
 static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 {
 	struct upager *up = h->up;
-	if (io->child) {
-		child_read_done(h, io, res);
-		return;
-	}
 	struct upg_region *r = io->reg;
 	size_t len = (size_t)io->npages << r->pshift;
 	char *buf = h->bounce + (size_t)io->unit * UNIT;
@@ -694,77 +686,38 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 
 
 /* ---- forked children (see struct upg_child) ----
- * Each child is served by the handler thread that read its FORK event, so
- * its snapshot and pending list need no lock; the list of children and the
- * store's freeze bits are under up->lock. */
+ * The first handler thread polls each child's hang-up pipe, once: it
+ * fires when the child and what it forked have all exited or exec'd. */
 
-static void child_msg(struct upg_handler *h, struct upg_child *c, const struct uffd_msg *m);
+#define TAG_CHILD 1ULL  /* bit 0 of a completion's tag: the rest is a struct upg_child */
 
-static void child_arm(struct upg_handler *h, struct upg_child *c, int kind)
-{
-	int fd = kind ? c->hup_fd : c->uffd;
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&h->ring);
-	if (!sqe) {
-		io_uring_submit(&h->ring);
-		sqe = io_uring_get_sqe(&h->ring);
-	}
-	io_uring_prep_poll_multishot(sqe, fd, kind ? (POLLIN | POLLHUP) : POLLIN);
-	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&c->tags[kind] | 1);
-}
-
-static void child_attach(struct upg_handler *h, int ufd, struct upg_child *from)
+static void children_arm(struct upg_handler *h)
 {
 	struct upager *up = h->up;
-	struct upg_child *c = mmap(NULL, sizeof *c, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (c == MAP_FAILED) {
-		/* Without a snapshot the child would read zeros where its data
-		 * is: better that it dies than runs on wrong data. */
-		upg_log(up, UPAGER_LOG_ERROR, "out of memory serving a forked child; its faults will fail");
-		close(ufd);
+	if (h != &up->handlers[0])
 		return;
-	}
-	c->up = up;
-	c->h = h;
-	c->uffd = ufd;
-	c->tags[0] = (struct upg_child_tag){ c, 0 };
-	c->tags[1] = (struct upg_child_tag){ c, 1 };
 	pthread_mutex_lock(&up->lock);
-	c->hup_fd = from ? -1 : up->fork_hup_rd;
-	if (!from)
-		up->fork_hup_rd = -1;
-	int rc = upg_snapshot_take(up, from, c);
-	if (!rc) {
-		c->next = up->children;
-		up->children = c;
+	for (struct upg_child *c = up->children; c; c = c->next) {
+		if (c->armed)
+			continue;
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&h->ring);
+		if (!sqe) {
+			io_uring_submit(&h->ring);
+			sqe = io_uring_get_sqe(&h->ring);
+		}
+		io_uring_prep_poll_add(sqe, c->hup_fd, POLLIN | POLLHUP);
+		io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | TAG_CHILD);
+		c->armed = true;
 	}
 	pthread_mutex_unlock(&up->lock);
-	if (rc) {
-		upg_log(up, UPAGER_LOG_ERROR, "cannot record a forked child's pages: %s", strerror(-rc));
-		close(ufd);
-		if (c->hup_fd >= 0)
-			close(c->hup_fd);
-		munmap(c, sizeof *c);
-		return;
-	}
-	upg_log(up, UPAGER_LOG_DEBUG, "forked child attached: %llu stored pages", (unsigned long long)c->nsnap);
-	child_arm(h, c, 0);
-	c->polls = 1;
-	if (c->hup_fd >= 0) {
-		child_arm(h, c, 1);
-		c->polls++;
-	}
 }
 
-static void child_free_if_done(struct upg_handler *h, struct upg_child *c)
+static void child_gone(struct upg_handler *h, struct upg_child *c, int res)
 {
 	struct upager *up = h->up;
-	if (!c->dead || c->polls || c->inflight)
-		return;
+	if (res == -ECANCELED)
+		return;  /* shutting down: upager_close() frees it */
 	pthread_mutex_lock(&up->lock);
-	if (up->children_pinned) {
-		pthread_mutex_unlock(&up->lock);
-		return;  /* upager_close() frees it */
-	}
 	struct upg_child **pp = &up->children;
 	while (*pp && *pp != c)
 		pp = &(*pp)->next;
@@ -772,232 +725,9 @@ static void child_free_if_done(struct upg_handler *h, struct upg_child *c)
 		*pp = c->next;
 	upg_children_refreeze(up);
 	pthread_mutex_unlock(&up->lock);
-	close(c->uffd);
-	if (c->hup_fd >= 0)
-		close(c->hup_fd);
+	close(c->hup_fd);
 	munmap(c->snap, c->snap_len);
 	munmap(c, sizeof *c);
-}
-
-static void child_kill(struct upg_handler *h, struct upg_child *c)
-{
-	if (c->dead)
-		return;
-	__atomic_store_n(&c->dead, true, __ATOMIC_RELEASE);  /* upg_children_release() reads it */
-	for (int k = 0; k < 2; k++) {
-		if (k == 1 && c->hup_fd < 0)
-			continue;
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&h->ring);
-		if (!sqe) {
-			io_uring_submit(&h->ring);
-			sqe = io_uring_get_sqe(&h->ring);
-		}
-		io_uring_prep_poll_remove(sqe, (uint64_t)(uintptr_t)&c->tags[k] | 1);
-		io_uring_sqe_set_data64(sqe, 0);
-	}
-}
-
-/* Read the child's waiting messages without serving faults (a copy into
- * the child was refused until they are read). */
-static void child_absorb(struct upg_handler *h, struct upg_child *c)
-{
-	struct uffd_msg msgs[UFFD_MSG_BATCH];
-	ssize_t n = read(c->uffd, msgs, sizeof msgs);
-	if (n <= 0) {
-		sched_yield();
-		return;
-	}
-	for (size_t i = 0; i < (size_t)n / sizeof msgs[0]; i++) {
-		const struct uffd_msg *m = &msgs[i];
-		if (m->event == UFFD_EVENT_PAGEFAULT) {
-			if (c->npend < UPG_CHILD_PEND) {
-				c->pend[c->npend].addr = m->arg.pagefault.address;
-				c->pend[c->npend++].flags = (uint32_t)m->arg.pagefault.flags;
-			} else {
-				upg_log(h->up, UPAGER_LOG_ERROR, "forked child: too many pending faults");
-			}
-		} else {
-			child_msg(h, c, m);
-		}
-	}
-}
-
-static int child_copy(struct upg_handler *h, struct upg_child *c, uintptr_t dst, const void *src, size_t len)
-{
-	for (;;) {
-		int rc = upg_uffd_copy(c->uffd, dst, src, len, NULL);
-		if (rc != -EAGAIN)
-			return rc;
-		child_absorb(h, c);
-	}
-}
-
-static void child_fault(struct upg_handler *h, struct upg_child *c, uintptr_t addr, uint32_t flags)
-{
-	struct upager *up = h->up;
-	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
-		/* Protection inherited from the parent's clean pages. */
-		for (;;) {
-			int rc = upg_uffd_writeprotect(c->uffd, addr & ~4095UL, 4096, false);
-			if (rc != -EAGAIN)
-				break;
-			child_absorb(h, c);
-		}
-		return;
-	}
-	const struct upg_snap *sn = upg_snapshot_find(c, addr);
-	if (!sn || !sn->slot) {
-		child_copy(h, c, addr & ~4095UL, up->zero_buf, 4096);
-		return;
-	}
-	struct upg_io *io = io_get(h);
-	uint32_t unit;
-	if (!io || !units_alloc(h, sn->psize / UNIT, &unit)) {
-		if (io) {
-			io->units = 0;
-			io_put(h, io);
-		}
-		if (c->npend < UPG_CHILD_PEND) {
-			c->pend[c->npend].addr = addr;
-			c->pend[c->npend++].flags = flags;
-		}
-		return;
-	}
-	*io = (struct upg_io){ .child = c, .caddr = sn->addr, .slot = sn->slot, .cpsize = sn->psize,
-			       .unit = unit, .units = sn->psize / UNIT, .npages = 1, .t0 = upg_now_ns() };
-	c->inflight++;
-	submit_read(h, io);
-}
-
-static void child_read_done(struct upg_handler *h, struct upg_io *io, int res)
-{
-	struct upg_child *c = io->child;
-	struct upager *up = h->up;
-	char *buf = h->bounce + (size_t)io->unit * UNIT;
-	h->inflight--;
-	res = upg_inject(UPG_INJ_READ, res, io->cpsize);
-	if (res == (int)io->cpsize && upg_seal_read(&up->seal, io->slot - 1, buf, io->cpsize) >= 0) {
-		pthread_mutex_lock(&up->lock);
-		up->c.integrity_errors++;
-		pthread_mutex_unlock(&up->lock);
-		res = -EBADMSG;
-	}
-	if (res != (int)io->cpsize && ++io->tries < READ_TRIES) {
-		submit_read(h, io);
-		return;
-	}
-	c->inflight--;
-	if (c->dead) {
-		/* gone */
-	} else if (res != (int)io->cpsize) {
-		upg_log(up, UPAGER_LOG_ERROR, "store read for a forked child failed (%s); the page will raise SIGBUS",
-			res == -EBADMSG ? "the block fails its check" : res < 0 ? strerror(-res) : "short read");
-		upg_uffd_poison(c->uffd, io->caddr, io->cpsize);
-		upg_uffd_wake(c->uffd, io->caddr, io->cpsize);
-	} else {
-		for (;;) {
-			/* The child may have discarded it meanwhile. */
-			const struct upg_snap *sn = upg_snapshot_find(c, io->caddr);
-			const void *src = sn && sn->slot == io->slot ? (const void *)buf : (const void *)up->zero_buf;
-			int rc = upg_uffd_copy(c->uffd, io->caddr, src, io->cpsize, NULL);
-			if (rc != -EAGAIN)
-				break;
-			child_absorb(h, c);
-		}
-	}
-	io_put(h, io);
-	child_free_if_done(h, c);
-}
-
-static void child_msg(struct upg_handler *h, struct upg_child *c, const struct uffd_msg *m)
-{
-	switch (m->event) {
-	case UFFD_EVENT_PAGEFAULT:
-		child_fault(h, c, m->arg.pagefault.address, (uint32_t)m->arg.pagefault.flags);
-		break;
-	case UFFD_EVENT_REMOVE:
-	case UFFD_EVENT_UNMAP: {
-		/* The child's discard: those pages read as zeros from now. */
-		uint64_t lo = 0, hi = c->nsnap;
-		while (lo < hi) {
-			uint64_t mid = (lo + hi) / 2;
-			if (c->snap[mid].addr + c->snap[mid].psize <= m->arg.remove.start)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		for (uint64_t i = lo; i < c->nsnap && c->snap[i].addr < m->arg.remove.end; i++)
-			if (c->snap[i].addr >= m->arg.remove.start &&
-			    c->snap[i].addr + c->snap[i].psize <= m->arg.remove.end)
-				c->snap[i].slot = 0;
-		break;
-	}
-	case UFFD_EVENT_FORK:
-		child_attach(h, (int)m->arg.fork.ufd, c);
-		break;
-	default:
-		break;
-	}
-}
-
-static void child_service(struct upg_handler *h, struct upg_child *c)
-{
-	struct uffd_msg msgs[UFFD_MSG_BATCH];
-	for (;;) {
-		ssize_t n = read(c->uffd, msgs, sizeof msgs);
-		if (n <= 0)
-			break;
-		for (size_t i = 0; i < (size_t)n / sizeof msgs[0]; i++)
-			child_msg(h, c, &msgs[i]);
-		if ((size_t)n < sizeof msgs)
-			break;
-	}
-}
-
-/* Serve faults that waited for a bounce buffer or for events. */
-static void child_pending(struct upg_handler *h)
-{
-	struct upager *up = h->up;
-	pthread_mutex_lock(&up->lock);
-	struct upg_child *list = up->children;
-	pthread_mutex_unlock(&up->lock);
-	/* Only this thread frees its children, so walking is safe. */
-	for (struct upg_child *c = list; c; c = c->next) {
-		if (c->h != h || !c->npend || c->dead)
-			continue;
-		uint32_t n = c->npend;
-		struct { uintptr_t addr; uint32_t flags; } batch[UPG_CHILD_PEND];
-		memcpy(batch, c->pend, n * sizeof batch[0]);
-		c->npend = 0;
-		for (uint32_t i = 0; i < n; i++)
-			child_fault(h, c, batch[i].addr, batch[i].flags);
-	}
-}
-
-static void child_cqe(struct upg_handler *h, uint64_t tag, int res, uint32_t flags)
-{
-	struct upg_child_tag *t = (struct upg_child_tag *)(uintptr_t)(tag & ~1ULL);
-	struct upg_child *c = t->child;
-	bool more = flags & IORING_CQE_F_MORE;
-	if (!more)
-		c->polls--;
-	if (c->dead) {
-		child_free_if_done(h, c);
-		return;
-	}
-	if (t->kind == 1) {
-		/* Every holder of the pipe's write end exited or exec'd. */
-		child_kill(h, c);
-		child_free_if_done(h, c);
-		return;
-	}
-	if (res < 0 && res != -ECANCELED)
-		upg_log(h->up, UPAGER_LOG_WARN, "polling a forked child's userfaultfd: %s", strerror(-res));
-	child_service(h, c);
-	if (!more && !c->dead) {
-		child_arm(h, c, 0);
-		c->polls++;
-	}
 }
 
 /* ---- fault dispatch (uffd_lock and up->lock held) ---- */
@@ -1166,7 +896,22 @@ static void wp_fault(struct upg_handler *h, uintptr_t addr, uint64_t t0, int tid
 				p->flags |= PF_DEFERRED;
 			return;
 		}
-		if (p->state == PG_RESIDENT) {
+		if (p->state == PG_RESIDENT && (p->flags & PF_SHARED)) {
+			/* The first write to a page shared with the parent
+			 * since fork: the kernel copies it, and it is ours to
+			 * count from now.  Without room, wait as a missing
+			 * page would. */
+			if (!upg_budget_admit(up, 1, r->psize)) {
+				struct upg_retry rt = { .reg = r, .page = page, .t0 = t0, .write = 1, .wp = 1,
+							.tid = tid };
+				if (!(p->flags & PF_DEFERRED) && upg_retry_push(up, &rt))
+					p->flags |= PF_DEFERRED;
+				return;
+			}
+			upg_resident_charge(up, p, r->psize);
+			p->flags |= PF_DIRTY;
+			up->c.wp_faults++;
+		} else if (p->state == PG_RESIDENT) {
 			/* Protected by an eviction that kept it (a read-only
 			 * part, see move_run()). */
 			p->flags |= PF_DIRTY;
@@ -1239,11 +984,6 @@ static void handle_msg(struct upg_handler *h, const struct uffd_msg *m, uint64_t
 	case UFFD_EVENT_UNMAP:
 		discard_event(up, m->arg.remove.start, m->arg.remove.end);
 		break;
-	case UFFD_EVENT_FORK:
-		pthread_mutex_unlock(&up->lock);
-		child_attach(h, (int)m->arg.fork.ufd, NULL);
-		pthread_mutex_lock(&up->lock);
-		break;
 	default:
 		upg_log(up, UPAGER_LOG_WARN, "unexpected userfaultfd event %u", m->event);
 		break;
@@ -1269,12 +1009,6 @@ static void absorb_events(struct upg_handler *h)
 		const struct uffd_msg *m = &msgs[i];
 		if (m->event == UFFD_EVENT_REMOVE || m->event == UFFD_EVENT_UNMAP) {
 			discard_event(up, m->arg.remove.start, m->arg.remove.end);
-			continue;
-		}
-		if (m->event == UFFD_EVENT_FORK) {
-			pthread_mutex_unlock(&up->lock);
-			child_attach(h, (int)m->arg.fork.ufd, NULL);
-			pthread_mutex_lock(&up->lock);
 			continue;
 		}
 		if (m->event != UFFD_EVENT_PAGEFAULT)
@@ -1493,8 +1227,8 @@ static void *handler_main(void *arg)
 					arm_poll(h, h->kick_fd, TAG_KICK);
 			} else if (tag == 0) {
 				/* a poll removal's own completion */
-			} else if (tag & 1) {
-				child_cqe(h, tag, cqe->res, cqe->flags);
+			} else if (tag & TAG_CHILD) {
+				child_gone(h, (struct upg_child *)(uintptr_t)(tag & ~TAG_CHILD), cqe->res);
 			} else if (ndone < 256) {
 				done[ndone] = (struct upg_io *)(uintptr_t)tag;
 				res[ndone++] = cqe->res;
@@ -1512,11 +1246,11 @@ static void *handler_main(void *arg)
 			(void)!read(h->kick_fd, &v, sizeof v);
 			if (__atomic_load_n(&h->quit, __ATOMIC_ACQUIRE) && !h->inflight)
 				h->exit = true;
+			else
+				children_arm(h);  /* a fork kicks us */
 		}
 		if (uffd_ready)
 			drain_uffd(h);
-		if (completed)
-			child_pending(h);
 		if (kicked || completed) {
 			pthread_mutex_lock(&up->lock);
 			bool pending = up->retry_count > 0;
@@ -1620,6 +1354,13 @@ int upg_handlers_start(struct upager *up, char *err, size_t errlen)
 	if (rc)
 		upg_handlers_stop(up);
 	return rc;
+}
+
+void upg_handlers_forget(struct upager *up)
+{
+	for (uint32_t i = 0; up->handlers && i < up->nhandlers; i++)
+		up->handlers[i].started = false;
+	upg_handlers_stop(up);
 }
 
 void upg_handlers_stop(struct upager *up)

@@ -1,22 +1,41 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fork(): the child sees the parent's memory as it was at fork time,
- * including pages that were in the store (see struct upg_child).
+ * fork(): the child takes its own paging over.
+ *
+ * The child sees its memory as it was at fork time, pages in the store
+ * included, and from then on it is a runtime like any other: its own
+ * userfaultfd, handler and evictor threads, and a store of its own for what
+ * it writes back, under its share of the budget (the tree's, under
+ * upager-run).  What it inherited from the store stays where it is: the
+ * child reads those blocks through the descriptor it inherited (an
+ * ancestor's store, see upg_slot_store()), and the parent keeps them
+ * frozen, neither overwritten nor reused, until the child and every process
+ * that inherited them from it have exited or exec'd.  So no process waits
+ * on another's threads: a parent killed with SIGKILL takes nothing from its
+ * children, and a child that dies takes nothing from its parent.
  *
  * pthread_atfork handlers, for every open runtime:
- *   prepare: take fork_lock (waits for the evictor's batch in flight, so no
- *            page is half evicted) and make the hang-up pipe;
- *   parent:  close the pipe's write end, release fork_lock;
- *   child:   close the read end, keep the (close-on-exec) write end, and
- *            mark the process a forked child.
- * Between prepare and parent, the kernel sends a FORK event; the handler
- * thread that reads it takes the snapshot (fault.c: child_attach).
+ *   prepare: block signals (no handler may touch paged memory in the child
+ *            before it has taken over), take fork_lock (the evictor's batch
+ *            in flight ends), uffd_lock (no handler is between reading a
+ *            fault and serving it) and up->lock; freeze the blocks of this
+ *            process's own store that any page refers to (the child's
+ *            snapshot), and make the hang-up pipe;
+ *   parent:  keep the snapshot with the pipe's read end as a child record,
+ *            which the first handler thread polls (fault.c), and release;
+ *   child:   take over (takeover()).
+ * Without UFFD_FEATURE_EVENT_FORK the kernel leaves the child's copies of
+ * the regions unregistered; the child registers them with its own
+ * userfaultfd before any of its code runs.
  */
 #include "internal.h"
+#include "options.h"
 #include "uffd.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -24,30 +43,95 @@
 
 #define MAX_RUNTIMES 64
 
-int upg_forked_child;
-
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct upager *runtimes[MAX_RUNTIMES];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+static sigset_t fork_mask;  /* the forking thread's, while reg_lock is held */
+static int fork_internal;   /* its upg_internal_thread, likewise */
+
+/* mmap, not malloc: the forking thread may hold glibc's malloc locks
+ * (fork() takes them around the syscall). */
+static struct upg_snap *snap_alloc(uint64_t n, size_t *len)
+{
+	*len = ((n ? n : 1) * sizeof(struct upg_snap) + 4095) & ~(size_t)4095;
+	void *p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* The pages whose copy is in this process's own store: a child may read
+ * any of them (a resident clean page too, once it has dropped it).  Writes
+ * them to out when it is not NULL; returns how many.  Lock held. */
+static uint64_t own_stored_pages(struct upager *up, struct upg_snap *out)
+{
+	uint64_t k = 0;
+	for (uint32_t i = 0; i < up->nregions; i++) {
+		struct upg_region *r = up->regions[i];
+		for (uint64_t pg = 0; pg < r->npages;) {
+			struct upg_pte *p = upg_pte_peek(r, pg);
+			if (!p) {
+				pg = (pg / UPG_PTES_PER_CHUNK + 1) * UPG_PTES_PER_CHUNK;
+				continue;
+			}
+			if (p->slot && !upg_slot_store(p->slot) && !(p->flags & PF_DISCARDED)) {
+				if (out)
+					out[k] = (struct upg_snap){ .slot = p->slot, .psize = r->psize };
+				k++;
+			}
+			pg++;
+		}
+	}
+	return k;
+}
+
+/* The record of the child about to be forked: its snapshot, frozen, and
+ * the hang-up pipe.  Lock held.  NULL when out of memory: the child then
+ * reads blocks the parent may reuse, and the checksums (or tags) turn what
+ * changed into SIGBUS in the child, never into wrong data. */
+static struct upg_child *child_record(struct upager *up)
+{
+	struct upg_child *c = mmap(NULL, sizeof *c, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (c == MAP_FAILED)
+		return NULL;
+	int p[2];
+	c->snap = snap_alloc(own_stored_pages(up, NULL), &c->snap_len);
+	if (!c->snap || pipe2(p, O_CLOEXEC)) {
+		if (c->snap)
+			munmap(c->snap, c->snap_len);
+		munmap(c, sizeof *c);
+		return NULL;
+	}
+	c->nsnap = own_stored_pages(up, c->snap);
+	for (uint64_t i = 0; i < c->nsnap; i++)
+		upg_store_freeze(&up->store, upg_slot_block(c->snap[i].slot), c->snap[i].psize / UPG_BLOCK);
+	c->hup_fd = p[0];
+	up->fork_hup_wr = p[1];
+	return c;
+}
 
 static void prepare(void)
 {
+	sigset_t all;
+	sigfillset(&all);
 	pthread_mutex_lock(&reg_lock);
+	pthread_sigmask(SIG_BLOCK, &all, &fork_mask);
+	/* From here to the end of parent() or child(): upager's own work.
+	 * What it maps and allocates goes to the kernel and to glibc (whose
+	 * malloc fork() has made usable again in the child before child()
+	 * runs; the preload's jemalloc may not be yet: its own fork handler
+	 * may come after ours). */
+	fork_internal = upg_internal_thread;
+	upg_internal_thread = 1;
 	for (int i = 0; i < MAX_RUNTIMES; i++) {
 		struct upager *up = runtimes[i];
 		if (!up)
 			continue;
 		pthread_mutex_lock(&up->fork_lock);
-		int p[2];
-		if (pipe2(p, O_CLOEXEC) == 0) {
-			/* Under up->lock, as child_attach() on a handler
-			 * thread reads them under it (order: fork_lock, then
-			 * up->lock, as in parent()). */
-			pthread_mutex_lock(&up->lock);
-			up->fork_hup_rd = p[0];
-			up->fork_hup_wr = p[1];
-			pthread_mutex_unlock(&up->lock);
-		}
+		pthread_mutex_lock(&up->uffd_lock);
+		pthread_mutex_lock(&up->lock);
+		up->fork_child = child_record(up);
+		if (!up->fork_child)
+			upg_log(up, UPAGER_LOG_ERROR, "out of memory recording a forked child's pages: pages the "
+				"parent rewrites may raise SIGBUS in the child");
 	}
 }
 
@@ -57,41 +141,297 @@ static void parent(void)
 		struct upager *up = runtimes[i];
 		if (!up)
 			continue;
-		/* fork() returns once a handler has read the FORK event, and a
-		 * handler holds uffd_lock from that read until child_attach()
-		 * has taken the read end: waiting for uffd_lock here means a
-		 * read end still here was not wanted by any FORK event. */
-		pthread_mutex_lock(&up->uffd_lock);
-		pthread_mutex_lock(&up->lock);
+		struct upg_child *c = up->fork_child;
+		up->fork_child = NULL;
 		if (up->fork_hup_wr >= 0)
 			close(up->fork_hup_wr);
-		if (up->fork_hup_rd >= 0)
-			close(up->fork_hup_rd);  /* no FORK event took it */
-		up->fork_hup_rd = up->fork_hup_wr = -1;
+		up->fork_hup_wr = -1;
+		if (c) {
+			c->next = up->children;
+			up->children = c;
+			upg_kick_handlers(up);  /* the first one polls its pipe */
+		}
 		pthread_mutex_unlock(&up->lock);
 		pthread_mutex_unlock(&up->uffd_lock);
 		pthread_mutex_unlock(&up->fork_lock);
 	}
+	upg_internal_thread = fork_internal;
+	pthread_sigmask(SIG_SETMASK, &fork_mask, NULL);
 	pthread_mutex_unlock(&reg_lock);
+}
+
+/* ---- the child's side ---- */
+
+/* The address ranges mapped in this process, from /proc/self/maps: a
+ * region can have holes here that the parent has not (MADV_DONTFORK, as V8
+ * uses).  mmap'd, sorted. */
+struct ranges {
+	struct { uintptr_t lo, hi; } *r;
+	size_t n, len;
+};
+
+static int read_maps(struct ranges *out)
+{
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	out->len = 1 << 20;
+	out->r = mmap(NULL, out->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	char *buf = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (out->r == MAP_FAILED || buf == MAP_FAILED) {
+		close(fd);
+		return -ENOMEM;
+	}
+	out->n = 0;
+	size_t have = 0, cap = out->len / sizeof out->r[0];
+	for (;;) {
+		ssize_t got = read(fd, buf + have, (1 << 16) - 1 - have);
+		if (got <= 0)
+			break;
+		have += (size_t)got;
+		buf[have] = 0;
+		char *line = buf, *nl;
+		while ((nl = strchr(line, '\n'))) {
+			*nl = 0;
+			unsigned long lo, hi;
+			if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && out->n < cap) {
+				if (out->n && out->r[out->n - 1].hi == lo)
+					out->r[out->n - 1].hi = hi;
+				else
+					out->r[out->n].lo = lo, out->r[out->n++].hi = hi;
+			}
+			line = nl + 1;
+		}
+		have -= (size_t)(line - buf);
+		memmove(buf, line, have);
+	}
+	close(fd);
+	munmap(buf, 1 << 16);
+	return 0;
+}
+
+static bool mapped(const struct ranges *m, uintptr_t a)
+{
+	size_t lo = 0, hi = m->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (a < m->r[mid].lo)
+			hi = mid;
+		else if (a >= m->r[mid].hi)
+			lo = mid + 1;
+		else
+			return true;
+	}
+	return false;
+}
+
+/* Drop a page's RAM bookkeeping here: only this process's count (the
+ * domain is joined afresh afterwards).  Frames enter the policy when a
+ * fill or read completes: a page between states has none there. */
+static void forget_resident(struct upager *up, struct upg_pte *p, uint32_t psize)
+{
+	if (p->frame != UPG_NOFRAME && p->state == PG_RESIDENT)
+		up->pol_ops->remove(up->pol, p->frame);
+	upg_frame_release(up, p);
+	up->resident -= psize;
+}
+
+/* Make every page's record true in this process: pages a handler of the
+ * parent was between states are not in our memory, and slots move one
+ * store down the line.  Before the regions are registered: a zap here
+ * raises no event. */
+static void fix_pages(struct upager *up, const struct ranges *m, bool shared)
+{
+	up->uncharged = 0;
+	for (uint32_t i = 0; i < up->nregions; i++) {
+		struct upg_region *r = up->regions[i];
+		r->busy = 0;
+		for (uint64_t pg = 0; pg < r->npages;) {
+			struct upg_pte *p = upg_pte_peek(r, pg);
+			if (!p) {
+				pg = (pg / UPG_PTES_PER_CHUNK + 1) * UPG_PTES_PER_CHUNK;
+				continue;
+			}
+			uintptr_t a = r->base + (pg << r->pshift);
+			if (p->slot)
+				p->slot += 1u << UPG_SLOT_STORE_SHIFT;
+			p->flags &= (uint8_t)~(PF_DEFERRED | PF_SHARED);
+			bool gone = !mapped(m, a) || (p->flags & PF_DISCARDED);
+			switch (p->state) {
+			case PG_READING:
+			case PG_FILLING:
+			case PG_EVICTING:
+				/* Not ours to finish: a zero fill is redone, a read
+				 * comes from the slot, which holds its data. */
+				madvise((void *)a, r->psize, MADV_DONTNEED);
+				forget_resident(up, p, r->psize);
+				p->state = PG_STORED;
+				break;
+			case PG_RESIDENT:
+				if (gone) {
+					forget_resident(up, p, r->psize);
+					p->state = PG_STORED;
+				}
+				break;
+			default:
+				break;
+			}
+			if (p->flags & PF_ZAPWAIT)
+				madvise((void *)a, r->psize, MADV_DONTNEED);  /* the discard's zap, if not landed */
+			if (gone || !p->slot) {
+				if (p->state == PG_STORED)
+					p->state = PG_NONE;
+				if (gone)
+					p->slot = 0, p->zmask = 0;
+			}
+			p->flags &= (uint8_t)~(PF_ZAPWAIT | PF_DISCARDED);
+			if (p->state == PG_RESIDENT && shared) {
+				p->flags |= PF_SHARED;
+				up->uncharged += r->psize;
+			}
+			pg++;
+		}
+	}
+	up->retry_count = 0;
+	up->retry_head = 0;
+}
+
+/* Write-protect the pages shared with the parent, in runs. */
+static void protect_shared(struct upager *up)
+{
+	for (uint32_t i = 0; i < up->nregions; i++) {
+		struct upg_region *r = up->regions[i];
+		uint64_t run = 0, first = 0;
+		for (uint64_t pg = 0; pg <= r->npages; pg++) {
+			struct upg_pte *p = pg < r->npages ? upg_pte_peek(r, pg) : NULL;
+			if (p && (p->flags & PF_SHARED)) {
+				if (!run++)
+					first = pg;
+				continue;
+			}
+			if (run) {
+				int rc = upg_uffd_writeprotect(up->uffd, r->base + (first << r->pshift),
+							       run << r->pshift, true);
+				if (rc)
+					upg_fatal(up, "a forked child cannot write-protect its inherited pages: %s",
+						  strerror(-rc));
+				run = 0;
+			}
+			if (!p && pg < r->npages)
+				pg = (pg / UPG_PTES_PER_CHUNK + 1) * UPG_PTES_PER_CHUNK - 1;
+		}
+	}
+}
+
+static void takeover(struct upager *up)
+{
+	char err[512] = "";
+	/* The parent's threads and locks are not here. */
+	pthread_mutex_init(&up->lock, NULL);
+	pthread_mutex_init(&up->uffd_lock, NULL);
+	pthread_mutex_init(&up->fork_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&up->evict_cond, &ca);
+	pthread_cond_init(&up->idle_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	/* Its userfaultfd acts on the parent's memory: not ours to touch. */
+	close(up->uffd);
+	up->uffd = -1;
+	if (up->pagemap_fd >= 0)
+		close(up->pagemap_fd);
+	up->pagemap_fd = -1;
+	upg_evictor_forget(up);
+	upg_handlers_forget(up);
+	/* The parent's children are its own; their pipes' read ends too. */
+	while (up->children) {
+		struct upg_child *c = up->children;
+		up->children = c->next;
+		close(c->hup_fd);
+		munmap(c->snap, c->snap_len);
+		munmap(c, sizeof *c);
+	}
+	if (up->fork_child) {
+		close(up->fork_child->hup_fd);
+		munmap(up->fork_child->snap, up->fork_child->snap_len);
+		munmap(up->fork_child, sizeof *up->fork_child);
+		up->fork_child = NULL;
+	}
+	/* fork_hup_wr stays open: while it (or a copy in our own children)
+	 * is, the parent keeps our inherited blocks frozen.  It closes on
+	 * exec, which needs none of them. */
+
+	/* The parent's store becomes the nearest ancestor's. */
+	if (up->nanc == UPG_ANCESTORS)
+		upg_fatal(up, "a process forked (without exec) from a line of %u forked processes: upager follows "
+			  "at most %u", UPG_ANCESTORS, UPG_ANCESTORS);
+	memmove(&up->anc[1], &up->anc[0], up->nanc * sizeof up->anc[0]);
+	up->anc[0].fd = up->store.fd;
+	up->anc[0].seal = up->seal;
+	up->nanc++;
+	upg_store_forget(&up->store);
+
+	struct ranges m = { 0 };
+	if (read_maps(&m))
+		upg_fatal(up, "cannot read /proc/self/maps in a forked child");
+	/* Pages in RAM are the parent's too (copy-on-write), and it is
+	 * charged for them: ours to count once we write one, which a
+	 * write-protect fault tells (without write-protect faults, never). */
+	bool wp = up->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP;
+	fix_pages(up, &m, wp);
+	memset(&up->c, 0, sizeof up->c);
+	memset(&up->hist, 0, sizeof up->hist);
+	up->resident_peak = up->resident;
+	up->evict_stuck = false;
+	up->evict_wanted = false;
+	up->stopping = false;
+	up->admitted = 0;
+	up->nown_zap = 0;
+
+	if (upg_store_open(&up->store, up->store_path, up->cfg.store_max, err, sizeof err) ||
+	    upg_seal_init(&up->seal, up->store.max_blocks, up->cfg.encrypt, err, sizeof err))
+		upg_fatal(up, "a forked child cannot open its store: %s", err);
+	uint64_t features;
+	if (upg_uffd_open(&up->uffd, &features, err, sizeof err))
+		upg_fatal(up, "a forked child cannot open its userfaultfd: %s", err);
+	for (uint32_t i = 0; i < up->nregions; i++) {
+		struct upg_region *r = up->regions[i];
+		/* Only the parts mapped here (MADV_DONTFORK leaves holes). */
+		for (size_t k = 0; k < m.n; k++) {
+			uintptr_t lo = m.r[k].lo > r->base ? m.r[k].lo : r->base;
+			uintptr_t hi = m.r[k].hi < r->base + r->len ? m.r[k].hi : r->base + r->len;
+			if (lo >= hi)
+				continue;
+			int rc = upg_uffd_register(up->uffd, lo, hi - lo, wp);
+			if (rc)
+				upg_fatal(up, "a forked child cannot register %#lx-%#lx: %s", (unsigned long)lo,
+					  (unsigned long)hi, strerror(-rc));
+		}
+	}
+	munmap(m.r, m.len);
+	if (wp)
+		protect_shared(up);
+	up->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	/* A member of the budget on its own account. */
+	munmap(up->dom.a, up->dom.len);
+	if (upg_domain_join(&up->dom, secure_getenv("UPAGER_TREE"), up->budget, err, sizeof err) < 0)
+		upg_fatal(up, "a forked child cannot join its tree's budget: %s", err);
+	upg_domain_add(&up->dom, (int64_t)(up->resident - up->uncharged), 0, upg_now_ns());
+
+	if (upg_evictor_start(up, err, sizeof err) || upg_handlers_start(up, err, sizeof err))
+		upg_fatal(up, "a forked child cannot start its threads: %s", err);
 }
 
 static void child(void)
 {
-	upg_forked_child = 1;
-	for (int i = 0; i < MAX_RUNTIMES; i++) {
-		struct upager *up = runtimes[i];
-		if (!up)
-			continue;
-		/* The read end may be the copy of one the parent's handler
-		 * already took; closing our copy is right either way. */
-		if (up->fork_hup_rd >= 0)
-			close(up->fork_hup_rd);
-		/* The runtime is unusable here (its threads are the parent's);
-		 * forget it, so a fork in this child does not wait on its
-		 * locks.  The parent serves grandchildren too. */
-		runtimes[i] = NULL;
-	}
+	for (int i = 0; i < MAX_RUNTIMES; i++)
+		if (runtimes[i])
+			takeover(runtimes[i]);
+	upg_internal_thread = fork_internal;
 	pthread_mutex_init(&reg_lock, NULL);
+	pthread_sigmask(SIG_SETMASK, &fork_mask, NULL);
 }
 
 static void install(void)
@@ -101,7 +441,7 @@ static void install(void)
 
 void upg_fork_register(struct upager *up)
 {
-	up->fork_hup_rd = up->fork_hup_wr = -1;
+	up->fork_hup_wr = -1;
 	pthread_once(&once, install);
 	pthread_mutex_lock(&reg_lock);
 	for (int i = 0; i < MAX_RUNTIMES; i++)
@@ -121,150 +461,22 @@ void upg_fork_unregister(struct upager *up)
 	pthread_mutex_unlock(&reg_lock);
 }
 
-/* mmap, not malloc: this runs on a handler thread while the forking thread
- * may hold glibc's malloc locks (fork() takes them around the syscall). */
-static struct upg_snap *snap_alloc(uint64_t n, size_t *len)
-{
-	*len = ((n ? n : 1) * sizeof(struct upg_snap) + 4095) & ~(size_t)4095;
-	void *p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
-/* The pages a child must read from the store: those of from's view, or the
- * parent's STORED and READING pages (a READING page's slot holds its data).
- * Writes them to out when it is not NULL; returns how many. */
-static uint64_t stored_pages(struct upager *up, const struct upg_child *from, struct upg_snap *out)
-{
-	uint64_t k = 0;
-	if (from) {
-		for (uint64_t i = 0; i < from->nsnap; i++)
-			if (from->snap[i].slot) {
-				if (out)
-					out[k] = from->snap[i];
-				k++;
-			}
-		return k;
-	}
-	for (uint32_t i = 0; i < up->nregions; i++) {
-		struct upg_region *r = up->regions[i];
-		for (uint64_t pg = 0; pg < r->npages;) {
-			struct upg_pte *p = upg_pte_peek(r, pg);
-			if (!p) {
-				pg = (pg / UPG_PTES_PER_CHUNK + 1) * UPG_PTES_PER_CHUNK;
-				continue;
-			}
-			/* A READING page whose discard was seen already reads
-			 * as zeros: its old slot is not the child's data. */
-			if (p->slot && (p->state == PG_STORED || p->state == PG_READING) &&
-			    !(p->flags & PF_DISCARDED)) {
-				if (out)
-					out[k] = (struct upg_snap){ .addr = r->base + (pg << r->pshift),
-								    .slot = p->slot, .psize = r->psize };
-				k++;
-			}
-			pg++;
-		}
-	}
-	return k;
-}
-
-int upg_snapshot_take(struct upager *up, const struct upg_child *from, struct upg_child *c)
-{
-	c->snap = snap_alloc(stored_pages(up, from, NULL), &c->snap_len);
-	if (!c->snap)
-		return -ENOMEM;
-	c->nsnap = stored_pages(up, from, c->snap);
-	for (uint64_t i = 0; i < c->nsnap; i++)
-		upg_store_freeze(&up->store, c->snap[i].slot - 1, c->snap[i].psize / UPG_BLOCK);
-	return 0;
-}
-
-const struct upg_snap *upg_snapshot_find(const struct upg_child *c, uintptr_t addr)
-{
-	uint64_t lo = 0, hi = c->nsnap;
-	while (lo < hi) {
-		uint64_t mid = (lo + hi) / 2;
-		const struct upg_snap *s = &c->snap[mid];
-		if (addr < s->addr)
-			hi = mid;
-		else if (addr >= s->addr + s->psize)
-			lo = mid + 1;
-		else
-			return s;
-	}
-	return NULL;
-}
-
 void upg_children_refreeze(struct upager *up)
 {
 	upg_store_unfreeze(&up->store);
-	for (struct upg_child *c = up->children; c; c = c->next) {
-		if (c->dead)
-			continue;
+	for (struct upg_child *c = up->children; c; c = c->next)
 		for (uint64_t i = 0; i < c->nsnap; i++)
-			if (c->snap[i].slot)
-				upg_store_freeze(&up->store, c->snap[i].slot - 1, c->snap[i].psize / UPG_BLOCK);
-	}
+			upg_store_freeze(&up->store, upg_slot_block(c->snap[i].slot), c->snap[i].psize / UPG_BLOCK);
 	upg_store_reap(&up->store);
 }
 
-void upg_children_release(struct upager *up)
+void upg_children_free(struct upager *up)
 {
-	/* The handlers still run, and free children that end: from now on
-	 * they leave them on the list, for upager_close() to free. */
-	pthread_mutex_lock(&up->lock);
-	up->children_pinned = true;
-	struct upg_child *list = up->children;
-	bool any = false;
-	for (struct upg_child *c = list; c; c = c->next)
-		any |= !__atomic_load_n(&c->dead, __ATOMIC_ACQUIRE);
-	pthread_mutex_unlock(&up->lock);
-	if (!any)
-		return;
-	char *buf = mmap(NULL, UPG_MAX_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (buf == MAP_FAILED)
-		return;
-	for (struct upg_child *c = list; c; c = c->next) {
-		if (__atomic_load_n(&c->dead, __ATOMIC_ACQUIRE))
-			continue;
-		/* Copy every page the child has not faulted in yet (present ones
-		 * answer -EEXIST and are skipped), then let go of its ranges.
-		 * What is read is checked (and decrypted) like any store read;
-		 * a block that fails is poisoned in the child: SIGBUS there,
-		 * never wrong data. */
-		uint64_t lost = 0;
-		for (uint64_t i = 0; i < c->nsnap; i++) {
-			struct upg_snap s = c->snap[i];
-			if (!s.slot)
-				continue;
-			ssize_t got = pread(up->store.fd, buf, s.psize, (off_t)(s.slot - 1) * UPG_BLOCK);
-			int rc = -EIO;
-			if (got == (ssize_t)s.psize && upg_seal_read(&up->seal, s.slot - 1, buf, s.psize) >= 0) {
-				rc = upg_uffd_poison(c->uffd, s.addr, s.psize);
-				if (rc == -ESRCH)
-					break;
-				lost += rc != -EEXIST;  /* a page it has already is not lost */
-				continue;
-			}
-			if (got == (ssize_t)s.psize) {
-				for (int tries = 0; tries < 1000; tries++) {
-					rc = upg_uffd_copy(c->uffd, s.addr, buf, s.psize, NULL);
-					if (rc != -EAGAIN)
-						break;
-					usleep(100);  /* a child event waits for the handler */
-				}
-			}
-			if (rc == -ESRCH)
-				break;  /* the child has exited already */
-			if (rc && rc != -ENOENT)
-				lost++;
-		}
-		for (uint32_t i = 0; i < up->nregions; i++)
-			upg_uffd_unregister(c->uffd, up->regions[i]->base, up->regions[i]->len);
-		upg_uffd_unregister(c->uffd, up->scratch, up->scratch_len);
-		if (lost)
-			upg_log(up, UPAGER_LOG_ERROR, "handing %llu page(s) to a forked child failed",
-				(unsigned long long)lost);
+	while (up->children) {
+		struct upg_child *c = up->children;
+		up->children = c->next;
+		close(c->hup_fd);
+		munmap(c->snap, c->snap_len);
+		munmap(c, sizeof *c);
 	}
-	munmap(buf, UPG_MAX_PAGE);
 }

@@ -62,6 +62,9 @@ enum upg_pflag {
 	PF_DISCARDED = 1 << 2, /* discarded while in a transitional state */
 	PF_DEFERRED = 1 << 3,  /* a fault on it waits in the retry queue */
 	PF_POISONED = 1 << 4,  /* STORED but unreadable: poisoned, an access raises SIGBUS */
+	PF_SHARED = 1 << 5,    /* RESIDENT, inherited at fork and still shared with the parent,
+				* which is charged for it: not counted in the domain until this
+				* process writes it (a write-protect fault) or lets it go */
 };
 
 /* One page of a region.  16 bytes; the array is reserved with MAP_NORESERVE
@@ -179,47 +182,26 @@ struct upg_handler;
 struct upg_evictor;
 
 /*
- * A forked child.  With UFFD_FEATURE_EVENT_FORK the child's copy of every
- * region stays registered, with a new userfaultfd that the parent's handler
- * threads serve: pages that were in the store at fork time are read from
- * the slots recorded in snap (frozen in the parent's store, so the parent
- * neither overwrites nor reuses them), everything else is zeros.  The child
- * runs no upager threads, so fork+exec costs no thread start-up.  hup_fd is
- * the read end of a close-on-exec pipe whose write end only the child (and
- * its descendants) hold: it hangs up when they have all exited or exec'd.
+ * A forked child, as its parent keeps it (fork.c): the blocks of the
+ * parent's own store that the child inherited (its snapshot), frozen while
+ * the child lives, and the read end of a close-on-exec pipe whose write end
+ * only the child (and what it forks) holds: it hangs up when they have all
+ * exited or exec'd, and the first handler thread, which polls it, then
+ * lets the blocks go.
  */
 struct upg_snap {
-	uintptr_t addr;   /* page start */
-	uint32_t slot;    /* first block + 1; 0 once the child discarded it */
+	uint32_t slot;    /* first block + 1, in the parent's own store */
 	uint32_t psize;
 };
 
-struct upg_child_tag {
-	struct upg_child *child;
-	int kind;         /* 0: the uffd, 1: the hang-up pipe */
-};
-
-#define UPG_CHILD_PEND 1024
 struct upg_child {
-	struct upager *up;
-	struct upg_handler *h;  /* the handler thread serving it */
-	int uffd, hup_fd;
+	int hup_fd;
+	bool armed;             /* its pipe is polled (up->lock) */
 	struct upg_snap *snap;
 	uint64_t nsnap;
 	size_t snap_len;
-	struct upg_child_tag tags[2];
-	uint32_t polls;         /* armed multishot polls */
-	uint32_t inflight;      /* store reads for it in flight */
-	bool dead;
 	struct upg_child *next;
-	/* Faults read while a copy waited for events, served next round. */
-	struct { uintptr_t addr; uint32_t flags; } pend[UPG_CHILD_PEND];
-	uint32_t npend;
 };
-
-/* Set in a forked child: the runtime's threads are the parent's, so every
- * API call there returns -ECHILD. */
-extern int upg_forked_child;
 
 struct upager {
 	struct upager_config cfg;
@@ -257,6 +239,7 @@ struct upager {
 	uint64_t resident, resident_peak;  /* this process's */
 	struct upg_domain dom;      /* the processes that share the budget */
 	uint64_t admitted;          /* bytes reserved in dom by upg_budget_admit(), not yet added */
+	uint64_t uncharged;         /* bytes of PF_SHARED pages: in resident, not in dom */
 	uint32_t evict_seq;
 	bool evict_stuck;       /* the evictor could not free anything: admit over budget */
 	bool evict_wanted;
@@ -283,8 +266,8 @@ struct upager {
 	uint32_t nown_zap;
 
 	struct upg_child *children;  /* live forked children (up->lock) */
-	bool children_pinned;        /* upager_close() walks the list: handlers free none (up->lock) */
-	int fork_hup_rd, fork_hup_wr; /* the pipe of the fork in progress */
+	struct upg_child *fork_child; /* the record of the fork in progress */
+	int fork_hup_wr;             /* its pipe's write end; in a child, its parent's */
 
 	struct upg_counters c;
 	struct upg_hist hist;
@@ -372,6 +355,12 @@ uint64_t upg_budget_admit(struct upager *up, uint64_t n, uint32_t psize);
 void upg_budget_release(struct upager *up);
 void upg_resident_add(struct upager *up, uint64_t bytes);
 void upg_resident_sub(struct upager *up, uint64_t bytes);
+/* Page p (bytes) leaves RAM: upg_resident_sub(), but a PF_SHARED page was
+ * never in the domain.  Lock held. */
+void upg_resident_drop(struct upager *up, struct upg_pte *p, uint64_t bytes);
+/* A PF_SHARED page becomes this process's own (it wrote it): charge it.
+ * Lock held; room admitted by upg_budget_admit() first. */
+void upg_resident_charge(struct upager *up, struct upg_pte *p, uint64_t bytes);
 /* Free the page's store copy, if it has one.  Lock held. */
 void upg_slot_free(struct upager *up, struct upg_region *r, struct upg_pte *p);
 /* Free blocks blocks at slot when they are this process's own (an
@@ -406,26 +395,27 @@ void upg_wake_evictor(struct upager *up);
 /* fork.c */
 void upg_fork_register(struct upager *up);
 void upg_fork_unregister(struct upager *up);
-/* Record the store pages of every region (or of a parent child's view when
- * from is not NULL) for a child just forked.  Lock held. */
-int upg_snapshot_take(struct upager *up, const struct upg_child *from, struct upg_child *c);
-const struct upg_snap *upg_snapshot_find(const struct upg_child *c, uintptr_t addr);
 /* A child is gone: unfreeze the store and freeze again what the live
  * children still read.  Lock held. */
 void upg_children_refreeze(struct upager *up);
-/* Before the parent goes away: give each live child all its pages and
- * unregister its ranges, so it runs on without the parent's threads. */
-void upg_children_release(struct upager *up);
+/* Forget every child record (upager_close(), after the handlers). */
+void upg_children_free(struct upager *up);
 
 /* fault.c */
 int upg_handlers_start(struct upager *up, char *err, size_t errlen);
 /* Call after upg_evictor_stop(): each madvise() the evictor makes waits
  * until a handler has read the event it raises. */
 void upg_handlers_stop(struct upager *up);
+/* In a forked child: release the parent's handlers' resources (there are
+ * no threads to stop). */
+void upg_handlers_forget(struct upager *up);
 
 /* evict.c */
 int upg_evictor_start(struct upager *up, char *err, size_t errlen);
 void upg_evictor_stop(struct upager *up);
+/* In a forked child, after up->uffd is closed: release the parent's
+ * evictor's resources (there is no thread to stop). */
+void upg_evictor_forget(struct upager *up);
 /* Is [start, end) inside the evictor's scratch range? */
 static inline bool upg_is_scratch(const struct upager *up, uintptr_t start, uintptr_t end)
 {

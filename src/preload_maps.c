@@ -316,7 +316,7 @@ static bool unmap_part(struct amap *m, uintptr_t a, size_t len)
 	uint64_t gone = set_bits(m->bits, first, n, false);
 	m->live -= gone;
 	account_live(-(int64_t)gone);
-	if (m->live || m->keep || upg_forked_child)
+	if (m->live || m->keep)
 		return false;
 	amap_release(m);
 	return true;

@@ -112,8 +112,6 @@ UPAGER_API int upager_owns(const upager_t *up, const void *addr)
 	if (!up)
 		return 0;
 	struct upager *u = (struct upager *)up;
-	if (upg_forked_child)
-		return upg_region_find(u, (uintptr_t)addr) != NULL;  /* regions are fixed there */
 	pthread_mutex_lock(&u->lock);
 	int yes = upg_region_find(u, (uintptr_t)addr) != NULL;
 	pthread_mutex_unlock(&u->lock);
@@ -219,6 +217,27 @@ void upg_resident_sub(struct upager *up, uint64_t bytes)
 	up->resident -= bytes;
 }
 
+void upg_resident_drop(struct upager *up, struct upg_pte *p, uint64_t bytes)
+{
+	if (!(p->flags & PF_SHARED)) {
+		upg_resident_sub(up, bytes);
+		return;
+	}
+	p->flags &= (uint8_t)~PF_SHARED;
+	up->uncharged -= bytes;
+	up->resident -= bytes;
+}
+
+void upg_resident_charge(struct upager *up, struct upg_pte *p, uint64_t bytes)
+{
+	p->flags &= (uint8_t)~PF_SHARED;
+	up->uncharged -= bytes;
+	uint64_t reserved = bytes < up->admitted ? bytes : up->admitted;
+	up->admitted -= reserved;
+	upg_domain_add(&up->dom, (int64_t)bytes, reserved, upg_now_ns());
+	upg_budget_release(up);
+}
+
 void upg_slot_release(struct upager *up, uint32_t slot, uint32_t blocks)
 {
 	if (slot && !upg_slot_store(slot))
@@ -237,7 +256,7 @@ static void drop_resident(struct upager *up, struct upg_region *r, struct upg_pt
 	if (p->frame != UPG_NOFRAME)
 		up->pol_ops->remove(up->pol, p->frame);
 	upg_frame_release(up, p);
-	upg_resident_sub(up, r->psize);
+	upg_resident_drop(up, p, r->psize);
 }
 
 void upg_zapwait(struct upager *up, struct upg_region *r, struct upg_pte *p)
@@ -334,11 +353,6 @@ static int open_runtime(const struct upager_config *cfg, upager_t **out, char *e
 		snprintf(err, errlen, "upager_open: out is NULL");
 		return -EINVAL;
 	}
-	if (upg_forked_child) {
-		snprintf(err, errlen, "upager_open in a forked child of a process using upager is not supported; "
-			 "exec first");
-		return -ECHILD;
-	}
 	int rc = upg_config_check(cfg, err, errlen);
 	if (!rc)
 		rc = upg_inject_setup(err, errlen);
@@ -357,7 +371,7 @@ static int open_runtime(const struct upager_config *cfg, upager_t **out, char *e
 	pthread_mutex_init(&up->lock, NULL);
 	pthread_mutex_init(&up->uffd_lock, NULL);
 	pthread_mutex_init(&up->fork_lock, NULL);
-	up->fork_hup_rd = up->fork_hup_wr = -1;
+	up->fork_hup_wr = -1;
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -542,12 +556,7 @@ static int close_runtime(upager_t *up)
 {
 	if (!up)
 		return 0;
-	if (upg_forked_child)
-		return -ECHILD;
 	upg_fork_unregister(up);
-	/* Forked children still running get their pages now: nobody will
-	 * serve their faults once the handler threads are gone. */
-	upg_children_release(up);
 	pthread_mutex_lock(&up->lock);
 	for (uint32_t i = 0; i < up->nregions; i++)
 		region_quiesce(up, up->regions[i]);
@@ -564,15 +573,10 @@ static int close_runtime(upager_t *up)
 		munmap((void *)r->base, r->len);
 		region_free(r);
 	}
-	while (up->children) {
-		struct upg_child *c = up->children;
-		up->children = c->next;
-		close(c->uffd);
-		if (c->hup_fd >= 0)
-			close(c->hup_fd);
-		munmap(c->snap, c->snap_len);
-		munmap(c, sizeof *c);
-	}
+	/* Children still running read blocks of the store: it stays, for
+	 * as long as they hold it open, untruncated. */
+	bool children = up->children;
+	upg_children_free(up);
 	up->pol_ops->destroy(up->pol);
 	if (up->pagemap_fd >= 0)
 		close(up->pagemap_fd);
@@ -582,7 +586,16 @@ static int close_runtime(upager_t *up)
 	munmap(up->free_frames, page_round((size_t)up->nframes * sizeof *up->free_frames));
 	munmap(up->frames, page_round((size_t)up->nframes * sizeof *up->frames));
 	upg_seal_fini(&up->seal);
-	upg_store_close(&up->store);
+	if (children) {
+		close(up->store.fd);
+		upg_store_forget(&up->store);
+	} else {
+		upg_store_close(&up->store);
+	}
+	for (uint32_t k = 0; k < up->nanc; k++) {
+		close(up->anc[k].fd);
+		upg_seal_fini(&up->anc[k].seal);
+	}
 	close(up->uffd);
 	upg_domain_leave(&up->dom);
 	pthread_mutex_destroy(&up->lock);
@@ -611,7 +624,7 @@ static int unmap_region(upager_t *up, void *addr);
 UPAGER_API int upager_open(const struct upager_config *cfg, upager_t **out, char *err, size_t errlen)
 {
 	struct upager *shared = __atomic_load_n(&upg_shared_runtime, __ATOMIC_ACQUIRE);
-	if (shared && !upg_forked_child) {
+	if (shared) {
 		if (!cfg || !out)
 			return -EINVAL;
 		upg_log(shared, UPAGER_LOG_INFO, "upager_open() under the preload library: the program shares its "
@@ -636,8 +649,6 @@ UPAGER_API int upager_unmap(upager_t *up, void *addr)
 
 UPAGER_API int upager_map(upager_t *up, size_t len, const struct upager_map_opts *opts, void **addr)
 {
-	if (upg_forked_child)
-		return -ECHILD;
 	if (!up || !addr || !len)
 		return -EINVAL;
 	uint32_t psize = up->cfg.page_size;
@@ -649,8 +660,6 @@ UPAGER_API int upager_map(upager_t *up, size_t len, const struct upager_map_opts
 
 int upg_map_at(struct upager *up, uintptr_t hint, size_t len, uint32_t psize, int mflags, void **addr)
 {
-	if (upg_forked_child)
-		return -ECHILD;
 	if (psize < 4096 || psize > UPG_MAX_PAGE || (psize & (psize - 1)))
 		return -EINVAL;
 	if (len > (1ULL << 46))
@@ -729,8 +738,6 @@ out_unmap:
 
 static int unmap_region(upager_t *up, void *addr)
 {
-	if (upg_forked_child)
-		return -ECHILD;
 	if (!up || !addr)
 		return -EINVAL;
 	pthread_mutex_lock(&up->lock);
@@ -752,8 +759,6 @@ static int unmap_region(upager_t *up, void *addr)
 
 UPAGER_API int upager_advise(upager_t *up, void *addr, size_t len, int advice)
 {
-	if (upg_forked_child)
-		return -ECHILD;
 	if (!up || !addr || !len)
 		return -EINVAL;
 	uintptr_t a = (uintptr_t)addr;
@@ -837,8 +842,6 @@ static uint64_t mapped_resident(const void *p, size_t len)
 
 UPAGER_API int upager_stats(upager_t *up, struct upager_stats *out)
 {
-	if (upg_forked_child)
-		return -ECHILD;
 	if (!up || !out || out->size < offsetof(struct upager_stats, metadata_bytes))
 		return -EINVAL;
 	struct upager_stats st;

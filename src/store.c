@@ -221,6 +221,14 @@ int upg_store_open(struct upg_store *s, const char *path, uint64_t max_bytes, ch
 	return 0;
 }
 
+void upg_store_forget(struct upg_store *s)
+{
+	if (s->bitmap && s->bitmap != MAP_FAILED)
+		munmap(s->bitmap, s->bitmap_len * 3);
+	s->bitmap = NULL;
+	s->fd = -1;
+}
+
 void upg_store_close(struct upg_store *s)
 {
 	if (s->bitmap && s->bitmap != MAP_FAILED)

@@ -34,6 +34,10 @@ struct upg_store {
 /* Open per the config rules (see upager_config.store_path). */
 int upg_store_open(struct upg_store *s, const char *path, uint64_t max_bytes, char *err, size_t errlen);
 void upg_store_close(struct upg_store *s);
+/* Let go of the tables but not the file: it stays open (s->fd is someone
+ * else's now: a forked child's ancestor store, or a closing parent's whose
+ * children still read it) and untruncated. */
+void upg_store_forget(struct upg_store *s);
 
 /* Allocate n contiguous blocks starting at a multiple of align, below the
  * current size.  -ENOSPC when there is no such run now. */

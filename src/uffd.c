@@ -70,7 +70,7 @@ int upg_uffd_open(int *fd_out, uint64_t *features_out, char *err, size_t errlen)
 		return -ENOTSUP;
 	}
 	uint64_t want = need | (have & (UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_MOVE |
-					UFFD_FEATURE_POISON | UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EVENT_FORK));
+					UFFD_FEATURE_POISON | UFFD_FEATURE_THREAD_ID));
 	fd = open_raw(err, errlen);
 	if (fd < 0)
 		return fd;

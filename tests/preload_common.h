@@ -13,7 +13,7 @@
 
 #define MIB (1024 * 1024)
 
-static int failures;
+static int failures __attribute__((unused));
 #define CHECK(cond, ...)                                                     \
 	do {                                                                 \
 		if (!(cond)) {                                               \

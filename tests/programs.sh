@@ -254,6 +254,29 @@ print(("ok" if ok else "bad"), len(rs), len(big), peak >> 20, budget >> 20, sum(
 }
 tree
 
+# A forked child verifies its parent's whole 512 MiB heap, as at fork time,
+# at --ram 128M in a cgroup of 128 + 64 MiB: while the parent rewrites it,
+# and again with the parent killed with SIGKILL half-way.  The child pages
+# on its own, under the tree's budget, and needs nothing of its parent.
+forked() {
+	local mode=$1 name=fork-$1
+	if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " =~ " $name " ]]; then return; fi
+	if ! in_cgroup $(((128 + 64) << 20)) "$work/$name.out" "$work/$name.err" \
+		"$run" --ram 128M -- "$build/tests/fork_verify" 512 "$mode"; then
+		echo "SKIP $name: no writable memory cgroup (needs root and the memory controller)"
+		skip=$((skip + 1)); return
+	fi
+	if [ $cg_rc -ne 0 ] || ! grep -q "^ok " "$work/$name.out"; then
+		echo "FAIL $name: exit $cg_rc (137 = OOM-killed): $(tail -2 "$work/$name.err")"
+		fail=$((fail + 1)); return
+	fi
+	printf 'ok   %-14s %s; cgroup peak %d MiB of 192, %ds\n' "$name" "$(sed 's/^ok //' "$work/$name.out")" \
+		$((cg_peak >> 20)) $cg_secs
+	pass=$((pass + 1))
+}
+forked rewrite
+forked kill
+
 cat >"$work/dict.py" <<'PY'
 import hashlib
 d = {}

@@ -9,6 +9,8 @@
  */
 #include <check.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -185,6 +187,75 @@ START_TEST(child_outlives_close)
 }
 END_TEST
 
+/* The child pages on its own: its budget holds while it reads eight
+ * budgets' worth, it evicts, and its API answers. */
+START_TEST(child_is_budgeted)
+{
+	setup_region();
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		uint64_t bad = count_bad(0, NPAGES, 1);
+		struct upager_stats st = { .size = sizeof st };
+		if (upager_stats(up, &st))
+			_exit(2);
+		/* Its budget counts what it brought in; the pages it
+		 * inherited in RAM are the parent's to count (shared,
+		 * copy-on-write) until it writes them: at most a budget more. */
+		if (st.resident_peak > 2 * BUDGET || !st.evictions || !st.store_reads) {
+			fprintf(stderr, "child: resident peak %llu, %llu evictions, %llu store reads\n",
+				(unsigned long long)st.resident_peak, (unsigned long long)st.evictions,
+				(unsigned long long)st.store_reads);
+			_exit(3);
+		}
+		_exit(bad ? 1 : 0);
+	}
+	int rc = wait_child(pid);
+	ck_assert_msg(rc == 0, "the child exited %d: it read wrong data (1), or paged over its budget or not at all (3)",
+		      rc);
+	ck_assert_uint_eq(count_bad(0, NPAGES, 1), 0);
+	upager_close(up);
+}
+END_TEST
+
+/* No process waits on another's threads: a child whose parent is killed
+ * with SIGKILL while it reads goes on, and reads every page right. */
+START_TEST(child_outlives_killed_parent)
+{
+	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	int ready[2], result[2];
+	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(result), 0);
+	pid_t parent = fork();
+	ck_assert_int_ge(parent, 0);
+	if (parent == 0) {
+		setup_region();
+		pid_t c = fork();
+		if (c == 0) {
+			uint64_t bad = count_bad(0, NPAGES / 8, 1);
+			(void)!write(ready[1], "r", 1);
+			bad += count_bad(NPAGES / 8, NPAGES, 1);
+			(void)!write(result[1], &bad, sizeof bad);
+			_exit(0);
+		}
+		for (;;)
+			upg_t_fill(base + (upg_t_rand(&(uint64_t){ (uint64_t)c }) % NPAGES) * 4096, 4096, 0, 5);
+	}
+	close(ready[1]);
+	close(result[1]);
+	char ch;
+	ck_assert_int_eq(read(ready[0], &ch, 1), 1);
+	kill(parent, SIGKILL);
+	uint64_t bad = UINT64_MAX;
+	ck_assert_msg(read(result[0], &bad, sizeof bad) == (ssize_t)sizeof bad, "the child never finished");
+	ck_assert_uint_eq(bad, 0);
+	while (wait(NULL) > 0)
+		;
+	close(ready[0]);
+	close(result[0]);
+}
+END_TEST
+
 START_TEST(child_threads)
 {
 #if defined(__SANITIZE_THREAD__)
@@ -331,6 +402,8 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, child_sees_fork_time_data);
 	tcase_add_test(tc, child_threads);
+	tcase_add_test(tc, child_is_budgeted);
+	tcase_add_test(tc, child_outlives_killed_parent);
 	tcase_add_loop_test(tc, child_outlives_close, 0, 2);
 	tcase_add_test(tc, child_writes_discards_and_forks);
 	tcase_add_test(tc, store_slots_return_after_child);
