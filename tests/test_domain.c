@@ -205,8 +205,44 @@ START_TEST(test_bad_files)
 }
 END_TEST
 
-int main(void)
+/* A process that execs is a new image of the same pid: the slot its old
+ * image held must stop counting when the new one joins. */
+START_TEST(test_exec_leaves_slot)
 {
+	make_tree(1024 * PG);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct upg_domain d;
+		char err[256];
+		if (upg_domain_join(&d, path, 0, err, sizeof err))
+			_exit(3);
+		upg_domain_reserve(&d, 256, PG, false);
+		upg_domain_add(&d, 256 * PG, 256 * PG, now_ns());
+		execl("/proc/self/exe", "test_domain", "--join", path, (char *)NULL);
+		_exit(4);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		      "the exec'd image found its old image's pages still counted (status %#x)", st);
+	unlink(path);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && !strcmp(argv[1], "--join")) {
+		/* test_exec_leaves_slot's new image: join, then the total must
+		 * hold nothing of the old image. */
+		struct upg_domain d;
+		char err[256];
+		if (upg_domain_join(&d, argv[2], 0, err, sizeof err))
+			return 3;
+		int rc = upg_domain_total(&d) == 0 ? 0 : 1;
+		upg_domain_leave(&d);
+		return rc;
+	}
 	Suite *s = suite_create("domain");
 	TCase *tc = tcase_create("domain");
 	tcase_add_test(tc, test_alone);
@@ -214,6 +250,7 @@ int main(void)
 	tcase_add_test(tc, test_killed_member);
 	tcase_add_test(tc, test_idlest_gives);
 	tcase_add_test(tc, test_bad_files);
+	tcase_add_test(tc, test_exec_leaves_slot);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
