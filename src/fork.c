@@ -66,12 +66,8 @@ static uint64_t own_stored_pages(struct upager *up, struct upg_snap *out)
 	uint64_t k = 0;
 	for (uint32_t i = 0; i < up->nregions; i++) {
 		struct upg_region *r = up->regions[i];
-		for (uint64_t pg = 0; pg < r->npages;) {
-			struct upg_pte *p = upg_pte_peek(r, pg);
-			if (!p) {
-				pg = (pg / UPG_PTES_PER_CHUNK + 1) * UPG_PTES_PER_CHUNK;
-				continue;
-			}
+		for (uint64_t pg = upg_pte_next(r, 0); pg < r->npages; pg = upg_pte_next(r, pg)) {
+			struct upg_pte *p = &r->pte[pg];
 			if (p->slot && !upg_slot_store(p->slot) && !(p->flags & PF_DISCARDED)) {
 				if (out)
 					out[k] = (struct upg_snap){ .slot = p->slot, .psize = r->psize };
@@ -246,12 +242,8 @@ static void fix_pages(struct upager *up, const struct ranges *m, bool shared)
 	for (uint32_t i = 0; i < up->nregions; i++) {
 		struct upg_region *r = up->regions[i];
 		r->busy = 0;
-		for (uint64_t pg = 0; pg < r->npages;) {
-			struct upg_pte *p = upg_pte_peek(r, pg);
-			if (!p) {
-				pg = (pg / UPG_PTES_PER_CHUNK + 1) * UPG_PTES_PER_CHUNK;
-				continue;
-			}
+		for (uint64_t pg = upg_pte_next(r, 0); pg < r->npages; pg = upg_pte_next(r, pg)) {
+			struct upg_pte *p = &r->pte[pg];
 			uintptr_t a = r->base + (pg << r->pshift);
 			if (p->slot)
 				p->slot += 1u << UPG_SLOT_STORE_SHIFT;
@@ -302,9 +294,9 @@ static void protect_shared(struct upager *up)
 	for (uint32_t i = 0; i < up->nregions; i++) {
 		struct upg_region *r = up->regions[i];
 		uint64_t run = 0, first = 0;
-		for (uint64_t pg = 0; pg <= r->npages; pg++) {
-			struct upg_pte *p = pg < r->npages ? upg_pte_peek(r, pg) : NULL;
-			if (p && (p->flags & PF_SHARED)) {
+		for (uint64_t pg = upg_pte_next(r, 0);; pg = upg_pte_next(r, pg + 1)) {
+			struct upg_pte *p = pg < r->npages ? &r->pte[pg] : NULL;
+			if (p && (p->flags & PF_SHARED) && (!run || first + run == pg)) {
 				if (!run++)
 					first = pg;
 				continue;
@@ -317,8 +309,10 @@ static void protect_shared(struct upager *up)
 						  strerror(-rc));
 				run = 0;
 			}
-			if (!p && pg < r->npages)
-				pg = (pg / UPG_PTES_PER_CHUNK + 1) * UPG_PTES_PER_CHUNK - 1;
+			if (!p)
+				break;
+			if (p->flags & PF_SHARED)
+				run = 1, first = pg;
 		}
 	}
 }

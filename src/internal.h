@@ -318,6 +318,23 @@ static inline struct upg_pte *upg_pte_peek(struct upg_region *r, uint64_t page)
 		return NULL;
 	return &r->pte[page];
 }
+/* The first page at or after pg whose chunk was ever used, or r->npages:
+ * walks of a huge region skip what was never touched a word (64 chunks)
+ * at a time. */
+static inline uint64_t upg_pte_next(const struct upg_region *r, uint64_t pg)
+{
+	uint64_t chunk = pg / UPG_PTES_PER_CHUNK, nchunks = (r->npages + UPG_PTES_PER_CHUNK - 1) / UPG_PTES_PER_CHUNK;
+	while (chunk < nchunks) {
+		uint64_t w = r->touched[chunk / 64] >> (chunk % 64);
+		if (w) {
+			chunk += (uint64_t)__builtin_ctzll(w);
+			uint64_t first = chunk * UPG_PTES_PER_CHUNK;
+			return first > pg ? first : pg;
+		}
+		chunk = (chunk / 64 + 1) * 64;
+	}
+	return r->npages;
+}
 uint64_t upg_now_ns(void);
 /* upager_map() with an address: hint as mmap() takes it (0: anywhere), and
  * mflags 0, MAP_FIXED or MAP_FIXED_NOREPLACE.  Only for 4 KiB pages.  For
