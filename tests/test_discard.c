@@ -656,12 +656,22 @@ START_TEST(test_16k_whole_discard_seen_before_zap)
 	ck_assert_int_eq(upager_map(up, (size_t)RACE_PAGES * RACE_PAGE, NULL, &a), 0);
 	ck_assert_int_eq(upager_map(up, RACE_PAGE, NULL, &b), 0);  /* where the zap puts it */
 	base = a;
-	upg_t_fill(base + RACE_PAGE, RACE_PAGE, 1, 1);  /* page 1 and some after it; page 0 untouched */
-
-	pthread_mutex_lock(&up->uffd_lock);
-	pthread_mutex_lock(&up->lock);
-	struct upg_region *r = upg_region_find(up, (uintptr_t)base);
-	ck_assert_ptr_nonnull(r);
+	/* Page 1 and some after it; page 0 untouched.  The fault-around can
+	 * fill the budget, and the evictor may then take page 1 before we
+	 * hold the locks: touch it again until it is in RAM as we look. */
+	struct upg_region *r = NULL;
+	for (int tries = 0;; tries++) {
+		upg_t_fill(base + RACE_PAGE, RACE_PAGE, 1, 1);
+		pthread_mutex_lock(&up->uffd_lock);
+		pthread_mutex_lock(&up->lock);
+		r = upg_region_find(up, (uintptr_t)base);
+		ck_assert_ptr_nonnull(r);
+		if (upg_pte_get(r, 1)->state == PG_RESIDENT || tries == 100)
+			break;
+		pthread_mutex_unlock(&up->lock);
+		pthread_mutex_unlock(&up->uffd_lock);
+		usleep(1000);
+	}
 	ck_assert_int_eq(upg_pte_get(r, 0)->state, PG_NONE);
 	ck_assert_int_eq(upg_pte_get(r, 1)->state, PG_RESIDENT);
 	upg_discard_range(up, r, 1, 1);
