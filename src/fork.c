@@ -339,13 +339,7 @@ static void takeover(struct upager *up)
 	upg_evictor_forget(up);
 	upg_handlers_forget(up);
 	/* The parent's children are its own; their pipes' read ends too. */
-	while (up->children) {
-		struct upg_child *c = up->children;
-		up->children = c->next;
-		close(c->hup_fd);
-		munmap(c->snap, c->snap_len);
-		munmap(c, sizeof *c);
-	}
+	upg_children_free(up);
 	if (up->fork_child) {
 		close(up->fork_child->hup_fd);
 		munmap(up->fork_child->snap, up->fork_child->snap_len);
