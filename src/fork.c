@@ -32,6 +32,7 @@
 #include "options.h"
 #include "uffd.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -104,6 +105,46 @@ static struct upg_child *child_record(struct upager *up)
 	return c;
 }
 
+/* Memory glibc's fork() touches after the fork handlers have run, with
+ * this runtime's locks held: in the parent its NSS state (made by the
+ * first getpwnam() and the like, read under that state's lock), in the
+ * child, before child() runs, the lock of every open FILE.  All of it is
+ * malloc'd, so in a region here: a fault in the parent could never be
+ * served, and the child, not yet registered, would read zeros (and crash
+ * following a FILE's null lock pointer).  Reading it all first brings it
+ * into RAM while faults are still served; the evictor, held off by
+ * fork_lock, cannot take it away before the fork.  The NSS lookup is
+ * glibc's private one (2.33 and later); without it, that part is not
+ * done. */
+static void touch_glibc_state(void)
+{
+	static bool (*nss_get)(int, void *);
+	static FILE **files;
+	static void (*files_lock)(void), (*files_unlock)(void);
+	static int looked;
+	if (!__atomic_load_n(&looked, __ATOMIC_ACQUIRE)) {
+		void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+		if (libc) {
+			nss_get = (bool (*)(int, void *))dlvsym(libc, "__nss_database_get", "GLIBC_PRIVATE");
+			files = dlsym(libc, "_IO_list_all");
+			files_lock = (void (*)(void))dlsym(libc, "_IO_list_lock");
+			files_unlock = (void (*)(void))dlsym(libc, "_IO_list_unlock");
+			dlclose(libc);
+		}
+		__atomic_store_n(&looked, 1, __ATOMIC_RELEASE);
+	}
+	void *actions;
+	if (nss_get)
+		nss_get(0, &actions);
+	if (files && files_lock && files_unlock) {
+		files_lock();
+		for (volatile FILE *f = *files; f; f = f->_chain)
+			if (f->_lock)
+				(void)*(volatile char *)f->_lock;
+		files_unlock();
+	}
+}
+
 static void prepare(void)
 {
 	sigset_t all;
@@ -117,11 +158,18 @@ static void prepare(void)
 	 * may come after ours). */
 	fork_internal = upg_internal_thread;
 	upg_internal_thread = 1;
+	/* No eviction from here on, so faults are let in over the budget
+	 * until parent() (the few pages fork() itself touches). */
+	for (int i = 0; i < MAX_RUNTIMES; i++)
+		if (runtimes[i]) {
+			pthread_mutex_lock(&runtimes[i]->fork_lock);
+			__atomic_store_n(&runtimes[i]->fork_admit, true, __ATOMIC_RELAXED);
+		}
+	touch_glibc_state();
 	for (int i = 0; i < MAX_RUNTIMES; i++) {
 		struct upager *up = runtimes[i];
 		if (!up)
 			continue;
-		pthread_mutex_lock(&up->fork_lock);
 		pthread_mutex_lock(&up->uffd_lock);
 		pthread_mutex_lock(&up->lock);
 		up->fork_child = child_record(up);
@@ -147,6 +195,7 @@ static void parent(void)
 			up->children = c;
 			upg_kick_handlers(up);  /* the first one polls its pipe */
 		}
+		__atomic_store_n(&up->fork_admit, false, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&up->lock);
 		pthread_mutex_unlock(&up->uffd_lock);
 		pthread_mutex_unlock(&up->fork_lock);
@@ -242,8 +291,21 @@ static void fix_pages(struct upager *up, const struct ranges *m, bool shared)
 	for (uint32_t i = 0; i < up->nregions; i++) {
 		struct upg_region *r = up->regions[i];
 		r->busy = 0;
-		for (uint64_t pg = upg_pte_next(r, 0); pg < r->npages; pg = upg_pte_next(r, pg)) {
-			struct upg_pte *p = &r->pte[pg];
+		uint64_t run = 0, first = 0;  /* pages in the store, in a row */
+		for (uint64_t pg = upg_pte_next(r, 0);; pg = upg_pte_next(r, pg)) {
+			struct upg_pte *p = pg < r->npages ? &r->pte[pg] : NULL;
+			/* glibc's fork() writes to the child's memory before
+			 * child() runs (the lock of every open FILE): on a page
+			 * in the store that made a zero page with a lock in it.
+			 * Out with it; the page comes back from the store. */
+			if (run && (!p || p->state != PG_STORED || first + run != pg)) {
+				madvise((void *)(r->base + (first << r->pshift)), run << r->pshift, MADV_DONTNEED);
+				run = 0;
+			}
+			if (!p)
+				break;
+			if (p->state == PG_STORED && !run++)
+				first = pg;
 			uintptr_t a = r->base + (pg << r->pshift);
 			if (p->slot)
 				p->slot += 1u << UPG_SLOT_STORE_SHIFT;
@@ -372,6 +434,7 @@ static void takeover(struct upager *up)
 	memset(&up->hist, 0, sizeof up->hist);
 	up->resident_peak = up->resident;
 	up->evict_stuck = false;
+	up->fork_admit = false;
 	up->evict_wanted = false;
 	up->stopping = false;
 	up->admitted = 0;

@@ -242,6 +242,7 @@ struct upager {
 	uint64_t uncharged;         /* bytes of PF_SHARED pages: in resident, not in dom */
 	uint32_t evict_seq;
 	bool evict_stuck;       /* the evictor could not free anything: admit over budget */
+	bool fork_admit;        /* a fork() is under way, the evictor held off: admit over budget */
 	bool evict_wanted;
 	bool stopping;
 

@@ -185,7 +185,8 @@ uint64_t upg_budget_admit(struct upager *up, uint64_t n, uint32_t psize)
 	if (upg_domain_total(&up->dom) + n * psize > up->high)
 		upg_wake_evictor(up);
 	/* Stuck, nothing can be evicted: overshoot rather than hang. */
-	uint64_t k = upg_domain_reserve(&up->dom, n, psize, up->evict_stuck);
+	uint64_t k = upg_domain_reserve(&up->dom, n, psize,
+					up->evict_stuck || __atomic_load_n(&up->fork_admit, __ATOMIC_RELAXED));
 	up->admitted += k * psize;
 	return k;
 }
