@@ -186,6 +186,28 @@ void upg_domain_add(struct upg_domain *d, int64_t bytes, uint64_t reserved, uint
 	raise_peak(&d->a->peak, total);
 }
 
+/* Has pid exited?  A zombie has: its pages are freed, though its parent
+ * has not waited for it yet (and may be waiting for a page itself). */
+static bool exited(int32_t pid, bool look_closer)
+{
+	if (kill(pid, 0) && errno == ESRCH)
+		return true;
+	if (!look_closer)
+		return false;
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	const char *paren = strrchr(buf, ')');  /* the name may hold anything */
+	return paren && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
 /* A member killed before it could leave: the kernel freed its pages. */
 static void reap(struct upg_domain *d, struct upg_domain_slot *s, int32_t pid)
 {
@@ -210,10 +232,6 @@ bool upg_domain_should_evict(struct upg_domain *d, uint64_t now_ns, uint64_t ove
 		int32_t pid = __atomic_load_n(&s->pid, __ATOMIC_ACQUIRE);
 		if (pid <= 0 || s == d->me)
 			continue;
-		if (kill(pid, 0) && errno == ESRCH) {
-			reap(d, s, pid);
-			continue;
-		}
 		if (__atomic_load_n(&s->resident, __ATOMIC_RELAXED) < least)
 			continue;
 		uint64_t in = __atomic_load_n(&s->last_in_ns, __ATOMIC_RELAXED);
@@ -221,4 +239,25 @@ bool upg_domain_should_evict(struct upg_domain *d, uint64_t now_ns, uint64_t ove
 			oldest = in;
 	}
 	return my_in <= oldest || oldest == UINT64_MAX;
+}
+
+void upg_domain_reap(struct upg_domain *d, uint64_t now_ns)
+{
+	if (!d->shared)
+		return;
+	/* Zombies, by /proc, every 50 ms at most, among members that hold
+	 * enough to matter. */
+	static uint64_t last_look;
+	bool closer = now_ns - __atomic_load_n(&last_look, __ATOMIC_RELAXED) >= 50ULL * 1000 * 1000;
+	if (closer)
+		__atomic_store_n(&last_look, now_ns, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < UPG_DOMAIN_SLOTS; i++) {
+		struct upg_domain_slot *s = &d->a->slot[i];
+		int32_t pid = __atomic_load_n(&s->pid, __ATOMIC_ACQUIRE);
+		if (pid <= 0 || s == d->me)
+			continue;
+		bool big = __atomic_load_n(&s->resident, __ATOMIC_RELAXED) >= (1ULL << 20);
+		if (exited(pid, closer && big))
+			reap(d, s, pid);
+	}
 }

@@ -65,6 +65,9 @@ struct upg_domain_area *upg_domain_map(const char *path, size_t *len);
  * made), or -errno with a message that says what to change. */
 int upg_domain_join(struct upg_domain *d, const char *path, uint64_t budget, char *err, size_t errlen);
 void upg_domain_leave(struct upg_domain *d);
+/* Take the pages of members that have exited (killed, or zombies whose
+ * parent has not waited yet) out of the tree's total. */
+void upg_domain_reap(struct upg_domain *d, uint64_t now_ns);
 
 static inline uint64_t upg_domain_budget(const struct upg_domain *d)
 {

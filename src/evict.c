@@ -678,9 +678,23 @@ static void *evictor_main(void *arg)
 			over_since = 0;
 		else if (!over_since)
 			over_since = now;
+		if (over)
+			upg_domain_reap(&up->dom, now);
 		bool want = over && up->resident && upg_domain_should_evict(&up->dom, now, over_since);
 		if (!want) {
 			up->evict_wanted = false;
+			/* Faults wait, nothing here counts towards the tree's
+			 * total, and the others have not made room: the budget
+			 * is held by members that cannot give it back (a
+			 * stopped process, one that exec'd a program upager
+			 * does not page).  Let faults in over it rather than
+			 * wait for ever. */
+			if (over && up->retry_count && up->resident <= up->uncharged && !up->evict_stuck &&
+			    now - over_since >= 5 * UPG_DOMAIN_WAIT_NS) {
+				up->evict_stuck = true;
+				upg_log(up, UPAGER_LOG_INFO, "the tree's budget is held by other processes that do "
+					"not give pages back; admitting faults over it");
+			}
 			if (up->retry_count)
 				upg_kick_handlers(up);
 			/* Over the budget, another member gives pages up
