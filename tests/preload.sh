@@ -4,7 +4,10 @@
 #   preload.sh BUILD_DIR
 set -u
 build=$(cd "$1" && pwd)
-run=$build/tools/upager-run
+. "$(dirname "$0")/guard.sh"
+# upager-run, killed with a dump of its processes should it hang.
+run=upager_run
+upager_run() { guard 240 "$build/tools/upager-run" "$@"; }
 cases=$build/tests/preload_cases
 pass=0 fail=0
 ok() { echo "ok   $*"; pass=$((pass + 1)); }
@@ -35,11 +38,11 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	fi
 fi
 # upager-run waits for the program: a signal sent to upager-run reaches it.
-"$run" --ram 32M -- sh -c 'trap "exit 7" TERM; while :; do sleep 0.1; done' & sup=$!
+"$build/tools/upager-run" --ram 32M -- sh -c 'trap "exit 7" TERM; while :; do sleep 0.1; done' & sup=$!
 sleep 1; kill -TERM $sup; wait $sup; rc=$?
 [ $rc -eq 7 ] && ok "SIGTERM to upager-run reaches the program (it exits 7)" || bad "SIGTERM forwarding: got $rc, want 7"
 # Its budget file is gone afterwards, and the tree's line is printed.
-"$run" --ram 32M --report -- sh -c "$cases 0 && $cases 0" 2>"$build/tree-report.txt" >/dev/null & sup=$!
+"$build/tools/upager-run" --ram 32M --report -- sh -c "$cases 0 && $cases 0" 2>"$build/tree-report.txt" >/dev/null & sup=$!
 wait $sup
 out=$(cat "$build/tree-report.txt"); rm -f "$build/tree-report.txt"
 if echo "$out" | grep -q "upager tree: 3 processes shared the 32.0 MiB budget" && [ ! -e /dev/shm/upager-tree-$sup ]; then
@@ -116,7 +119,7 @@ done
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && mkdir "$tmp/ro" &&
 	unshare -m true 2>/dev/null; then
 	out=$(unshare -m bash -c "mount --make-rprivate / && mount --bind '$tmp/ro' '$tmp/ro' &&
-		mount -o remount,bind,ro '$tmp/ro' && UPAGER_STORE='$tmp/ro' '$run' --ram 32M -- sh -c \"touch '$tmp/ran'\"" 2>&1)
+		mount -o remount,bind,ro '$tmp/ro' && UPAGER_STORE='$tmp/ro' '$build/tools/upager-run' --ram 32M -- sh -c \"touch '$tmp/ran'\"" 2>&1)
 	rc=$?
 	if [ $rc -eq 127 ] && [ ! -e "$tmp/ran" ] && echo "$out" | grep -q "Read-only file system" &&
 		echo "$out" | grep -q UPAGER_STORE; then

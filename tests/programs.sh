@@ -6,6 +6,7 @@
 set -u
 build=$(cd "$1" && pwd); shift
 run=$build/tools/upager-run
+. "$(dirname "$0")/guard.sh"
 ex=$build/examples
 work=$(mktemp -d /var/tmp/upager-programs.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -22,7 +23,7 @@ check() {
 	fi
 	local t1=$SECONDS
 	rm -f "$work/$name".*.json
-	"$run" --ram "$cap" --report=json:"$work/$name.%p.json" -- "$@" >"$work/$name.capped" 2>"$work/$name.capped.err"
+	guard 900 "$run" --ram "$cap" --report=json:"$work/$name.%p.json" -- "$@" >"$work/$name.capped" 2>"$work/$name.capped.err"
 	local rc=$? t2=$SECONDS
 	if [ $rc -ne 0 ]; then
 		echo "FAIL $name: exit status $rc under upager-run --ram $cap"; tail -5 "$work/$name.capped.err"
@@ -131,7 +132,7 @@ in_cgroup() {
 		echo "$limit" >"$cg/memory.max"; echo 0 >"$cg/memory.swap.max" 2>/dev/null
 	fi
 	local t0=$SECONDS
-	sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$cg" "$@" >"$out" 2>"$err"
+	guard 900 sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$cg" "$@" >"$out" 2>"$err"
 	cg_rc=$? cg_secs=$((SECONDS - t0))
 	if [ $cg_v = 1 ]; then cg_peak=$(cat "$cg/memory.max_usage_in_bytes"); else cg_peak=$(cat "$cg/memory.peak" 2>/dev/null || echo 0); fi
 	rmdir "$cg" 2>/dev/null
