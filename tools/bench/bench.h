@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * upager-bench: run a set of access patterns over memory larger than a RAM
+ * budget and print figures.  It is a program, not a test: it never judges a
+ * speed, only the data (every workload checks every page it wrote and exits 1
+ * when one is wrong).
+ *
+ * The code is in three layers so that the memory backends (upager, and the
+ * kernel's own swap with plain mmap inside a memory cgroup) share the
+ * workloads:
+ *
+ *   backend   gives a region of `bytes` and snapshots its paging counters
+ *             ("upager": upager_open + upager_map, a fresh runtime per run
+ *             so the runtime's statistics are per run; "kernel": mmap);
+ *   workload  a function over a plain char *base that fills (untimed), runs
+ *             the timed phase between two hook calls, verifies (untimed),
+ *             and returns counts and sampled client latencies;
+ *   driver    calls setup, the workload, snapshots around the timed phase,
+ *             teardown, and prints one row per (workload, thread count).
+ *
+ * "upager-bench compare" adds the second backend, the kernel's own swap:
+ * each workload runs in a forked child over plain anonymous memory inside a
+ * memory cgroup capped at the budget, with a swap file on the store's
+ * filesystem, then the same workload runs under upager in this process.  It
+ * also measures the store filesystem's O_DIRECT limits with io_uring and
+ * prints the issue-4 targets.  See compare.c.
+ *
+ * The data pattern: the first 8-byte word of every 64-byte line of page p
+ * holds pattern(salt, p, line, generation).  Read-modify-write workloads add
+ * a per-page count to line 0 and keep the expected counts in malloc memory.
+ *
+ * The files: pattern.c (the data pattern, random numbers, clocks),
+ * backends.c, workloads.c, driver.c (run_one: one run and its row),
+ * report.c (the table, CSV and JSON of plain mode), main.c (options);
+ * compare mode: compare.c (its driver, the undo record, signals),
+ * compare_kernel.c (memory cgroup, swap file, the kernel side's child),
+ * device.c (the store's filesystem and its O_DIRECT limits) and
+ * compare_report.c (the paired table, the targets, JSON and charts).
+ * This header holds what more than one of them uses.
+ */
+#ifndef UPG_BENCH_H
+#define UPG_BENCH_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "upager.h"
+
+#define PROG "upager-bench"
+
+#define SAMPLE_EVERY 64u   /* time one access in this many */
+#define MAX_THREADS 256u
+#define LAT_FAULT (1ULL << 63) /* latency sample flag: the page was not mapped */
+
+/* ---------------------------------------------------------------- pattern.c */
+
+uint64_t mix(uint64_t z);
+uint64_t pattern(uint64_t salt, uint64_t page, uint64_t line, uint64_t gen);
+uint64_t rng_below(uint64_t *s, uint64_t n);
+uint64_t now_ns(void);
+double cpu_seconds(void);
+
+/* --------------------------------------------------------------- backends.c */
+
+/* Paging counters of a backend, cumulative since setup.  A backend that
+ * cannot tell a figure leaves it 0. */
+struct mem_counters {
+	uint64_t major_faults;    /* faults that waited for a read from the store or swap */
+	uint64_t zero_fills;
+	uint64_t readahead_pages;
+	uint64_t refaults;
+	uint64_t wp_faults;       /* write-protect faults */
+	uint64_t evictions;
+	uint64_t writebacks;
+	uint64_t clean_drops;
+	uint64_t bytes_read;
+	uint64_t bytes_written;
+	uint64_t fault_count;     /* faults resolved, every kind */
+	uint64_t fault_ns_total;  /* time spent resolving them */
+	uint64_t fault_p50_ns;    /* percentiles over the backend's whole life (not deltas) */
+	uint64_t fault_p99_ns;
+	uint64_t poll_cpu_ns;     /* CPU spent polling for store reads (device wait, not work) */
+};
+
+struct backend {
+	const char *name;
+	/* Give `bytes` of fresh, zeroed memory at *base; 0 or -errno, with a
+	 * message in err. */
+	int (*setup)(struct backend *be, size_t bytes, char **base, char *err, size_t errlen);
+	int (*snapshot)(struct backend *be, struct mem_counters *out);
+	/* Release what setup made; safe after a failed setup. */
+	void (*teardown)(struct backend *be);
+	void *priv;
+};
+
+/* The state behind the upager backend: a runtime opened with cfg. */
+struct upager_backend {
+	struct upager_config cfg;
+	upager_t *up;
+	void *mem;
+};
+
+/* The state behind the kernel backend: plain anonymous memory. */
+struct kernel_backend {
+	void *mem;
+	size_t bytes;
+};
+
+/* Make be the upager backend (a fresh runtime per setup) or the kernel one,
+ * with its state in *ub or *kb. */
+void backend_upager(struct backend *be, struct upager_backend *ub, const struct upager_config *cfg);
+void backend_kernel(struct backend *be, struct kernel_backend *kb);
+
+/* -------------------------------------------------------------- workloads.c */
+
+struct wl_ctx;
+
+/* Called by a workload right before and right after its timed phase. */
+struct wl_hooks {
+	void (*begin)(void *arg);
+	void (*end)(void *arg);
+	void *arg;
+};
+
+struct wl_ctx {
+	char *base;
+	size_t bytes;
+	size_t page;
+	unsigned threads;
+	uint64_t seed;
+	uint64_t accesses;  /* random workloads: accesses in all; 0: one per page */
+	uint64_t ram;       /* the memory limit the backend enforces (scan-hot sizes its hot set by it) */
+	const struct wl_hooks *hooks;
+};
+
+struct wl_result {
+	uint64_t accesses;       /* page accesses in the timed phase */
+	uint64_t pages_touched;  /* distinct pages among them */
+	uint64_t *lat_ns;        /* client latency of every SAMPLE_EVERY-th access; free() it */
+	size_t nlat;
+	uint64_t bad_words;      /* words that did not hold what was written; 0 means verified */
+};
+
+typedef int (*workload_fn)(const struct wl_ctx *c, struct wl_result *r);
+
+struct workload {
+	const char *name;
+	workload_fn fn;
+	const char *what;
+	bool scales;  /* compare mode runs it with 1, 2 and 8 threads (else 1) */
+};
+
+/* The workloads, in the order they run and are listed; workloads.c checks
+ * that it defines NWORKLOADS of them. */
+#define NWORKLOADS 8
+extern const struct workload workloads[];
+
+void workload_reports_reset(void);
+
+/* ----------------------------------------------------------------- driver.c */
+
+/* One row of the figures table.  Every field is listed in columns[] of
+ * report.c, which drives the CSV and JSON output. */
+struct row {
+	char backend[8];           /* "upager" or "kernel" */
+	char workload[16];
+	uint64_t threads;
+	uint64_t accesses;
+	uint64_t pages_touched;
+	double seconds;
+	double accesses_per_s;
+	uint64_t fault_p50_ns;     /* handler side, runtime life (fill included); upager only */
+	uint64_t fault_p99_ns;
+	double fault_mean_ns;      /* handler side, timed phase only; upager only */
+	uint64_t faults;
+	uint64_t client_p50_ns;    /* sampled accesses, hits and faults */
+	uint64_t client_p99_ns;
+	uint64_t client_samples;
+	uint64_t client_fault_p50_ns; /* sampled accesses that began on an unmapped page */
+	uint64_t client_fault_p99_ns;
+	uint64_t client_fault_samples;
+	uint64_t store_reads;      /* major faults */
+	uint64_t zero_fills;
+	uint64_t readahead_pages;
+	uint64_t refaults;
+	uint64_t wp_faults;
+	uint64_t evictions;
+	uint64_t writebacks;
+	uint64_t clean_drops;
+	uint64_t bytes_read;
+	uint64_t bytes_written;
+	double cpu_s;                  /* whole process, user + system, timed phase */
+	double cpu_s_pager_threads;    /* of that, threads that outlive the workload's (upager's own) */
+	double cpu_s_per_major_fault;  /* NAN without major faults */
+	double cpu_s_per_page_in;      /* per page read from the store, readahead included; NAN without */
+	double cpu_s_polling;          /* of cpu_s, upager's handlers polling for store reads (device wait) */
+	double fill_s;
+	double verify_s;
+	uint64_t bad_words;
+};
+
+struct opts {
+	uint64_t ram, data, page, accesses, seed;
+	unsigned threads[32];
+	unsigned nthreads;
+	bool have_threads;
+	bool want[NWORKLOADS];
+	const char *csv, *json;
+	bool quiet;
+	/* compare mode */
+	bool compare, quick, no_kernel, no_device;
+	const char *plot;
+	uint64_t swap_bytes;       /* kernel side's swap file; 0: data + ram */
+	double device_seconds;     /* per device test */
+	uint64_t device_bytes;     /* size of the device test file */
+};
+
+int run_one(struct backend *be, const struct opts *o, const struct workload *wl, unsigned threads, struct row *row,
+	    uint64_t **flat, size_t *nflat);
+int cmp_u64(const void *a, const void *b);
+
+/* ----------------------------------------------------------------- report.c */
+
+struct machine {
+	long nproc;
+	char kernel[200];
+	char cpu[128];
+	char store[600];
+};
+
+void machine_probe(struct machine *m, const struct upager_config *cfg);
+void human_size(uint64_t b, char *buf, size_t len);
+void print_header(FILE *out, const struct machine *m, const struct upager_config *cfg, const struct opts *o);
+void print_row(FILE *out, const struct row *r);
+FILE *open_out(const char *opt, const char *path);
+int close_out(FILE *f, const char *path);
+int write_csv(FILE *f, const char *path, const struct row *rows, size_t n);
+void json_string(FILE *f, const char *s);
+void json_row(FILE *f, const struct row *r);
+int write_json(FILE *f, const char *path, const struct row *rows, size_t n, const struct machine *m,
+	       const struct upager_config *cfg, const struct opts *o, bool verified);
+
+/* ---------------------------------------------------------------- compare.c */
+
+/* What compare mode changed outside this process, to undo (see compare.c). */
+struct undo {
+	volatile pid_t child;       /* kernel-side child, or 0 */
+	char cgroup[512];           /* cgroup directory we made, or "" */
+	char swapfile[512];         /* swap file we made, or "" */
+	volatile sig_atomic_t swap_on; /* we enabled swapfile */
+	char devfile[512];          /* device test file, or "" */
+};
+extern struct undo undo;
+
+__attribute__((format(printf, 3, 4)))
+void msgf(char *buf, size_t len, const char *fmt, ...);
+void signals_block(sigset_t *old);
+void signals_restore(const sigset_t *old);
+void child_signals(const sigset_t *old);
+void undo_all(void);
+int run_cmd(const char *const argv[], char *out, size_t outlen);
+int compare_main(const struct upager_config *cfg, const struct opts *o, FILE *csv, FILE *json);
+
+/* --------------------------------------------------------- compare_kernel.c */
+
+struct cgroup {
+	int version;        /* 1 or 2 */
+	char path[512];
+	uint64_t limit;     /* bytes written as the memory limit */
+	char swap[160];     /* how swap was allowed */
+	char swappiness[16];
+};
+
+struct swapfile {
+	char path[512];
+	uint64_t bytes;
+	char how[96];
+	int others;        /* other active swap areas */
+};
+
+struct kernel_side {
+	bool ready;              /* cgroup and swap are in place */
+	char why[600];           /* why not, when not */
+	struct cgroup cg;
+	struct swapfile sw;
+	uint64_t allowance;      /* limit above the budget (see kernel_setup) */
+};
+
+void swap_remove_stale(void);
+void kernel_setup(struct kernel_side *ks, const struct opts *o, const char *dir);
+void kernel_teardown(struct kernel_side *ks);
+void print_kernel_side(FILE *out, const struct kernel_side *ks);
+int run_kernel(struct kernel_side *ks, const struct opts *o, const struct workload *wl, unsigned threads,
+	       struct row *row, uint64_t **flat, size_t *nflat, double *life_cpu, char *why, size_t wlen);
+
+/* ----------------------------------------------------------------- device.c */
+
+#define MAX_DEVICE_QDS 32
+
+struct device {
+	bool ran;
+	char why[300];
+	char path[600];
+	uint64_t file_bytes;
+	double seconds;          /* per test */
+	double qd1_iops, qd1_lat_us, qd32_iops;
+	double seq128_mbs;       /* 128 KiB sequential reads, queue depth 1 */
+	double seq1m_mbs;        /* 1 MiB sequential reads, queue depth 8 */
+	double seq_mbs;          /* the better of the two: the bandwidth figure */
+	/* 4 KiB random reads at the queue depths of the random workloads'
+	 * thread counts: the most major faults per second the device allows
+	 * that many threads that each wait for one read at a time. */
+	unsigned nqd;
+	unsigned qd[MAX_DEVICE_QDS];
+	double qd_iops[MAX_DEVICE_QDS];
+};
+
+bool is_ram_fs(const char *dir);
+void store_dir(const struct upager_config *cfg, char *out, size_t len, char *note, size_t nlen);
+const char *fs_name(const char *dir);
+bool device_base_qd(unsigned qd);
+double device_iops_at(const struct device *dev, unsigned qd);
+void device_measure(struct device *dev, const char *dir);
+void print_device(FILE *out, const struct device *dev);
+
+/* --------------------------------------------------------- compare_report.c */
+
+/* One workload and thread count, both systems. */
+struct pair {
+	const struct workload *wl;
+	unsigned threads;
+	struct row k, u;
+	bool k_ok, u_ok;
+	char k_why[300];
+	double k_life_cpu_s;     /* the kernel child's CPU over its life, fill and verify included */
+	uint64_t *klat, *ulat;   /* sorted faulting-access latencies, ns */
+	size_t nk, nu;
+};
+
+struct target {
+	char what[64];
+	char goal[24];
+	char value[160];
+	int met;                 /* 1 met, 0 not met, -1 not measured */
+};
+
+#define MAX_TARGETS 8
+
+void print_pair_header(FILE *out);
+void print_pair(FILE *out, const struct pair *p);
+const struct pair *find_pair(const struct pair *ps, size_t n, const char *name, unsigned threads);
+double seq_mbs(const struct pair *p, uint64_t page);
+size_t targets_eval(const struct pair *ps, size_t n, const struct device *dev, const struct kernel_side *ks,
+		    uint64_t page, struct target *t);
+void print_targets(FILE *out, const struct target *t, size_t n);
+void print_ceiling(FILE *out, const struct pair *ps, size_t n, const struct device *dev);
+int write_compare_json(FILE *f, const char *path, const struct pair *ps, size_t n, const struct machine *m,
+		       const struct upager_config *cfg, const struct opts *o, const struct kernel_side *ks,
+		       const struct device *dev, const char *sdir, const struct target *t, size_t nt,
+		       bool verified, double wall_s);
+bool have_gnuplot(void);
+int write_plots(const char *dir, const struct pair *ps, size_t n, const struct opts *o);
+
+#endif
