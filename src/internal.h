@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "upager.h"
+#include "base.h"
 #include "policy.h"
 #include "store.h"
 #include "seal.h"
@@ -274,34 +275,11 @@ struct upager {
 	struct upg_hist hist;
 };
 
-/* Set on upager's own threads: the preload library sends their allocations
- * to glibc, never into managed memory (a handler faulting on a page it
- * manages would wait on itself). */
-extern __thread int upg_internal_thread;
-
-/* Evaluate expr as upager's own work on an application thread: what it
- * allocates goes to glibc and what it maps to the kernel directly, under
- * the preload library too.  The public entry points that allocate or map
- * run so. */
-#define UPG_AS_RUNTIME(expr)                            \
-	({                                              \
-		int saved_ = upg_internal_thread;       \
-		upg_internal_thread = 1;                \
-		__typeof__(expr) r_ = (expr);           \
-		upg_internal_thread = saved_;           \
-		r_;                                     \
-	})
-
 /* The preload library's runtime, which upager_open() hands to a program
  * that also uses the API (runtime.c). */
 extern struct upager *upg_shared_runtime;
 
 /* runtime.c */
-void upg_log(struct upager *up, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* An internal error the runtime cannot recover from: say so on stderr (and
- * to the log function) and abort, rather than leave faulting threads
- * waiting forever. */
-void upg_fatal(struct upager *up, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 struct upg_region *upg_region_find(struct upager *up, uintptr_t addr);
 static inline struct upg_pte *upg_pte_get(struct upg_region *r, uint64_t page)
 {
@@ -336,7 +314,6 @@ static inline uint64_t upg_pte_next(const struct upg_region *r, uint64_t pg)
 	}
 	return r->npages;
 }
-uint64_t upg_now_ns(void);
 /* upager_map() with an address: hint as mmap() takes it (0: anywhere), and
  * mflags 0, MAP_FIXED or MAP_FIXED_NOREPLACE.  Only for 4 KiB pages.  For
  * the preload layer, which serves a program's own mmap() calls. */
@@ -346,12 +323,6 @@ int upg_map_at(struct upager *up, uintptr_t hint, size_t len, uint32_t psize, in
  * mincore() alone would call a page the kernel swapped out missing, and
  * such a page would be taken for zapped and its data lost.  0 or -errno. */
 int upg_mapped(struct upager *up, uintptr_t addr, size_t len, unsigned char *vec);
-/* Start one of upager's threads, named name (at most 15 characters: what
- * top -H and perf show), with every signal blocked: a process-directed
- * signal must go to an application thread, whose handler may touch managed
- * memory (on a handler thread it would wait on itself), and upager's waits
- * see no EINTR.  0 or -errno. */
-int upg_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg, const char *name);
 
 /* The stream whose next fault is page, its window grown (doubled up to
  * max); or a recycled one with window init.  Lock held. */
