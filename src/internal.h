@@ -33,6 +33,7 @@
 
 #include "upager.h"
 #include "base.h"
+#include "budget.h"
 #include "policy.h"
 #include "store.h"
 #include "seal.h"
@@ -41,7 +42,6 @@
 
 #define UPG_BLOCK 4096u
 #define UPG_MAX_PAGE (2u << 20)  /* largest region page size */
-#define UPG_NOFRAME UINT32_MAX
 #define UPG_PTES_PER_CHUNK 256u  /* ptes covered by one bit of region->touched */
 
 enum upg_pstate {
@@ -142,12 +142,6 @@ struct upg_region {
 	uint32_t stream_clock;
 	uint32_t busy;          /* pages of this region in FILLING or READING */
 	bool dying;
-};
-
-/* A resident page: frames are the policy's unit. */
-struct upg_frame {
-	struct upg_region *reg;
-	uint64_t page;
 };
 
 /* A fault that could not be served at once (no budget, or the page was being
@@ -329,32 +323,6 @@ int upg_mapped(struct upager *up, uintptr_t addr, size_t len, unsigned char *vec
 struct upg_stream *upg_stream_match(struct upg_region *r, struct upg_stream *set, uint64_t page, uint32_t init,
 				    uint32_t max);
 
-/* Frames and budget, with up->lock held.  Frames run out only far over
- * the budget (the store full or failing): the page is then resident without
- * one, outside the policy, and leaves RAM only when discarded. */
-int upg_frame_take(struct upager *up, struct upg_region *r, uint64_t page, uint32_t *out);
-void upg_frame_put(struct upager *up, uint32_t f);
-void upg_frame_take_or_none(struct upager *up, struct upg_region *r, uint64_t page, struct upg_pte *p);
-void upg_frame_release(struct upager *up, struct upg_pte *p);
-/* May n pages of psize bytes be admitted now?  Returns how many (0..n),
- * reserved in the domain until upg_resident_add() takes them in;
- * upg_budget_release() gives back what a fault that could not go on did
- * not take. */
-uint64_t upg_budget_admit(struct upager *up, uint64_t n, uint32_t psize);
-void upg_budget_release(struct upager *up);
-void upg_resident_add(struct upager *up, uint64_t bytes);
-void upg_resident_sub(struct upager *up, uint64_t bytes);
-/* Page p (bytes) leaves RAM: upg_resident_sub(), but a PF_SHARED page was
- * never in the domain.  Lock held. */
-void upg_resident_drop(struct upager *up, struct upg_pte *p, uint64_t bytes);
-/* A PF_SHARED page becomes this process's own (it wrote it): charge it.
- * Lock held; room admitted by upg_budget_admit() first. */
-void upg_resident_charge(struct upager *up, struct upg_pte *p, uint64_t bytes);
-/* Free the page's store copy, if it has one.  Lock held. */
-void upg_slot_free(struct upager *up, struct upg_region *r, struct upg_pte *p);
-/* Free blocks blocks at slot when they are this process's own (an
- * ancestor's are its to free).  Lock held. */
-void upg_slot_release(struct upager *up, uint32_t slot, uint32_t blocks);
 /* The seal (checksums, keys) of the store that holds slot. */
 static inline struct upg_seal *upg_slot_seal(struct upager *up, uint32_t slot)
 {
@@ -379,7 +347,6 @@ static inline void upg_events_barrier(struct upager *up)
 	pthread_mutex_lock(&up->uffd_lock);
 	pthread_mutex_unlock(&up->uffd_lock);
 }
-void upg_wake_evictor(struct upager *up);
 
 /* fork.c */
 void upg_fork_register(struct upager *up);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Runtime life cycle, regions, frames, the budget, and the public API. */
+/* Runtime life cycle, regions, page discards, and the public API. */
 #include "internal.h"
 #include "options.h"
 #include "uffd.h"
@@ -81,127 +81,6 @@ struct upg_stream *upg_stream_match(struct upg_region *r, struct upg_stream *set
 	return old;
 }
 
-/* ---- frames and budget (up->lock held) ---- */
-
-int upg_frame_take(struct upager *up, struct upg_region *r, uint64_t page, uint32_t *out)
-{
-	if (!up->nfree)
-		return -ENOMEM;
-	uint32_t f = up->free_frames[--up->nfree];
-	up->frames[f].reg = r;
-	up->frames[f].page = page;
-	*out = f;
-	return 0;
-}
-
-void upg_frame_put(struct upager *up, uint32_t f)
-{
-	up->frames[f].reg = NULL;
-	up->free_frames[up->nfree++] = f;
-}
-
-void upg_frame_take_or_none(struct upager *up, struct upg_region *r, uint64_t page, struct upg_pte *p)
-{
-	uint32_t f;
-	p->frame = upg_frame_take(up, r, page, &f) ? UPG_NOFRAME : f;
-	if (p->frame == UPG_NOFRAME)
-		up->c.unframed++;
-}
-
-void upg_frame_release(struct upager *up, struct upg_pte *p)
-{
-	if (p->frame != UPG_NOFRAME)
-		upg_frame_put(up, p->frame);
-	p->frame = UPG_NOFRAME;
-}
-
-void upg_wake_evictor(struct upager *up)
-{
-	up->evict_wanted = true;
-	pthread_cond_signal(&up->evict_cond);
-}
-
-uint64_t upg_budget_admit(struct upager *up, uint64_t n, uint32_t psize)
-{
-	/* The tree's total: this process's pages and its relatives'. */
-	if (upg_domain_total(&up->dom) + n * psize > up->high)
-		upg_wake_evictor(up);
-	/* Stuck, nothing can be evicted: overshoot rather than hang. */
-	uint64_t k = upg_domain_reserve(&up->dom, n, psize,
-					up->evict_stuck || __atomic_load_n(&up->fork_admit, __ATOMIC_RELAXED));
-	up->admitted += k * psize;
-	return k;
-}
-
-void upg_budget_release(struct upager *up)
-{
-	upg_domain_unreserve(&up->dom, up->admitted);
-	up->admitted = 0;
-}
-
-void upg_resident_add(struct upager *up, uint64_t bytes)
-{
-	uint64_t reserved = bytes < up->admitted ? bytes : up->admitted;
-	up->admitted -= reserved;
-	upg_domain_add(&up->dom, (int64_t)bytes, reserved, upg_now_ns());
-	upg_budget_release(up);  /* admitted more than it took */
-	up->resident += bytes;
-	if (up->resident > up->resident_peak)
-		up->resident_peak = up->resident;
-	if (up->resident > up->budget && up->resident - up->budget > up->c.overshoot_peak)
-		up->c.overshoot_peak = up->resident - up->budget;
-	if (upg_domain_total(&up->dom) > up->high)
-		upg_wake_evictor(up);
-}
-
-void upg_resident_sub(struct upager *up, uint64_t bytes)
-{
-	upg_domain_add(&up->dom, -(int64_t)bytes, 0, 0);
-	up->resident -= bytes;
-}
-
-void upg_resident_drop(struct upager *up, struct upg_pte *p, uint64_t bytes)
-{
-	if (!(p->flags & PF_SHARED)) {
-		upg_resident_sub(up, bytes);
-		return;
-	}
-	p->flags &= (uint8_t)~PF_SHARED;
-	up->uncharged -= bytes;
-	up->resident -= bytes;
-}
-
-void upg_resident_charge(struct upager *up, struct upg_pte *p, uint64_t bytes)
-{
-	p->flags &= (uint8_t)~PF_SHARED;
-	up->uncharged -= bytes;
-	uint64_t reserved = bytes < up->admitted ? bytes : up->admitted;
-	up->admitted -= reserved;
-	upg_domain_add(&up->dom, (int64_t)bytes, reserved, upg_now_ns());
-	upg_budget_release(up);
-}
-
-void upg_slot_release(struct upager *up, uint32_t slot, uint32_t blocks)
-{
-	if (slot && !upg_slot_store(slot))
-		upg_store_free(&up->store, upg_slot_block(slot), blocks);
-}
-
-void upg_slot_free(struct upager *up, struct upg_region *r, struct upg_pte *p)
-{
-	upg_slot_release(up, p->slot, r->blocks);
-	p->slot = 0;
-}
-
-/* Drop a resident page's RAM bookkeeping (not the page itself). */
-static void drop_resident(struct upager *up, struct upg_region *r, struct upg_pte *p)
-{
-	if (p->frame != UPG_NOFRAME)
-		up->pol_ops->remove(up->pol, p->frame);
-	upg_frame_release(up, p);
-	upg_resident_drop(up, p, r->psize);
-}
-
 void upg_zapwait(struct upager *up, struct upg_region *r, struct upg_pte *p)
 {
 	upg_slot_free(up, r, p);
@@ -240,7 +119,7 @@ void upg_discard_range(struct upager *up, struct upg_region *r, uint64_t first, 
 			/* Still mapped until the kernel's zap lands, after this
 			 * event was read: PF_ZAPWAIT keeps a fault-around from
 			 * taking it back, old bytes and all, meanwhile. */
-			drop_resident(up, r, p);
+			upg_resident_release(up, r, p);
 			upg_zapwait(up, r, p);
 			up->c.discards++;
 			break;
@@ -461,7 +340,7 @@ static void region_release_pages(struct upager *up, struct upg_region *r)
 			continue;
 		}
 		if (p->state == PG_RESIDENT)
-			drop_resident(up, r, p);
+			upg_resident_release(up, r, p);
 		upg_slot_free(up, r, p);
 		p->state = PG_NONE;
 		pg++;
