@@ -1088,6 +1088,15 @@ static void process_retries(struct upg_handler *h)
 	pthread_mutex_unlock(&up->uffd_lock);
 }
 
+bool upg_retry_push(struct upager *up, const struct upg_retry *rt)
+{
+	if (up->retry_count == up->retry_cap)
+		return false;
+	up->retry[(up->retry_head + up->retry_count) % up->retry_cap] = *rt;
+	up->retry_count++;
+	return true;
+}
+
 void upg_kick_handlers(struct upager *up)
 {
 	for (uint32_t i = 0; i < up->nhandlers; i++) {
