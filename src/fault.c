@@ -36,7 +36,7 @@
 #include <unistd.h>
 
 /* CQE tags: these two small even numbers, pointers to struct upg_io
- * (aligned), or the address of a struct upg_child with bit 0 set. */
+ * (aligned), or a child's hang-up poll, with UPG_TAG_CHILD set (fork.c). */
 #define TAG_UFFD 2
 #define TAG_KICK 4
 #define UNIT 4096u
@@ -684,52 +684,6 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 	io_put(h, io);
 }
 
-
-/* ---- forked children (see struct upg_child) ----
- * The first handler thread polls each child's hang-up pipe, once: it
- * fires when the child and what it forked have all exited or exec'd. */
-
-#define TAG_CHILD 1ULL  /* bit 0 of a completion's tag: the rest is a struct upg_child */
-
-static void children_arm(struct upg_handler *h)
-{
-	struct upager *up = h->up;
-	if (h != &up->handlers[0])
-		return;
-	pthread_mutex_lock(&up->lock);
-	for (struct upg_child *c = up->children; c; c = c->next) {
-		if (c->armed)
-			continue;
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&h->ring);
-		if (!sqe) {
-			io_uring_submit(&h->ring);
-			sqe = io_uring_get_sqe(&h->ring);
-		}
-		io_uring_prep_poll_add(sqe, c->hup_fd, POLLIN | POLLHUP);
-		io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | TAG_CHILD);
-		c->armed = true;
-	}
-	pthread_mutex_unlock(&up->lock);
-}
-
-static void child_gone(struct upg_handler *h, struct upg_child *c, int res)
-{
-	struct upager *up = h->up;
-	if (res == -ECANCELED)
-		return;  /* shutting down: upager_close() frees it */
-	pthread_mutex_lock(&up->lock);
-	struct upg_child **pp = &up->children;
-	while (*pp && *pp != c)
-		pp = &(*pp)->next;
-	if (*pp)
-		*pp = c->next;
-	upg_children_refreeze(up);
-	pthread_mutex_unlock(&up->lock);
-	close(c->hup_fd);
-	munmap(c->snap, c->snap_len);
-	munmap(c, sizeof *c);
-}
-
 /* ---- fault dispatch (uffd_lock and up->lock held) ---- */
 
 static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t t0, bool retry, bool prefetch,
@@ -1236,8 +1190,8 @@ static void *handler_main(void *arg)
 					arm_poll(h, h->kick_fd, TAG_KICK);
 			} else if (tag == 0) {
 				/* a poll removal's own completion */
-			} else if (tag & TAG_CHILD) {
-				child_gone(h, (struct upg_child *)(uintptr_t)(tag & ~TAG_CHILD), cqe->res);
+			} else if (tag & UPG_TAG_CHILD) {
+				upg_child_gone(up, tag, cqe->res);
 			} else if (ndone < 256) {
 				done[ndone] = (struct upg_io *)(uintptr_t)tag;
 				res[ndone++] = cqe->res;
@@ -1255,8 +1209,8 @@ static void *handler_main(void *arg)
 			(void)!read(h->kick_fd, &v, sizeof v);
 			if (__atomic_load_n(&h->quit, __ATOMIC_ACQUIRE) && !h->inflight)
 				h->exit = true;
-			else
-				children_arm(h);  /* a fork kicks us */
+			else if (h == &up->handlers[0])
+				upg_children_arm(up, &h->ring);  /* a fork kicks us */
 		}
 		if (uffd_ready)
 			drain_uffd(h);

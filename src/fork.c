@@ -22,7 +22,8 @@
  *            process's own store that any page refers to (the child's
  *            snapshot), and make the hang-up pipe;
  *   parent:  keep the snapshot with the pipe's read end as a child record,
- *            which the first handler thread polls (fault.c), and release;
+ *            which the first handler thread polls (upg_children_arm()), and
+ *            release;
  *   child:   take over (takeover()).
  * Without UFFD_FEATURE_EVENT_FORK the kernel leaves the child's copies of
  * the regions unregistered; the child registers them with its own
@@ -35,6 +36,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -512,7 +515,14 @@ void upg_fork_unregister(struct upager *up)
 	pthread_mutex_unlock(&reg_lock);
 }
 
-void upg_children_refreeze(struct upager *up)
+/* ---- the parent's side: its live children (see struct upg_child) ----
+ * The first handler thread polls each child's hang-up pipe on its ring,
+ * once: it fires when the child and what it forked have all exited or
+ * exec'd. */
+
+/* A child is gone: unfreeze the store and freeze again what the live
+ * children still read.  Lock held. */
+static void children_refreeze(struct upager *up)
 {
 	upg_store_unfreeze(&up->store);
 	for (struct upg_child *c = up->children; c; c = c->next)
@@ -521,13 +531,52 @@ void upg_children_refreeze(struct upager *up)
 	upg_store_reap(&up->store);
 }
 
+static void child_free(struct upg_child *c)
+{
+	close(c->hup_fd);
+	munmap(c->snap, c->snap_len);
+	munmap(c, sizeof *c);
+}
+
+void upg_children_arm(struct upager *up, struct io_uring *ring)
+{
+	pthread_mutex_lock(&up->lock);
+	for (struct upg_child *c = up->children; c; c = c->next) {
+		if (c->armed)
+			continue;
+		struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+		if (!sqe) {
+			io_uring_submit(ring);
+			sqe = io_uring_get_sqe(ring);
+		}
+		io_uring_prep_poll_add(sqe, c->hup_fd, POLLIN | POLLHUP);
+		io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | UPG_TAG_CHILD);
+		c->armed = true;
+	}
+	pthread_mutex_unlock(&up->lock);
+}
+
+void upg_child_gone(struct upager *up, uint64_t tag, int res)
+{
+	struct upg_child *c = (struct upg_child *)(uintptr_t)(tag & ~UPG_TAG_CHILD);
+	if (res == -ECANCELED)
+		return;  /* shutting down: upager_close() frees it */
+	pthread_mutex_lock(&up->lock);
+	struct upg_child **pp = &up->children;
+	while (*pp && *pp != c)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = c->next;
+	children_refreeze(up);
+	pthread_mutex_unlock(&up->lock);
+	child_free(c);
+}
+
 void upg_children_free(struct upager *up)
 {
 	while (up->children) {
 		struct upg_child *c = up->children;
 		up->children = c->next;
-		close(c->hup_fd);
-		munmap(c->snap, c->snap_len);
-		munmap(c, sizeof *c);
+		child_free(c);
 	}
 }

@@ -74,6 +74,7 @@ uint64_t upg_hist_pct(const struct upg_hist *h, double pct);
 
 struct upg_handler;
 struct upg_evictor;
+struct io_uring;
 
 /*
  * A forked child, as its parent keeps it (fork.c): the blocks of the
@@ -188,9 +189,16 @@ int upg_map_at(struct upager *up, uintptr_t hint, size_t len, uint32_t psize, in
 /* fork.c */
 void upg_fork_register(struct upager *up);
 void upg_fork_unregister(struct upager *up);
-/* A child is gone: unfreeze the store and freeze again what the live
- * children still read.  Lock held. */
-void upg_children_refreeze(struct upager *up);
+/* The first handler thread polls each child's hang-up pipe on its ring:
+ * arm a poll on ring for every child not yet polled (a fork kicks the
+ * handlers).  Takes up->lock. */
+void upg_children_arm(struct upager *up, struct io_uring *ring);
+/* Bit 0 of a completion's tag: the poll armed for a child, which has gone
+ * (its pipe hung up); the rest of the tag is its struct upg_child. */
+#define UPG_TAG_CHILD 1ULL
+/* A child's poll completed with res: forget the child and let its blocks
+ * go.  Takes up->lock. */
+void upg_child_gone(struct upager *up, uint64_t tag, int res);
 /* Forget every child record (upager_close(), after the handlers). */
 void upg_children_free(struct upager *up);
 
