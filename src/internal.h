@@ -33,8 +33,8 @@
 
 #include "upager.h"
 #include "base.h"
-#include "budget.h"
 #include "region.h"
+#include "budget.h"
 #include "policy.h"
 #include "store.h"
 #include "seal.h"
@@ -43,6 +43,7 @@
 
 #define UPG_BLOCK 4096u
 #define UPG_MAX_PAGE (2u << 20)  /* largest region page size */
+
 /* A fault that could not be served at once (no budget, or the page was being
  * evicted), or a prefetch request. */
 struct upg_retry {
