@@ -55,10 +55,13 @@ struct upg_domain_area *upg_domain_map(const char *path, size_t *len)
 	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && (size_t)st.st_size == AREA_LEN)
 		a = mmap(NULL, AREA_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
-	if (a == MAP_FAILED)
+	if (a == MAP_FAILED) {
+		errno = EINVAL;
 		return NULL;
+	}
 	if (__atomic_load_n(&a->magic, __ATOMIC_ACQUIRE) != MAGIC) {
 		munmap(a, AREA_LEN);
+		errno = EINVAL;
 		return NULL;
 	}
 	*len = AREA_LEN;
@@ -67,13 +70,21 @@ struct upg_domain_area *upg_domain_map(const char *path, size_t *len)
 
 static void reap(struct upg_domain *d, struct upg_domain_slot *s, int32_t pid);
 
+bool upg_domain_barred(const char *path)
+{
+	return path && *path && access(path, R_OK | W_OK) && (errno == EACCES || errno == EPERM);
+}
+
 int upg_domain_join(struct upg_domain *d, const char *path, uint64_t budget, char *err, size_t errlen)
 {
 	memset(d, 0, sizeof *d);
 	/* Gone: the upager-run that made it has ended (this process outlived
-	 * it, a daemon's child say).  A budget of its own, then. */
+	 * it, a daemon's child say).  Out of reach: this process runs as
+	 * another user than upager-run (runuser, a daemon dropping root), and
+	 * the file is upager-run's alone.  A budget of its own, then. */
 	bool gone = path && *path && access(path, F_OK) && errno == ENOENT;
-	if (!path || !*path || gone) {
+	bool barred = !gone && upg_domain_barred(path);
+	if (!path || !*path || gone || barred) {
 		d->a = mmap(NULL, AREA_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (d->a == MAP_FAILED) {
 			d->a = NULL;
@@ -85,7 +96,7 @@ int upg_domain_join(struct upg_domain *d, const char *path, uint64_t budget, cha
 		d->me = &d->a->slot[0];
 		d->me->pid = getpid();
 		d->a->joined = 1;
-		return gone ? 1 : 0;
+		return gone ? 1 : barred ? 2 : 0;
 	}
 	d->a = upg_domain_map(path, &d->len);
 	if (!d->a) {

@@ -61,8 +61,12 @@ int upg_domain_create(const char *path, uint64_t budget, char *err, size_t errle
 struct upg_domain_area *upg_domain_map(const char *path, size_t *len);
 
 /* Join the tree at path, or, with path NULL or empty, make a domain of
- * one with budget.  0, 1 when path no longer exists (a domain of one was
- * made), or -errno with a message that says what to change. */
+ * one with budget.  0; 1 when path no longer exists, 2 when this process
+ * may not open it (another user's): a domain of one was made; or -errno
+ * with a message that says what to change. */
+/* May this process not open the tree's file at path (it runs as another
+ * user than the upager-run that made it)? */
+bool upg_domain_barred(const char *path);
 int upg_domain_join(struct upg_domain *d, const char *path, uint64_t budget, char *err, size_t errlen);
 void upg_domain_leave(struct upg_domain *d);
 /* Take the pages of members that have exited (killed, or zombies whose

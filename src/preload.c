@@ -300,6 +300,15 @@ __attribute__((constructor(101))) static void preload_init(void)
 					      "(the smallest anonymous mmap() paged by upager)");
 	cfg.log = log_cb;
 	int rc = upager_open(&cfg, &runtime, err, sizeof err);
+	/* A process of the tree that became another user (runuser, a daemon
+	 * dropping root) and may not use userfaultfd: the program is not
+	 * stopped over it, it runs unpaged. */
+	if (rc == -EPERM && upg_domain_barred(secure_getenv("UPAGER_TREE"))) {
+		say("upager warning: this process runs as another user than upager-run and may not use "
+		    "userfaultfd: it runs unpaged, outside the tree's budget");
+		__atomic_store_n(&state, ST_FAILED, __ATOMIC_RELEASE);
+		return;
+	}
 	if (rc)
 		fail_start("cannot start", err);
 

@@ -86,9 +86,7 @@ static int open_runtime(const struct upager_config *cfg, upager_t **out, char *e
 	rc = upg_domain_join(&up->dom, tree, cfg->ram_budget, err, errlen);
 	if (rc < 0)
 		goto out_free;
-	if (rc > 0)
-		upg_log(up, UPAGER_LOG_WARN, "the tree's budget file %s is gone (its upager-run has ended): "
-			"this process has a budget of its own", tree);
+	int joined = rc;
 	up->budget = upg_domain_budget(&up->dom);
 	up->high = up->budget - up->budget / 32;
 	up->low = up->budget - up->budget / 16;
@@ -98,6 +96,14 @@ static int open_runtime(const struct upager_config *cfg, upager_t **out, char *e
 	rc = upg_uffd_open(&up->uffd, &up->features, err, errlen);
 	if (rc)
 		goto out_free;
+	/* Said once the runtime can start at all (see preload.c for a
+	 * process that became another user and may not use userfaultfd). */
+	if (joined == 1)
+		upg_log(up, UPAGER_LOG_WARN, "the tree's budget file %s is gone (its upager-run has ended): "
+			"this process has a budget of its own", tree);
+	if (joined == 2)
+		upg_log(up, UPAGER_LOG_WARN, "the tree's budget file %s is not open to this process (it runs as "
+			"another user than upager-run): this process has a budget of its own, outside the tree's", tree);
 	up->have_move = up->features & UFFD_FEATURE_MOVE;
 	up->have_poison = up->features & UFFD_FEATURE_POISON;
 	if (!up->have_move) {

@@ -50,6 +50,21 @@ if echo "$out" | grep -q "upager tree: 3 processes shared the 32.0 MiB budget" &
 else
 	bad "tree report or budget file: '$(echo "$out" | grep tree)', $(ls /dev/shm/upager-tree-$sup 2>&1)"
 fi
+# A process of the tree that becomes another user (runuser, a daemon
+# dropping root) may not open the tree's file, nor, here, use userfaultfd:
+# it runs, unpaged, and says so; its output is that of a plain run.
+if [ "$(id -u)" = 0 ] && command -v runuser >/dev/null && id nobody >/dev/null 2>&1 &&
+	[ "$(sysctl -n vm.unprivileged_userfaultfd 2>/dev/null)" = 0 ]; then
+	prog='import hashlib; x = bytes(range(256)) * (96 << 12); print(hashlib.sha256(x).hexdigest())'
+	want=$(/usr/bin/python3 -c "$prog")
+	out=$("$run" --ram 16M -- runuser -u nobody -- /usr/bin/python3 -c "$prog" 2>"$build/other-user.err"); rc=$?
+	if [ $rc -eq 0 ] && [ "$out" = "$want" ] && grep -q "runs as another user than upager-run" "$build/other-user.err"; then
+		ok "a process that becomes another user runs unpaged, warned, output right"
+	else
+		bad "another user: exit $rc, output '$out', want '$want', stderr '$(cat "$build/other-user.err")'"
+	fi
+	rm -f "$build/other-user.err"
+fi
 "$run" --ram 32M -- /nonexistent/prog 2>/dev/null; rc=$?
 [ $rc -eq 127 ] && ok "a missing command gives 127" || bad "missing command: got $rc, want 127"
 
