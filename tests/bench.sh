@@ -43,6 +43,12 @@ for r in res:
     # 64 MiB over a 16 MiB budget: the store must really have been used.
     if r["workload"] != "seq-read" and (u["store_reads"] == 0 or u["evictions"] == 0):
         errs.append(f"{name}: upager made {u['store_reads']} store reads and {u['evictions']} evictions")
+    # The evictor's cost per evicted page: its own thread's CPU, so
+    # positive and below the whole of upager's threads.
+    if u["evictions"] and not (0 < u["cpu_s_evictor"] <= u["cpu_s_pager_threads"] + 1e-3
+                               and u["cpu_s_per_eviction"] > 0):
+        errs.append(f"{name}: evictor CPU {u['cpu_s_evictor']} s of {u['cpu_s_pager_threads']} s, "
+                    f"per eviction {u['cpu_s_per_eviction']}")
     if kernel:
         k = r["kernel"]
         if k is None:

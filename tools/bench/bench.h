@@ -198,6 +198,8 @@ struct row {
 	double cpu_s_per_major_fault;  /* NAN without major faults */
 	double cpu_s_per_page_in;      /* per page read from the store, readahead included; NAN without */
 	double cpu_s_polling;          /* of cpu_s, upager's handlers polling for store reads (device wait) */
+	double cpu_s_evictor;          /* of cpu_s_pager_threads, upager's evictor thread */
+	double cpu_s_per_eviction;     /* the evictor's CPU per page it evicted; NAN without evictions */
 	double fill_s;
 	double verify_s;
 	uint64_t bad_words;

@@ -280,8 +280,9 @@ int compare_main(const struct upager_config *cfg, const struct opts *o, FILE *cs
 		"(user+system, all threads, the workload's own work included) per major fault, us (-: fewer major\n"
 		"faults than 1%% of accesses); upg-thr: upager's own threads alone; upg-poll: of upg-cpu, the\n"
 		"handlers' polling for store reads to complete (device wait spent on a CPU instead of asleep,\n"
-		"UPAGER_POLL_US).  krn-maj, upg-maj: major faults (kernel: getrusage; upager: store reads;\n"
-		"readahead pages not counted on either side).\n\n",
+		"UPAGER_POLL_US).  upg-evict: the evictor thread's CPU per page it evicted, us (a clean page\n"
+		"dropped counts as evicted).  krn-maj, upg-maj: major faults (kernel: getrusage; upager: store\n"
+		"reads; readahead pages not counted on either side).\n\n",
 		SAMPLE_EVERY);
 	print_pair_header(stdout);
 

@@ -27,15 +27,15 @@ static void fmt_num(char *buf, size_t len, bool ok, double v, const char *f)
 
 void print_pair_header(FILE *out)
 {
-	fprintf(out, "%-11s %3s %10s %10s %6s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s\n",
+	fprintf(out, "%-11s %3s %10s %10s %6s %8s %8s %8s %8s %8s %8s %8s %8s %9s %8s %8s\n",
 		"workload", "thr", "kernel/s", "upager/s", "ratio", "upg-p50", "upg-p99", "krn-p50", "krn-p99",
-		"krn-cpu", "upg-cpu", "upg-thr", "upg-poll", "krn-maj", "upg-maj");
+		"krn-cpu", "upg-cpu", "upg-thr", "upg-poll", "upg-evict", "krn-maj", "upg-maj");
 	fflush(out);
 }
 
 void print_pair(FILE *out, const struct pair *p)
 {
-	char ka[16], ua[16], ra[16], up50[16], up99[16], kp50[16], kp99[16], kc[16], uc[16], ut[16], upl[16], km[24],
+	char ka[16], ua[16], ra[16], up50[16], up99[16], kp50[16], kp99[16], kc[16], uc[16], ut[16], upl[16], uev[16], km[24],
 		um[24];
 	const struct row *k = &p->k, *u = &p->u;
 	fmt_num(ka, sizeof ka, p->k_ok, k->accesses_per_s, "%.0f");
@@ -52,10 +52,11 @@ void print_pair(FILE *out, const struct pair *p)
 	fmt_num(uc, sizeof uc, uf, u->cpu_s_per_major_fault * 1e6, "%.1f");
 	fmt_num(ut, sizeof ut, uf, u->cpu_s_pager_threads / (double)u->store_reads * 1e6, "%.1f");
 	fmt_num(upl, sizeof upl, uf, u->cpu_s_polling / (double)u->store_reads * 1e6, "%.1f");
+	fmt_num(uev, sizeof uev, p->u_ok && u->evictions, u->cpu_s_per_eviction * 1e6, "%.2f");
 	fmt_num(km, sizeof km, p->k_ok, (double)k->store_reads, "%.0f");
 	fmt_num(um, sizeof um, p->u_ok, (double)u->store_reads, "%.0f");
-	fprintf(out, "%-11s %3u %10s %10s %6s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s%s%s\n",
-		p->wl->name, p->threads, ka, ua, ra, up50, up99, kp50, kp99, kc, uc, ut, upl, km, um,
+	fprintf(out, "%-11s %3u %10s %10s %6s %8s %8s %8s %8s %8s %8s %8s %8s %9s %8s %8s%s%s\n",
+		p->wl->name, p->threads, ka, ua, ra, up50, up99, kp50, kp99, kc, uc, ut, upl, uev, km, um,
 		(p->k_ok && k->bad_words) ? "  KERNEL DATA ERRORS" : "",
 		(p->u_ok && u->bad_words) ? "  UPAGER DATA ERRORS" : "");
 	fflush(out);

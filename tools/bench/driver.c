@@ -21,6 +21,7 @@ struct task_cpu {
 	unsigned n;
 	pid_t tid[MAX_TASKS];
 	uint64_t ns[MAX_TASKS];
+	bool evictor[MAX_TASKS];  /* upager names its evictor thread "upg-evictor" */
 };
 
 static uint64_t thread_cpu_ns(pid_t tid)
@@ -62,17 +63,29 @@ static void task_cpu_snapshot(struct task_cpu *t)
 		pid_t tid = (pid_t)atoi(e->d_name);
 		if (tid <= 0 || tid == self)
 			continue;
+		char path[64], comm[32] = "";
+		snprintf(path, sizeof path, "/proc/self/task/%d/comm", (int)tid);
+		FILE *f = fopen(path, "r");
+		if (f) {
+			if (!fgets(comm, sizeof comm, f))
+				comm[0] = 0;
+			fclose(f);
+		}
+		t->evictor[t->n] = !strncmp(comm, "upg-evictor", 11);
 		t->tid[t->n] = tid;
 		t->ns[t->n++] = thread_cpu_ns(tid);
 	}
 	closedir(d);
 }
 
-/* CPU the threads in b used since a (a thread new in b counts whole). */
-static double task_cpu_delta(const struct task_cpu *a, const struct task_cpu *b)
+/* CPU the threads in b used since a (a thread new in b counts whole); with
+ * evictor_only, upager's evictor thread alone. */
+static double task_cpu_delta(const struct task_cpu *a, const struct task_cpu *b, bool evictor_only)
 {
 	uint64_t sum = 0;
 	for (unsigned i = 0; i < b->n; i++) {
+		if (evictor_only && !b->evictor[i])
+			continue;
 		uint64_t before = 0;
 		for (unsigned j = 0; j < a->n; j++)
 			if (a->tid[j] == b->tid[i])
@@ -211,7 +224,9 @@ int run_one(struct backend *be, const struct opts *o, const struct workload *wl,
 	row->bytes_read = b->bytes_read - a->bytes_read;
 	row->bytes_written = b->bytes_written - a->bytes_written;
 	row->cpu_s = ph.cpu1 - ph.cpu0;
-	row->cpu_s_pager_threads = task_cpu_delta(&ph.tc0, &ph.tc1);
+	row->cpu_s_pager_threads = task_cpu_delta(&ph.tc0, &ph.tc1, false);
+	row->cpu_s_evictor = task_cpu_delta(&ph.tc0, &ph.tc1, true);
+	row->cpu_s_per_eviction = row->evictions ? row->cpu_s_evictor / row->evictions : NAN;
 	row->cpu_s_per_major_fault = row->store_reads ? row->cpu_s / row->store_reads : NAN;
 	row->cpu_s_polling = (double)(b->poll_cpu_ns - a->poll_cpu_ns) / 1e9;
 	row->cpu_s_per_page_in = row->store_reads + row->readahead_pages ?

@@ -27,7 +27,7 @@ static const struct column columns[] = {
 	COL(wp_faults, 'u'), COL(evictions, 'u'), COL(writebacks, 'u'), COL(clean_drops, 'u'),
 	COL(bytes_read, 'u'), COL(bytes_written, 'u'),
 	COL(cpu_s, 'd'), COL(cpu_s_pager_threads, 'd'), COL(cpu_s_per_major_fault, 'd'), COL(cpu_s_per_page_in, 'd'),
-	COL(cpu_s_polling, 'd'), COL(fill_s, 'd'), COL(verify_s, 'd'), COL(bad_words, 'u'),
+	COL(cpu_s_polling, 'd'), COL(cpu_s_evictor, 'd'), COL(cpu_s_per_eviction, 'd'), COL(fill_s, 'd'), COL(verify_s, 'd'), COL(bad_words, 'u'),
 };
 #define NCOLUMNS (sizeof columns / sizeof columns[0])
 
