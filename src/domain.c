@@ -55,13 +55,10 @@ struct upg_domain_area *upg_domain_map(const char *path, size_t *len)
 	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && (size_t)st.st_size == AREA_LEN)
 		a = mmap(NULL, AREA_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
-	if (a == MAP_FAILED) {
-		errno = EINVAL;
+	if (a == MAP_FAILED)
 		return NULL;
-	}
 	if (__atomic_load_n(&a->magic, __ATOMIC_ACQUIRE) != MAGIC) {
 		munmap(a, AREA_LEN);
-		errno = EINVAL;
 		return NULL;
 	}
 	*len = AREA_LEN;

@@ -119,23 +119,12 @@ static struct upg_child *child_record(struct upager *up)
  * fork_lock, cannot take it away before the fork.  The NSS lookup is
  * glibc's private one (2.33 and later); without it, that part is not
  * done. */
+static bool (*nss_get)(int, void *);
+static FILE **files;
+static void (*files_lock)(void), (*files_unlock)(void);
+
 static void touch_glibc_state(void)
 {
-	static bool (*nss_get)(int, void *);
-	static FILE **files;
-	static void (*files_lock)(void), (*files_unlock)(void);
-	static int looked;
-	if (!__atomic_load_n(&looked, __ATOMIC_ACQUIRE)) {
-		void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
-		if (libc) {
-			nss_get = (bool (*)(int, void *))dlvsym(libc, "__nss_database_get", "GLIBC_PRIVATE");
-			files = dlsym(libc, "_IO_list_all");
-			files_lock = (void (*)(void))dlsym(libc, "_IO_list_lock");
-			files_unlock = (void (*)(void))dlsym(libc, "_IO_list_unlock");
-			dlclose(libc);
-		}
-		__atomic_store_n(&looked, 1, __ATOMIC_RELEASE);
-	}
 	void *actions;
 	if (nss_get)
 		nss_get(0, &actions);
@@ -386,15 +375,7 @@ static void takeover(struct upager *up)
 {
 	char err[512] = "";
 	/* The parent's threads and locks are not here. */
-	pthread_mutex_init(&up->lock, NULL);
-	pthread_mutex_init(&up->uffd_lock, NULL);
-	pthread_mutex_init(&up->fork_lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&up->evict_cond, &ca);
-	pthread_cond_init(&up->idle_cond, &ca);
-	pthread_condattr_destroy(&ca);
+	upg_sync_init(up);
 	/* Its userfaultfd acts on the parent's memory: not ours to touch. */
 	close(up->uffd);
 	up->uffd = -1;
@@ -488,8 +469,18 @@ static void child(void)
 	pthread_sigmask(SIG_SETMASK, &fork_mask, NULL);
 }
 
+/* Once, when the first runtime registers: the fork handlers, and the glibc
+ * symbols touch_glibc_state() needs (looked up here, not inside fork()). */
 static void install(void)
 {
+	void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+	if (libc) {
+		nss_get = (bool (*)(int, void *))dlvsym(libc, "__nss_database_get", "GLIBC_PRIVATE");
+		files = dlsym(libc, "_IO_list_all");
+		files_lock = (void (*)(void))dlsym(libc, "_IO_list_lock");
+		files_unlock = (void (*)(void))dlsym(libc, "_IO_list_unlock");
+		dlclose(libc);
+	}
 	pthread_atfork(prepare, parent, child);
 }
 

@@ -186,6 +186,9 @@ extern struct upager *upg_shared_runtime;
  * mflags 0, MAP_FIXED or MAP_FIXED_NOREPLACE.  Only for 4 KiB pages.  For
  * the preload layer, which serves a program's own mmap() calls. */
 int upg_map_at(struct upager *up, uintptr_t hint, size_t len, uint32_t psize, int mflags, void **addr);
+/* Make up's locks and conditions anew (a forked child has the parent's,
+ * perhaps held by threads it does not have). */
+void upg_sync_init(struct upager *up);
 
 /* fork.c */
 void upg_fork_register(struct upager *up);

@@ -33,6 +33,19 @@ static size_t page_round(size_t n)
 
 /* ---- open / close ---- */
 
+void upg_sync_init(struct upager *up)
+{
+	pthread_mutex_init(&up->lock, NULL);
+	pthread_mutex_init(&up->uffd_lock, NULL);
+	pthread_mutex_init(&up->fork_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&up->evict_cond, &ca);
+	pthread_cond_init(&up->idle_cond, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
 static int open_runtime(const struct upager_config *cfg, upager_t **out, char *err, size_t errlen)
 {
 	char dummy[8];
@@ -60,16 +73,8 @@ static int open_runtime(const struct upager_config *cfg, upager_t **out, char *e
 	up->uffd = -1;
 	up->store.fd = -1;
 	up->pagemap_fd = -1;
-	pthread_mutex_init(&up->lock, NULL);
-	pthread_mutex_init(&up->uffd_lock, NULL);
-	pthread_mutex_init(&up->fork_lock, NULL);
 	up->fork_hup_wr = -1;
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&up->evict_cond, &ca);
-	pthread_cond_init(&up->idle_cond, &ca);
-	pthread_condattr_destroy(&ca);
+	upg_sync_init(up);
 
 	rc = -ENOMEM;
 	if (cfg->store_path && !(up->store_path = strdup(cfg->store_path)))
