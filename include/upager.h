@@ -74,6 +74,10 @@ struct upager_config {
 	uint32_t poll_us;         /* a handler with store reads in flight polls for their completion
 	                           * this long, yielding the CPU, before it sleeps (0..10000; default 0:
 	                           * sleep at once) */
+	/* Added in 0.4 (older callers get the default): */
+	const char *compress;     /* compressed RAM pool in front of the store: "lz4" (NULL: the
+	                           * default), "zstd" or "off" */
+	uint32_t compress_pool;   /* most of the budget the pool may hold, in percent (5..95; 0: 50) */
 };
 
 UPAGER_API void upager_config_init(struct upager_config *cfg);

@@ -30,6 +30,7 @@
 #include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -67,6 +68,8 @@ struct upg_evictor {
 	struct upager *up;
 	pthread_t tid;
 	struct io_uring ring;
+	struct upg_tq q;    /* its queue to the tiers, on ring */
+	int kick_fd;        /* kicks q: a tier's completion made on another thread */
 	bool ring_ok, started;
 	struct vict *v;
 	uint32_t cap;
@@ -406,7 +409,9 @@ static void assign_slots(struct upg_evictor *ev, uint32_t n)
 	}
 }
 
-/* Write the K_WRITE pages; failures become K_KEEP. */
+/* Write the K_WRITE pages through the store's tier, merging neighbours
+ * (consecutive slots, back to back in the scratch range) into one write
+ * of up to MAX_WRITE; failures become K_KEEP. */
 static void write_back(struct upg_evictor *ev, uint32_t n)
 {
 	struct upager *up = ev->up;
@@ -435,53 +440,45 @@ static void write_back(struct upg_evictor *ev, uint32_t n)
 			 * no one reads it before the write is settled. */
 			const void *data = upg_seal_write(&up->seal, v->new_slot - 1, src_of(ev, v),
 							  ev->cipher + (v->copied ? SCRATCH_LEN : 0) + v->soff, len);
-			struct io_uring_sqe *sqe = io_uring_get_sqe(&ev->ring);
-			io_uring_prep_write(sqe, 0, data, (unsigned)len, (uint64_t)(v->new_slot - 1) * UPG_BLOCK);
-			sqe->flags |= IOSQE_FIXED_FILE;
 			uint32_t idx = 0;
 			while (runs[idx].last != 0 && idx < RING_ENTRIES - 1)
 				idx++;
 			runs[idx].first = i;
 			runs[idx].last = j;
-			io_uring_sqe_set_data64(sqe, idx);
+			upg_tier_write(&up->store_tier, &ev->q, v->new_slot, data, (uint32_t)len, idx);
 			inflight++;
 			i = j;
 		}
 		if (!inflight)
 			break;
-		/* Submit only when every completion seen so far is handled,
-		 * and then wait for several: the writes queued meanwhile go
-		 * to the device together, with one notification, instead of
-		 * one submission per completed write. */
-		if (!io_uring_cq_ready(&ev->ring)) {
-			unsigned nr = i >= n ? inflight : inflight < REAP_BATCH ? 1 : REAP_BATCH;
-			int rc = io_uring_submit_and_wait(&ev->ring, nr);
-			if (rc == -EINTR)
-				continue;
-			if (rc < 0) {
-				upg_fatal(up, "the evictor's io_uring wait failed: %s", strerror(-rc));
+		/* Wait for several completions at a time: the writes queued
+		 * meanwhile go to the device together, with one notification,
+		 * instead of one submission per completed write. */
+		struct upg_tq_done done[REAP_BATCH];
+		uint32_t min = i >= n ? inflight : inflight < REAP_BATCH ? 1 : REAP_BATCH;
+		if (min > REAP_BATCH)
+			min = REAP_BATCH;
+		int got = upg_tq_reap(&ev->q, min, done, REAP_BATCH);
+		if (got < 0)
+			upg_fatal(up, "the evictor's io_uring wait failed: %s", strerror(-got));
+		for (int d = 0; d < got; d++) {
+			uint32_t idx = (uint32_t)done[d].tag;
+			int res = done[d].res;
+			inflight--;
+			uint32_t first = runs[idx].first, last = runs[idx].last;
+			runs[idx].last = 0;
+			size_t want = (size_t)(last - first) * ev->v[first].r->psize;
+			res = upg_inject(UPG_INJ_WRITE, res, want);
+			if (res != (int)want) {
+				pthread_mutex_lock(&up->lock);
+				up->c.write_errors++;
+				pthread_mutex_unlock(&up->lock);
+				upg_log(up, UPAGER_LOG_WARN, "write-back of %u page(s) to the store failed (%s); they "
+					"stay in RAM and will be written again later", last - first,
+					res < 0 ? strerror(-res) : "short write");
+				for (uint32_t k = first; k < last; k++)
+					ev->v[k].kind = K_KEEP;
 			}
-		}
-		struct io_uring_cqe *cqe;
-		if (io_uring_peek_cqe(&ev->ring, &cqe))
-			continue;
-		uint32_t idx = (uint32_t)io_uring_cqe_get_data64(cqe);
-		int res = cqe->res;
-		io_uring_cqe_seen(&ev->ring, cqe);
-		inflight--;
-		uint32_t first = runs[idx].first, last = runs[idx].last;
-		runs[idx].last = 0;
-		size_t want = (size_t)(last - first) * ev->v[first].r->psize;
-		res = upg_inject(UPG_INJ_WRITE, res, want);
-		if (res != (int)want) {
-			pthread_mutex_lock(&up->lock);
-			up->c.write_errors++;
-			pthread_mutex_unlock(&up->lock);
-			upg_log(up, UPAGER_LOG_WARN, "write-back of %u page(s) to the store failed (%s); they stay "
-				"in RAM and will be written again later", last - first,
-				res < 0 ? strerror(-res) : "short write");
-			for (uint32_t k = first; k < last; k++)
-				ev->v[k].kind = K_KEEP;
 		}
 	}
 }
@@ -666,6 +663,7 @@ static void *evictor_main(void *arg)
 	upg_internal_thread = 1;
 	struct upg_evictor *ev = arg;
 	struct upager *up = ev->up;
+	ev->q.owner = pthread_self();
 	__atomic_store_n(&up->evictor_tid, (int)syscall(SYS_gettid), __ATOMIC_RELEASE);
 	uint64_t over_since = 0;  /* when the tree went over its budget; 0: it is not */
 	pthread_mutex_lock(&up->lock);
@@ -846,6 +844,7 @@ int upg_evictor_start(struct upager *up, char *err, size_t errlen)
 	int rc = -ENOMEM;
 	ev->up = up;
 	ev->mem_fd = -1;
+	ev->kick_fd = -1;
 	up->ev = ev;
 	ev->cap = SCRATCH_LEN / 4096;
 	ev->v = calloc(ev->cap, sizeof *ev->v);
@@ -893,6 +892,14 @@ int upg_evictor_start(struct upager *up, char *err, size_t errlen)
 		snprintf(err, errlen, "io_uring_register_files: %s", strerror(-rc));
 		goto fail;
 	}
+	ev->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	rc = ev->kick_fd < 0 ? -errno : upg_tq_init(&ev->q, &ev->ring, ev->kick_fd, RING_ENTRIES);
+	if (rc) {
+		snprintf(err, errlen, "the evictor's queue: %s", strerror(-rc));
+		goto fail;
+	}
+	ev->q.ring_only = up->store_tier.ops->on_ring;
+	upg_tq_arm_kick(&ev->q);
 	rc = upg_thread_start(&ev->tid, evictor_main, ev, "upg-evictor");
 	if (rc) {
 		snprintf(err, errlen, "cannot start the evictor thread: %s", strerror(-rc));
@@ -924,8 +931,11 @@ void upg_evictor_stop(struct upager *up)
 		pthread_mutex_unlock(&up->lock);
 		pthread_join(ev->tid, NULL);
 	}
+	upg_tq_fini(&ev->q);
 	if (ev->ring_ok)
 		io_uring_queue_exit(&ev->ring);
+	if (ev->kick_fd >= 0)
+		close(ev->kick_fd);
 	if (up->scratch) {
 		upg_uffd_unregister(up->uffd, up->scratch, up->scratch_len);
 		munmap((void *)up->scratch, up->scratch_len);

@@ -63,6 +63,7 @@ struct upg_handler {
 	struct upager *up;
 	pthread_t tid;
 	struct io_uring ring;
+	struct upg_tq q;      /* its queue to the tiers, on ring */
 	int kick_fd;
 	char *bounce;
 	size_t bounce_len;
@@ -378,11 +379,6 @@ static void zero_fill(struct upg_handler *h, struct upg_region *r, uint64_t page
 static void submit_read(struct upg_handler *h, struct upg_io *io)
 {
 	struct upager *up = h->up;
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&h->ring);
-	if (!sqe) {
-		io_uring_submit(&h->ring);
-		sqe = io_uring_get_sqe(&h->ring);
-	}
 	size_t len = (size_t)io->npages << io->reg->pshift;
 	if (!h->bufs) {
 		/* The first store read registers (and so pins and fills) the
@@ -394,19 +390,12 @@ static void submit_read(struct upg_handler *h, struct upg_io *io)
 		if (rc)
 			upg_log(up, UPAGER_LOG_WARN, "io_uring_register_buffers: %s%s; store reads go unregistered",
 				strerror(-rc), rc == -ENOMEM ? " (raise the locked-memory limit, ulimit -l)" : "");
+		else
+			h->q.fixed = h->bounce, h->q.fixed_len = h->bounce_len;
 	}
-	char *buf = h->bounce + (size_t)io->unit * UNIT;
-	/* The ring's files are the own store, then the ancestors' (see
-	 * handler_init()): the slot's store is the file's index. */
-	int file = (int)upg_slot_store(io->slot);
-	off_t off = (off_t)upg_slot_block(io->slot) * UPG_BLOCK;
-	if (h->bufs > 0)
-		io_uring_prep_read_fixed(sqe, file, buf, (unsigned)len, (uint64_t)off, 0);
-	else
-		io_uring_prep_read(sqe, file, buf, (unsigned)len, (uint64_t)off);
-	sqe->flags |= IOSQE_FIXED_FILE;
-	io_uring_sqe_set_data(sqe, io);
 	h->inflight++;
+	upg_tier_read(&up->store_tier, &h->q, io->slot, h->bounce + (size_t)io->unit * UNIT, (uint32_t)len,
+		      (uint64_t)(uintptr_t)io);
 }
 
 /* Start a store read of page of r (state STORED).  Locks as zero_fill. */
@@ -1154,6 +1143,7 @@ static void *handler_main(void *arg)
 	upg_internal_thread = 1;
 	struct upg_handler *h = arg;
 	struct upager *up = h->up;
+	h->q.owner = pthread_self();
 	if (h->deferred) {
 		int rc = ring_enable(&h->ring);
 		if (rc) {
@@ -1167,8 +1157,11 @@ static void *handler_main(void *arg)
 	arm_poll(h, up->uffd, TAG_UFFD);
 	arm_poll(h, h->kick_fd, TAG_KICK);
 	while (!h->exit) {
-		poll_completions(h);
-		int rc = io_uring_submit_and_wait(&h->ring, 1);
+		/* Completions waiting in the queue's list: look, do not sleep. */
+		bool posted_ready = upg_tq_pending(&h->q);
+		if (!posted_ready)
+			poll_completions(h);
+		int rc = posted_ready ? io_uring_submit(&h->ring) : io_uring_submit_and_wait(&h->ring, 1);
 		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
 			upg_fatal(up, "a fault handler's io_uring wait failed: %s", strerror(-rc));
 		}
@@ -1201,9 +1194,14 @@ static void *handler_main(void *arg)
 			seen++;
 		}
 		io_uring_cq_advance(&h->ring, seen);
+		/* Then those a tier made outside the ring. */
+		struct upg_tq_done posted[64];
+		uint32_t nposted = upg_tq_take(&h->q, posted, 64);
 		for (unsigned i = 0; i < ndone; i++)
 			complete_read(h, done[i], res[i]);
-		completed = ndone > 0;
+		for (uint32_t i = 0; i < nposted; i++)
+			complete_read(h, (struct upg_io *)(uintptr_t)posted[i].tag, posted[i].res);
+		completed = ndone + nposted > 0;
 		if (kicked) {
 			uint64_t v;
 			(void)!read(h->kick_fd, &v, sizeof v);
@@ -1227,6 +1225,7 @@ static void *handler_main(void *arg)
 
 static void handler_destroy(struct upg_handler *h)
 {
+	upg_tq_fini(&h->q);
 	if (h->ring_ok)
 		io_uring_queue_exit(&h->ring);
 	if (h->kick_fd >= 0)
@@ -1282,6 +1281,11 @@ static int handler_init(struct upager *up, struct upg_handler *h, char *err, siz
 		return rc;
 	}
 	h->ring_ok = true;
+	rc = upg_tq_init(&h->q, &h->ring, h->kick_fd, h->nios);
+	if (rc) {
+		snprintf(err, errlen, "out of memory");
+		return rc;
+	}
 	int files[1 + UPG_ANCESTORS];
 	files[0] = up->store.fd;
 	for (uint32_t k = 0; k < up->nanc; k++)

@@ -37,6 +37,7 @@
 #include "budget.h"
 #include "policy.h"
 #include "store.h"
+#include "tier.h"
 #include "seal.h"
 #include "inject.h"
 #include "domain.h"
@@ -114,6 +115,7 @@ struct upager {
 	pthread_cond_t idle_cond;   /* unmap waits here for busy pages */
 
 	struct upg_store store;
+	struct upg_tier store_tier; /* the store's data path: the file tier, or a test's */
 	struct upg_seal seal;       /* checksums or encryption of stored blocks */
 	struct upg_ancestor {       /* the stores of forked ancestors, read-only */
 		int fd;
@@ -182,6 +184,9 @@ static inline struct upg_seal *upg_slot_seal(struct upager *up, uint32_t slot)
 extern struct upager *upg_shared_runtime;
 
 /* runtime.c */
+/* Set by a unit test before upager_open(): the store's data goes through
+ * this tier instead of the file (the block bitmap stays the store's). */
+extern struct upg_tier upg_store_tier_test;
 /* upager_map() with an address: hint as mmap() takes it (0: anywhere), and
  * mflags 0, MAP_FIXED or MAP_FIXED_NOREPLACE.  Only for 4 KiB pages.  For
  * the preload layer, which serves a program's own mmap() calls. */

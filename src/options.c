@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "policy.h"
+#include "pool.h"
 #include "upager.h"
 
 #define KIB (UINT64_C(1) << 10)
@@ -57,6 +58,7 @@ _Static_assert(FIELD_SIZE(store_max) == 8, "store_max is a uint64_t");
 _Static_assert(FIELD_SIZE(log_level) == sizeof(int), "log_level is an int");
 _Static_assert(FIELD_SIZE(encrypt) == 4, "encrypt is a uint32_t");
 _Static_assert(FIELD_SIZE(poll_us) == 4, "poll_us is a uint32_t");
+_Static_assert(FIELD_SIZE(compress_pool) == 4, "compress_pool is a uint32_t");
 
 /*
  * The one table.  Defaults live in upager_config_init() (the fields have
@@ -162,6 +164,20 @@ const struct upg_option upg_options[] = {
 			"(0: it never polls), from 0 to 10000",
 	},
 	{
+		.env = "UPAGER_COMPRESS",
+		.kind = UPG_OPT_CHOICE,
+		.offset = FIELD(compress),
+		.help = "a compressor for the RAM pool in front of the store: lz4, zstd or off",
+	},
+	{
+		.env = "UPAGER_COMPRESS_POOL",
+		.kind = UPG_OPT_UINT,
+		.offset = FIELD(compress_pool),
+		.min = 5,
+		.max = 95,
+		.help = "the most of the RAM budget the compressed pool may hold, in percent, from 5 to 95",
+	},
+	{
 		/* Read by upager_open() itself, in fault-injection builds. */
 		.env = "UPAGER_INJECT",
 		.kind = UPG_OPT_STRING,
@@ -258,6 +274,8 @@ void upager_config_init(struct upager_config *cfg)
 	cfg->log_arg = NULL;
 	cfg->encrypt = 0;
 	cfg->poll_us = UPG_POLL_US_DEFAULT;
+	cfg->compress = "lz4";
+	cfg->compress_pool = UPG_COMPRESS_POOL_DEFAULT;
 }
 
 void upg_config_copy(struct upager_config *dst, const struct upager_config *src)
@@ -419,11 +437,15 @@ static int parse_loglevel(const char *s, int *out)
 	return -EINVAL;
 }
 
-/* Only the policy is a CHOICE; its words belong to policy.c. */
+/* The CHOICE rows: the policy, whose words belong to policy.c, and the
+ * compressor, whose words belong to pool.c. */
 static bool choice_valid(const struct upg_option *o, const char *val)
 {
+	int algo;
 	if (o->offset == FIELD(policy))
 		return upg_policy_find(val) != NULL;
+	if (o->offset == FIELD(compress))
+		return upg_pool_algo_parse(val, &algo) != -EINVAL;
 	return false;
 }
 
@@ -431,6 +453,8 @@ static const char *choice_names(const struct upg_option *o)
 {
 	if (o->offset == FIELD(policy))
 		return upg_policy_names();
+	if (o->offset == FIELD(compress))
+		return upg_pool_algo_names();
 	return o->help;
 }
 
@@ -619,6 +643,25 @@ int upg_config_check(const struct upager_config *cfg, char *err, size_t errlen)
 		say(err, errlen, "unknown replacement policy \"%s\": set UPAGER_POLICY / policy "
 		    "to one of %s", upg_echo(cfg->policy, SIZE_MAX, shown), upg_policy_names());
 		return -EINVAL;
+	}
+
+	int algo;
+	rc = upg_pool_algo_parse(cfg->compress, &algo);
+	if (rc == -ENOTSUP) {
+		say(err, errlen, "compressor \"zstd\" asked for, but this build of upager has no libzstd: "
+		    "install libzstd-dev and rebuild, or set UPAGER_COMPRESS / compress to lz4 or off");
+		return -ENOTSUP;
+	}
+	if (rc) {
+		say(err, errlen, "unknown compressor \"%s\": set UPAGER_COMPRESS / compress to one of %s",
+		    upg_echo(cfg->compress, SIZE_MAX, shown), upg_pool_algo_names());
+		return -EINVAL;
+	}
+	if (cfg->compress_pool) {
+		rc = check_range(cfg->compress_pool, "the compressed pool's share of the budget",
+				 "UPAGER_COMPRESS_POOL", "compress_pool", err, errlen);
+		if (rc)
+			return rc;
 	}
 
 	rc = check_range(cfg->handler_threads, "the number of handler threads",

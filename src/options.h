@@ -42,6 +42,8 @@ int upg_config_check(const struct upager_config *cfg, char *err, size_t errlen);
 /* What store_max == 0 means. */
 #define UPG_STORE_MAX_DEFAULT (UINT64_C(64) << 30)
 #define UPG_POLL_US_DEFAULT 0
+/* What compress_pool == 0 means (a caller built before it). */
+#define UPG_COMPRESS_POOL_DEFAULT 50
 
 /* Room for any upg_format_size() result, NUL included ("18446744073709551615"). */
 #define UPG_SIZE_BUFLEN 24

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "store.h"
+
 struct upager;
 
 #define UPG_PTES_PER_CHUNK 256u  /* ptes covered by one bit of region->touched */
@@ -38,25 +40,6 @@ enum upg_pflag {
 
 /* One page of a region.  16 bytes; the array is reserved with MAP_NORESERVE
  * so untouched parts of a huge region cost nothing. */
-/*
- * A slot names a page's store copy: its first block + 1 in the low 29
- * bits, and in the top 3 which store holds it: 0 this process's own, k an
- * ancestor's (up->anc[k - 1]), read-only.  A forked child takes its own
- * paging over (fork.c): it writes to a store of its own and reads what it
- * inherited from its parent's, whose blocks the parent keeps frozen while
- * the child lives.  0: no store copy.
- */
-#define UPG_SLOT_STORE_SHIFT 29
-#define UPG_ANCESTORS 7
-static inline uint32_t upg_slot_store(uint32_t slot)
-{
-	return slot >> UPG_SLOT_STORE_SHIFT;
-}
-static inline uint64_t upg_slot_block(uint32_t slot)
-{
-	return (slot & ((1u << UPG_SLOT_STORE_SHIFT) - 1)) - 1;
-}
-
 struct upg_pte {
 	uint32_t slot;      /* see upg_slot_store(); 0: no store copy */
 	uint32_t frame;     /* frame index while it holds RAM; UPG_NOFRAME otherwise */

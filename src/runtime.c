@@ -120,6 +120,7 @@ static int open_runtime(const struct upager_config *cfg, upager_t **out, char *e
 	rc = upg_store_open(&up->store, up->store_path, cfg->store_max, err, errlen);
 	if (rc)
 		goto out_uffd;
+	up->store_tier = upg_store_tier_test.ops ? upg_store_tier_test : (struct upg_tier){ &upg_file_tier, NULL };
 	rc = upg_seal_init(&up->seal, up->store.max_blocks, up->cfg.encrypt, err, errlen);
 	if (rc) {
 		upg_store_close(&up->store);
@@ -320,6 +321,8 @@ static int close_runtime(upager_t *up)
  * and threads) from upager_open(), rather than a second one competing for
  * the same memory.  upager_close() of it only lets go.
  */
+struct upg_tier upg_store_tier_test;
+
 struct upager *upg_shared_runtime;
 
 static int unmap_region(upager_t *up, void *addr);

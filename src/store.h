@@ -15,6 +15,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * A slot names a page's store copy: its first block + 1 in the low 29
+ * bits, and in the top 3 which store holds it: 0 this process's own, k an
+ * ancestor's (up->anc[k - 1]), read-only.  A forked child takes its own
+ * paging over (fork.c): it writes to a store of its own and reads what it
+ * inherited from its parent's, whose blocks the parent keeps frozen while
+ * the child lives.  0: no store copy.
+ */
+#define UPG_SLOT_STORE_SHIFT 29
+#define UPG_ANCESTORS 7
+static inline uint32_t upg_slot_store(uint32_t slot)
+{
+	return slot >> UPG_SLOT_STORE_SHIFT;
+}
+static inline uint64_t upg_slot_block(uint32_t slot)
+{
+	return (slot & ((1u << UPG_SLOT_STORE_SHIFT) - 1)) - 1;
+}
+
 struct upg_store {
 	int fd;
 	bool is_blockdev;

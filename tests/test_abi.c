@@ -47,6 +47,8 @@ static const struct field config_fields[] = {
 	F(upager_config, log_arg, 72, 8),
 	F(upager_config, encrypt, 80, 4),
 	F(upager_config, poll_us, 84, 4),  /* 0.3: in what was padding, so the size stays 88 */
+	F(upager_config, compress, 88, 8),       /* 0.4 */
+	F(upager_config, compress_pool, 96, 4),  /* 0.4 */
 };
 
 static const struct field stats_fields[] = {
@@ -105,7 +107,7 @@ static void check_fields(const char *type, const struct field *f, size_t n)
 
 START_TEST(test_config_layout)
 {
-	ck_assert_msg(sizeof(struct upager_config) == 88, "ABI break: sizeof(struct upager_config) is %zu, was 88",
+	ck_assert_msg(sizeof(struct upager_config) == 104, "ABI break: sizeof(struct upager_config) is %zu, was 104",
 		      sizeof(struct upager_config));
 	check_fields("upager_config", config_fields, sizeof config_fields / sizeof config_fields[0]);
 }
@@ -166,6 +168,8 @@ START_TEST(test_config_init_defaults)
 	ck_assert_ptr_null(cfg.log_arg);
 	ck_assert_uint_eq(cfg.encrypt, 0);
 	ck_assert_uint_eq(cfg.poll_us, 0);
+	ck_assert_str_eq(cfg.compress, "lz4");
+	ck_assert_uint_eq(cfg.compress_pool, 50);
 	/* Padding too: init clears the whole struct. */
 	unsigned char pad[4];
 	memcpy(pad, (char *)&cfg + 60, 4);

@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The compressed pool's allocator and codecs (src/pool.c): pages of text
+ * and pointers go in and come back byte for byte; poor compressors are
+ * refused; the RAM it holds stays within 5% of what its objects need
+ * after churn; empty spans give their RAM back; the cold ring gives
+ * objects oldest first and skips the dead.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "pool.h"
+#include "upg_config.h"
+
+#define N 20000
+
+/* A heap-like page: words, numbers and pointers into one region. */
+static void heap_page(char *page, uint64_t seed)
+{
+	static const char *words[] = { "alpha", "beta", "gamma", "delta", "record", "value", "index", "name",
+				       "upager", "page", "store", "key", "0123", "field", "=", ";" };
+	uint64_t rng = seed * 7919 + 1;
+	size_t off = 0;
+	while (off + 16 <= 4096) {
+		uint64_t r = upg_t_rand(&rng);
+		if (r % 3 == 0) {
+			/* Pointers to neighbouring objects, as an allocator lays them out. */
+			uint64_t ptr = 0x7f3a00000000ULL + seed * 4096 + off * 2 + (r >> 8) % 4 * 16;
+			memcpy(page + off, &ptr, 8);
+			off += 8;
+		} else {
+			const char *w = words[r % 16];
+			size_t l = strlen(w);
+			memcpy(page + off, w, l);
+			page[off + l] = ' ';
+			off += l + 1;
+		}
+	}
+	memset(page + off, 0, 4096 - off);
+}
+
+static void check_algo(int algo)
+{
+	struct upg_pool p;
+	char err[256];
+	ck_assert_int_eq(upg_pool_init(&p, algo, 256 << 20, err, sizeof err), 0);
+	static char page[4096], back[4096], out[UPG_POOL_BOUND];
+	uint32_t *h = calloc(N, sizeof *h);
+	uint64_t orig = 0;
+	for (uint32_t i = 0; i < N; i++) {
+		heap_page(page, i);
+		uint32_t clen = upg_pool_compress(&p, page, out);
+		ck_assert_uint_gt(clen, 0);
+		h[i] = upg_pool_put(&p, out, clen, 1, i);
+		ck_assert_uint_ne(h[i], 0);
+		orig += 4096;
+	}
+	double ratio = (double)orig / (double)p.bytes;
+	/* Churn: free a random half, put them back. */
+	uint64_t rng = 42;
+	for (int round = 0; round < 4; round++) {
+		for (uint32_t i = 0; i < N; i++)
+			if (upg_t_rand(&rng) & 1) {
+				upg_pool_free(&p, h[i]);
+				h[i] = 0;
+			}
+		for (uint32_t i = 0; i < N; i++)
+			if (!h[i]) {
+				heap_page(page, i);
+				uint32_t clen = upg_pool_compress(&p, page, out);
+				h[i] = upg_pool_put(&p, out, clen, 1, i);
+				ck_assert_uint_ne(h[i], 0);
+			}
+	}
+	uint64_t need = 0;
+	for (uint32_t i = 0; i < N; i++) {
+		uint32_t clen;
+		upg_pool_data(&p, h[i], &clen);
+		need += 16 + clen;
+		heap_page(page, i);
+		ck_assert_int_eq(upg_pool_load(&p, h[i], back), 0);
+		ck_assert_msg(!memcmp(page, back, 4096), "page %u differs after a round trip", i);
+	}
+	double waste = (double)(p.bytes - need) / (double)p.bytes;
+	printf("%s: %u heap pages, ratio %.2f, %.2f%% of the pool's RAM wasted after churn\n",
+	       upg_pool_algo_name(algo), N, ratio, 100 * waste);
+	ck_assert_double_lt(waste, 0.05);
+	ck_assert_double_gt(ratio, 1.5);
+
+	/* Random bytes do not compress: refused. */
+	uint64_t s = 7;
+	for (size_t i = 0; i < 4096; i += 8) {
+		uint64_t r = upg_t_rand(&s);
+		memcpy(page + i, &r, 8);
+	}
+	ck_assert_uint_eq(upg_pool_compress(&p, page, out), 0);
+
+	/* Emptied through the cold ring. */
+	uint32_t hh, seen = 0;
+	uint64_t owner, pg;
+	while (upg_pool_coldest(&p, &hh, &owner, &pg)) {
+		ck_assert_uint_eq(owner, 1);
+		ck_assert_uint_eq(hh, h[pg]);
+		upg_pool_free(&p, hh);
+		seen++;
+	}
+	ck_assert_uint_eq(seen, N);
+	ck_assert_uint_eq(p.objects, 0);
+	ck_assert_uint_eq(p.bytes, 0);  /* every span gave its RAM back */
+	upg_pool_fini(&p);
+	free(h);
+}
+
+START_TEST(test_lz4) { check_algo(UPG_POOL_LZ4); }
+END_TEST
+
+START_TEST(test_zstd)
+{
+#ifdef UPG_HAVE_ZSTD
+	check_algo(UPG_POOL_ZSTD);
+#endif
+}
+END_TEST
+
+START_TEST(test_names)
+{
+	int a;
+	ck_assert_int_eq(upg_pool_algo_parse("lz4", &a), 0);
+	ck_assert_int_eq(a, UPG_POOL_LZ4);
+	ck_assert_int_eq(upg_pool_algo_parse(NULL, &a), 0);
+	ck_assert_int_eq(a, UPG_POOL_LZ4);
+	ck_assert_int_eq(upg_pool_algo_parse("off", &a), 0);
+	ck_assert_int_eq(a, UPG_POOL_OFF);
+	ck_assert_int_eq(upg_pool_algo_parse("LZ4x", &a), -EINVAL);
+}
+END_TEST
+
+/* The cold ring returns objects in the order they were put, skipping
+ * those freed. */
+START_TEST(test_cold_order)
+{
+	struct upg_pool p;
+	char err[256], out[UPG_POOL_BOUND];
+	static char page[4096];
+	ck_assert_int_eq(upg_pool_init(&p, UPG_POOL_LZ4, 16 << 20, err, sizeof err), 0);
+	uint32_t h[100];
+	for (uint32_t i = 0; i < 100; i++) {
+		heap_page(page, i);
+		h[i] = upg_pool_put(&p, out, upg_pool_compress(&p, page, out), 9, i);
+	}
+	for (uint32_t i = 0; i < 100; i += 3)
+		upg_pool_free(&p, h[i]);
+	uint32_t hh;
+	uint64_t owner, pg;
+	for (uint32_t i = 0; i < 100; i++) {
+		if (i % 3 == 0)
+			continue;
+		ck_assert(upg_pool_coldest(&p, &hh, &owner, &pg));
+		ck_assert_uint_eq(pg, i);
+		ck_assert_uint_eq(hh, h[i]);
+		ck_assert_uint_eq(owner, 9);
+	}
+	ck_assert(!upg_pool_coldest(&p, &hh, &owner, &pg));
+	upg_pool_fini(&p);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("pool");
+	TCase *tc = tcase_create("pool");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_names);
+	tcase_add_test(tc, test_cold_order);
+	tcase_add_test(tc, test_lz4);
+	tcase_add_test(tc, test_zstd);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int nf = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return nf ? 1 : 0;
+}
