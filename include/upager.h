@@ -174,6 +174,14 @@ struct upager_stats {
 	uint64_t polls;            /* times a handler polled for a store read's completion */
 	uint64_t poll_hits;        /* of those, the ones that saw a completion before sleeping */
 	uint64_t poll_cpu_ns;      /* CPU time the handlers spent polling (device wait, not work) */
+	/* Added in 0.4: the compressed pool (UPAGER_COMPRESS). */
+	uint64_t pool_bytes;       /* RAM it holds now (counted in resident_bytes) */
+	uint64_t pool_pages;       /* pages it holds now */
+	uint64_t pool_hits;        /* faults served from it (not counted in store_reads) */
+	uint64_t pool_puts;        /* evicted pages it took */
+	uint64_t pool_rejects;     /* evicted pages that compressed too poorly, sent to the store */
+	uint64_t pool_writebacks;  /* its pages written on to the store (counted in writebacks) */
+	uint64_t pool_drops;       /* its pages that left with a good store copy, without I/O */
 };
 
 UPAGER_API int upager_stats(upager_t *up, struct upager_stats *st);

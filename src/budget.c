@@ -121,3 +121,20 @@ void upg_resident_release(struct upager *up, struct upg_region *r, struct upg_pt
 	upg_frame_release(up, p);
 	upg_resident_drop(up, p, r->psize);
 }
+
+void upg_pool_account(struct upager *up, uint64_t before)
+{
+	uint64_t now = up->pool.bytes;
+	if (now > before)
+		upg_resident_add(up, now - before);
+	else if (now < before)
+		upg_resident_sub(up, before - now);
+}
+
+void upg_pooled_free(struct upager *up, struct upg_pte *p)
+{
+	uint64_t before = up->pool.bytes;
+	upg_pool_free(&up->pool, p->frame);
+	p->frame = UPG_NOFRAME;
+	upg_pool_account(up, before);
+}

@@ -41,6 +41,12 @@ void upg_resident_charge(struct upager *up, struct upg_pte *p, uint64_t bytes);
 /* Drop a resident page's RAM bookkeeping (not the page itself): its frame
  * leaves the policy and is freed, and upg_resident_drop().  Lock held. */
 void upg_resident_release(struct upager *up, struct upg_region *r, struct upg_pte *p);
+/* The pool's RAM changed from before bytes to what it holds now: count
+ * the difference in the resident set.  Lock held. */
+void upg_pool_account(struct upager *up, uint64_t before);
+/* A POOLED page leaves the pool (its object is freed; p->frame is
+ * UPG_NOFRAME after).  Lock held. */
+void upg_pooled_free(struct upager *up, struct upg_pte *p);
 /* Free the page's store copy, if it has one.  Lock held. */
 void upg_slot_free(struct upager *up, struct upg_region *r, struct upg_pte *p);
 /* Free blocks blocks at slot when they are this process's own (an

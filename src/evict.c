@@ -50,6 +50,7 @@ enum vkind {
 	K_KEEP,     /* moved out but cannot be stored now: copy back */
 	K_STAY,     /* could not be moved: still in place */
 	K_BACK,     /* rebuilt and copied back already (half-zapped page) */
+	K_POOL,     /* compressed into the pool (handle): drop */
 };
 
 struct vict {
@@ -62,7 +63,18 @@ struct vict {
 	uint8_t ghost;      /* a refault soon after counts as a ghost hit */
 	uint8_t copied;     /* could not move: copied to ev->copy, zapped in place */
 	uint16_t zeroed;    /* zmask parts zeroed in what was moved out */
+	uint8_t was_clean;  /* K_POOL: it was K_CLEAN, its store copy stays good */
+	uint32_t handle;    /* K_POOL: its object in the pool */
 };
+
+/* A pool object being written on to the store (spill()). */
+struct spilled {
+	struct upg_region *r;
+	uint64_t page;
+	uint32_t handle, clen, slot;
+	char *data;         /* its compressed bytes, copied out */
+};
+#define SPILL_MAX 256u
 
 struct upg_evictor {
 	struct upager *up;
@@ -78,6 +90,10 @@ struct upg_evictor {
 	char *copy;         /* like the scratch range, for pages copied instead of moved */
 	char *cipher;       /* encryption: what is written, for scratch then copy */
 	int mem_fd;         /* /proc/self/mem: reads pages whatever their protection */
+	char *ctmp;         /* one page's compressed output */
+	struct spilled sp[SPILL_MAX];
+	char *spill_c;      /* SPILL_MAX compressed objects, copied out of the pool */
+	int64_t pool_delta;  /* change of the pool's RAM by this batch, not yet counted (finish()) */
 	bool full_logged;
 	uint64_t unfreed;   /* bytes in the batches since one last freed a page */
 };
@@ -315,6 +331,45 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 	}
 }
 
+/* Pages that compress to 3/4 of a page or less go to the pool instead of
+ * the store, dirty and clean alike: a clean one keeps its store copy, so
+ * leaving the pool later costs it no write.  Zero pages were dropped
+ * already.  Pages of regions with larger pages go to the store. */
+static void pool_pass(struct upg_evictor *ev, uint32_t n)
+{
+	struct upager *up = ev->up;
+	if (up->pool.algo == UPG_POOL_OFF)
+		return;
+	for (uint32_t i = 0; i < n; i++) {
+		struct vict *v = &ev->v[i];
+		if ((v->kind != K_WRITE && v->kind != K_CLEAN) || v->r->psize != UPG_POOL_PAGE)
+			continue;
+		/* Full: to the store, until spill() has made room. */
+		if (__atomic_load_n(&up->pool.bytes, __ATOMIC_RELAXED) >= up->pool_max)
+			break;
+		uint32_t clen = upg_pool_compress(&up->pool, src_of(ev, v), ev->ctmp);
+		pthread_mutex_lock(&up->lock);
+		if (!clen) {
+			up->c.pool_rejects++;
+			pthread_mutex_unlock(&up->lock);
+			continue;
+		}
+		uint64_t before = up->pool.bytes;
+		uint32_t h = upg_pool_put(&up->pool, ev->ctmp, clen, (uintptr_t)v->r, v->page);
+		/* Counted in the resident set by finish(), after the pages
+		 * it holds have left: the sum never peaks over the budget. */
+		ev->pool_delta += (int64_t)(up->pool.bytes - before);
+		if (h) {
+			v->was_clean = v->kind == K_CLEAN;
+			v->kind = K_POOL;
+			v->handle = h;
+		} else {
+			up->c.pool_full++;
+		}
+		pthread_mutex_unlock(&up->lock);
+	}
+}
+
 /* Grow the store by at least want blocks, without the lock (it does
  * I/O); a failure stops further attempts until space may be back.  Lock
  * held on entry and exit. */
@@ -549,6 +604,14 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 		struct upg_region *r = v->r;
 		struct upg_pte *p = upg_pte_get(r, v->page);
 		bool discarded = p->flags & PF_DISCARDED;
+		if (v->handle && (v->kind != K_POOL || discarded)) {
+			/* Put in the pool, then could not leave (or was
+			 * discarded): its object goes. */
+			uint64_t before = up->pool.bytes;
+			upg_pool_free(&up->pool, v->handle);
+			ev->pool_delta -= (int64_t)(before - up->pool.bytes);
+			v->handle = 0;
+		}
 		if (v->kind != K_STAY)
 			p->zmask &= (uint16_t)~v->zeroed;  /* what left (or came back) has zeros there */
 		bool back = v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_BACK;
@@ -580,6 +643,12 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 		} else if (v->kind == K_CLEAN) {
 			p->state = PG_STORED;
 			up->c.clean_drops++;
+		} else if (v->kind == K_POOL) {
+			if (!v->was_clean)
+				upg_slot_free(up, r, p);  /* stale; frozen, a child reads it */
+			p->frame = v->handle;
+			p->state = PG_POOLED;
+			up->c.pool_puts++;
 		} else {
 			if (p->slot != v->new_slot)
 				upg_slot_release(up, p->slot, r->blocks);  /* frozen: a child reads it */
@@ -599,10 +668,166 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 		freed++;
 		r->busy--;
 	}
+	if (ev->pool_delta > 0)
+		upg_resident_add(up, (uint64_t)ev->pool_delta);
+	else if (ev->pool_delta < 0)
+		upg_resident_sub(up, (uint64_t)-ev->pool_delta);
+	ev->pool_delta = 0;
 	for (uint32_t i = 0; i < up->nregions; i++)
 		if (up->regions[i]->dying && !up->regions[i]->busy)
 			pthread_cond_broadcast(&up->idle_cond);
 	return freed;
+}
+
+static int cmp_spilled(const void *a, const void *b)
+{
+	const struct spilled *x = a, *y = b;
+	if (x->r != y->r)
+		return x->r->base < y->r->base ? -1 : 1;
+	return x->page < y->page ? -1 : x->page > y->page;
+}
+
+/*
+ * The pool holds more than its share of the budget: write its coldest
+ * pages on to the store, SPILL_MAX at a time, until it is under 15/16 of
+ * its share.  A page whose store copy is good (it was clean) just leaves.
+ * The others are copied out compressed under the lock, decompressed
+ * outside it, given slots in address order (neighbours are then read back
+ * together), and written with merged writes.  Meanwhile they stay in the
+ * pool, marked PF_SPILL: a fault serves them from there, and any change
+ * of state clears the mark, so that the write is then dropped.  A failed
+ * write leaves the page in the pool.  fork_lock held, not up->lock.
+ */
+static void spill(struct upg_evictor *ev)
+{
+	struct upager *up = ev->up;
+	pthread_mutex_lock(&up->lock);
+	while (up->pool.bytes > up->pool_max && !up->stopping) {
+		uint64_t goal = up->pool.bytes - up->pool_max / 16 * 15, est = 0;
+		uint32_t k = 0, h;
+		uint64_t owner, page;
+		while (k < SPILL_MAX && est < goal && upg_pool_coldest(&up->pool, &h, &owner, &page)) {
+			struct upg_region *r = (struct upg_region *)(uintptr_t)owner;
+			struct upg_pte *p = upg_pte_get(r, page);
+			if (p->state != PG_POOLED || p->frame != h)
+				continue;  /* cannot be: every object's page is POOLED */
+			uint32_t clen;
+			const void *d = upg_pool_data(&up->pool, h, &clen);
+			est += clen + 16;
+			if (p->slot) {
+				upg_pooled_free(up, p);
+				p->state = PG_STORED;
+				up->c.pool_drops++;
+				continue;
+			}
+			char *c = ev->spill_c + (size_t)k * UPG_POOL_MAX_CLEN;
+			memcpy(c, d, clen);
+			p->flags |= PF_SPILL;
+			r->busy++;  /* an unmap waits for it */
+			ev->sp[k++] = (struct spilled){ .r = r, .page = page, .handle = h, .clen = clen, .data = c };
+		}
+		if (!k) {
+			if (!est)
+				break;  /* the ring is empty */
+			continue;
+		}
+		pthread_mutex_unlock(&up->lock);
+
+		qsort(ev->sp, k, sizeof ev->sp[0], cmp_spilled);
+		for (uint32_t i = 0; i < k; i++)
+			if (upg_pool_decompress(&up->pool, ev->sp[i].data, ev->sp[i].clen, ev->copy + (size_t)i * 4096))
+				ev->sp[i].clen = 0;  /* cannot be: it decompressed when put */
+
+		pthread_mutex_lock(&up->lock);
+		uint64_t first;
+		if (!upg_store_has_room(&up->store, k) && !up->store.grow_failed)
+			grow_store(up, k);
+		bool run = !upg_store_alloc(&up->store, k, 1, &first);
+		for (uint32_t i = 0; i < k; i++) {
+			uint64_t b;
+			if (run)
+				ev->sp[i].slot = (uint32_t)(first + i + 1);
+			else
+				ev->sp[i].slot = upg_store_alloc(&up->store, 1, 1, &b) ? 0 : (uint32_t)(b + 1);
+			if (!ev->sp[i].clen && ev->sp[i].slot) {
+				upg_store_free(&up->store, ev->sp[i].slot - 1, 1);
+				ev->sp[i].slot = 0;
+			}
+		}
+		pthread_mutex_unlock(&up->lock);
+
+		/* Merged writes of consecutive slots, as write_back(). */
+		int res[SPILL_MAX];
+		uint32_t inflight = 0;
+		for (uint32_t i = 0; i < k;) {
+			if (!ev->sp[i].slot) {
+				res[i++] = -ENOSPC;
+				continue;
+			}
+			uint32_t j = i + 1;
+			while (j < k && ev->sp[j].slot == ev->sp[j - 1].slot + 1 && (j - i) * 4096 < MAX_WRITE)
+				j++;
+			size_t len = (size_t)(j - i) * 4096;
+			const void *data = upg_seal_write(&up->seal, ev->sp[i].slot - 1, ev->copy + (size_t)i * 4096,
+							  ev->cipher + SCRATCH_LEN + (size_t)i * 4096, len);
+			upg_tier_write(&up->store_tier, &ev->q, ev->sp[i].slot, data, (uint32_t)len,
+				       (uint64_t)i << 16 | (j - i));
+			inflight++;
+			i = j;
+		}
+		while (inflight) {
+			struct upg_tq_done done[REAP_BATCH];
+			int got = upg_tq_reap(&ev->q, 1, done, REAP_BATCH);
+			if (got < 0)
+				upg_fatal(up, "the evictor's io_uring wait failed: %s", strerror(-got));
+			for (int d = 0; d < got; d++, inflight--) {
+				uint32_t i = (uint32_t)(done[d].tag >> 16), cnt = (uint32_t)(done[d].tag & 0xffff);
+				int r1 = upg_inject(UPG_INJ_WRITE, done[d].res, (size_t)cnt * 4096);
+				for (uint32_t q = i; q < i + cnt; q++)
+					res[q] = r1 == (int)(cnt * 4096) ? 0 : r1 < 0 ? r1 : -EIO;
+			}
+		}
+
+		pthread_mutex_lock(&up->lock);
+		uint32_t failed = 0;
+		for (uint32_t i = 0; i < k; i++) {
+			struct spilled *s = &ev->sp[i];
+			struct upg_pte *p = upg_pte_get(s->r, s->page);
+			bool mine = p->state == PG_POOLED && (p->flags & PF_SPILL) && p->frame == s->handle;
+			if (--s->r->busy == 0 && s->r->dying)
+				pthread_cond_broadcast(&up->idle_cond);
+			if (mine)
+				p->flags &= (uint8_t)~PF_SPILL;
+			if (mine && !res[i]) {
+				upg_pooled_free(up, p);
+				p->slot = s->slot;
+				p->state = PG_STORED;
+				up->c.pool_writebacks++;
+				up->c.writebacks++;
+				up->c.bytes_written += 4096;
+				continue;
+			}
+			if (s->slot)
+				upg_store_free(&up->store, s->slot - 1, 1);
+			if (mine) {
+				upg_pool_requeue(&up->pool, s->handle);  /* stays; tried again later */
+				failed++;
+				if (res[i] != -ENOSPC)
+					up->c.write_errors++;
+			}
+		}
+		if (failed) {
+			pthread_mutex_unlock(&up->lock);
+			upg_log(up, UPAGER_LOG_WARN, "writing %u page(s) from the compressed pool on to the store "
+				"failed; they stay in the pool", failed);
+			madvise(ev->copy, (size_t)k * 4096, MADV_DONTNEED);
+			madvise(ev->spill_c, (size_t)SPILL_MAX * UPG_POOL_MAX_CLEN, MADV_DONTNEED);
+			return;  /* the next batch tries again */
+		}
+		madvise(ev->copy, (size_t)k * 4096, MADV_DONTNEED);
+		madvise(ev->spill_c, (size_t)SPILL_MAX * UPG_POOL_MAX_CLEN, MADV_DONTNEED);
+	}
+	pthread_mutex_unlock(&up->lock);
 }
 
 /* Take victims from the policy.  Lock held.  Returns how many. */
@@ -755,6 +980,7 @@ static void *evictor_main(void *arg)
 			i = j;
 		}
 		classify(ev, n);
+		pool_pass(ev, n);
 		pthread_mutex_lock(&up->lock);
 		assign_slots(ev, n);
 		bool full = up->store.grow_failed && !upg_store_has_room(&up->store, 1);
@@ -820,6 +1046,7 @@ static void *evictor_main(void *arg)
 			madvise(ev->cipher, off, MADV_DONTNEED);
 			madvise(ev->cipher + SCRATCH_LEN, off, MADV_DONTNEED);
 		}
+		spill(ev);
 		pthread_mutex_unlock(&up->fork_lock);
 
 		pthread_mutex_lock(&up->lock);
@@ -857,13 +1084,19 @@ int upg_evictor_start(struct upager *up, char *err, size_t errlen)
 	ev->copy = mmap(NULL, SCRATCH_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (ev->copy == MAP_FAILED)
 		ev->copy = NULL;
+	ev->ctmp = mmap(NULL, UPG_POOL_BOUND + (size_t)SPILL_MAX * UPG_POOL_MAX_CLEN, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (ev->ctmp == MAP_FAILED)
+		ev->ctmp = NULL;
+	else
+		ev->spill_c = ev->ctmp + UPG_POOL_BOUND;
 	if (up->seal.encrypt) {
 		ev->cipher = mmap(NULL, 2 * SCRATCH_LEN, PROT_READ | PROT_WRITE,
 				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (ev->cipher == MAP_FAILED)
 			ev->cipher = NULL;
 	}
-	if (!ev->v || !ev->image || !ev->copy || (up->seal.encrypt && !ev->cipher)) {
+	if (!ev->v || !ev->image || !ev->copy || !ev->ctmp || (up->seal.encrypt && !ev->cipher)) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -947,6 +1180,8 @@ void upg_evictor_stop(struct upager *up)
 	}
 	if (ev->copy)
 		munmap(ev->copy, SCRATCH_LEN);
+	if (ev->ctmp)
+		munmap(ev->ctmp, UPG_POOL_BOUND + (size_t)SPILL_MAX * UPG_POOL_MAX_CLEN);
 	if (ev->cipher)
 		munmap(ev->cipher, 2 * SCRATCH_LEN);
 	if (ev->mem_fd >= 0)

@@ -54,9 +54,11 @@ struct upg_io {
 	uint32_t unit;        /* bounce offset, in units */
 	uint32_t units;
 	uint32_t next_free;
+	uint32_t handle;      /* pool reads: the object */
 	uint8_t fault_write;
 	uint8_t tries;
 	uint8_t ghost;
+	uint8_t pool;         /* from the pool, not the store */
 };
 
 struct upg_handler {
@@ -394,8 +396,53 @@ static void submit_read(struct upg_handler *h, struct upg_io *io)
 			h->q.fixed = h->bounce, h->q.fixed_len = h->bounce_len;
 	}
 	h->inflight++;
-	upg_tier_read(&up->store_tier, &h->q, io->slot, h->bounce + (size_t)io->unit * UNIT, (uint32_t)len,
-		      (uint64_t)(uintptr_t)io);
+	if (io->pool)
+		upg_tier_read(&up->pool_tier, &h->q, io->handle, h->bounce + (size_t)io->unit * UNIT, (uint32_t)len,
+			      (uint64_t)(uintptr_t)io);
+	else
+		upg_tier_read(&up->store_tier, &h->q, io->slot, h->bounce + (size_t)io->unit * UNIT, (uint32_t)len,
+			      (uint64_t)(uintptr_t)io);
+}
+
+/* Start a read of page of r (POOLED) from the pool: it completes at once,
+ * through the queue's list, and complete_read() copies it in as a store
+ * read's.  Locks as zero_fill. */
+static void pool_read(struct upg_handler *h, struct upg_region *r, uint64_t page, bool write, uint64_t t0,
+		      bool prefetch)
+{
+	struct upager *up = h->up;
+	struct upg_pte *p = upg_pte_get(r, page);
+	if (!upg_budget_admit(up, 1, r->psize)) {
+		defer(up, r, page, p, write, t0, prefetch);
+		return;
+	}
+	struct upg_io *io = io_get(h);
+	uint32_t unit;
+	if (!io || !units_alloc(h, r->psize / UNIT, &unit)) {
+		if (io) {
+			io->units = 0;
+			io_put(h, io);
+		}
+		defer(up, r, page, p, write, t0, prefetch);
+		return;
+	}
+	uint32_t handle = p->frame;
+	bool ghost = hint_for(up, p) == UPG_HINT_GHOST;
+	p->frame = UPG_NOFRAME;
+	upg_frame_take_or_none(up, r, page, p);
+	/* Until the read completes the handle waits in evict_seq, where a
+	 * forked child finds it (fork.c). */
+	p->evict_seq = handle;
+	p->state = PG_READING;
+	p->flags = (uint8_t)((p->flags & PF_DEFERRED) | PF_POOLREAD);
+	r->busy++;
+	upg_resident_add(up, r->psize);
+	*io = (struct upg_io){
+		.reg = r, .first = page, .npages = 1, .unit = unit, .units = r->psize / UNIT, .slot = p->slot,
+		.handle = handle, .pool = 1, .fault_page = prefetch ? NO_PAGE : page, .fault_write = write,
+		.t0 = t0, .ghost = ghost,
+	};
+	submit_read(h, io);
 }
 
 /* Start a store read of page of r (state STORED).  Locks as zero_fill. */
@@ -548,6 +595,36 @@ static void read_give_up(struct upg_handler *h, struct upg_io *io, const char *w
 	submit_read(h, io);
 }
 
+/* A pool object that does not decompress (res: -EIO) is a bug or a
+ * corruption of this process's memory.  The page's store copy, if it has
+ * one, serves it; otherwise it is poisoned, as an unreadable block. */
+static void pool_failed(struct upg_handler *h, struct upg_io *io, int res)
+{
+	struct upager *up = h->up;
+	struct upg_region *r = io->reg;
+	pthread_mutex_lock(&up->lock);
+	struct upg_pte *p = upg_pte_get(r, io->first);
+	uint32_t f = p->frame;
+	p->frame = io->handle;
+	upg_pooled_free(up, p);
+	p->frame = f;
+	p->evict_seq = 0;
+	p->flags &= (uint8_t)~PF_POOLREAD;
+	up->c.integrity_errors++;
+	uint32_t slot = p->slot;
+	pthread_mutex_unlock(&up->lock);
+	upg_log(up, UPAGER_LOG_ERROR, "the compressed pool's copy of the page at %#lx does not decompress (%s)%s",
+		(unsigned long)(r->base + (io->first << r->pshift)), strerror(-res),
+		slot ? "; reading its store copy" : "");
+	io->pool = 0;
+	io->tries = 0;
+	if (slot) {
+		submit_read(h, io);
+		return;
+	}
+	io->tries = READ_TRIES;
+	read_give_up(h, io, "its compressed copy is corrupt");
+}
 
 static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 {
@@ -556,9 +633,13 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 	size_t len = (size_t)io->npages << r->pshift;
 	char *buf = h->bounce + (size_t)io->unit * UNIT;
 	h->inflight--;
-	res = upg_inject(UPG_INJ_READ, res, len);
+	if (io->pool && res != (int)len) {
+		pool_failed(h, io, res);
+		return;
+	}
+	res = io->pool ? res : upg_inject(UPG_INJ_READ, res, len);
 	struct upg_seal *seal = upg_slot_seal(up, io->slot);
-	int64_t bad = res == (int)len ? upg_seal_read(seal, upg_slot_block(io->slot), buf, len) : -1;
+	int64_t bad = io->pool ? -1 : res == (int)len ? upg_seal_read(seal, upg_slot_block(io->slot), buf, len) : -1;
 	if (res != (int)len || bad >= 0) {
 		pthread_mutex_lock(&up->lock);
 		if (res != (int)len)
@@ -628,10 +709,25 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 		struct upg_pte *p = upg_pte_get(r, pg);
 		bool discarded = p->flags & PF_DISCARDED;
 		p->flags &= PF_DEFERRED;
+		if (io->pool)
+			p->evict_seq = 0;  /* held the handle */
 		if (rc || (failed[i / 64] >> (i % 64) & 1)) {
 			upg_frame_release(up, p);
-			p->state = discarded ? PG_NONE : PG_STORED;
+			p->state = discarded ? PG_NONE : io->pool ? PG_POOLED : PG_STORED;
+			if (io->pool) {
+				p->frame = io->handle;
+				if (discarded)
+					upg_pooled_free(up, p);
+			}
 			continue;
+		}
+		if (io->pool) {
+			/* In RAM now: the pool's copy goes (a clean page keeps
+			 * its store copy, as after a store read). */
+			uint32_t f = p->frame;
+			p->frame = io->handle;
+			upg_pooled_free(up, p);
+			p->frame = f;
 		}
 		p->state = PG_RESIDENT;
 		/* Differs from the store copy, or is about to (a write fault);
@@ -657,7 +753,12 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 			(unsigned long)(r->base + (io->first << r->pshift)), strerror(-rc));
 		wake_page(up, r->base + (io->first << r->pshift), (uint32_t)len);
 	} else {
-		if (io->fault_page != NO_PAGE) {
+		if (io->pool) {
+			up->c.pool_hits += io->fault_page != NO_PAGE;
+			up->c.refaults += io->ghost && io->fault_page != NO_PAGE;
+			if (io->fault_page != NO_PAGE)
+				fault_done(up, io->t0);
+		} else if (io->fault_page != NO_PAGE) {
 			up->c.store_reads++;
 			up->c.refaults += io->ghost;
 			up->c.readahead_pages += io->npages - 1;
@@ -665,7 +766,8 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 		} else {
 			up->c.readahead_pages += io->npages;
 		}
-		up->c.bytes_read += len;
+		if (!io->pool)
+			up->c.bytes_read += len;
 	}
 	region_unbusy(up, r, io->npages);
 	pthread_mutex_unlock(&up->lock);
@@ -708,6 +810,9 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 		return;
 	case PG_STORED:
 		store_read(h, r, page, write, t0, prefetch);
+		return;
+	case PG_POOLED:
+		pool_read(h, r, page, write, t0, prefetch);
 		return;
 	case PG_FILLING:
 	case PG_READING:

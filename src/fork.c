@@ -290,13 +290,14 @@ static void fix_pages(struct upager *up, const struct ranges *m, bool shared)
 			 * child() runs (the lock of every open FILE): on a page
 			 * in the store that made a zero page with a lock in it.
 			 * Out with it; the page comes back from the store. */
-			if (run && (!p || p->state != PG_STORED || first + run != pg)) {
+			bool away = p && (p->state == PG_STORED || p->state == PG_POOLED);
+			if (run && (!away || first + run != pg)) {
 				madvise((void *)(r->base + (first << r->pshift)), run << r->pshift, MADV_DONTNEED);
 				run = 0;
 			}
 			if (!p)
 				break;
-			if (p->state == PG_STORED && !run++)
+			if (away && !run++)
 				first = pg;
 			uintptr_t a = r->base + (pg << r->pshift);
 			if (p->slot)
@@ -305,6 +306,17 @@ static void fix_pages(struct upager *up, const struct ranges *m, bool shared)
 			bool gone = !mapped(m, a) || (p->flags & PF_DISCARDED);
 			switch (p->state) {
 			case PG_READING:
+				if (p->flags & PF_POOLREAD) {
+					/* Its parent was reading it from the pool,
+					 * whose copy here still holds it. */
+					madvise((void *)a, r->psize, MADV_DONTNEED);
+					forget_resident(up, p, r->psize);
+					p->frame = p->evict_seq;
+					p->evict_seq = 0;
+					p->state = PG_POOLED;
+					break;
+				}
+				/* fall through */
 			case PG_FILLING:
 			case PG_EVICTING:
 				/* Not ours to finish: a zero fill is redone, a read
@@ -324,13 +336,21 @@ static void fix_pages(struct upager *up, const struct ranges *m, bool shared)
 			}
 			if (p->flags & PF_ZAPWAIT)
 				madvise((void *)a, r->psize, MADV_DONTNEED);  /* the discard's zap, if not landed */
+			if (gone && p->state == PG_POOLED) {
+				/* As forget_resident(): this process's count only. */
+				uint64_t before = up->pool.bytes;
+				upg_pool_free(&up->pool, p->frame);
+				up->resident -= before - up->pool.bytes;
+				p->frame = UPG_NOFRAME;
+				p->state = PG_NONE;
+			}
 			if (gone || !p->slot) {
 				if (p->state == PG_STORED)
 					p->state = PG_NONE;
 				if (gone)
 					p->slot = 0, p->zmask = 0;
 			}
-			p->flags &= (uint8_t)~(PF_ZAPWAIT | PF_DISCARDED);
+			p->flags &= (uint8_t)~(PF_ZAPWAIT | PF_DISCARDED | PF_POOLREAD | PF_SPILL);
 			if (p->state == PG_RESIDENT && shared) {
 				p->flags |= PF_SHARED;
 				up->uncharged += r->psize;

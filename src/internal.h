@@ -38,6 +38,7 @@
 #include "policy.h"
 #include "store.h"
 #include "tier.h"
+#include "pool.h"
 #include "seal.h"
 #include "inject.h"
 #include "domain.h"
@@ -64,6 +65,7 @@ struct upg_counters {
 	uint64_t overshoot_peak, fault_ns_total, fault_count, read_errors, unframed;
 	uint64_t integrity_errors, poisoned;
 	uint64_t polls, poll_hits, poll_cpu_ns;  /* handlers' completion polling (atomic adds) */
+	uint64_t pool_hits, pool_puts, pool_rejects, pool_writebacks, pool_drops, pool_full;
 };
 
 #define UPG_HIST_BUCKETS 256
@@ -116,6 +118,9 @@ struct upager {
 
 	struct upg_store store;
 	struct upg_tier store_tier; /* the store's data path: the file tier, or a test's */
+	struct upg_pool pool;       /* the compressed pool in front of the store (algo OFF: none) */
+	struct upg_tier pool_tier;
+	uint64_t pool_max;          /* most bytes the pool may hold: beyond, the evictor spills */
 	struct upg_seal seal;       /* checksums or encryption of stored blocks */
 	struct upg_ancestor {       /* the stores of forked ancestors, read-only */
 		int fd;

@@ -108,12 +108,18 @@ int upg_pool_init(struct upg_pool *p, int algo, size_t arena_max, char *err, siz
 			 arena_max >> 20);
 		return -ENOMEM;
 	}
-	/* Each class's span: the fewest pages (1 to 16) whose tail wastes
-	 * under 1.5%, or else the count that wastes least. */
-	for (uint32_t c = 0; c < UPG_POOL_NCLASS; c++) {
-		uint32_t size = GRAIN * (c + 2), best = 1;
+	/* Every class may hold a part-filled span: a small pool has fewer
+	 * classes (coarser steps) and shorter spans, so that these stay a
+	 * small part of it. */
+	p->step = arena_max >= (UINT64_C(128) << 20) ? GRAIN : arena_max >= (UINT64_C(16) << 20) ? 4 * GRAIN : 16 * GRAIN;
+	uint32_t pages_max = p->step == GRAIN ? PAGES_MAX : 4;
+	p->nclass = (GRAIN + UPG_POOL_MAX_CLEN + p->step - 1) / p->step;
+	/* Each class's span: the fewest pages whose tail wastes under 1.5%,
+	 * or else the count that wastes least. */
+	for (uint32_t c = 0; c < p->nclass; c++) {
+		uint32_t size = p->step * (c + 1), best = 1;
 		double best_waste = 2;
-		for (uint32_t k = 1; k <= PAGES_MAX && best_waste >= 0.015; k++) {
+		for (uint32_t k = 1; k <= pages_max && best_waste >= 0.015; k++) {
 			double waste = (double)((k * 4096) % size) / (k * 4096);
 			if (waste < best_waste - 0.001) {
 				best_waste = waste;
@@ -230,7 +236,7 @@ static void span_release(struct upg_pool *p, uint32_t id)
 }
 
 /* Drop dead entries from the cold ring, moving the live ones to its front
- * (so the ring's touched memory stays near twice the live objects). */
+ * (so the ring's touched memory stays near 1.5 times the live objects). */
 static void ring_compact(struct upg_pool *p)
 {
 	uint64_t w = 0;
@@ -249,7 +255,7 @@ static void ring_compact(struct upg_pool *p)
 
 static void ring_push(struct upg_pool *p, uint32_t h, uint32_t gen)
 {
-	if (p->ring_tail == p->ring_cap || p->ring_tail > 2 * p->objects + 8192)
+	if (p->ring_tail == p->ring_cap || p->ring_tail > p->objects + p->objects / 2 + 8192)
 		ring_compact(p);
 	if (p->ring_tail < p->ring_cap)
 		p->ring[p->ring_tail++] = (uint64_t)h << 12 | gen;
@@ -259,7 +265,7 @@ uint32_t upg_pool_put(struct upg_pool *p, const void *cdata, uint32_t clen, uint
 {
 	if (!clen || clen > UPG_POOL_MAX_CLEN || !owner)
 		return 0;
-	uint32_t c = (GRAIN + clen + GRAIN - 1) / GRAIN - 2;
+	uint32_t c = (GRAIN + clen + p->step - 1) / p->step - 1;
 	if (!p->cls[c].partial && !span_new(p, c))
 		return 0;
 	uint32_t id = p->cls[c].partial - 1;
@@ -306,9 +312,14 @@ void upg_pool_free(struct upg_pool *p, uint32_t h)
 int upg_pool_load(const struct upg_pool *p, uint32_t h, void *page)
 {
 	const struct hdr *o = obj_at(p, (uint64_t)(h - 1) * GRAIN);
+	return upg_pool_decompress(p, o + 1, o->clen, page);
+}
+
+int upg_pool_decompress(const struct upg_pool *p, const void *cdata, uint32_t clen, void *page)
+{
 	int n = -1;
 	if (p->algo == UPG_POOL_LZ4) {
-		n = LZ4_decompress_safe((const char *)(o + 1), page, (int)o->clen, UPG_POOL_PAGE);
+		n = LZ4_decompress_safe(cdata, page, (int)clen, UPG_POOL_PAGE);
 	}
 #ifdef UPG_HAVE_ZSTD
 	else if (p->algo == UPG_POOL_ZSTD) {
@@ -317,7 +328,7 @@ int upg_pool_load(const struct upg_pool *p, uint32_t h, void *page)
 		static __thread ZSTD_DCtx *dctx;
 		if (!dctx)
 			dctx = ZSTD_createDCtx();
-		size_t r = dctx ? ZSTD_decompressDCtx(dctx, page, UPG_POOL_PAGE, o + 1, o->clen) : 0;
+		size_t r = dctx ? ZSTD_decompressDCtx(dctx, page, UPG_POOL_PAGE, cdata, clen) : 0;
 		n = ZSTD_isError(r) ? -1 : (int)r;
 	}
 #endif
@@ -364,3 +375,34 @@ const struct upg_tier_ops upg_pool_tier = {
 	.read = pool_read,
 	.write = NULL,
 };
+
+static uint64_t in_ram(const void *a, size_t len)
+{
+	if (!a || !len)
+		return 0;
+	unsigned char vec[1024];
+	uint64_t n = 0;
+	for (size_t off = 0; off < len; off += sizeof vec * 4096) {
+		size_t pages = (len - off + 4095) / 4096;
+		if (pages > sizeof vec)
+			pages = sizeof vec;
+		if (mincore((char *)a + off, pages * 4096, vec))
+			return n;
+		for (size_t i = 0; i < pages; i++)
+			n += (vec[i] & 1) * 4096u;
+	}
+	return n;
+}
+
+uint64_t upg_pool_metadata(const struct upg_pool *p)
+{
+	if (!p->arena)
+		return 0;
+	uint64_t n = in_ram(p->ring, round_page(p->ring_cap * sizeof *p->ring)) +
+		     in_ram(p->spans, round_page((size_t)p->arena_pages * sizeof *p->spans)) +
+		     in_ram(p->page_span, round_page((size_t)p->arena_pages * sizeof *p->page_span)) +
+		     in_ram(p->free_ids, round_page((size_t)p->arena_pages * sizeof *p->free_ids));
+	for (uint32_t k = 1; k <= PAGES_MAX; k++)
+		n += in_ram(p->free_runs[k], round_page((size_t)p->arena_pages / k * sizeof(uint32_t) + 4));
+	return n;
+}

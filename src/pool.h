@@ -8,8 +8,9 @@
  * budget (the runtime adds upg_pool.bytes to its resident count), and its
  * coldest objects are written on to the store by the evictor.
  *
- * Storage: objects of 16 + clen bytes, rounded up to one of 193 size
- * classes 16 bytes apart (32 to 3088), packed in spans of 1 to 16 pages
+ * Storage: objects of 16 + clen bytes, rounded up to one of up to 193 size
+ * classes 16 bytes apart (to 3088; 64 or 256 apart in pools under 128 or
+ * 16 MiB), packed in spans of 1 to 16 pages (4 in the smaller pools)
  * chosen per class to waste little at their tail; an object may straddle
  * a page boundary inside its span.  Spans come from one reserved arena;
  * a span that empties goes back, its RAM returned (MADV_DONTNEED: the
@@ -66,6 +67,7 @@ struct upg_pool {
 	uint64_t *ring;                  /* cold ring: handle << 12 | gen */
 	uint64_t ring_head, ring_tail, ring_cap;
 	uint32_t gen;
+	uint32_t step, nclass;           /* size classes: step, 2 step, ... (see upg_pool_init()) */
 	void *cctx;                      /* zstd's compression context (the evictor's) */
 
 	/* Statistics (lock held). */
@@ -96,6 +98,8 @@ void upg_pool_free(struct upg_pool *p, uint32_t h);
 /* Decompress object h into page (4 KiB): 0, or -EIO when it does not
  * decompress to exactly a page. */
 int upg_pool_load(const struct upg_pool *p, uint32_t h, void *page);
+/* Decompress clen bytes of an object's data (copied out) into page. */
+int upg_pool_decompress(const struct upg_pool *p, const void *cdata, uint32_t clen, void *page);
 /* Object h's compressed bytes and their length. */
 const void *upg_pool_data(const struct upg_pool *p, uint32_t h, uint32_t *clen);
 /* The oldest live object, taken off the cold ring (it stays in the
@@ -103,6 +107,9 @@ const void *upg_pool_data(const struct upg_pool *p, uint32_t h, uint32_t *clen);
 bool upg_pool_coldest(struct upg_pool *p, uint32_t *h, uint64_t *owner, uint64_t *page);
 /* Put h back on the cold ring, as the newest. */
 void upg_pool_requeue(struct upg_pool *p, uint32_t h);
+
+/* Bytes of the pool's own tables in RAM now (not its objects). */
+uint64_t upg_pool_metadata(const struct upg_pool *p);
 
 /* The pool as a tier: loc is a handle; a read decompresses at once and
  * posts its completion.  It has no write: pages enter by upg_pool_put(),

@@ -70,6 +70,9 @@ void upg_discard_range(struct upager *up, struct upg_region *r, uint64_t first, 
 		switch (p->state) {
 		case PG_NONE:
 			break;
+		case PG_POOLED:
+			upg_pooled_free(up, p);
+			/* fall through */
 		case PG_STORED:
 			upg_slot_free(up, r, p);
 			p->state = PG_NONE;

@@ -21,6 +21,8 @@ enum upg_pstate {
 	PG_READING,    /* store read in progress */
 	PG_RESIDENT,   /* present and in the policy */
 	PG_EVICTING,   /* chosen by the evictor, being moved out and written */
+	PG_POOLED,     /* not present; the data is in the compressed pool, handle in frame;
+			* slot, when set, holds the same data in the store */
 };
 
 enum upg_pflag {
@@ -36,13 +38,18 @@ enum upg_pflag {
 	PF_SHARED = 1 << 5,    /* RESIDENT, inherited at fork and still shared with the parent,
 				* which is charged for it: not counted in the domain until this
 				* process writes it (a write-protect fault) or lets it go */
+	PF_POOLREAD = 1 << 6,  /* READING from the pool: the handle is in evict_seq until the
+				* read completes (a forked child puts it back in the pool) */
+	PF_SPILL = 1 << 7,     /* POOLED, being written on to the store by the evictor; any
+				* change of state clears it, and the write is then dropped */
 };
 
 /* One page of a region.  16 bytes; the array is reserved with MAP_NORESERVE
  * so untouched parts of a huge region cost nothing. */
 struct upg_pte {
 	uint32_t slot;      /* see upg_slot_store(); 0: no store copy */
-	uint32_t frame;     /* frame index while it holds RAM; UPG_NOFRAME otherwise */
+	uint32_t frame;     /* frame index while it holds RAM; the pool handle while POOLED;
+			     * UPG_NOFRAME otherwise */
 	uint32_t evict_seq; /* eviction number of its last eviction, for ghost hits */
 	uint8_t state;
 	uint8_t flags;

@@ -126,6 +126,21 @@ static int open_runtime(const struct upager_config *cfg, upager_t **out, char *e
 		upg_store_close(&up->store);
 		goto out_uffd;
 	}
+	/* The compressed pool: its share of the budget, and an arena with
+	 * room for that twice over (its spans fragment). */
+	int algo = UPG_POOL_OFF;
+	upg_pool_algo_parse(up->cfg.compress, &algo);  /* checked by upg_config_check() */
+	uint32_t share = up->cfg.compress_pool ? up->cfg.compress_pool : UPG_COMPRESS_POOL_DEFAULT;
+	up->pool_max = up->budget / 100 * share;
+	if (up->pool_max < (1u << 20))
+		algo = UPG_POOL_OFF;  /* too small to hold a useful share of pages beside its spans */
+	rc = upg_pool_init(&up->pool, algo, up->pool_max * 2 + (1u << 20), err, errlen);
+	if (rc) {
+		upg_seal_fini(&up->seal);
+		upg_store_close(&up->store);
+		goto out_uffd;
+	}
+	up->pool_tier = (struct upg_tier){ &upg_pool_tier, &up->pool };
 
 	/* Twice the budget in 4 KiB frames: room for overshoot while the
 	 * store is full.  Reserved, so untouched frames cost nothing. */
@@ -190,6 +205,7 @@ out_tables:
 		munmap(up->free_frames, page_round((size_t)up->nframes * sizeof *up->free_frames));
 	if (up->frames)
 		munmap(up->frames, page_round((size_t)up->nframes * sizeof *up->frames));
+	upg_pool_fini(&up->pool);
 	upg_seal_fini(&up->seal);
 	upg_store_close(&up->store);
 out_uffd:
@@ -223,6 +239,8 @@ static void region_release_pages(struct upager *up, struct upg_region *r)
 		}
 		if (p->state == PG_RESIDENT)
 			upg_resident_release(up, r, p);
+		else if (p->state == PG_POOLED)
+			upg_pooled_free(up, p);
 		upg_slot_free(up, r, p);
 		p->state = PG_NONE;
 		pg++;
@@ -289,6 +307,7 @@ static int close_runtime(upager_t *up)
 	munmap(up->retry, page_round(up->retry_cap * sizeof *up->retry));
 	munmap(up->free_frames, page_round((size_t)up->nframes * sizeof *up->free_frames));
 	munmap(up->frames, page_round((size_t)up->nframes * sizeof *up->frames));
+	upg_pool_fini(&up->pool);
 	upg_seal_fini(&up->seal);
 	if (children) {
 		close(up->store.fd);
@@ -502,7 +521,7 @@ UPAGER_API int upager_advise(upager_t *up, void *addr, size_t len, int advice)
 				pg = (pg / UPG_PTES_PER_CHUNK + 1) * UPG_PTES_PER_CHUNK - 1;
 				continue;
 			}
-			if (p->state != PG_STORED || (p->flags & (PF_DEFERRED | PF_POISONED)))
+			if ((p->state != PG_STORED && p->state != PG_POOLED) || (p->flags & (PF_DEFERRED | PF_POISONED)))
 				continue;
 			struct upg_retry rt = { .reg = r, .page = pg, .t0 = upg_now_ns(), .prefetch = 1 };
 			if (upg_retry_push(up, &rt)) {
@@ -602,7 +621,7 @@ UPAGER_API int upager_stats(upager_t *up, struct upager_stats *out)
 	for (uint32_t i = 0; i < up->nregions; i++)
 		meta += mapped_resident(up->regions[i]->pte, up->regions[i]->pte_len) +
 			mapped_resident(up->regions[i]->touched, up->regions[i]->touched_len);
-	meta += upg_seal_resident(&up->seal);
+	meta += upg_seal_resident(&up->seal) + upg_pool_metadata(&up->pool);
 	st.metadata_bytes = meta;
 	st.read_errors = up->c.read_errors;
 	st.integrity_errors = up->c.integrity_errors;
@@ -610,6 +629,13 @@ UPAGER_API int upager_stats(upager_t *up, struct upager_stats *out)
 	st.polls = __atomic_load_n(&up->c.polls, __ATOMIC_RELAXED);
 	st.poll_hits = __atomic_load_n(&up->c.poll_hits, __ATOMIC_RELAXED);
 	st.poll_cpu_ns = __atomic_load_n(&up->c.poll_cpu_ns, __ATOMIC_RELAXED);
+	st.pool_bytes = up->pool.bytes;
+	st.pool_pages = up->pool.objects;
+	st.pool_hits = up->c.pool_hits;
+	st.pool_puts = up->c.pool_puts;
+	st.pool_rejects = up->c.pool_rejects;
+	st.pool_writebacks = up->c.pool_writebacks;
+	st.pool_drops = up->c.pool_drops;
 	pthread_mutex_unlock(&up->lock);
 	size_t n = out->size < sizeof st ? out->size : sizeof st;
 	uint32_t keep = out->size;

@@ -85,6 +85,21 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 	bool has_polls = st->size >= offsetof(struct upager_stats, poll_cpu_ns) + sizeof st->poll_cpu_ns;
 	unsigned long long polls = has_polls ? st->polls : 0, hits = has_polls ? st->poll_hits : 0;
 	double poll_s = has_polls ? st->poll_cpu_ns / 1e9 : 0;
+	bool has_pool = st->size >= offsetof(struct upager_stats, pool_drops) + sizeof st->pool_drops;
+	char pool[320] = "";
+	if (has_pool && (st->pool_puts || st->pool_rejects)) {
+		char pb[32];
+		human(st->pool_bytes, pb, sizeof pb);
+		uint64_t served = st->pool_hits + st->store_reads;
+		snprintf(pool, sizeof pool,
+			 "  compressed pool   %s holding %llu pages (ratio %.2f); %llu faults served from it "
+			 "(%.1f%% of refills); %llu pages in, %llu too poor; %llu written on, %llu dropped clean\n",
+			 pb, (unsigned long long)st->pool_pages,
+			 st->pool_bytes ? (double)st->pool_pages * 4096 / (double)st->pool_bytes : 0.0,
+			 (unsigned long long)st->pool_hits, served ? 100.0 * (double)st->pool_hits / (double)served : 0.0,
+			 (unsigned long long)st->pool_puts, (unsigned long long)st->pool_rejects,
+			 (unsigned long long)st->pool_writebacks, (unsigned long long)st->pool_drops);
+	}
 	return snprintf(buf, len,
 		"upager report\n"
 		"  budget            %s (%u region%s)\n"
@@ -99,6 +114,7 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 		"  errors            %llu write errors, %llu store-full refusals, budget overshoot peak %s\n"
 		"  read errors       %llu failed reads, %llu blocks failing their check, %llu pages poisoned (SIGBUS)\n"
 		"  read polling      %llu polls, %llu saw their completion, %.3f s of CPU\n"
+		"%s"
 		"  metadata          %s\n",
 		budget, st->regions, st->regions == 1 ? "" : "s", res, peak,
 		(unsigned long long)st->zero_fills, (unsigned long long)st->store_reads,
@@ -110,5 +126,5 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 		(unsigned long long)st->clean_drops, (unsigned long long)st->zero_skips,
 		(unsigned long long)st->discards, rd, wr, used, store,
 		(unsigned long long)st->write_errors, (unsigned long long)st->store_full, over, rerr, ierr, pois,
-		polls, hits, poll_s, meta);
+		polls, hits, poll_s, pool, meta);
 }

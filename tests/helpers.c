@@ -2,6 +2,7 @@
 #include "helpers.h"
 
 #include <setjmp.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,27 +20,53 @@ static inline uint64_t mix(uint64_t z)
 	return z ^ (z >> 31);
 }
 
+/*
+ * One word in four is unique to (page, generation, word); the other three
+ * repeat every 32 words within a generation, as text and pointers do in a
+ * heap.  A page compresses about 2.5 times with LZ4, so the compressed
+ * pool (on by default) takes it; with UPG_TEST_DATA=random every word is
+ * unique and the pool refuses it.
+ */
+static uint64_t word_of(uint64_t base, uint32_t gen, size_t i, bool random)
+{
+	if (random || !(i & 3))
+		return base + i * 0x100000001b3ULL;
+	return mix((uint64_t)gen << 8 | (i & 31)) | 0x2020202020202020ULL;
+}
+
+static bool random_data(void)
+{
+	static int r = -1;
+	if (r < 0) {
+		const char *v = getenv("UPG_TEST_DATA");
+		r = v && !strcmp(v, "random");
+	}
+	return r;
+}
+
 void upg_t_fill(void *page, size_t psize, uint64_t index, uint32_t gen)
 {
 	uint64_t *w = page;
 	uint64_t base = mix(index * 0x9e3779b97f4a7c15ULL + gen);
+	bool rnd = random_data();
 	for (size_t i = 0; i < psize / 8; i++)
-		w[i] = base + i * 0x100000001b3ULL;
+		w[i] = word_of(base, gen, i, rnd);
 }
 
 size_t upg_t_check(const void *page, size_t psize, uint64_t index, uint32_t gen)
 {
 	const uint64_t *w = page;
 	uint64_t base = mix(index * 0x9e3779b97f4a7c15ULL + gen);
+	bool rnd = random_data();
 	for (size_t i = 0; i < psize / 8; i++)
-		if (w[i] != base + i * 0x100000001b3ULL)
+		if (w[i] != word_of(base, gen, i, rnd))
 			return 1 + i * 8;
 	return 0;
 }
 
 uint64_t upg_t_word(uint64_t index, uint32_t gen, size_t word)
 {
-	return mix(index * 0x9e3779b97f4a7c15ULL + gen) + word * 0x100000001b3ULL;
+	return word_of(mix(index * 0x9e3779b97f4a7c15ULL + gen), gen, word, random_data());
 }
 
 int upg_t_is_zero(const void *p, size_t len)
@@ -139,6 +166,11 @@ uint64_t upg_t_env_u64(const char *name, uint64_t def)
 
 upager_t *upg_t_open_config(struct upager_config *cfg)
 {
+	/* The suite runs each paging test with the compressed pool (the
+	 * default) and again with UPG_TEST_COMPRESS=off. */
+	const char *c = getenv("UPG_TEST_COMPRESS");
+	if (c && *c)
+		cfg->compress = c;
 	cfg->log = upg_t_log;
 	/* 2: INFO, 3: DEBUG, for diagnosis */
 	cfg->log_level = (int)upg_t_env_u64("UPG_TEST_LOG", UPAGER_LOG_WARN);

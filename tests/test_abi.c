@@ -87,6 +87,13 @@ static const struct field stats_fields[] = {
 	F(upager_stats, polls, 248, 8),
 	F(upager_stats, poll_hits, 256, 8),
 	F(upager_stats, poll_cpu_ns, 264, 8),
+	F(upager_stats, pool_bytes, 272, 8),
+	F(upager_stats, pool_pages, 280, 8),
+	F(upager_stats, pool_hits, 288, 8),
+	F(upager_stats, pool_puts, 296, 8),
+	F(upager_stats, pool_rejects, 304, 8),
+	F(upager_stats, pool_writebacks, 312, 8),
+	F(upager_stats, pool_drops, 320, 8),
 };
 
 static const struct field map_opts_fields[] = {
@@ -115,11 +122,11 @@ END_TEST
 
 START_TEST(test_stats_layout)
 {
-	ck_assert_msg(sizeof(struct upager_stats) == 272, "ABI break: sizeof(struct upager_stats) is %zu, was 272",
+	ck_assert_msg(sizeof(struct upager_stats) == 328, "ABI break: sizeof(struct upager_stats) is %zu, was 328",
 		      sizeof(struct upager_stats));
 	check_fields("upager_stats", stats_fields, sizeof stats_fields / sizeof stats_fields[0]);
 	/* Every field is listed: the last one ends the struct. */
-	ck_assert_uint_eq(stats_fields[sizeof stats_fields / sizeof stats_fields[0] - 1].expect_offset + 8, 272);
+	ck_assert_uint_eq(stats_fields[sizeof stats_fields / sizeof stats_fields[0] - 1].expect_offset + 8, 328);
 }
 END_TEST
 
