@@ -391,6 +391,8 @@ static void write_report(void)
 			     "\"faults\":%llu,\"fault_p50_us\":%.1f,\"fault_p99_us\":%.1f,\"overshoot_peak\":%llu,"
 			     "\"write_errors\":%llu,\"read_errors\":%llu,\"integrity_errors\":%llu,\"poisoned_pages\":%llu,"
 			     "\"polls\":%llu,\"poll_hits\":%llu,\"poll_cpu_seconds\":%.6f,"
+			     "\"pool_puts\":%llu,\"pool_hits\":%llu,\"pool_rejects\":%llu,\"pool_writebacks\":%llu,"
+			     "\"pool_pages\":%llu,\"pool_bytes\":%llu,"
 			     "\"kernel_rss_peak\":%llu,\"kernel_rss_end\":%llu,\"outside_peak\":%llu,\"outside_end\":%llu,"
 			     "\"mmap_min\":%llu,\"mmap_paged_calls\":%llu,\"mmap_paged_peak\":%llu,"
 			     "\"mmap_kernel_calls\":%llu,\"mmap_kernel_bytes\":%llu,\"mostly_outside\":%s,"
@@ -407,7 +409,10 @@ static void write_report(void)
 			     (unsigned long long)st.overshoot_peak, (unsigned long long)st.write_errors,
 			     (unsigned long long)st.read_errors, (unsigned long long)st.integrity_errors,
 			     (unsigned long long)st.poisoned_pages, (unsigned long long)st.polls,
-			     (unsigned long long)st.poll_hits, st.poll_cpu_ns / 1e9, (unsigned long long)rss_peak,
+			     (unsigned long long)st.poll_hits, st.poll_cpu_ns / 1e9, (unsigned long long)st.pool_puts,
+			     (unsigned long long)st.pool_hits, (unsigned long long)st.pool_rejects,
+			     (unsigned long long)st.pool_writebacks, (unsigned long long)st.pool_pages,
+			     (unsigned long long)st.pool_bytes, (unsigned long long)rss_peak,
 			     (unsigned long long)rss_now, (unsigned long long)outside_peak,
 			     (unsigned long long)outside_now, (unsigned long long)ms.min_len,
 			     (unsigned long long)ms.paged_calls, (unsigned long long)ms.paged_peak,

@@ -132,7 +132,7 @@ static int open_runtime(const struct upager_config *cfg, upager_t **out, char *e
 	upg_pool_algo_parse(up->cfg.compress, &algo);  /* checked by upg_config_check() */
 	uint32_t share = up->cfg.compress_pool ? up->cfg.compress_pool : UPG_COMPRESS_POOL_DEFAULT;
 	up->pool_max = up->budget / 100 * share;
-	if (up->pool_max < (1u << 20))
+	if (up->pool_max < (256u << 10))
 		algo = UPG_POOL_OFF;  /* too small to hold a useful share of pages beside its spans */
 	rc = upg_pool_init(&up->pool, algo, up->pool_max * 2 + (1u << 20), err, errlen);
 	if (rc) {

@@ -34,14 +34,20 @@ static uint64_t word_of(uint64_t base, uint32_t gen, size_t i, bool random)
 	return mix((uint64_t)gen << 8 | (i & 31)) | 0x2020202020202020ULL;
 }
 
+static int data_random = -1;
+
 static bool random_data(void)
 {
-	static int r = -1;
-	if (r < 0) {
+	if (data_random < 0) {
 		const char *v = getenv("UPG_TEST_DATA");
-		r = v && !strcmp(v, "random");
+		data_random = v && !strcmp(v, "random");
 	}
-	return r;
+	return data_random;
+}
+
+void upg_t_data_random(int on)
+{
+	data_random = on;
 }
 
 void upg_t_fill(void *page, size_t psize, uint64_t index, uint32_t gen)
@@ -164,13 +170,18 @@ uint64_t upg_t_env_u64(const char *name, uint64_t def)
 	return v && *v ? strtoull(v, NULL, 0) : def;
 }
 
-upager_t *upg_t_open_config(struct upager_config *cfg)
+void upg_t_config_env(struct upager_config *cfg)
 {
 	/* The suite runs each paging test with the compressed pool (the
 	 * default) and again with UPG_TEST_COMPRESS=off. */
 	const char *c = getenv("UPG_TEST_COMPRESS");
 	if (c && *c)
 		cfg->compress = c;
+}
+
+upager_t *upg_t_open_config(struct upager_config *cfg)
+{
+	upg_t_config_env(cfg);
 	cfg->log = upg_t_log;
 	/* 2: INFO, 3: DEBUG, for diagnosis */
 	cfg->log_level = (int)upg_t_env_u64("UPG_TEST_LOG", UPAGER_LOG_WARN);

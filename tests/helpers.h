@@ -13,6 +13,9 @@
 
 /* Every 8-byte word of a page is a function of (page index, generation, word). */
 void upg_t_fill(void *page, size_t psize, uint64_t index, uint32_t gen);
+/* upg_t_fill()'s pages compress about 2.5 times (on: they do not compress
+ * at all, as with UPG_TEST_DATA=random).  Set it before filling. */
+void upg_t_data_random(int on);
 /* 0 when the page holds the pattern; otherwise 1 + the first wrong byte offset. */
 size_t upg_t_check(const void *page, size_t psize, uint64_t index, uint32_t gen);
 /* Word number word of the pattern upg_t_fill() writes for (index, gen). */
@@ -76,6 +79,10 @@ void upg_t_log(void *arg, int level, const char *msg);
 /* Open a runtime with a budget and page size and everything else default;
  * aborts the test with the error message on failure. */
 upager_t *upg_t_open(uint64_t budget, uint32_t page_size, const char *policy, uint32_t handlers);
+
+/* Apply the suite's settings from the environment to cfg: the compressed
+ * pool's UPG_TEST_COMPRESS (upg_t_open_config() does it too). */
+void upg_t_config_env(struct upager_config *cfg);
 
 /* The same with a whole configuration (from upager_config_init()); the log
  * goes to stderr, at UPAGER_LOG_WARN or the level in UPG_TEST_LOG. */

@@ -36,22 +36,29 @@ check() {
 	fi
 	# Every process writes a report (a program may run others, like gcc
 	# runs cc1): take the one that paged the most.
-	local out=0 in=0 peak=0 f o
+	# Paged out: written to the store, or compressed into the pool.
+	local out=0 in=0 peak=0 puts=0 hits=0 f o p
 	for f in "$work/$name".*.json; do
 		[ -s "$f" ] || continue
 		o=$(sed -n 's/.*"bytes_out":\([0-9]*\).*/\1/p' "$f")
-		if [ "${o:-0}" -ge "$out" ]; then
-			out=$o
+		p=$(sed -n 's/.*"pool_puts":\([0-9]*\).*/\1/p' "$f")
+		if [ $((${o:-0} + ${p:-0} * 4096)) -ge $((out + puts * 4096)) ]; then
+			out=${o:-0} puts=${p:-0}
 			in=$(sed -n 's/.*"bytes_in":\([0-9]*\).*/\1/p' "$f")
+			hits=$(sed -n 's/.*"pool_hits":\([0-9]*\).*/\1/p' "$f")
 			peak=$(sed -n 's/.*"resident_peak":\([0-9]*\).*/\1/p' "$f")
 		fi
 	done
-	if [ "${out:-0}" -eq 0 ]; then
-		echo "FAIL $name: nothing was swapped out: the cap $cap was not below the heap"
+	if [ "${out:-0}" -eq 0 ] && [ "${puts:-0}" -eq 0 ]; then
+		echo "FAIL $name: nothing was paged out: the cap $cap was not below the heap"
 		fail=$((fail + 1)); return
 	fi
-	printf 'ok   %-14s identical output; %4d MiB out, %4d MiB in, peak %3d MiB; %3ds plain, %3ds capped\n' \
-		"$name" $((out >> 20)) $((in >> 20)) $((peak >> 20)) $((t1 - t0)) $((t2 - t1))
+	if [ -n "${want_pool:-}" ] && { [ "${puts:-0}" -eq 0 ] || [ "${hits:-0}" -eq 0 ]; }; then
+		echo "FAIL $name: the compressed pool was not used (${puts:-0} pages in, ${hits:-0} faults served)"
+		fail=$((fail + 1)); return
+	fi
+	printf 'ok   %-14s identical output; %4d MiB out, %4d MiB in, pool %5d MiB in, %7d hits; peak %3d MiB; %3ds plain, %3ds capped\n' \
+		"$name" $((out >> 20)) $((in >> 20)) $((puts >> 8)) "${hits:-0}" $((peak >> 20)) $((t1 - t0)) $((t2 - t1))
 	pass=$((pass + 1))
 }
 

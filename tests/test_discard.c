@@ -138,6 +138,7 @@ static void open_map(uint32_t psize)
 	cfg.log = upg_t_log;
 	cfg.log_level = UPAGER_LOG_WARN;
 	char err[512];
+	upg_t_config_env(&cfg);
 	int rc = upager_open(&cfg, &up, err, sizeof err);
 	ck_assert_msg(rc == 0, "upager_open: %s (%s)", err, strerror(-rc));
 	struct upager_map_opts o = { .size = sizeof o, .page_size = psize };

@@ -123,6 +123,7 @@ static char *open_and_fill(const char *policy, uint64_t budget, uint64_t store_m
 	cfg.log = capture_log;
 	cfg.log_level = UPAGER_LOG_WARN;
 	char err[512];
+	upg_t_config_env(&cfg);
 	int rc = upager_open(&cfg, &up, err, sizeof err);
 	ck_assert_msg(rc == 0, "upager_open: %s (%s)", err, strerror(-rc));
 	ck_assert_int_eq(pthread_create(&watch_tid, NULL, watchdog, NULL), 0);

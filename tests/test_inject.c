@@ -423,6 +423,89 @@ START_TEST(test_tmpfile_fallback)
 }
 END_TEST
 
+/*
+ * Write failures on the compressed pool's way out: a budget big enough for
+ * the pool (2 MiB, the pool's share 1 MiB), 16 MiB of pages that compress,
+ * and every store write failing (always), or one failing (once) at a few
+ * points.  The pool fills, its spills to the store fail, and the pages
+ * stay in the pool or in RAM: every page verifies, nothing is poisoned.
+ */
+#define POOL_PAGES 4096u
+
+struct pool_outcome {
+	unsigned long long wrong, reached;
+	struct upager_stats st;
+};
+
+static void pool_child(void *arg, int wfd)
+{
+	const char *spec = arg;
+	signal(SIGALRM, SIG_DFL);
+	alarm(RUN_SECONDS * 2);
+	setenv("UPAGER_INJECT", spec, 1);
+	struct upager_config cfg;
+	upager_config_init(&cfg);
+	cfg.ram_budget = 2u << 20;
+	cfg.log = NULL;
+	char err[512];
+	upager_t *up;
+	void *mem;
+	if (upager_open(&cfg, &up, err, sizeof err)) {
+		fprintf(stderr, "upager_open: %s\n", err);
+		_exit(2);
+	}
+	if (upager_map(up, (size_t)POOL_PAGES * PS, NULL, &mem))
+		_exit(3);
+	char *base = mem;
+	static uint32_t gen[POOL_PAGES];
+	struct pool_outcome o = { 0 };
+	uint64_t rng = 7;
+	for (uint32_t i = 0; i < POOL_PAGES; i++) {
+		gen[i] = 1;
+		upg_t_fill(base + (size_t)i * PS, PS, i, 1);
+	}
+	for (uint32_t k = 0; k < 2 * POOL_PAGES; k++) {
+		uint32_t i = (uint32_t)(upg_t_rand(&rng) % POOL_PAGES);
+		o.wrong += upg_t_check(base + (size_t)i * PS, PS, i, gen[i]) != 0;
+		if (k & 1)
+			upg_t_fill(base + (size_t)i * PS, PS, i, ++gen[i]);
+	}
+	for (uint32_t i = 0; i < POOL_PAGES; i++)
+		o.wrong += upg_t_check(base + (size_t)i * PS, PS, i, gen[i]) != 0;
+	o.reached = upg_inject_calls(UPG_INJ_WRITE);
+	o.st.size = sizeof o.st;
+	upager_stats(up, &o.st);
+	upager_unmap(up, mem);
+	upager_close(up);
+	upg_t_child_return(wfd, &o, sizeof o);
+}
+
+START_TEST(test_pool_write_failures)
+{
+	static const char *const specs[] = { "write:1:eio:always", "write:1:eio:once", "write:4:eio:once",
+					     "write:9:short:once", "write:2:enospc:always" };
+	for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+		struct pool_outcome o;
+		upg_t_run_child(pool_child, (void *)specs[i], &o, sizeof o, specs[i]);
+		printf("pool, %s: %llu pages in the pool, %llu spilled, %llu write errors, %llu pool hits, "
+		       "%llu store reads, overshoot peak %llu KiB\n", specs[i], (unsigned long long)o.st.pool_puts,
+		       (unsigned long long)o.st.pool_writebacks, (unsigned long long)o.st.write_errors,
+		       (unsigned long long)o.st.pool_hits, (unsigned long long)o.st.store_reads,
+		       (unsigned long long)(o.st.overshoot_peak >> 10));
+		ck_assert_msg(o.wrong == 0, "%s: %llu pages read back wrong", specs[i], o.wrong);
+		ck_assert_msg(o.st.pool_puts > 0 && o.st.pool_hits > 0, "%s: the pool was not used", specs[i]);
+		ck_assert_msg(o.reached > 0 && o.st.write_errors > 0, "%s: no store write failed", specs[i]);
+		ck_assert_uint_eq(o.st.poisoned_pages, 0);
+		if (strstr(specs[i], "always"))
+			ck_assert_msg(o.st.pool_writebacks == 0, "%s: pages spilled though every write failed",
+				      specs[i]);
+		else
+			ck_assert_msg(o.st.pool_writebacks > 0, "%s: the pool never spilled after the failure",
+				      specs[i]);
+	}
+}
+END_TEST
+
 /* Bad rules are refused with a message that says what to write. */
 START_TEST(test_bad_rules)
 {
@@ -467,6 +550,10 @@ int main(void)
 	tcase_add_loop_test(tc, test_read_sweep, 0, 4);
 	tcase_add_loop_test(tc, test_write_sweep, 0, 6);
 	tcase_add_loop_test(tc, test_extend_sweep, 0, 4);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("pool");
+	tcase_set_timeout(tc, 0);
+	tcase_add_test(tc, test_pool_write_failures);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

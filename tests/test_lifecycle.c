@@ -48,6 +48,7 @@ static upager_t *open_in_dir(uint64_t budget, uint32_t handlers, const char *pol
 		cfg.policy = policy;
 	cfg.log = upg_t_log;
 	cfg.log_level = UPAGER_LOG_WARN;
+	upg_t_config_env(&cfg);
 	char err[512];
 	upager_t *up = NULL;
 	int rc = upager_open(&cfg, &up, err, sizeof err);

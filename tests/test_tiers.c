@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The compressed pool in front of the store, end to end:
+ *   - threads rewrite and check 8 times the budget of pages that compress:
+ *     pages go into the pool, come back from it, and spill from it to the
+ *     store and back; the budget (resident pages plus the pool) holds;
+ *   - the same with pages that do not compress: the pool refuses them all
+ *     and paging is as without it;
+ *   - read-only passes: clean pages go through the pool and leave it
+ *     without a write (only what was never written out may be, once);
+ *   - zstd instead of LZ4, when built with it.
+ * Every page is checked after eviction and refault.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "upg_config.h"
+
+#define BUDGET (8ULL << 20)
+#define PS 4096u
+#define NPAGES (8 * BUDGET / PS)
+#define NTHREADS 4
+
+static upager_t *up;
+static char *base;
+static uint32_t gen[NPAGES];
+
+static void open_fill(const char *compress, int random)
+{
+	upg_t_data_random(random);
+	struct upager_config cfg;
+	upager_config_init(&cfg);
+	cfg.ram_budget = BUDGET;
+	cfg.handler_threads = 2;
+	cfg.compress = compress;
+	up = upg_t_open_config(&cfg);
+	void *m;
+	ck_assert_int_eq(upager_map(up, NPAGES * PS, NULL, &m), 0);
+	base = m;
+	for (uint64_t i = 0; i < NPAGES; i++) {
+		gen[i] = 1;
+		upg_t_fill(base + i * PS, PS, i, 1);
+	}
+}
+
+static void *worker(void *arg)
+{
+	uint64_t t = (uintptr_t)arg, rng = 99 + t, bad = 0;
+	for (int k = 0; k < 20000; k++) {
+		uint64_t i = upg_t_rand(&rng) % (NPAGES / NTHREADS) * NTHREADS + t;
+		bad += upg_t_check(base + i * PS, PS, i, gen[i]) != 0;
+		if (k & 1)
+			upg_t_fill(base + i * PS, PS, i, ++gen[i]);
+	}
+	return (void *)(uintptr_t)bad;
+}
+
+static void stats(struct upager_stats *st)
+{
+	st->size = sizeof *st;
+	ck_assert_int_eq(upager_stats(up, st), 0);
+}
+
+static uint64_t run_threads(void)
+{
+	pthread_t th[NTHREADS];
+	for (uintptr_t t = 0; t < NTHREADS; t++)
+		ck_assert_int_eq(pthread_create(&th[t], NULL, worker, (void *)t), 0);
+	uint64_t bad = 0;
+	for (int t = 0; t < NTHREADS; t++) {
+		void *r;
+		pthread_join(th[t], &r);
+		bad += (uintptr_t)r;
+	}
+	for (uint64_t i = 0; i < NPAGES; i++)
+		bad += upg_t_check(base + i * PS, PS, i, gen[i]) != 0;
+	return bad;
+}
+
+static void print(const char *what, const struct upager_stats *st)
+{
+	printf("%s: %llu evictions, %llu into the pool (%llu refused), %llu pool hits, %llu store reads, "
+	       "%llu spilled, %llu dropped clean; pool %llu KiB for %llu pages; peak %llu KiB of %llu\n", what,
+	       (unsigned long long)st->evictions, (unsigned long long)st->pool_puts,
+	       (unsigned long long)st->pool_rejects, (unsigned long long)st->pool_hits,
+	       (unsigned long long)st->store_reads, (unsigned long long)st->pool_writebacks,
+	       (unsigned long long)st->pool_drops, (unsigned long long)(st->pool_bytes >> 10),
+	       (unsigned long long)st->pool_pages, (unsigned long long)(st->resident_peak >> 10),
+	       (unsigned long long)(BUDGET >> 10));
+}
+
+static void compressible(const char *compress)
+{
+	open_fill(compress, 0);
+	ck_assert_uint_eq(run_threads(), 0);
+	struct upager_stats st;
+	stats(&st);
+	print(compress, &st);
+	ck_assert_uint_gt(st.pool_puts, NPAGES);
+	ck_assert_uint_gt(st.pool_hits, 1000);
+	ck_assert_uint_gt(st.pool_writebacks, 100);  /* 8x the budget does not fit: it spills */
+	ck_assert_uint_gt(st.store_reads, 0);        /* and what spilled comes back */
+	ck_assert_uint_le(st.resident_peak, BUDGET);
+	ck_assert_uint_gt(st.pool_pages, 0);
+	/* Compressed: the pool holds more pages than its RAM would as pages. */
+	ck_assert_uint_gt(st.pool_pages * PS, st.pool_bytes * 2);
+	ck_assert_uint_eq(upager_close(up), 0);
+}
+
+START_TEST(test_lz4)
+{
+	compressible("lz4");
+}
+END_TEST
+
+START_TEST(test_zstd)
+{
+#ifdef UPG_HAVE_ZSTD
+	compressible("zstd");
+#endif
+}
+END_TEST
+
+/* Pages that do not compress: every one refused, paging as with the pool
+ * off. */
+START_TEST(test_incompressible)
+{
+	open_fill("lz4", 1);
+	ck_assert_uint_eq(run_threads(), 0);
+	struct upager_stats st;
+	stats(&st);
+	print("incompressible", &st);
+	ck_assert_uint_eq(st.pool_puts, 0);
+	ck_assert_uint_eq(st.pool_pages, 0);
+	ck_assert_uint_eq(st.pool_bytes, 0);
+	ck_assert_uint_gt(st.pool_rejects, NPAGES);
+	ck_assert_uint_gt(st.store_reads, 10000);
+	ck_assert_uint_le(st.resident_peak, BUDGET);
+	ck_assert_uint_eq(upager_close(up), 0);
+	upg_t_data_random(0);
+}
+END_TEST
+
+/* Read-only passes after one write-back of everything: the pages are
+ * clean, and go through the pool and out of it without a write. */
+START_TEST(test_clean)
+{
+	open_fill("lz4", 0);
+	uint64_t bad = 0;
+	for (uint64_t i = 0; i < NPAGES; i++)
+		bad += upg_t_check(base + i * PS, PS, i, 1) != 0;
+	struct upager_stats a, b;
+	stats(&a);
+	for (int pass = 0; pass < 3; pass++)
+		for (uint64_t i = 0; i < NPAGES; i++)
+			bad += upg_t_check(base + i * PS, PS, i, 1) != 0;
+	stats(&b);
+	print("read-only", &b);
+	ck_assert_uint_eq(bad, 0);
+	ck_assert_uint_gt(b.pool_puts - a.pool_puts, NPAGES);
+	ck_assert_uint_gt(b.pool_drops - a.pool_drops, 0);
+	/* Only pages never written out when the passes began (in RAM or in
+	 * the pool) may be written, once. */
+	ck_assert_uint_le(b.writebacks - a.writebacks, a.pool_pages + BUDGET / PS);
+	ck_assert_uint_le(b.resident_peak, BUDGET);
+	ck_assert_uint_eq(upager_close(up), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("tiers");
+	TCase *tc = tcase_create("pool");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_lz4);
+	tcase_add_test(tc, test_zstd);
+	tcase_add_test(tc, test_incompressible);
+	tcase_add_test(tc, test_clean);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int nf = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return nf ? 1 : 0;
+}
