@@ -54,7 +54,8 @@ struct upg_io {
 	uint32_t unit;        /* bounce offset, in units */
 	uint32_t units;
 	uint32_t next_free;
-	uint32_t handle;      /* pool reads: the object */
+	uint32_t pending;     /* pool reads: pages not yet decompressed (one request each) */
+	int32_t res;          /* pool reads: the first failure, else 0 */
 	uint8_t fault_write;
 	uint8_t tries;
 	uint8_t ghost;
@@ -396,51 +397,81 @@ static void submit_read(struct upg_handler *h, struct upg_io *io)
 			h->q.fixed = h->bounce, h->q.fixed_len = h->bounce_len;
 	}
 	h->inflight++;
-	if (io->pool)
-		upg_tier_read(&up->pool_tier, &h->q, io->handle, h->bounce + (size_t)io->unit * UNIT, (uint32_t)len,
-			      (uint64_t)(uintptr_t)io);
-	else
+	if (io->pool) {
+		/* The pool keeps pages apart: one request per page, each
+		 * page's handle in its pte (see pool_read()). */
+		io->pending = io->npages;
+		io->res = 0;
+		for (uint32_t i = 0; i < io->npages; i++)
+			upg_tier_read(&up->pool_tier, &h->q, upg_pte_get(io->reg, io->first + i)->evict_seq,
+				      h->bounce + (size_t)io->unit * UNIT + ((size_t)i << io->reg->pshift),
+				      io->reg->psize, (uint64_t)(uintptr_t)io);
+	} else
 		upg_tier_read(&up->store_tier, &h->q, io->slot, h->bounce + (size_t)io->unit * UNIT, (uint32_t)len,
 			      (uint64_t)(uintptr_t)io);
 }
 
-/* Start a read of page of r (POOLED) from the pool: it completes at once,
- * through the queue's list, and complete_read() copies it in as a store
- * read's.  Locks as zero_fill. */
+/* Start a read of page of r (POOLED) from the pool, with the POOLED pages
+ * after it when the access looks sequential (the window of store_read()):
+ * each page is one request to the pool's tier, which decompresses at once
+ * and posts its completion; complete_read() copies them in together, as a
+ * store read's.  Until then each page's handle waits in its evict_seq,
+ * where a forked child finds it (fork.c).  Locks as zero_fill. */
 static void pool_read(struct upg_handler *h, struct upg_region *r, uint64_t page, bool write, uint64_t t0,
 		      bool prefetch)
 {
 	struct upager *up = h->up;
 	struct upg_pte *p = upg_pte_get(r, page);
-	if (!upg_budget_admit(up, 1, r->psize)) {
+	uint32_t want = 1;
+	struct upg_stream *st = NULL;
+	if (r->advice == UPAGER_ADV_SEQUENTIAL || prefetch) {
+		want = up->cfg.readahead_max;
+	} else if (r->advice != UPAGER_ADV_RANDOM) {
+		st = upg_stream_match(r, r->ra, page, 1, up->cfg.readahead_max);
+		want = st->win;
+	}
+	uint32_t max_units = h->units / 4 ? h->units / 4 : 1;
+	if (want > max_units)
+		want = max_units;
+	uint32_t n = 1;
+	while (n < want && page + n < r->npages && upg_pte_get(r, page + n)->state == PG_POOLED)
+		n++;
+	uint64_t ok = upg_budget_admit(up, n, r->psize);
+	if (!ok) {
 		defer(up, r, page, p, write, t0, prefetch);
 		return;
 	}
+	n = (uint32_t)ok;
 	struct upg_io *io = io_get(h);
 	uint32_t unit;
-	if (!io || !units_alloc(h, r->psize / UNIT, &unit)) {
-		if (io) {
+	if (io && !units_alloc(h, n, &unit)) {
+		n = 1;
+		if (!units_alloc(h, 1, &unit)) {
 			io->units = 0;
 			io_put(h, io);
+			io = NULL;
 		}
+	}
+	if (!io) {
 		defer(up, r, page, p, write, t0, prefetch);
 		return;
 	}
-	uint32_t handle = p->frame;
 	bool ghost = hint_for(up, p) == UPG_HINT_GHOST;
-	p->frame = UPG_NOFRAME;
-	upg_frame_take_or_none(up, r, page, p);
-	/* Until the read completes the handle waits in evict_seq, where a
-	 * forked child finds it (fork.c). */
-	p->evict_seq = handle;
-	p->state = PG_READING;
-	p->flags = (uint8_t)((p->flags & PF_DEFERRED) | PF_POOLREAD);
-	r->busy++;
-	upg_resident_add(up, r->psize);
+	for (uint32_t i = 0; i < n; i++) {
+		struct upg_pte *q = upg_pte_get(r, page + i);
+		q->evict_seq = q->frame;  /* the handle */
+		q->frame = UPG_NOFRAME;
+		upg_frame_take_or_none(up, r, page + i, q);
+		q->state = PG_READING;
+		q->flags = (uint8_t)((q->flags & PF_DEFERRED) | PF_POOLREAD);
+	}
+	r->busy += n;
+	if (st)
+		st->next = page + n;
+	upg_resident_add(up, (uint64_t)n * r->psize);
 	*io = (struct upg_io){
-		.reg = r, .first = page, .npages = 1, .unit = unit, .units = r->psize / UNIT, .slot = p->slot,
-		.handle = handle, .pool = 1, .fault_page = prefetch ? NO_PAGE : page, .fault_write = write,
-		.t0 = t0, .ghost = ghost,
+		.reg = r, .first = page, .npages = n, .unit = unit, .units = n, .slot = p->slot, .pool = 1,
+		.fault_page = prefetch ? NO_PAGE : page, .fault_write = write, .t0 = t0, .ghost = ghost,
 	};
 	submit_read(h, io);
 }
@@ -596,34 +627,54 @@ static void read_give_up(struct upg_handler *h, struct upg_io *io, const char *w
 }
 
 /* A pool object that does not decompress (res: -EIO) is a bug or a
- * corruption of this process's memory.  The page's store copy, if it has
- * one, serves it; otherwise it is poisoned, as an unreadable block. */
+ * corruption of this process's memory.  The read's pages leave the pool:
+ * those with a store copy are read from it when next touched; a page
+ * without one is poisoned, as an unreadable block. */
 static void pool_failed(struct upg_handler *h, struct upg_io *io, int res)
 {
 	struct upager *up = h->up;
 	struct upg_region *r = io->reg;
+	uint32_t poisoned = 0;
+	pthread_mutex_lock(&up->uffd_lock);
 	pthread_mutex_lock(&up->lock);
-	struct upg_pte *p = upg_pte_get(r, io->first);
-	uint32_t f = p->frame;
-	p->frame = io->handle;
-	upg_pooled_free(up, p);
-	p->frame = f;
-	p->evict_seq = 0;
-	p->flags &= (uint8_t)~PF_POOLREAD;
 	up->c.integrity_errors++;
-	uint32_t slot = p->slot;
-	pthread_mutex_unlock(&up->lock);
-	upg_log(up, UPAGER_LOG_ERROR, "the compressed pool's copy of the page at %#lx does not decompress (%s)%s",
-		(unsigned long)(r->base + (io->first << r->pshift)), strerror(-res),
-		slot ? "; reading its store copy" : "");
-	io->pool = 0;
-	io->tries = 0;
-	if (slot) {
-		submit_read(h, io);
-		return;
+	for (uint32_t i = 0; i < io->npages; i++) {
+		struct upg_pte *p = upg_pte_get(r, io->first + i);
+		upg_frame_release(up, p);
+		p->frame = p->evict_seq;
+		upg_pooled_free(up, p);
+		p->evict_seq = 0;
+		upg_resident_sub(up, r->psize);
+		if (p->flags & PF_DISCARDED) {
+			upg_slot_free(up, r, p);
+			p->state = PG_NONE;
+			p->zmask = 0;
+			p->flags &= PF_DEFERRED;
+		} else {
+			bool poison = !p->slot && up->have_poison;
+			p->state = p->slot || poison ? PG_STORED : PG_NONE;
+			p->flags = (uint8_t)((p->flags & PF_DEFERRED) | (poison ? PF_POISONED : 0));
+			if (poison) {
+				poisoned++;
+				up->c.poisoned++;
+			}
+		}
 	}
-	io->tries = READ_TRIES;
-	read_give_up(h, io, "its compressed copy is corrupt");
+	region_unbusy(up, r, io->npages);
+	pthread_mutex_unlock(&up->lock);
+	uintptr_t a = r->base + (io->first << r->pshift);
+	size_t len = (size_t)io->npages << r->pshift;
+	upg_log(up, UPAGER_LOG_ERROR, "the compressed pool's copy of %u page(s) at %#lx does not decompress (%s); "
+		"%u without a store copy are poisoned (an access raises SIGBUS)", io->npages, (unsigned long)a,
+		strerror(-res), poisoned);
+	for (uint32_t i = 0; poisoned && i < io->npages; i++) {
+		struct upg_pte *p = upg_pte_get(r, io->first + i);
+		if (p->flags & PF_POISONED)
+			h_poison(h, a + ((size_t)i << r->pshift), r->psize);
+	}
+	wake_page(up, a, (uint32_t)len);
+	pthread_mutex_unlock(&up->uffd_lock);
+	io_put(h, io);
 }
 
 static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
@@ -632,11 +683,20 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 	struct upg_region *r = io->reg;
 	size_t len = (size_t)io->npages << r->pshift;
 	char *buf = h->bounce + (size_t)io->unit * UNIT;
-	h->inflight--;
-	if (io->pool && res != (int)len) {
-		pool_failed(h, io, res);
-		return;
+	if (io->pool) {
+		/* One completion per page: the last one settles the read. */
+		if (res != (int)r->psize && !io->res)
+			io->res = res < 0 ? res : -EIO;
+		if (--io->pending)
+			return;
+		if (io->res) {
+			h->inflight--;
+			pool_failed(h, io, io->res);
+			return;
+		}
+		res = (int)len;
 	}
+	h->inflight--;
 	res = io->pool ? res : upg_inject(UPG_INJ_READ, res, len);
 	struct upg_seal *seal = upg_slot_seal(up, io->slot);
 	int64_t bad = io->pool ? -1 : res == (int)len ? upg_seal_read(seal, upg_slot_block(io->slot), buf, len) : -1;
@@ -709,13 +769,14 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 		struct upg_pte *p = upg_pte_get(r, pg);
 		bool discarded = p->flags & PF_DISCARDED;
 		p->flags &= PF_DEFERRED;
+		uint32_t handle = io->pool ? p->evict_seq : 0;
 		if (io->pool)
-			p->evict_seq = 0;  /* held the handle */
+			p->evict_seq = 0;
 		if (rc || (failed[i / 64] >> (i % 64) & 1)) {
 			upg_frame_release(up, p);
 			p->state = discarded ? PG_NONE : io->pool ? PG_POOLED : PG_STORED;
 			if (io->pool) {
-				p->frame = io->handle;
+				p->frame = handle;
 				if (discarded)
 					upg_pooled_free(up, p);
 			}
@@ -725,7 +786,7 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 			/* In RAM now: the pool's copy goes (a clean page keeps
 			 * its store copy, as after a store read). */
 			uint32_t f = p->frame;
-			p->frame = io->handle;
+			p->frame = handle;
 			upg_pooled_free(up, p);
 			p->frame = f;
 		}
@@ -1386,7 +1447,9 @@ static int handler_init(struct upager *up, struct upg_handler *h, char *err, siz
 		return rc;
 	}
 	h->ring_ok = true;
-	rc = upg_tq_init(&h->q, &h->ring, h->kick_fd, h->nios);
+	/* Room for every request in flight: a pool read makes one per page,
+	 * and each page takes a bounce unit. */
+	rc = upg_tq_init(&h->q, &h->ring, h->kick_fd, h->nios + h->units);
 	if (rc) {
 		snprintf(err, errlen, "out of memory");
 		return rc;

@@ -309,6 +309,97 @@ void upg_pool_free(struct upg_pool *p, uint32_t h)
 		span_release(p, id);
 }
 
+/* Take a free object of class c from its part-filled spans (never a new
+ * span); 0 when none has room. */
+static uint32_t obj_take(struct upg_pool *p, uint32_t c)
+{
+	if (!p->cls[c].partial)
+		return 0;
+	uint32_t id = p->cls[c].partial - 1;
+	struct upg_pool_span *s = &p->spans[id];
+	uint32_t i;
+	if (s->free_head) {
+		i = s->free_head - 1;
+		s->free_head = (uint32_t)obj_at(p, obj_off(p, s, i))->page;
+	} else {
+		i = s->bump++;
+	}
+	if (++s->live == p->cls[c].nobj)
+		partial_del(p, id);
+	return (uint32_t)(obj_off(p, s, i) / GRAIN) + 1;
+}
+
+uint64_t upg_pool_compact(struct upg_pool *p, uint32_t max_spans,
+			  bool (*relocate)(void *arg, uint64_t owner, uint64_t page, uint32_t from, uint32_t to),
+			  void *arg)
+{
+	uint64_t before = p->bytes;
+	uint32_t emptied = 0;
+	for (uint32_t c = 0; c < p->nclass && emptied < max_spans; c++) {
+		for (;;) {
+			/* The emptiest part-filled span, and the room in the others. */
+			uint64_t room = 0;
+			uint32_t best = 0, best_live = UINT32_MAX;
+			for (uint32_t id = p->cls[c].partial; id; id = p->spans[id - 1].next) {
+				struct upg_pool_span *s = &p->spans[id - 1];
+				room += p->cls[c].nobj - s->live;
+				if (s->live < best_live) {
+					best_live = s->live;
+					best = id;
+				}
+			}
+			if (!best || room - (p->cls[c].nobj - best_live) < best_live || emptied >= max_spans)
+				break;
+			uint32_t id = best - 1;
+			struct upg_pool_span *s = &p->spans[id];
+			partial_del(p, id);  /* nothing moves into it */
+			bool stuck = false;
+			for (uint32_t i = 0; i < s->bump && s->live; i++) {
+				uint64_t off = obj_off(p, s, i);
+				struct hdr *o = obj_at(p, off);
+				if (!o->owner)
+					continue;
+				uint32_t from = (uint32_t)(off / GRAIN) + 1, to = obj_take(p, c);
+				if (!to)
+					break;  /* cannot be: room was counted */
+				struct hdr *n = obj_at(p, (uint64_t)(to - 1) * GRAIN);
+				memcpy(n, o, GRAIN + o->clen);
+				p->gen = (p->gen + 1) & 0xfff;
+				n->gen = p->gen;
+				if (!relocate(arg, o->owner, o->page, from, to)) {
+					/* Give the copy back; the object stays. */
+					n->owner = 0;
+					uint32_t nid = p->page_span[(to - 1) * GRAIN / 4096];
+					struct upg_pool_span *ns = &p->spans[nid];
+					n->page = ns->free_head;
+					ns->free_head = (uint32_t)(((uint64_t)(to - 1) * GRAIN - (uint64_t)ns->first * 4096) /
+								   p->cls[c].size) + 1;
+					if (ns->live-- == p->cls[c].nobj)
+						partial_add(p, nid);
+					stuck = true;
+					continue;
+				}
+				ring_push(p, to, n->gen);
+				o->owner = 0;
+				o->page = s->free_head;
+				s->free_head = i + 1;
+				s->live--;
+			}
+			if (!s->live) {
+				s->prev = s->next = 0;
+				partial_add(p, id);  /* span_release() takes it off the list */
+				span_release(p, id);
+				emptied++;
+			} else {
+				partial_add(p, id);
+			}
+			if (stuck)
+				break;  /* its objects are busy: try the next class */
+		}
+	}
+	return before - p->bytes;
+}
+
 int upg_pool_load(const struct upg_pool *p, uint32_t h, void *page)
 {
 	const struct hdr *o = obj_at(p, (uint64_t)(h - 1) * GRAIN);

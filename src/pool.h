@@ -108,6 +108,19 @@ bool upg_pool_coldest(struct upg_pool *p, uint32_t *h, uint64_t *owner, uint64_t
 /* Put h back on the cold ring, as the newest. */
 void upg_pool_requeue(struct upg_pool *p, uint32_t h);
 
+/*
+ * Compaction: objects freed out of order leave spans part-filled, and a
+ * span's RAM comes back only when it is empty.  For each class whose
+ * part-filled spans have room for all the objects of the emptiest one,
+ * move those there and free it.  relocate(arg, owner, page, from, to)
+ * points the page's record at the object's new handle and returns true,
+ * or returns false to leave the object (and its span) where it is.  At
+ * most max_spans spans are emptied.  Returns the bytes given back.
+ */
+uint64_t upg_pool_compact(struct upg_pool *p, uint32_t max_spans,
+			  bool (*relocate)(void *arg, uint64_t owner, uint64_t page, uint32_t from, uint32_t to),
+			  void *arg);
+
 /* Bytes of the pool's own tables in RAM now (not its objects). */
 uint64_t upg_pool_metadata(const struct upg_pool *p);
 

@@ -31,10 +31,12 @@ void upg_tq_fini(struct upg_tq *q)
 void upg_tq_post(struct upg_tq *q, uint64_t tag, int res)
 {
 	pthread_mutex_lock(&q->lock);
-	/* Every request has one slot here: a tier is handed at most cap
-	 * requests at a time by its owner (its reads in flight). */
-	if (q->ndone < q->cap)
-		q->done[q->ndone++] = (struct upg_tq_done){ tag, res };
+	/* Every request has one slot here: an owner hands its tiers at most
+	 * cap requests at a time (upg_tq_init()).  Losing one would hang a
+	 * fault for ever: stop loudly instead. */
+	if (q->ndone == q->cap)
+		abort();
+	q->done[q->ndone++] = (struct upg_tq_done){ tag, res };
 	pthread_mutex_unlock(&q->lock);
 	if (q->kick_fd >= 0 && !pthread_equal(pthread_self(), q->owner)) {
 		uint64_t one = 1;

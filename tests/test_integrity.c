@@ -197,8 +197,14 @@ START_TEST(clean_and_changed_pages)
 	printf("  after %llu pages changed: %llu written, %llu clean drops\n", (unsigned long long)changed,
 	       (unsigned long long)(b.writebacks - a.writebacks), (unsigned long long)(b.clean_drops - a.clean_drops));
 	/* Each changed page out once, as it was before the sweeps; none of
-	 * the others. */
-	ck_assert_uint_eq(b.writebacks - a.writebacks, changed);
+	 * the others.  With the compressed pool a changed page may go there
+	 * instead (and be written later, or not), and a page that was in the
+	 * pool with no store copy when the sweeps began is written when it
+	 * spills. */
+	if (b.pool_puts == a.pool_puts && a.pool_pages == 0)
+		ck_assert_uint_eq(b.writebacks - a.writebacks, changed);
+	else
+		ck_assert_uint_le(b.writebacks - a.writebacks, changed + a.pool_pages);
 	upager_close(up);
 	free(poked);
 }

@@ -169,6 +169,54 @@ START_TEST(test_cold_order)
 }
 END_TEST
 
+static bool follow(void *arg, uint64_t owner, uint64_t page, uint32_t from, uint32_t to)
+{
+	uint32_t *h = arg;
+	if (h[page] != from)
+		return false;
+	h[page] = to;
+	return true;
+}
+
+/* Free three objects in four at random: the spans stay part-filled until
+ * compaction packs them; every page still reads back. */
+START_TEST(test_compact)
+{
+	struct upg_pool p;
+	char err[256], out[UPG_POOL_BOUND];
+	static char page[4096], back[4096];
+	ck_assert_int_eq(upg_pool_init(&p, UPG_POOL_LZ4, 256 << 20, err, sizeof err), 0);
+	uint32_t *h = calloc(N, sizeof *h);
+	for (uint32_t i = 0; i < N; i++) {
+		heap_page(page, i);
+		h[i] = upg_pool_put(&p, out, upg_pool_compress(&p, page, out), 1, i);
+	}
+	uint64_t rng = 3;
+	for (uint32_t i = 0; i < N; i++)
+		if (upg_t_rand(&rng) % 4) {
+			upg_pool_free(&p, h[i]);
+			h[i] = 0;
+		}
+	uint64_t need = p.payload + 16 * p.objects, frag = p.bytes;
+	uint64_t got = upg_pool_compact(&p, UINT32_MAX, follow, h);
+	printf("compaction: %llu KiB for %llu KiB of objects, %llu KiB after (%llu given back)\n",
+	       (unsigned long long)(frag >> 10), (unsigned long long)(need >> 10),
+	       (unsigned long long)(p.bytes >> 10), (unsigned long long)(got >> 10));
+	ck_assert_uint_eq(got, frag - p.bytes);
+	ck_assert_uint_gt(frag, need * 2);            /* fragmented before */
+	ck_assert_uint_lt(p.bytes, need + need / 10);  /* packed after */
+	for (uint32_t i = 0; i < N; i++) {
+		if (!h[i])
+			continue;
+		heap_page(page, i);
+		ck_assert_int_eq(upg_pool_load(&p, h[i], back), 0);
+		ck_assert_msg(!memcmp(page, back, 4096), "page %u differs after compaction", i);
+	}
+	upg_pool_fini(&p);
+	free(h);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("pool");
@@ -178,6 +226,7 @@ int main(void)
 	tcase_add_test(tc, test_cold_order);
 	tcase_add_test(tc, test_lz4);
 	tcase_add_test(tc, test_zstd);
+	tcase_add_test(tc, test_compact);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
