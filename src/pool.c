@@ -235,6 +235,25 @@ static void span_release(struct upg_pool *p, uint32_t id)
 	p->bytes -= (uint64_t)s->pages * 4096;
 }
 
+/* Is cold-ring entry e a live object?  Its handle may point into a span
+ * released since and reused by another class, where it falls inside some
+ * object's data: only an object boundary of a live span counts, and then
+ * the header's owner and generation. */
+static bool entry_live(const struct upg_pool *p, uint64_t e)
+{
+	uint64_t off = ((e >> 12) - 1) * GRAIN, page = off / 4096;
+	if (page >= p->top)
+		return false;
+	const struct upg_pool_span *s = &p->spans[p->page_span[page]];
+	if (!s->live || page < s->first || page >= (uint64_t)s->first + s->pages)
+		return false;
+	uint64_t rel = off - (uint64_t)s->first * 4096, size = p->cls[s->cls].size;
+	if (rel % size || rel / size >= s->bump)
+		return false;
+	const struct hdr *o = obj_at(p, off);
+	return o->owner && o->gen == (e & 0xfff);
+}
+
 /* Drop dead entries from the cold ring, moving the live ones to its front
  * (so the ring's touched memory stays near 1.5 times the live objects). */
 static void ring_compact(struct upg_pool *p)
@@ -242,8 +261,7 @@ static void ring_compact(struct upg_pool *p)
 	uint64_t w = 0;
 	for (uint64_t i = p->ring_head; i < p->ring_tail; i++) {
 		uint64_t e = p->ring[i];
-		struct hdr *o = obj_at(p, ((e >> 12) - 1) * GRAIN);
-		if (o->owner && o->gen == (e & 0xfff))
+		if (entry_live(p, e))
 			p->ring[w++] = e;
 	}
 	size_t keep = round_page(w * sizeof *p->ring), had = round_page(p->ring_tail * sizeof *p->ring);
@@ -438,7 +456,7 @@ bool upg_pool_coldest(struct upg_pool *p, uint32_t *h, uint64_t *owner, uint64_t
 	while (p->ring_head < p->ring_tail) {
 		uint64_t e = p->ring[p->ring_head++];
 		struct hdr *o = obj_at(p, ((e >> 12) - 1) * GRAIN);
-		if (o->owner && o->gen == (e & 0xfff)) {
+		if (entry_live(p, e)) {
 			*h = (uint32_t)(e >> 12);
 			*owner = o->owner;
 			*page = o->page;
