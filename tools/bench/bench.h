@@ -28,8 +28,11 @@
  * The data pattern: the first 8-byte word of every 64-byte line of page p
  * holds pattern(salt, p, line, generation).  Read-modify-write workloads add
  * a per-page count to line 0 and keep the expected counts in malloc memory.
+ * The other 7 words of a line are the content (--content): heap-like data
+ * that LZ4 compresses about 3x (the default), random bytes, or zeros; they
+ * are derived from the checked word and never checked themselves.
  *
- * The files: pattern.c (the data pattern, random numbers, clocks),
+ * The files: pattern.c (the data pattern and content, random numbers, clocks),
  * backends.c, workloads.c, driver.c (run_one: one run and its row),
  * report.c (the table, CSV and JSON of plain mode), main.c (options);
  * compare mode: compare.c (its driver, the undo record, signals),
@@ -60,6 +63,23 @@
 
 uint64_t mix(uint64_t z);
 uint64_t pattern(uint64_t salt, uint64_t page, uint64_t line, uint64_t gen);
+
+/* What fills a line after its checked word (see pattern.c). */
+enum content { CONTENT_HEAP, CONTENT_RANDOM, CONTENT_SPARSE };
+
+/* LZ4 on a sample of a content's pages, 4 KiB at a time. */
+struct content_sample {
+	unsigned pages;
+	double lz4_ratio;  /* bytes in / bytes out */
+	double pool_fit;   /* share of the 4 KiB pieces upager's pool would keep (3/4 or less) */
+};
+
+const char *content_name(enum content m);
+const char *content_what(enum content m);
+int content_parse(const char *s, enum content *out);
+/* Write page p (psize bytes, zeroed by the caller for CONTENT_SPARSE) of generation gen. */
+void fill_page(enum content m, uint64_t salt, void *page, size_t psize, uint64_t p, uint64_t gen);
+int content_measure(enum content m, uint64_t seed, size_t psize, struct content_sample *out);
 uint64_t rng_below(uint64_t *s, uint64_t n);
 uint64_t now_ns(void);
 double cpu_seconds(void);
@@ -134,6 +154,7 @@ struct wl_ctx {
 	uint64_t seed;
 	uint64_t accesses;  /* random workloads: accesses in all; 0: one per page */
 	uint64_t ram;       /* the memory limit the backend enforces (scan-hot sizes its hot set by it) */
+	enum content content;
 	const struct wl_hooks *hooks;
 };
 
@@ -168,6 +189,8 @@ void workload_reports_reset(void);
 struct row {
 	char backend[8];           /* "upager" or "kernel" */
 	char workload[16];
+	char content[8];           /* --content */
+	double content_lz4_ratio;  /* LZ4 on a sample of that content (the same for every row) */
 	uint64_t threads;
 	uint64_t accesses;
 	uint64_t pages_touched;
@@ -211,6 +234,8 @@ struct opts {
 	unsigned nthreads;
 	bool have_threads;
 	bool want[NWORKLOADS];
+	enum content content;
+	struct content_sample sample; /* measured before the runs */
 	const char *csv, *json;
 	bool quiet;
 	/* compare mode */
@@ -237,12 +262,14 @@ struct machine {
 void machine_probe(struct machine *m, const struct upager_config *cfg);
 void human_size(uint64_t b, char *buf, size_t len);
 void print_header(FILE *out, const struct machine *m, const struct upager_config *cfg, const struct opts *o);
+void print_content(FILE *out, const struct opts *o);
 void print_row(FILE *out, const struct row *r);
 FILE *open_out(const char *opt, const char *path);
 int close_out(FILE *f, const char *path);
 int write_csv(FILE *f, const char *path, const struct row *rows, size_t n);
 void json_string(FILE *f, const char *s);
 void json_row(FILE *f, const struct row *r);
+void json_content(FILE *f, const struct opts *o);
 int write_json(FILE *f, const char *path, const struct row *rows, size_t n, const struct machine *m,
 	       const struct upager_config *cfg, const struct opts *o, bool verified);
 

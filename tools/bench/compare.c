@@ -201,6 +201,7 @@ static void print_compare_header(FILE *out, const struct machine *m, const struc
 	fprintf(out, "runtime  %u handler thread%s, readahead %u pages, fault-around %u pages, io depth %u, seed %" PRIu64 "\n",
 		cfg->handler_threads, cfg->handler_threads == 1 ? "" : "s", cfg->readahead_max, cfg->fault_around,
 		cfg->io_depth, o->seed);
+	print_content(out, o);
 	fflush(out);
 }
 

@@ -234,9 +234,11 @@ int write_compare_json(FILE *f, const char *path, const struct pair *ps, size_t 
 		o->data, o->page);
 	json_string(f, cfg->policy);
 	fprintf(f, ", \"handler_threads\": %u, \"readahead_max\": %u, \"fault_around\": %u, \"io_depth\": %u"
-		", \"accesses\": %" PRIu64 ", \"seed\": %" PRIu64 ", \"sample_every\": %u, \"quick\": %s},\n",
+		", \"accesses\": %" PRIu64 ", \"seed\": %" PRIu64 ", \"sample_every\": %u, \"quick\": %s",
 		cfg->handler_threads, cfg->readahead_max, cfg->fault_around, cfg->io_depth, o->accesses, o->seed,
 		SAMPLE_EVERY, o->quick ? "true" : "false");
+	json_content(f, o);
+	fprintf(f, "},\n");
 	fprintf(f, "  \"kernel_side\": {\"ran\": %s", ks->ready ? "true" : "false");
 	if (ks->ready) {
 		fprintf(f, ", \"cgroup_version\": %d, \"cgroup\": ", ks->cg.version);

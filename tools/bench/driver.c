@@ -163,7 +163,7 @@ int run_one(struct backend *be, const struct opts *o, const struct workload *wl,
 	struct wl_ctx c = {
 		.base = base, .bytes = o->data, .page = o->page, .threads = threads,
 		.seed = mix(o->seed * 0x9e3779b97f4a7c15ULL + (uint64_t)(wl - workloads) * 131 + threads),
-		.accesses = o->accesses, .ram = o->ram, .hooks = &hooks,
+		.accesses = o->accesses, .ram = o->ram, .content = o->content, .hooks = &hooks,
 	};
 	struct wl_result r = { 0 };
 	workload_reports_reset();
@@ -185,6 +185,8 @@ int run_one(struct backend *be, const struct opts *o, const struct workload *wl,
 	memset(row, 0, sizeof *row);
 	snprintf(row->backend, sizeof row->backend, "%s", be->name);
 	snprintf(row->workload, sizeof row->workload, "%s", wl->name);
+	snprintf(row->content, sizeof row->content, "%s", content_name(o->content));
+	row->content_lz4_ratio = o->sample.lz4_ratio;
 	row->threads = threads;
 	row->accesses = r.accesses;
 	row->pages_touched = r.pages_touched;

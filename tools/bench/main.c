@@ -13,9 +13,10 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: " PROG " [--ram SIZE] [--data SIZE] [--threads N[,N...]] [--page SIZE]\n"
 "                    [--policy NAME] [--workload NAME[,NAME...]] [--accesses N]\n"
-"                    [--seed N] [--csv FILE] [--json FILE] [--quiet]\n"
+"                    [--content MODE] [--seed N] [--csv FILE] [--json FILE] [--quiet]\n"
 "       " PROG " compare [--quick] [--ram SIZE] [--data SIZE] [--threads N[,N...]]\n"
-"                    [--workload NAME[,NAME...]] [--accesses N] [--plot DIR]\n"
+"                    [--workload NAME[,NAME...]] [--accesses N] [--content MODE]\n"
+"                    [--plot DIR]\n"
 "                    [--csv FILE] [--json FILE] [--no-kernel] [--no-device]\n"
 "                    [--device-size SIZE] [--swap-size SIZE] [--page SIZE]\n"
 "                    [--policy NAME] [--seed N] [--quiet]\n"
@@ -26,7 +27,8 @@ static void usage(FILE *f)
 "then every page is verified (untimed).  An access is one page: a read checks\n"
 "the first word of each 64-byte line, a read-modify-write checks one word and\n"
 "increments another.  The threads split the pages (sequential workloads) or\n"
-"the accesses (random workloads) between them.\n"
+"the accesses (random workloads) between them.  Only the first word of each\n"
+"line is checked; --content sets what the other 56 bytes hold.\n"
 "\n"
 "Exit status: 0 every page verified; 1 a page held wrong data, the runtime\n"
 "failed, or --csv/--json could not be written; 2 a bad argument or setting.\n"
@@ -49,6 +51,13 @@ static void usage(FILE *f)
 "  --accesses N       accesses made by rand-read, rand-rmw and zipf, shared by\n"
 "                     the threads: a whole number such as 100000, or with a\n"
 "                     K/M/G suffix (default: one per page of --data)\n"
+"  --content MODE     what the pages hold besides the checked words (it decides\n"
+"                     how well they compress):\n"
+"                       heap    pointers, small integers and short words,\n"
+"                               about 3x with LZ4 (default)\n"
+"                       random  incompressible\n"
+"                       sparse  zeros (the only content before this option)\n"
+"                     the header gives the LZ4 ratio measured on a sample\n"
 "  --seed N           seed of the random choices and data pattern (default 1)\n"
 "  --csv FILE         also write the table as CSV (\"-\" for standard output)\n"
 "  --json FILE        also write the table and settings as JSON (\"-\": stdout)\n"
@@ -168,7 +177,8 @@ int main(int argc, char **argv)
 {
 	struct upager_config cfg;
 	char err[512];
-	struct opts o = { .seed = 1, .threads = { 1 }, .nthreads = 1 };
+	struct opts o = { .seed = 1, .threads = { 1 }, .nthreads = 1, .content = CONTENT_HEAP };
+	int rc0;
 	for (size_t i = 0; i < NWORKLOADS; i++)
 		o.want[i] = true;
 
@@ -219,7 +229,7 @@ int main(int argc, char **argv)
 		memcpy(name, arg, nlen);
 		name[nlen] = 0;
 		static const char *const with_value[] = { "--ram", "--data", "--threads", "--page", "--policy",
-							  "--workload", "--accesses", "--seed", "--csv", "--json",
+							  "--workload", "--accesses", "--content", "--seed", "--csv", "--json",
 							  "--plot", "--device-size", "--swap-size" };
 		bool known = false;
 		for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
@@ -268,6 +278,9 @@ int main(int argc, char **argv)
 			rc = parse_size_arg(name, val, &o.accesses, "a whole number above zero such as 100000 or 1M");
 			if (!rc && o.accesses == 0)
 				rc = bad_arg(name, val, "a whole number above zero such as 100000 or 1M");
+		} else if (!strcmp(name, "--content")) {
+			if (content_parse(val, &o.content))
+				rc = bad_arg(name, val, "heap, random or sparse");
 		} else if (!strcmp(name, "--seed")) {
 			char *end;
 			errno = 0;
@@ -340,6 +353,13 @@ int main(int argc, char **argv)
 	if (o.data > SIZE_MAX / 2) {
 		fprintf(stderr, PROG ": --data is too large for this machine's address space\n");
 		return 2;
+	}
+
+	rc0 = content_measure(o.content, o.seed, o.page, &o.sample);
+	if (rc0) {
+		fprintf(stderr, PROG ": cannot measure how the %s content compresses: %s\n", content_name(o.content),
+			strerror(-rc0));
+		return 1;
 	}
 
 	/* Open once up front so a bad policy, page size or store, or missing

@@ -18,7 +18,7 @@ struct column {
 
 #define COL(f, k) { #f, k, offsetof(struct row, f) }
 static const struct column columns[] = {
-	COL(backend, 's'), COL(workload, 's'), COL(threads, 'u'), COL(accesses, 'u'), COL(pages_touched, 'u'),
+	COL(backend, 's'), COL(workload, 's'), COL(content, 's'), COL(content_lz4_ratio, 'd'), COL(threads, 'u'), COL(accesses, 'u'), COL(pages_touched, 'u'),
 	COL(seconds, 'd'), COL(accesses_per_s, 'd'),
 	COL(fault_p50_ns, 'u'), COL(fault_p99_ns, 'u'), COL(fault_mean_ns, 'd'), COL(faults, 'u'),
 	COL(client_p50_ns, 'u'), COL(client_p99_ns, 'u'), COL(client_samples, 'u'),
@@ -92,6 +92,7 @@ void print_header(FILE *out, const struct machine *m, const struct upager_config
 	fprintf(out, "runtime  %u handler thread%s, readahead %u pages, fault-around %u pages, io depth %u, seed %" PRIu64 "\n",
 		cfg->handler_threads, cfg->handler_threads == 1 ? "" : "s", cfg->readahead_max, cfg->fault_around,
 		cfg->io_depth, o->seed);
+	print_content(out, o);
 	fprintf(out, "\n"
 		"acc/s: page accesses per second in the timed phase (fill, warm-up and verification untimed).\n"
 		"flt p50/p99: handler fault latency over the runtime's life, fill included; flt avg: timed phase only.\n"
@@ -104,6 +105,23 @@ void print_header(FILE *out, const struct machine *m, const struct upager_config
 		"workload", "thr", "accesses", "secs", "acc/s", "flt-p50", "flt-p99", "flt-avg", "cli-p50", "cli-p99",
 		"st-rd", "evict", "wback", "cdrop", "rd-MiB", "wr-MiB", "cpu/maj", "poll/maj");
 	fflush(out);
+}
+
+/* The content line of both headers. */
+void print_content(FILE *out, const struct opts *o)
+{
+	fprintf(out, "content  %s (%s): LZ4 %.2fx on %u sampled pages, %.0f%% of them within the pool's 3/4-page cut\n",
+		content_name(o->content), content_what(o->content), o->sample.lz4_ratio, o->sample.pages,
+		100 * o->sample.pool_fit);
+}
+
+/* The content fields of the JSON config objects. */
+void json_content(FILE *f, const struct opts *o)
+{
+	fprintf(f, ", \"content\": ");
+	json_string(f, content_name(o->content));
+	fprintf(f, ", \"content_lz4_ratio\": %.4f, \"content_sample_pages\": %u, \"content_pool_fit\": %.4f",
+		o->sample.lz4_ratio, o->sample.pages, o->sample.pool_fit);
 }
 
 void print_row(FILE *out, const struct row *r)
@@ -244,9 +262,11 @@ int write_json(FILE *f, const char *path, const struct row *rows, size_t n, cons
 		o->ram, o->data, o->page);
 	json_string(f, cfg->policy);
 	fprintf(f, ", \"handler_threads\": %u, \"readahead_max\": %u, \"fault_around\": %u, \"io_depth\": %u"
-		", \"accesses\": %" PRIu64 ", \"seed\": %" PRIu64 ", \"sample_every\": %u},\n",
+		", \"accesses\": %" PRIu64 ", \"seed\": %" PRIu64 ", \"sample_every\": %u",
 		cfg->handler_threads, cfg->readahead_max, cfg->fault_around, cfg->io_depth, o->accesses, o->seed,
 		SAMPLE_EVERY);
+	json_content(f, o);
+	fprintf(f, "},\n");
 	fprintf(f, "  \"verified\": %s,\n  \"results\": [", verified ? "true" : "false");
 	for (size_t i = 0; i < n; i++) {
 		fprintf(f, "%s\n    ", i ? "," : "");
