@@ -104,6 +104,18 @@ struct mem_counters {
 	uint64_t fault_p50_ns;    /* percentiles over the backend's whole life (not deltas) */
 	uint64_t fault_p99_ns;
 	uint64_t poll_cpu_ns;     /* CPU spent polling for store reads (device wait, not work) */
+	/* A compressed pool in RAM: upager's, or zswap under the kernel. */
+	uint64_t pool_hits;       /* pages brought back from it */
+	uint64_t pool_misses;     /* pages brought back from the store or disk instead (upager: store
+	                           * reads; kernel: pages read from swap, readahead included) */
+	uint64_t pool_puts;       /* pages it took */
+	uint64_t pool_rejects;    /* pages it refused (upager: compressed too poorly) */
+	uint64_t pool_writebacks; /* its pages written on to the store or disk */
+	uint64_t pool_drops;      /* its pages that left without I/O (upager) */
+	uint64_t pool_bytes;      /* RAM it holds now (not a delta) */
+	uint64_t pool_pages;      /* pages it holds now, 4 KiB each */
+	uint64_t resident_bytes;  /* now: upager's resident bytes, its pool included; kernel: the
+	                           * process's resident anonymous memory */
 };
 
 struct backend {
@@ -123,6 +135,9 @@ struct upager_backend {
 	upager_t *up;
 	void *mem;
 };
+
+/* What zswap's pool holds, when debugfs is mounted at its usual place. */
+#define ZSWAP_DEBUGFS "/sys/kernel/debug/zswap"
 
 /* The state behind the kernel backend: plain anonymous memory. */
 struct kernel_backend {
@@ -223,6 +238,16 @@ struct row {
 	double cpu_s_polling;          /* of cpu_s, upager's handlers polling for store reads (device wait) */
 	double cpu_s_evictor;          /* of cpu_s_pager_threads, upager's evictor thread */
 	double cpu_s_per_eviction;     /* the evictor's CPU per page it evicted; NAN without evictions */
+	uint64_t pool_hits;            /* compressed pool in RAM (see struct mem_counters), timed phase */
+	uint64_t pool_puts;
+	uint64_t pool_rejects;
+	uint64_t pool_writebacks;
+	uint64_t pool_drops;
+	uint64_t pool_bytes;           /* at the end of the timed phase */
+	uint64_t pool_pages;
+	double pool_hit_share;         /* pool hits / (pool hits + pages read from the store or disk); NAN without */
+	double pool_ratio;             /* pool_pages * 4 KiB / pool_bytes; NAN with an empty pool */
+	uint64_t resident_bytes;       /* at the end of the timed phase */
 	double fill_s;
 	double verify_s;
 	uint64_t bad_words;
@@ -262,6 +287,7 @@ struct machine {
 void machine_probe(struct machine *m, const struct upager_config *cfg);
 void human_size(uint64_t b, char *buf, size_t len);
 void print_header(FILE *out, const struct machine *m, const struct upager_config *cfg, const struct opts *o);
+void fmt_figure(char *buf, size_t len, double v, const char *f);
 void print_content(FILE *out, const struct opts *o);
 void print_row(FILE *out, const struct row *r);
 FILE *open_out(const char *opt, const char *path);

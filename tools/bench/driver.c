@@ -233,6 +233,17 @@ int run_one(struct backend *be, const struct opts *o, const struct workload *wl,
 	row->cpu_s_polling = (double)(b->poll_cpu_ns - a->poll_cpu_ns) / 1e9;
 	row->cpu_s_per_page_in = row->store_reads + row->readahead_pages ?
 		row->cpu_s / (row->store_reads + row->readahead_pages) : NAN;
+	row->pool_hits = b->pool_hits - a->pool_hits;
+	row->pool_puts = b->pool_puts - a->pool_puts;
+	row->pool_rejects = b->pool_rejects - a->pool_rejects;
+	row->pool_writebacks = b->pool_writebacks - a->pool_writebacks;
+	row->pool_drops = b->pool_drops - a->pool_drops;
+	row->pool_bytes = b->pool_bytes;
+	row->pool_pages = b->pool_pages;
+	uint64_t misses = b->pool_misses - a->pool_misses;
+	row->pool_hit_share = row->pool_hits + misses ? (double)row->pool_hits / (double)(row->pool_hits + misses) : NAN;
+	row->pool_ratio = b->pool_bytes ? (double)b->pool_pages * 4096 / (double)b->pool_bytes : NAN;
+	row->resident_bytes = b->resident_bytes;
 	row->fill_s = (ph.t0 - t_start) / 1e9;
 	row->verify_s = (t_done - ph.t1) / 1e9;
 	row->bad_words = r.bad_words;

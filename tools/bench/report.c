@@ -27,7 +27,10 @@ static const struct column columns[] = {
 	COL(wp_faults, 'u'), COL(evictions, 'u'), COL(writebacks, 'u'), COL(clean_drops, 'u'),
 	COL(bytes_read, 'u'), COL(bytes_written, 'u'),
 	COL(cpu_s, 'd'), COL(cpu_s_pager_threads, 'd'), COL(cpu_s_per_major_fault, 'd'), COL(cpu_s_per_page_in, 'd'),
-	COL(cpu_s_polling, 'd'), COL(cpu_s_evictor, 'd'), COL(cpu_s_per_eviction, 'd'), COL(fill_s, 'd'), COL(verify_s, 'd'), COL(bad_words, 'u'),
+	COL(cpu_s_polling, 'd'), COL(cpu_s_evictor, 'd'), COL(cpu_s_per_eviction, 'd'),
+	COL(pool_hits, 'u'), COL(pool_puts, 'u'), COL(pool_rejects, 'u'), COL(pool_writebacks, 'u'), COL(pool_drops, 'u'),
+	COL(pool_bytes, 'u'), COL(pool_pages, 'u'), COL(pool_hit_share, 'd'), COL(pool_ratio, 'd'), COL(resident_bytes, 'u'),
+	COL(fill_s, 'd'), COL(verify_s, 'd'), COL(bad_words, 'u'),
 };
 #define NCOLUMNS (sizeof columns / sizeof columns[0])
 
@@ -100,11 +103,22 @@ void print_header(FILE *out, const struct machine *m, const struct upager_config
 		"st-rd: store reads (major faults); evict/wback/cdrop: evictions, write-backs, clean drops;\n"
 		"rd/wr: store MiB read/written; cpu/maj: process CPU (user+sys, upager threads included) per major fault;\n"
 		"poll/maj: of that, upager's handlers polling for store reads to complete (UPAGER_POLL_US).\n"
+		"pool-hit: share of the pages brought back that came from the compressed pool (UPAGER_COMPRESS)\n"
+		"rather than the store; pool-x: its compression ratio at the end of the timed phase.\n"
 		"All latencies in microseconds.\n\n", SAMPLE_EVERY);
-	fprintf(out, "%-11s %3s %9s %7s %9s %7s %8s %7s %7s %8s %8s %8s %8s %8s %7s %7s %7s %8s\n",
+	fprintf(out, "%-11s %3s %9s %7s %9s %7s %8s %7s %7s %8s %8s %8s %8s %8s %7s %7s %7s %8s %8s %6s\n",
 		"workload", "thr", "accesses", "secs", "acc/s", "flt-p50", "flt-p99", "flt-avg", "cli-p50", "cli-p99",
-		"st-rd", "evict", "wback", "cdrop", "rd-MiB", "wr-MiB", "cpu/maj", "poll/maj");
+		"st-rd", "evict", "wback", "cdrop", "rd-MiB", "wr-MiB", "cpu/maj", "poll/maj", "pool-hit", "pool-x");
 	fflush(out);
+}
+
+/* v formatted with f, or "-" when it is NAN (not measured). */
+void fmt_figure(char *buf, size_t len, double v, const char *f)
+{
+	if (isnan(v))
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, f, v);
 }
 
 /* The content line of both headers. */
@@ -126,7 +140,9 @@ void json_content(FILE *f, const struct opts *o)
 
 void print_row(FILE *out, const struct row *r)
 {
-	char cpu[32], poll[32];
+	char cpu[32], poll[32], hit[16], px[16];
+	fmt_figure(hit, sizeof hit, r->pool_hit_share, "%.2f");
+	fmt_figure(px, sizeof px, r->pool_ratio, "%.2f");
 	if (isnan(r->cpu_s_per_major_fault)) {
 		snprintf(cpu, sizeof cpu, "-");
 		snprintf(poll, sizeof poll, "-");
@@ -135,12 +151,12 @@ void print_row(FILE *out, const struct row *r)
 		snprintf(poll, sizeof poll, "%.1f", r->cpu_s_polling / (double)r->store_reads * 1e6);
 	}
 	fprintf(out, "%-11s %3" PRIu64 " %9" PRIu64 " %7.2f %9.0f %7.1f %8.1f %7.1f %7.1f %8.1f %8" PRIu64
-		" %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %7.0f %7.0f %7s %8s%s\n",
+		" %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %7.0f %7.0f %7s %8s %8s %6s%s\n",
 		r->workload, r->threads, r->accesses, r->seconds, r->accesses_per_s,
 		r->fault_p50_ns / 1e3, r->fault_p99_ns / 1e3, r->fault_mean_ns / 1e3,
 		r->client_p50_ns / 1e3, r->client_p99_ns / 1e3,
 		r->store_reads, r->evictions, r->writebacks, r->clean_drops,
-		r->bytes_read / 1048576.0, r->bytes_written / 1048576.0, cpu, poll,
+		r->bytes_read / 1048576.0, r->bytes_written / 1048576.0, cpu, poll, hit, px,
 		r->bad_words ? "  DATA ERRORS" : "");
 	fflush(out);
 }
