@@ -141,7 +141,7 @@ static int ksb_setup(struct backend *be, size_t bytes, char **base, char *err, s
 
 static int ksb_snapshot(struct backend *be, struct mem_counters *out)
 {
-	(void)be;
+	struct kernel_backend *b = be->priv;
 	static const char *const names[] = { "pswpin", "pswpout", "swap_ra", "workingset_refault_anon",
 					     "pgsteal_anon", "zswpin", "zswpout", "zswpwb" };
 	uint64_t v[8];
@@ -165,6 +165,7 @@ static int ksb_snapshot(struct backend *be, struct mem_counters *out)
 		.pool_bytes = file_u64(ZSWAP_DEBUGFS "/pool_total_size"),
 		.pool_pages = file_u64(ZSWAP_DEBUGFS "/stored_pages"),
 		.resident_bytes = rss_anon(),
+		.cgroup_usage = b->usage_file[0] ? file_u64(b->usage_file) : 0,
 	};
 	return 0;
 }

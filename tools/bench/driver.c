@@ -241,9 +241,14 @@ int run_one(struct backend *be, const struct opts *o, const struct workload *wl,
 	row->pool_bytes = b->pool_bytes;
 	row->pool_pages = b->pool_pages;
 	uint64_t misses = b->pool_misses - a->pool_misses;
-	row->pool_hit_share = row->pool_hits + misses ? (double)row->pool_hits / (double)(row->pool_hits + misses) : NAN;
+	/* NAN (null) for a side without a pool in use: upager with
+	 * compress=off, or the kernel with zswap off. */
+	bool pool = row->pool_hits || row->pool_puts || row->pool_rejects || b->pool_pages;
+	row->pool_hit_share = pool && row->pool_hits + misses ?
+		(double)row->pool_hits / (double)(row->pool_hits + misses) : NAN;
 	row->pool_ratio = b->pool_bytes ? (double)b->pool_pages * 4096 / (double)b->pool_bytes : NAN;
 	row->resident_bytes = b->resident_bytes;
+	row->cgroup_usage = b->cgroup_usage;
 	row->fill_s = (ph.t0 - t_start) / 1e9;
 	row->verify_s = (t_done - ph.t1) / 1e9;
 	row->bad_words = r.bad_words;

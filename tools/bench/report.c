@@ -30,6 +30,7 @@ static const struct column columns[] = {
 	COL(cpu_s_polling, 'd'), COL(cpu_s_evictor, 'd'), COL(cpu_s_per_eviction, 'd'),
 	COL(pool_hits, 'u'), COL(pool_puts, 'u'), COL(pool_rejects, 'u'), COL(pool_writebacks, 'u'), COL(pool_drops, 'u'),
 	COL(pool_bytes, 'u'), COL(pool_pages, 'u'), COL(pool_hit_share, 'd'), COL(pool_ratio, 'd'), COL(resident_bytes, 'u'),
+	COL(cgroup_usage, 'u'), COL(cgroup_peak, 'u'),
 	COL(fill_s, 'd'), COL(verify_s, 'd'), COL(bad_words, 'u'),
 };
 #define NCOLUMNS (sizeof columns / sizeof columns[0])
