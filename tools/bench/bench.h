@@ -321,7 +321,9 @@ int write_json(FILE *f, const char *path, const struct row *rows, size_t n, cons
 
 /* ---------------------------------------------------------------- compare.c */
 
-/* What compare mode changed outside this process, to undo (see compare.c). */
+/* What compare mode changed outside this process, to undo (see compare.c).
+ * It lives in memory shared with the guardian process, which undoes what
+ * is left when this process dies of anything but SIGKILL to both. */
 struct undo {
 	volatile pid_t child;       /* kernel-side child, or 0 */
 	char cgroup[512];           /* cgroup directory we made, or "" */
@@ -334,7 +336,7 @@ struct undo {
 	char zswap_state[128];      /* the file that records them for a run killed by SIGKILL, or "" */
 	volatile sig_atomic_t debugfs_mounted; /* we mounted debugfs at /sys/kernel/debug */
 };
-extern struct undo undo;
+extern struct undo *undo;
 
 __attribute__((format(printf, 3, 4)))
 void msgf(char *buf, size_t len, const char *fmt, ...);
@@ -343,6 +345,8 @@ void signals_restore(const sigset_t *old);
 void child_signals(const sigset_t *old);
 void undo_all(void);
 void undo_zswap(void);
+void guardian_start(void);
+bool pid_gone(pid_t pid);
 int sides_parse(const char *val, bool *want);
 int run_cmd(const char *const argv[], char *out, size_t outlen);
 int compare_main(const struct upager_config *cfg, const struct opts *o, FILE *csv, FILE *json);

@@ -14,8 +14,9 @@
  *
  * Everything compare mode changes outside this process is recorded in
  * `undo` with signals blocked around the change, and undone on every exit:
- * normally, on an error, or from the handler of SIGINT, SIGTERM and SIGHUP
- * (which then re-raises the signal).  A SIGKILL leaves the swap file, the
+ * normally, on an error, or from the handler of SIGINT, SIGTERM and SIGHUP,
+ * and of a crash (SIGSEGV and the like; the handler then re-raises the
+ * signal).  A SIGKILL leaves the swap file, the
  * cgroup and zswap's parameters behind; the next compare run removes or
  * restores them (their names carry the pid of a process that no longer
  * exists).
@@ -27,7 +28,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/swap.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -35,7 +38,9 @@
 
 #include "bench.h"
 
-struct undo undo; /* see above */
+static struct undo undo_local;
+struct undo *undo = &undo_local; /* see above; guardian_start() moves it to shared memory */
+static int guard_fd = -1;        /* our end of the guardian's pipe: its closing says we are gone */
 
 const struct side_info sides[NSIDES] = {
 	[SIDE_KERNEL] = { "kernel", "kernel", "kernel swap", true },
@@ -78,6 +83,10 @@ void msgf(char *buf, size_t len, const char *fmt, ...)
 }
 
 static const int undo_signals[] = { SIGINT, SIGTERM, SIGHUP };
+/* A crash undoes too (upager's own threads run in this process: a fault in
+ * the runtime would otherwise leave the swap file, cgroup and zswap's
+ * settings behind).  These are synchronous, so never blocked. */
+static const int crash_signals[] = { SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL };
 
 void signals_block(sigset_t *old)
 {
@@ -99,7 +108,11 @@ void child_signals(const sigset_t *old)
 {
 	for (size_t i = 0; i < sizeof undo_signals / sizeof undo_signals[0]; i++)
 		signal(undo_signals[i], SIG_DFL);
+	for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++)
+		signal(crash_signals[i], SIG_DFL);
 	signal(SIGPIPE, SIG_DFL);
+	if (guard_fd >= 0)
+		close(guard_fd); /* the guardian waits for this process, not for its children */
 	pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
@@ -120,25 +133,25 @@ static void put_file(const char *path, const char *val)
  * pool only to drop it. */
 void undo_zswap(void)
 {
-	if (undo.page_cluster[0]) {
-		put_file(PAGE_CLUSTER, undo.page_cluster);
-		undo.page_cluster[0] = 0;
+	if (undo->page_cluster[0]) {
+		put_file(PAGE_CLUSTER, undo->page_cluster);
+		undo->page_cluster[0] = 0;
 	}
-	if (undo.zswap_enabled[0]) {
+	if (undo->zswap_enabled[0]) {
 		put_file(ZSWAP_PARAMS "/enabled", "N");
-		if (undo.zswap_compressor[0])
-			put_file(ZSWAP_PARAMS "/compressor", undo.zswap_compressor);
-		put_file(ZSWAP_PARAMS "/enabled", undo.zswap_enabled);
-		undo.zswap_enabled[0] = 0;
+		if (undo->zswap_compressor[0])
+			put_file(ZSWAP_PARAMS "/compressor", undo->zswap_compressor);
+		put_file(ZSWAP_PARAMS "/enabled", undo->zswap_enabled);
+		undo->zswap_enabled[0] = 0;
 	}
-	if (undo.debugfs_mounted) {
+	if (undo->debugfs_mounted) {
 		if (umount2("/sys/kernel/debug", 0))
 			umount2("/sys/kernel/debug", MNT_DETACH);
-		undo.debugfs_mounted = 0;
+		undo->debugfs_mounted = 0;
 	}
-	if (undo.zswap_state[0]) {
-		unlink(undo.zswap_state);
-		undo.zswap_state[0] = 0;
+	if (undo->zswap_state[0]) {
+		unlink(undo->zswap_state);
+		undo->zswap_state[0] = 0;
 	}
 }
 
@@ -146,41 +159,119 @@ void undo_zswap(void)
  * swapoff(), unlink(), rmdir() and nanosleep() only. */
 void undo_all(void)
 {
-	pid_t child = undo.child;
+	pid_t child = undo->child;
 	if (child > 0) {
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
-		undo.child = 0;
+		undo->child = 0;
 	}
 	undo_zswap();
-	if (undo.swap_on) {
-		swapoff(undo.swapfile);
-		undo.swap_on = 0;
+	if (undo->swap_on) {
+		swapoff(undo->swapfile);
+		undo->swap_on = 0;
 	}
-	if (undo.swapfile[0]) {
-		unlink(undo.swapfile);
-		undo.swapfile[0] = 0;
+	if (undo->swapfile[0]) {
+		unlink(undo->swapfile);
+		undo->swapfile[0] = 0;
 	}
-	if (undo.devfile[0]) {
-		unlink(undo.devfile);
-		undo.devfile[0] = 0;
+	if (undo->devfile[0]) {
+		unlink(undo->devfile);
+		undo->devfile[0] = 0;
 	}
-	if (undo.cgroup[0]) {
+	if (undo->cgroup[0]) {
 		/* A memory cgroup can stay busy for a moment after its last
 		 * task exits. */
-		for (int i = 0; i < 100 && rmdir(undo.cgroup) && errno == EBUSY; i++)
+		for (int i = 0; i < 100 && rmdir(undo->cgroup) && errno == EBUSY; i++)
 			nanosleep(&(struct timespec){ .tv_nsec = 20000000 }, NULL);
-		undo.cgroup[0] = 0;
+		undo->cgroup[0] = 0;
 	}
 }
 
 static void on_signal(int sig)
 {
 	static const char msg[] = "\n" PROG ": interrupted: removing the swap file and cgroup, putting zswap back ...\n";
-	ssize_t w = write(2, msg, sizeof msg - 1);
+	static const char crash[] = "\n" PROG ": CRASHED: removing the swap file and cgroup, putting zswap back ...\n";
+	bool crashed = sig != SIGINT && sig != SIGTERM && sig != SIGHUP;
+	ssize_t w = crashed ? write(2, crash, sizeof crash - 1) : write(2, msg, sizeof msg - 1);
 	(void)w;
 	undo_all();
 	raise(sig); /* SA_RESETHAND: the default action now ends the process */
+}
+
+/* Has process pid ended (gone, or a zombie)? */
+bool pid_gone(pid_t pid)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return kill(pid, 0) && errno == ESRCH;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	const char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+static bool undo_pending(void)
+{
+	return undo->child || undo->cgroup[0] || undo->swapfile[0] || undo->swap_on || undo->devfile[0] ||
+	       undo->zswap_enabled[0] || undo->page_cluster[0] || undo->debugfs_mounted || undo->zswap_state[0];
+}
+
+/*
+ * Start the guardian: a child that waits for this process to end and then
+ * undoes whatever the undo record, which it shares, still holds.  The
+ * signal handlers cannot cover a crash in upager's own threads (they block
+ * every signal, so the kernel ends the process at once), nor SIGKILL; the
+ * guardian covers both, and the next run's stale checks cover a SIGKILL to
+ * the guardian too.  It ignores SIGINT, SIGTERM and SIGHUP, which a
+ * terminal sends the whole process group: we undo those ourselves.  When
+ * it cannot start, the handlers still cover the rest.
+ */
+void guardian_start(void)
+{
+	struct undo *shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int pfd[2];
+	if (shared == MAP_FAILED)
+		return;
+	if (pipe2(pfd, O_CLOEXEC)) {
+		munmap(shared, sizeof *shared);
+		return;
+	}
+	sigset_t old;
+	signals_block(&old);
+	*shared = *undo;
+	undo = shared;
+	fflush(NULL);
+	pid_t parent = getpid(), pid = fork();
+	if (pid == 0) {
+		child_signals(&old);
+		for (size_t i = 0; i < sizeof undo_signals / sizeof undo_signals[0]; i++)
+			signal(undo_signals[i], SIG_IGN);
+		close(pfd[1]);
+		prctl(PR_SET_NAME, "upg-bench-guard");
+		char c;
+		while (read(pfd[0], &c, 1) < 0 && errno == EINTR)
+			;
+		/* The swap file can be turned off once the process's memory is gone. */
+		for (int i = 0; i < 3000 && !pid_gone(parent); i++)
+			nanosleep(&(struct timespec){ .tv_nsec = 10000000 }, NULL);
+		if (undo_pending()) {
+			dprintf(2, PROG ": the run (pid %d) ended without putting things back: removing its swap file and "
+				"cgroup, putting zswap back\n", (int)parent);
+			undo_all();
+		}
+		_exit(0);
+	}
+	signals_restore(&old);
+	close(pfd[0]);
+	if (pid < 0)
+		close(pfd[1]);
+	else
+		guard_fd = pfd[1];
 }
 
 static void undo_install(void)
@@ -189,6 +280,8 @@ static void undo_install(void)
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < sizeof undo_signals / sizeof undo_signals[0]; i++)
 		sigaction(undo_signals[i], &sa, NULL);
+	for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++)
+		sigaction(crash_signals[i], &sa, NULL);
 	signal(SIGPIPE, SIG_IGN); /* a dead child's pipe reads as a short message instead */
 }
 
@@ -366,6 +459,7 @@ int compare_main(const struct upager_config *cfg, const struct opts *o, FILE *cs
 	store_dir(cfg, sdir, sizeof sdir, snote, sizeof snote);
 	undo_install();
 	if (geteuid() == 0) {
+		guardian_start();
 		swap_remove_stale();
 		zswap_restore_stale();
 	}

@@ -148,7 +148,7 @@ static void cg_remove_stale(const char *dir)
 		char tail;
 		if (sscanf(e->d_name, "upager-bench-%d%c", &pid, &tail) != 1 || pid <= 0)
 			continue;
-		if (kill(pid, 0) == 0 || errno != ESRCH)
+		if (!pid_gone(pid))
 			continue;
 		char path[768];
 		if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path)
@@ -192,7 +192,7 @@ static int cg_try(struct cgroup *cg, int version, const char *parent, uint64_t l
 		msgf(why, wlen, "mkdir %s: %s", cg->path, strerror(-rc));
 		return rc;
 	}
-	snprintf(undo.cgroup, sizeof undo.cgroup, "%s", cg->path);
+	snprintf(undo->cgroup, sizeof undo->cgroup, "%s", cg->path);
 	signals_restore(&old);
 
 	char lim[32];
@@ -236,7 +236,7 @@ static int cg_try(struct cgroup *cg, int version, const char *parent, uint64_t l
 out_rmdir:
 	signals_block(&old);
 	rmdir(cg->path);
-	undo.cgroup[0] = 0;
+	undo->cgroup[0] = 0;
 	signals_restore(&old);
 	return rc;
 }
@@ -356,7 +356,7 @@ void swap_remove_stale(void)
 		char tail;
 		if (!base || sscanf(base + 1, "upager-bench-swap-%d%c", &pid, &tail) != 1 || pid <= 0)
 			continue;
-		if (kill(pid, 0) == 0 || errno != ESRCH)
+		if (!pid_gone(pid))
 			continue;
 		if (swapoff(path) == 0) {
 			unlink(path);
@@ -417,7 +417,7 @@ static int swap_create(const char *dir, uint64_t bytes, struct swapfile *sw, cha
 	int fd = open(sw->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	int e = errno;
 	if (fd >= 0)
-		snprintf(undo.swapfile, sizeof undo.swapfile, "%s", sw->path);
+		snprintf(undo->swapfile, sizeof undo->swapfile, "%s", sw->path);
 	signals_restore(&old);
 	if (fd < 0) {
 		msgf(why, wlen, "cannot create the swap file %s: %s", sw->path, strerror(e));
@@ -443,11 +443,11 @@ static int swap_create(const char *dir, uint64_t bytes, struct swapfile *sw, cha
 	if (rc) {
 		signals_block(&old);
 		unlink(sw->path);
-		undo.swapfile[0] = 0;
+		undo->swapfile[0] = 0;
 		signals_restore(&old);
 		return rc;
 	}
-	undo.swap_on = 1;
+	undo->swap_on = 1;
 	sw->others = count_swaps() - 1;
 	return 0;
 }
@@ -542,7 +542,7 @@ int run_kernel(struct kernel_side *ks, const struct opts *o, const struct worklo
 	}
 	int e = errno;
 	if (pid > 0)
-		undo.child = pid;
+		undo->child = pid;
 	signals_restore(&old);
 	close(go[0]);
 	close(res[1]);
@@ -578,7 +578,7 @@ int run_kernel(struct kernel_side *ks, const struct opts *o, const struct worklo
 		;
 	sigset_t o2;
 	signals_block(&o2);
-	undo.child = 0;
+	undo->child = 0;
 	signals_restore(&o2);
 	*life_cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 	if (rc) {
@@ -636,7 +636,7 @@ static pid_t zswap_owner(void)
 		int pid;
 		char tail;
 		if (sscanf(e->d_name, STATE_PREFIX "%d%c", &pid, &tail) == 1 && pid > 0 && pid != getpid() &&
-		    (kill(pid, 0) == 0 || errno != ESRCH))
+		    !pid_gone(pid))
 			owner = pid;
 	}
 	if (d)
@@ -654,7 +654,7 @@ void zswap_restore_stale(void)
 		char tail, path[300], buf[256], en[8] = "", comp[64] = "", pc[16] = "";
 		if (sscanf(e->d_name, STATE_PREFIX "%d%c", &pid, &tail) != 1 || pid <= 0)
 			continue;
-		if (kill(pid, 0) == 0 || errno != ESRCH)
+		if (!pid_gone(pid))
 			continue;
 		snprintf(path, sizeof path, STATE_DIR "/%s", e->d_name);
 		if (read_str(NULL, path, buf, sizeof buf) == 0) {
@@ -682,15 +682,15 @@ void zswap_restore_stale(void)
 /* Write the state file from undo; signals are blocked by the caller. */
 static void state_write(void)
 {
-	if (!undo.zswap_state[0])
-		snprintf(undo.zswap_state, sizeof undo.zswap_state, STATE_DIR "/" STATE_PREFIX "%d", (int)getpid());
-	int fd = open(undo.zswap_state, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (!undo->zswap_state[0])
+		snprintf(undo->zswap_state, sizeof undo->zswap_state, STATE_DIR "/" STATE_PREFIX "%d", (int)getpid());
+	int fd = open(undo->zswap_state, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		undo.zswap_state[0] = 0; /* only a SIGKILL would miss it */
+		undo->zswap_state[0] = 0; /* only a SIGKILL would miss it */
 		return;
 	}
-	dprintf(fd, "enabled=%s compressor=%s debugfs=%d page_cluster=%s\n", undo.zswap_enabled, undo.zswap_compressor,
-		(int)undo.debugfs_mounted, undo.page_cluster);
+	dprintf(fd, "enabled=%s compressor=%s debugfs=%d page_cluster=%s\n", undo->zswap_enabled, undo->zswap_compressor,
+		(int)undo->debugfs_mounted, undo->page_cluster);
 	close(fd);
 }
 
@@ -745,10 +745,10 @@ void zswap_setup(struct zswap *zs, const struct kernel_side *ks, const struct op
 
 	sigset_t old;
 	signals_block(&old);
-	snprintf(undo.zswap_enabled, sizeof undo.zswap_enabled, "%s", zs->was_enabled);
-	snprintf(undo.zswap_compressor, sizeof undo.zswap_compressor, "%s", zs->was_compressor);
+	snprintf(undo->zswap_enabled, sizeof undo->zswap_enabled, "%s", zs->was_enabled);
+	snprintf(undo->zswap_compressor, sizeof undo->zswap_compressor, "%s", zs->was_compressor);
 	if (want && strcmp(zs->was_page_cluster, "?"))
-		snprintf(undo.page_cluster, sizeof undo.page_cluster, "%s", zs->was_page_cluster);
+		snprintf(undo->page_cluster, sizeof undo->page_cluster, "%s", zs->was_page_cluster);
 	state_write();
 	signals_restore(&old);
 	zs->present = true;
@@ -773,7 +773,7 @@ void zswap_setup(struct zswap *zs, const struct kernel_side *ks, const struct op
 	if (!zs->debugfs) {
 		signals_block(&old);
 		if (mount("debugfs", DEBUGFS, "debugfs", 0, NULL) == 0) {
-			undo.debugfs_mounted = 1;
+			undo->debugfs_mounted = 1;
 			state_write();
 			zs->mounted = zs->debugfs = true;
 		} else {
@@ -794,7 +794,7 @@ int zswap_switch(struct zswap *zs, const struct kernel_side *ks, const struct op
 		return -ENOTSUP;
 	char pc[16];
 	snprintf(pc, sizeof pc, "%u", o->zswap_page_cluster);
-	int rc = undo.page_cluster[0] ? write_str(NULL, PAGE_CLUSTER, on ? pc : undo.page_cluster) : 0;
+	int rc = undo->page_cluster[0] ? write_str(NULL, PAGE_CLUSTER, on ? pc : undo->page_cluster) : 0;
 	if (rc)
 		return rc;
 	if (ks->cg.version == 2 && exists_in(ks->cg.path, "memory.zswap.max"))
@@ -924,15 +924,15 @@ void kernel_setup(struct kernel_side *ks, const struct opts *o, const char *dir)
 
 void kernel_teardown(struct kernel_side *ks)
 {
-	if (undo.swap_on) {
-		if (swapoff(undo.swapfile))
+	if (undo->swap_on) {
+		if (swapoff(undo->swapfile))
 			fprintf(stderr, PROG ": warning: swapoff %s: %s; turn it off by hand (swapoff %s) and remove it\n",
-				undo.swapfile, strerror(errno), undo.swapfile);
-		undo.swap_on = 0;
+				undo->swapfile, strerror(errno), undo->swapfile);
+		undo->swap_on = 0;
 	}
-	if (undo.cgroup[0]) {
+	if (undo->cgroup[0]) {
 		char path[512];
-		snprintf(path, sizeof path, "%s", undo.cgroup);
+		snprintf(path, sizeof path, "%s", undo->cgroup);
 		undo_all();
 		if (access(path, F_OK) == 0)
 			fprintf(stderr, PROG ": warning: could not remove the cgroup %s; rmdir it by hand\n", path);
