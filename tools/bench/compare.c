@@ -408,7 +408,7 @@ static bool run_side(struct trial *t, enum side sd, const struct opts *o, struct
 {
 	struct side_run *r = &t->s[sd];
 	if (!o->side[sd]) {
-		msgf(r->why, sizeof r->why, "not asked for (--sides)");
+		msgf(r->why, sizeof r->why, "side not asked for with --sides");
 		return true;
 	}
 	if (sides[sd].kernel && !ks->ready) {
