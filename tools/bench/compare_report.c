@@ -698,9 +698,9 @@ int write_plots(const char *dir, const struct trial *ts, size_t n, const struct 
 	bool first = true;
 	for (int sd = 0; sd < NSIDES; sd++)
 		if (have[sd]) {
-			fprintf(f, "%s'fault-latency.dat' index %zu using 1:2 with lines lw 2%s title '%s' lc rgb '%s'",
-				first ? "" : ", \\\n     ", n + (size_t)sd, sides[sd].kernel ? " dt 2" : "", sides[sd].label,
-				colour[sd]);
+			fprintf(f, "%s'fault-latency.dat' index %zu using 1:2 with lines lw 2%s lc rgb '%s' title '%s'",
+				first ? "" : ", \\\n     ", n + (size_t)sd, sides[sd].kernel ? " dt 2" : "", colour[sd],
+				sides[sd].label);
 			first = false;
 		}
 	if (first)
