@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# upager-bench compare, small: upager and the kernel's swap (when this
-# machine allows a cgroup and a swap file) run the same workloads, every
-# page is verified on both sides, and the report holds what README's
-# Performance section is made from: the table, the device's limits at the
-# thread counts, and the JSON form.  A bad argument is refused with a
-# message naming it.
+# upager-bench compare, small: the four sides (kernel swap, kernel swap +
+# zswap, upager with its compressed pool, upager with the pool off; the
+# kernel's only when this machine allows a cgroup and a swap file) run the
+# same workloads over heap-like data, every page is verified on every side,
+# and the report holds what README's Performance section is made from: the
+# table, the device's limits at the thread counts, the pool's figures, and
+# the JSON and CSV forms.  zswap's parameters and vm.page-cluster read the
+# same afterwards, and nothing the run made is left.  A second, shorter run
+# over random data checks that the pool refuses it.  Bad arguments are
+# refused with a message naming them.
 #   bench.sh BUILD_DIR
 set -u
 build=$(cd "$1" && pwd)
@@ -14,49 +18,127 @@ trap 'rm -rf "$work"' EXIT
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 
+# What compare may change on the machine, to compare before and after.
+machine_state() {
+	grep -r . /sys/module/zswap/parameters/ /proc/sys/vm/page-cluster 2>/dev/null
+	mount | grep -c ' type debugfs '
+}
+machine_state >"$work/state.before"
+
 "$bench" compare --quick --ram 16M --data 64M --workload seq-read,rand-read,rand-rmw --threads 1,2 \
-	--json "$work/c.json" --quiet >"$work/out" 2>"$work/err"
+	--json "$work/c.json" --csv "$work/c.csv" --quiet >"$work/out" 2>"$work/err"
 rc=$?
+pid_note=$(grep -o 'upager-bench-swap-[0-9]*' "$work/out" | head -1)
 cat "$work/out"
 [ $rc -eq 0 ] || { bad "exit status $rc"; tail -5 "$work/err"; }
 grep -q "every page verified" "$work/out" || bad "no 'every page verified' line"
 
-python3 - "$work/c.json" "$work/out" <<'PY' || fail=1
-import json, sys
+machine_state >"$work/state.after"
+diff "$work/state.before" "$work/state.after" >"$work/state.diff" ||
+	{ bad "zswap's parameters, vm.page-cluster or debugfs differ after the run:"; cat "$work/state.diff"; }
+if [ -n "$pid_note" ]; then
+	pid=${pid_note##*-}
+	swapon --show=NAME --noheadings 2>/dev/null | grep -q "upager-bench-swap-$pid" && bad "swap file of pid $pid still on"
+	ls /run/upager-bench-zswap-"$pid" >/dev/null 2>&1 && bad "/run/upager-bench-zswap-$pid left behind"
+	find /sys/fs/cgroup -maxdepth 6 -type d -name "upager-bench-$pid" 2>/dev/null | grep -q . &&
+		bad "cgroup upager-bench-$pid left behind"
+fi
+
+python3 - "$work/c.json" "$work/out" "$work/c.csv" <<'PY' || fail=1
+import csv, json, sys
 c = json.load(open(sys.argv[1]))
 out = open(sys.argv[2]).read()
+rows = list(csv.DictReader(open(sys.argv[3])))
 errs = []
+cfg = c["config"]
+if cfg.get("content") != "heap":
+    errs.append(f"config content {cfg.get('content')!r}, expected 'heap' (the default)")
+# Heap data is tuned to 2.5 to 3.5x with LZ4, the checked words included.
+if not 2.5 <= (cfg.get("content_lz4_ratio") or 0) <= 3.5:
+    errs.append(f"content_lz4_ratio {cfg.get('content_lz4_ratio')}, expected 2.5 to 3.5 for heap data")
+if "heap" not in out.split("content", 1)[-1].split("\n", 1)[0]:
+    errs.append("the header has no content line naming heap")
+if sorted(cfg.get("sides", [])) != sorted(["kernel", "zswap", "upager", "upager-nopool"]):
+    errs.append(f"config sides {cfg.get('sides')}, expected all four")
+
 res = c["results"]
 got = sorted((r["workload"], r["threads"]) for r in res)
 want = sorted([("seq-read", 1), ("rand-read", 1), ("rand-read", 2), ("rand-rmw", 1), ("rand-rmw", 2)])
 if got != want:
     errs.append(f"runs {got}, expected {want}")
 kernel = c["kernel_side"]["ran"]
+zs = c["zswap_side"]
+sides = ["upager", "upager_nopool"] + (["kernel"] if kernel else []) + (["zswap"] if zs["ran"] else [])
 for r in res:
     name = f'{r["workload"]}/{r["threads"]}'
-    u = r["upager"]
-    if u is None:
-        errs.append(f"{name}: no upager row")
+    for side in sides:
+        row = r.get(side)
+        if row is None or "why" in row:
+            errs.append(f"{name}: no {side} row: {row and row.get('why')}")
+            continue
+        if row["bad_words"] != 0:
+            errs.append(f"{name}: {side} {row['bad_words']} wrong words")
+        if row["content"] != "heap":
+            errs.append(f"{name}: {side} row content {row['content']!r}")
+        h = row["pool_hit_share"]
+        if h is not None and not 0 <= h <= 1:
+            errs.append(f"{name}: {side} pool hit share {h}")
+    u, n = r["upager"], r["upager_nopool"]
+    if "why" in u or "why" in n:
         continue
-    if u["bad_words"] != 0:
-        errs.append(f"{name}: upager {u['bad_words']} wrong words")
-    # 64 MiB over a 16 MiB budget: the store must really have been used.
-    if r["workload"] != "seq-read" and (u["store_reads"] == 0 or u["evictions"] == 0):
-        errs.append(f"{name}: upager made {u['store_reads']} store reads and {u['evictions']} evictions")
+    # 64 MiB over a 16 MiB budget: the store must really have been used,
+    # and with the pool on, the pool too.
+    if r["workload"] != "seq-read":
+        for side, row in (("upager", u), ("upager-nopool", n)):
+            if row["store_reads"] == 0 or row["evictions"] == 0:
+                errs.append(f"{name}: {side} made {row['store_reads']} store reads and {row['evictions']} evictions")
+        if not (u["pool_puts"] > 0 and u["pool_hits"] > 0 and u["pool_hit_share"] is not None
+                and 0 < u["pool_hit_share"] < 1):
+            errs.append(f"{name}: upager's pool: {u['pool_puts']} puts, {u['pool_hits']} hits, "
+                        f"hit share {u['pool_hit_share']}")
+        # The pool's own ratio: the LZ4 ratio less the size classes' slack.
+        if not (u["pool_ratio"] and 1.5 < u["pool_ratio"] <= cfg["content_lz4_ratio"] + 0.1):
+            errs.append(f"{name}: upager's pool ratio {u['pool_ratio']} with LZ4 at {cfg['content_lz4_ratio']}")
+    if n["pool_puts"] or n["pool_hits"] or n["pool_bytes"] or n["pool_hit_share"] is not None:
+        errs.append(f"{name}: the pool-off side used a pool: {n['pool_puts']} puts, {n['pool_hits']} hits")
     # The evictor's cost per evicted page: its own thread's CPU, so
     # positive and below the whole of upager's threads.
-    if u["evictions"] and not (0 < u["cpu_s_evictor"] <= u["cpu_s_pager_threads"] + 1e-3
-                               and u["cpu_s_per_eviction"] > 0):
-        errs.append(f"{name}: evictor CPU {u['cpu_s_evictor']} s of {u['cpu_s_pager_threads']} s, "
-                    f"per eviction {u['cpu_s_per_eviction']}")
-    if kernel:
-        k = r["kernel"]
-        if k is None:
-            errs.append(f"{name}: the kernel side ran but has no row")
-        elif k["bad_words"] != 0:
-            errs.append(f"{name}: kernel {k['bad_words']} wrong words")
-        elif r["ratio"] is None or not r["ratio"] > 0:
-            errs.append(f"{name}: ratio {r['ratio']}")
+    for side, row in (("upager", u), ("upager-nopool", n)):
+        if row["evictions"] and not (0 < row["cpu_s_evictor"] <= row["cpu_s_pager_threads"] + 1e-3
+                                     and row["cpu_s_per_eviction"] > 0):
+            errs.append(f"{name}: {side} evictor CPU {row['cpu_s_evictor']} s of {row['cpu_s_pager_threads']} s, "
+                        f"per eviction {row['cpu_s_per_eviction']}")
+    if kernel and "why" not in r["kernel"] and not (r["ratio"] and r["ratio"] > 0):
+        errs.append(f"{name}: ratio {r['ratio']}")
+    if zs["ran"] and "why" not in r["zswap"]:
+        z = r["zswap"]
+        if not (r["ratio_zswap"] and r["ratio_zswap"] > 0):
+            errs.append(f"{name}: ratio_zswap {r['ratio_zswap']}")
+        if zs["debugfs"] and not (z["pool_bytes"] > 0 and z["pool_ratio"] and z["pool_ratio"] > 1):
+            errs.append(f"{name}: zswap's pool {z['pool_bytes']} bytes, ratio {z['pool_ratio']}")
+if zs["ran"]:
+    for k in ("compressor", "enabled_before", "compressor_before", "max_pool_percent", "page_cluster",
+              "page_cluster_before", "pool_charged_to_cgroup"):
+        if k not in zs:
+            errs.append(f"zswap_side has no {k}")
+    if zs.get("debugfs") and zs.get("pool_charged_to_cgroup") is None:
+        errs.append(f"zswap_side: whether the pool is charged was not determined: {zs.get('charge_evidence')}")
+    if "zswap and the memory cgroup" not in out:
+        errs.append("no line on zswap and the memory cgroup")
+elif kernel:
+    print(f"note: zswap side not run: {zs.get('why')}")
+for t in ("tiers: rand-read upager/kernel swap, heap data", "tiers: rand-read upager/zswap, heap data",
+          "tiers: sequential rows, upager/upager pool off"):
+    x = [g for g in c["targets"] if g["target"] == t]
+    if len(x) != 1 or not x[0]["value"]:
+        errs.append(f"target {t!r}: {x}")
+if not any(l.split()[:1] in (["PASS"], ["MISS"]) for l in out.splitlines()):
+    errs.append("no PASS or MISS in the targets")
+want_cols = {"backend", "content", "content_lz4_ratio", "pool_hit_share", "pool_ratio", "pool_bytes"}
+if not rows or not want_cols <= set(rows[0]):
+    errs.append(f"CSV columns lack {sorted(want_cols - set(rows[0] if rows else []))}")
+elif sorted({r["backend"] for r in rows}) != sorted(s.replace("_", "-") for s in sides):
+    errs.append(f"CSV backends {sorted({r['backend'] for r in rows})}")
 dev = c["device"]
 if dev["ran"]:
     qd = dev.get("randread_4k_iops_by_qd", {})
@@ -75,11 +157,49 @@ for e in errs:
 sys.exit(1 if errs else 0)
 PY
 
-# Bad input: a clear message naming the option, exit status 2.
-"$bench" compare --threads 0 >"$work/bad" 2>&1
+# Random data: LZ4 gains nothing, the pool refuses every page, and the data
+# still verifies with the pool on and off.
+"$bench" compare --quick --ram 16M --data 64M --workload rand-rmw --threads 1 --sides upager,upager-nopool \
+	--content random --no-device --json "$work/r.json" --quiet >"$work/rout" 2>"$work/rerr"
 rc=$?
-[ $rc -eq 2 ] || bad "--threads 0: exit status $rc, expected 2"
-grep -q -- "--threads" "$work/bad" || { bad "--threads 0: the message does not name --threads"; cat "$work/bad"; }
+[ $rc -eq 0 ] || { bad "--content random: exit status $rc"; tail -5 "$work/rerr"; }
+python3 - "$work/r.json" <<'PY' || fail=1
+import json, sys
+c = json.load(open(sys.argv[1]))
+errs = []
+if c["config"]["content"] != "random" or not c["config"]["content_lz4_ratio"] < 1.05:
+    errs.append(f"content {c['config']['content']}, LZ4 ratio {c['config']['content_lz4_ratio']}: expected random, < 1.05")
+if not c["verified"]:
+    errs.append("not verified")
+for r in c["results"]:
+    u, n = r["upager"], r["upager_nopool"]
+    if "why" in u or "why" in n:
+        errs.append(f"a side did not run: {u.get('why')} {n.get('why')}")
+        continue
+    if u["bad_words"] or n["bad_words"]:
+        errs.append(f"wrong words: {u['bad_words']} with the pool, {n['bad_words']} without")
+    if not (u["pool_rejects"] > 0 and u["pool_puts"] == 0 and u["pool_hits"] == 0):
+        errs.append(f"random data: the pool took {u['pool_puts']} pages and refused {u['pool_rejects']}")
+    if r["ratio_nopool"] is None or not r["ratio_nopool"] > 0:
+        errs.append(f"ratio_nopool {r['ratio_nopool']}")
+x = [t for t in c["targets"] if t["target"].startswith("tiers: random data")]
+if len(x) != 1 or x[0]["met"] is None:
+    errs.append(f"random-data target not measured: {x}")
+for e in errs:
+    print("FAIL (random data):", e)
+sys.exit(1 if errs else 0)
+PY
+
+# Bad input: a clear message naming the option, exit status 2.
+refused() { # option value
+	"$bench" compare "$1" "$2" >"$work/bad" 2>&1
+	rc=$?
+	[ $rc -eq 2 ] || bad "$1 $2: exit status $rc, expected 2"
+	grep -q -- "$1" "$work/bad" || { bad "$1 $2: the message does not name $1"; cat "$work/bad"; }
+}
+refused --threads 0
+refused --content bogus
+refused --sides kernel,bogus
 
 [ $fail -eq 0 ] && echo "bench: OK"
 exit $fail

@@ -47,6 +47,15 @@ static int upb_snapshot(struct backend *be, struct mem_counters *out)
 		.fault_p50_ns = st.fault_p50_ns,
 		.fault_p99_ns = st.fault_p99_ns,
 		.poll_cpu_ns = st.poll_cpu_ns,
+		.pool_hits = st.pool_hits,
+		.pool_misses = st.store_reads,
+		.pool_puts = st.pool_puts,
+		.pool_rejects = st.pool_rejects,
+		.pool_writebacks = st.pool_writebacks,
+		.pool_drops = st.pool_drops,
+		.pool_bytes = st.pool_bytes,
+		.pool_pages = st.pool_pages,
+		.resident_bytes = st.resident_bytes,
 	};
 	return 0;
 }
@@ -69,7 +78,8 @@ static void upb_teardown(struct backend *be)
  * CPU come from getrusage() of this (child) process; swap traffic,
  * readahead and evictions from /proc/vmstat, which is machine-wide (the
  * machine is meant to be otherwise idle; nothing else swaps while the
- * swap file is the only one).
+ * swap file is the only one).  zswap's traffic is in /proc/vmstat too, and
+ * what its pool holds in debugfs (compare mode mounts it when it can).
  */
 
 /* Read the named counters from /proc/vmstat; missing ones stay 0. */
@@ -85,6 +95,33 @@ static void vmstat_read(const char *const *names, uint64_t *vals, size_t n)
 				vals[i] = v;
 	if (f)
 		fclose(f);
+}
+
+/* A number from a one-line file, or 0. */
+static uint64_t file_u64(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	unsigned long long v = 0;
+	if (f) {
+		if (fscanf(f, "%llu", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v;
+}
+
+/* This process's resident anonymous memory (RssAnon), bytes, or 0. */
+static uint64_t rss_anon(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[128];
+	unsigned long long kb = 0;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "RssAnon: %llu", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb * 1024;
 }
 
 static int ksb_setup(struct backend *be, size_t bytes, char **base, char *err, size_t errlen)
@@ -104,14 +141,14 @@ static int ksb_setup(struct backend *be, size_t bytes, char **base, char *err, s
 
 static int ksb_snapshot(struct backend *be, struct mem_counters *out)
 {
-	(void)be;
+	struct kernel_backend *b = be->priv;
 	static const char *const names[] = { "pswpin", "pswpout", "swap_ra", "workingset_refault_anon",
-					     "pgsteal_anon" };
-	uint64_t v[5];
+					     "pgsteal_anon", "zswpin", "zswpout", "zswpwb" };
+	uint64_t v[8];
 	struct rusage ru;
 	if (getrusage(RUSAGE_SELF, &ru))
 		return -errno;
-	vmstat_read(names, v, 5);
+	vmstat_read(names, v, 8);
 	*out = (struct mem_counters){
 		.major_faults = (uint64_t)ru.ru_majflt,
 		.fault_count = (uint64_t)ru.ru_majflt + (uint64_t)ru.ru_minflt,
@@ -121,6 +158,14 @@ static int ksb_snapshot(struct backend *be, struct mem_counters *out)
 		.readahead_pages = v[2],
 		.refaults = v[3],
 		.evictions = v[4],
+		.pool_hits = v[5],
+		.pool_misses = v[0],
+		.pool_puts = v[6],
+		.pool_writebacks = v[7],
+		.pool_bytes = file_u64(ZSWAP_DEBUGFS "/pool_total_size"),
+		.pool_pages = file_u64(ZSWAP_DEBUGFS "/stored_pages"),
+		.resident_bytes = rss_anon(),
+		.cgroup_usage = b->usage_file[0] ? file_u64(b->usage_file) : 0,
 	};
 	return 0;
 }

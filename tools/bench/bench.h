@@ -21,15 +21,20 @@
  * "upager-bench compare" adds the second backend, the kernel's own swap:
  * each workload runs in a forked child over plain anonymous memory inside a
  * memory cgroup capped at the budget, with a swap file on the store's
- * filesystem, then the same workload runs under upager in this process.  It
- * also measures the store filesystem's O_DIRECT limits with io_uring and
- * prints the issue-4 targets.  See compare.c.
+ * filesystem, once with zswap off and once with it on; then the same
+ * workload runs under upager in this process, with its compressed pool and
+ * without.  It also measures the store filesystem's O_DIRECT limits with
+ * io_uring and prints the targets of issue 4 and of the storage tiers.
+ * See compare.c.
  *
  * The data pattern: the first 8-byte word of every 64-byte line of page p
  * holds pattern(salt, p, line, generation).  Read-modify-write workloads add
  * a per-page count to line 0 and keep the expected counts in malloc memory.
+ * The other 7 words of a line are the content (--content): heap-like data
+ * that LZ4 compresses about 3x (the default), random bytes, or zeros; they
+ * are derived from the checked word and never checked themselves.
  *
- * The files: pattern.c (the data pattern, random numbers, clocks),
+ * The files: pattern.c (the data pattern and content, random numbers, clocks),
  * backends.c, workloads.c, driver.c (run_one: one run and its row),
  * report.c (the table, CSV and JSON of plain mode), main.c (options);
  * compare mode: compare.c (its driver, the undo record, signals),
@@ -60,6 +65,23 @@
 
 uint64_t mix(uint64_t z);
 uint64_t pattern(uint64_t salt, uint64_t page, uint64_t line, uint64_t gen);
+
+/* What fills a line after its checked word (see pattern.c). */
+enum content { CONTENT_HEAP, CONTENT_RANDOM, CONTENT_SPARSE };
+
+/* LZ4 on a sample of a content's pages, 4 KiB at a time. */
+struct content_sample {
+	unsigned pages;
+	double lz4_ratio;  /* bytes in / bytes out */
+	double pool_fit;   /* share of the 4 KiB pieces upager's pool would keep (3/4 or less) */
+};
+
+const char *content_name(enum content m);
+const char *content_what(enum content m);
+int content_parse(const char *s, enum content *out);
+/* Write page p (psize bytes, zeroed by the caller for CONTENT_SPARSE) of generation gen. */
+void fill_page(enum content m, uint64_t salt, void *page, size_t psize, uint64_t p, uint64_t gen);
+int content_measure(enum content m, uint64_t seed, size_t psize, struct content_sample *out);
 uint64_t rng_below(uint64_t *s, uint64_t n);
 uint64_t now_ns(void);
 double cpu_seconds(void);
@@ -84,6 +106,19 @@ struct mem_counters {
 	uint64_t fault_p50_ns;    /* percentiles over the backend's whole life (not deltas) */
 	uint64_t fault_p99_ns;
 	uint64_t poll_cpu_ns;     /* CPU spent polling for store reads (device wait, not work) */
+	/* A compressed pool in RAM: upager's, or zswap under the kernel. */
+	uint64_t pool_hits;       /* pages brought back from it */
+	uint64_t pool_misses;     /* pages brought back from the store or disk instead (upager: store
+	                           * reads; kernel: pages read from swap, readahead included) */
+	uint64_t pool_puts;       /* pages it took */
+	uint64_t pool_rejects;    /* pages it refused (upager: compressed too poorly) */
+	uint64_t pool_writebacks; /* its pages written on to the store or disk */
+	uint64_t pool_drops;      /* its pages that left without I/O (upager) */
+	uint64_t pool_bytes;      /* RAM it holds now (not a delta) */
+	uint64_t pool_pages;      /* pages it holds now, 4 KiB each */
+	uint64_t resident_bytes;  /* now: upager's resident bytes, its pool included; kernel: the
+	                           * process's resident anonymous memory */
+	uint64_t cgroup_usage;    /* now: the memory cgroup's charge (kernel side in compare mode) */
 };
 
 struct backend {
@@ -104,10 +139,14 @@ struct upager_backend {
 	void *mem;
 };
 
+/* What zswap's pool holds, when debugfs is mounted at its usual place. */
+#define ZSWAP_DEBUGFS "/sys/kernel/debug/zswap"
+
 /* The state behind the kernel backend: plain anonymous memory. */
 struct kernel_backend {
 	void *mem;
 	size_t bytes;
+	char usage_file[600];  /* the memory cgroup's usage file, or "" */
 };
 
 /* Make be the upager backend (a fresh runtime per setup) or the kernel one,
@@ -134,6 +173,7 @@ struct wl_ctx {
 	uint64_t seed;
 	uint64_t accesses;  /* random workloads: accesses in all; 0: one per page */
 	uint64_t ram;       /* the memory limit the backend enforces (scan-hot sizes its hot set by it) */
+	enum content content;
 	const struct wl_hooks *hooks;
 };
 
@@ -166,8 +206,10 @@ void workload_reports_reset(void);
 /* One row of the figures table.  Every field is listed in columns[] of
  * report.c, which drives the CSV and JSON output. */
 struct row {
-	char backend[8];           /* "upager" or "kernel" */
+	char backend[16];          /* plain mode: "upager"; compare mode: the side's name (sides[].name) */
 	char workload[16];
+	char content[8];           /* --content */
+	double content_lz4_ratio;  /* LZ4 on a sample of that content (the same for every row) */
 	uint64_t threads;
 	uint64_t accesses;
 	uint64_t pages_touched;
@@ -200,10 +242,34 @@ struct row {
 	double cpu_s_polling;          /* of cpu_s, upager's handlers polling for store reads (device wait) */
 	double cpu_s_evictor;          /* of cpu_s_pager_threads, upager's evictor thread */
 	double cpu_s_per_eviction;     /* the evictor's CPU per page it evicted; NAN without evictions */
+	uint64_t pool_hits;            /* compressed pool in RAM (see struct mem_counters), timed phase */
+	uint64_t pool_puts;
+	uint64_t pool_rejects;
+	uint64_t pool_writebacks;
+	uint64_t pool_drops;
+	uint64_t pool_bytes;           /* at the end of the timed phase */
+	uint64_t pool_pages;
+	double pool_hit_share;         /* pool hits / (pool hits + pages read from the store or disk); NAN
+	                                * without a pool in use or without either */
+	double pool_ratio;             /* pool_pages * 4 KiB / pool_bytes; NAN with an empty pool */
+	uint64_t resident_bytes;       /* at the end of the timed phase */
+	uint64_t cgroup_usage;         /* kernel sides: the memory cgroup's charge then */
+	uint64_t cgroup_peak;          /* kernel sides, cgroup v1: its peak over the run, fill and verify included */
 	double fill_s;
 	double verify_s;
 	uint64_t bad_words;
 };
+
+/* The sides compare mode runs for each workload, in this order. */
+enum side { SIDE_KERNEL, SIDE_ZSWAP, SIDE_UPAGER, SIDE_NOPOOL, NSIDES };
+
+struct side_info {
+	const char *name;   /* --sides and the CSV's backend column */
+	const char *key;    /* JSON */
+	const char *label;  /* the table */
+	bool kernel;        /* runs under the kernel's swap */
+};
+extern const struct side_info sides[NSIDES];
 
 struct opts {
 	uint64_t ram, data, page, accesses, seed;
@@ -211,12 +277,16 @@ struct opts {
 	unsigned nthreads;
 	bool have_threads;
 	bool want[NWORKLOADS];
+	enum content content;
+	struct content_sample sample; /* measured before the runs */
 	const char *csv, *json;
 	bool quiet;
 	/* compare mode */
-	bool compare, quick, no_kernel, no_device;
+	bool compare, quick, no_device;
+	bool side[NSIDES];         /* --sides (--no-kernel drops both kernel sides) */
 	const char *plot;
 	uint64_t swap_bytes;       /* kernel side's swap file; 0: data + ram */
+	unsigned zswap_page_cluster; /* vm.page-cluster for the zswap side's runs */
 	double device_seconds;     /* per device test */
 	uint64_t device_bytes;     /* size of the device test file */
 };
@@ -237,26 +307,36 @@ struct machine {
 void machine_probe(struct machine *m, const struct upager_config *cfg);
 void human_size(uint64_t b, char *buf, size_t len);
 void print_header(FILE *out, const struct machine *m, const struct upager_config *cfg, const struct opts *o);
+void fmt_figure(char *buf, size_t len, double v, const char *f);
+void print_content(FILE *out, const struct opts *o);
 void print_row(FILE *out, const struct row *r);
 FILE *open_out(const char *opt, const char *path);
 int close_out(FILE *f, const char *path);
 int write_csv(FILE *f, const char *path, const struct row *rows, size_t n);
 void json_string(FILE *f, const char *s);
 void json_row(FILE *f, const struct row *r);
+void json_content(FILE *f, const struct opts *o);
 int write_json(FILE *f, const char *path, const struct row *rows, size_t n, const struct machine *m,
 	       const struct upager_config *cfg, const struct opts *o, bool verified);
 
 /* ---------------------------------------------------------------- compare.c */
 
-/* What compare mode changed outside this process, to undo (see compare.c). */
+/* What compare mode changed outside this process, to undo (see compare.c).
+ * It lives in memory shared with the guardian process, which undoes what
+ * is left when this process dies of anything but SIGKILL to both. */
 struct undo {
 	volatile pid_t child;       /* kernel-side child, or 0 */
 	char cgroup[512];           /* cgroup directory we made, or "" */
 	char swapfile[512];         /* swap file we made, or "" */
 	volatile sig_atomic_t swap_on; /* we enabled swapfile */
 	char devfile[512];          /* device test file, or "" */
+	char zswap_enabled[8];      /* zswap's parameters as we found them, or "" when untouched */
+	char zswap_compressor[64];
+	char page_cluster[16];      /* vm.page-cluster as we found it, or "" when untouched */
+	char zswap_state[128];      /* the file that records them for a run killed by SIGKILL, or "" */
+	volatile sig_atomic_t debugfs_mounted; /* we mounted debugfs at /sys/kernel/debug */
 };
-extern struct undo undo;
+extern struct undo *undo;
 
 __attribute__((format(printf, 3, 4)))
 void msgf(char *buf, size_t len, const char *fmt, ...);
@@ -264,6 +344,10 @@ void signals_block(sigset_t *old);
 void signals_restore(const sigset_t *old);
 void child_signals(const sigset_t *old);
 void undo_all(void);
+void undo_zswap(void);
+void guardian_start(void);
+bool pid_gone(pid_t pid);
+int sides_parse(const char *val, bool *want);
 int run_cmd(const char *const argv[], char *out, size_t outlen);
 int compare_main(const struct upager_config *cfg, const struct opts *o, FILE *csv, FILE *json);
 
@@ -292,10 +376,35 @@ struct kernel_side {
 	uint64_t allowance;      /* limit above the budget (see kernel_setup) */
 };
 
+#define ZSWAP_PARAMS "/sys/module/zswap/parameters"
+#define PAGE_CLUSTER "/proc/sys/vm/page-cluster"
+#define ZSWAP_COMPRESSOR "lzo-rle"  /* the zswap side's: the best of lzo, lzo-rle and deflate here */
+
+/* zswap for the "kernel swap+zswap" side: on for that side's runs only. */
+struct zswap {
+	bool present;               /* the parameters are there and we may change them */
+	bool ready;                 /* the zswap side can run */
+	char why[400];              /* why not, when not */
+	char was_enabled[8];        /* the parameters as found (restored at the end) */
+	char was_compressor[64];
+	char max_pool_percent[16];  /* left as found, like the two below */
+	char accept_threshold[16];
+	char shrinker[8];
+	char was_page_cluster[16];  /* vm.page-cluster as found: the kernel side's */
+	bool debugfs;               /* its pool's figures are readable (ZSWAP_DEBUGFS) */
+	bool mounted;               /* ... because we mounted debugfs */
+	char note[300];             /* a limit worth printing, or "" */
+};
+
 void swap_remove_stale(void);
+void zswap_restore_stale(void);
 void kernel_setup(struct kernel_side *ks, const struct opts *o, const char *dir);
 void kernel_teardown(struct kernel_side *ks);
+void zswap_setup(struct zswap *zs, const struct kernel_side *ks, const struct opts *o);
+int zswap_switch(struct zswap *zs, const struct kernel_side *ks, const struct opts *o, bool on);
+void zswap_teardown(struct zswap *zs);
 void print_kernel_side(FILE *out, const struct kernel_side *ks);
+void print_zswap(FILE *out, const struct zswap *zs, const struct opts *o);
 int run_kernel(struct kernel_side *ks, const struct opts *o, const struct workload *wl, unsigned threads,
 	       struct row *row, uint64_t **flat, size_t *nflat, double *life_cpu, char *why, size_t wlen);
 
@@ -331,40 +440,52 @@ void print_device(FILE *out, const struct device *dev);
 
 /* --------------------------------------------------------- compare_report.c */
 
-/* One workload and thread count, both systems. */
-struct pair {
+/* One side's run of a trial. */
+struct side_run {
+	bool ok;                 /* ran, and r holds its figures */
+	char why[300];           /* why not, when not */
+	struct row r;
+	double life_cpu_s;       /* kernel sides: the child's CPU over its life, fill and verify included */
+	uint64_t *lat;           /* sorted faulting-access latencies, ns */
+	size_t nlat;
+};
+
+/* One workload and thread count, every side. */
+struct trial {
 	const struct workload *wl;
 	unsigned threads;
-	struct row k, u;
-	bool k_ok, u_ok;
-	char k_why[300];
-	double k_life_cpu_s;     /* the kernel child's CPU over its life, fill and verify included */
-	uint64_t *klat, *ulat;   /* sorted faulting-access latencies, ns */
-	size_t nk, nu;
+	struct side_run s[NSIDES];
 };
 
 struct target {
-	char what[64];
+	char what[72];
 	char goal[24];
-	char value[160];
+	char value[240];
 	int met;                 /* 1 met, 0 not met, -1 not measured */
 };
 
-#define MAX_TARGETS 8
+#define MAX_TARGETS 24
 
-void print_pair_header(FILE *out);
-void print_pair(FILE *out, const struct pair *p);
-const struct pair *find_pair(const struct pair *ps, size_t n, const char *name, unsigned threads);
-double seq_mbs(const struct pair *p, uint64_t page);
-size_t targets_eval(const struct pair *ps, size_t n, const struct device *dev, const struct kernel_side *ks,
-		    uint64_t page, struct target *t);
+/* Is zswap's pool charged to the memory cgroup?  From one zswap-side row. */
+enum charge { CHARGE_UNKNOWN, CHARGE_NO, CHARGE_YES };
+enum charge zswap_charge(const struct row *r, uint64_t limit);
+
+double side_rate(const struct trial *t, enum side s);
+double rate_ratio(const struct trial *t, enum side a, enum side b);
+void print_trial_header(FILE *out);
+void print_trial(FILE *out, const struct trial *t, const struct opts *o, const struct kernel_side *ks);
+const struct trial *find_trial(const struct trial *ts, size_t n, const char *name, unsigned threads);
+double seq_mbs(const struct trial *t, uint64_t page);
+void print_charge(FILE *out, const struct trial *ts, size_t n, const struct kernel_side *ks, const struct zswap *zs);
+size_t targets_eval(const struct trial *ts, size_t n, const struct device *dev, const struct kernel_side *ks,
+		    const struct opts *o, struct target *t);
 void print_targets(FILE *out, const struct target *t, size_t n);
-void print_ceiling(FILE *out, const struct pair *ps, size_t n, const struct device *dev);
-int write_compare_json(FILE *f, const char *path, const struct pair *ps, size_t n, const struct machine *m,
+void print_ceiling(FILE *out, const struct trial *ts, size_t n, const struct device *dev);
+int write_compare_json(FILE *f, const char *path, const struct trial *ts, size_t n, const struct machine *m,
 		       const struct upager_config *cfg, const struct opts *o, const struct kernel_side *ks,
-		       const struct device *dev, const char *sdir, const struct target *t, size_t nt,
-		       bool verified, double wall_s);
+		       const struct zswap *zs, const struct device *dev, const char *sdir, const struct target *t,
+		       size_t nt, bool verified, double wall_s);
 bool have_gnuplot(void);
-int write_plots(const char *dir, const struct pair *ps, size_t n, const struct opts *o);
+int write_plots(const char *dir, const struct trial *ts, size_t n, const struct opts *o);
 
 #endif

@@ -1,18 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Compare mode runs every workload twice, back to back, on fresh memory:
- * under the kernel's own swap (a child process with plain anonymous memory,
- * inside a memory cgroup capped at the budget, with a swap file on the
- * store's filesystem) and under upager (this process, as in plain mode).
+ * Compare mode runs every workload on up to four sides, back to back, on
+ * fresh memory each time (enum side):
+ *   kernel swap        a child process with plain anonymous memory, inside
+ *                      a memory cgroup capped at the budget, with a swap
+ *                      file on the store's filesystem, zswap off;
+ *   kernel swap+zswap  the same with zswap on (compare_kernel.c);
+ *   upager             this process, as in plain mode, with the runtime's
+ *                      compressed pool (its default);
+ *   upager pool off    the same with compress="off".
  * It also measures what the store's filesystem can do with O_DIRECT reads,
  * so the figures have a physical limit next to them.
  *
  * Everything compare mode changes outside this process is recorded in
  * `undo` with signals blocked around the change, and undone on every exit:
- * normally, on an error, or from the handler of SIGINT, SIGTERM and SIGHUP
- * (which then re-raises the signal).  A SIGKILL leaves the swap file and the
- * cgroup behind; the next compare run removes them (their names carry the
- * pid of a process that no longer exists).
+ * normally, on an error, or from the handler of SIGINT, SIGTERM and SIGHUP,
+ * and of a crash (SIGSEGV and the like; the handler then re-raises the
+ * signal).  A SIGKILL leaves the swap file, the
+ * cgroup and zswap's parameters behind; the next compare run removes or
+ * restores them (their names carry the pid of a process that no longer
+ * exists).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +28,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/swap.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,7 +38,40 @@
 
 #include "bench.h"
 
-struct undo undo; /* see above */
+static struct undo undo_local;
+struct undo *undo = &undo_local; /* see above; guardian_start() moves it to shared memory */
+static int guard_fd = -1;        /* our end of the guardian's pipe: its closing says we are gone */
+
+const struct side_info sides[NSIDES] = {
+	[SIDE_KERNEL] = { "kernel", "kernel", "kernel swap", true },
+	[SIDE_ZSWAP] = { "zswap", "zswap", "kernel swap+zswap", true },
+	[SIDE_UPAGER] = { "upager", "upager", "upager", false },
+	[SIDE_NOPOOL] = { "upager-nopool", "upager_nopool", "upager pool off", false },
+};
+
+/* --sides: names from sides[] separated by commas, or "all". */
+int sides_parse(const char *val, bool *want)
+{
+	bool w[NSIDES] = { false };
+	const char *p = val;
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		bool found = len == 3 && !strncmp(p, "all", 3);
+		for (size_t i = 0; i < NSIDES; i++) {
+			if (found && len == 3)
+				w[i] = true;
+			else if (strlen(sides[i].name) == len && !strncmp(p, sides[i].name, len))
+				w[i] = found = true;
+		}
+		if (!found)
+			return -EINVAL;
+		if (!p[len])
+			break;
+		p += len + 1;
+	}
+	memcpy(want, w, sizeof w);
+	return 0;
+}
 
 /* snprintf for messages, where truncation is acceptable. */
 void msgf(char *buf, size_t len, const char *fmt, ...)
@@ -40,6 +83,10 @@ void msgf(char *buf, size_t len, const char *fmt, ...)
 }
 
 static const int undo_signals[] = { SIGINT, SIGTERM, SIGHUP };
+/* A crash undoes too (upager's own threads run in this process: a fault in
+ * the runtime would otherwise leave the swap file, cgroup and zswap's
+ * settings behind).  These are synchronous, so never blocked. */
+static const int crash_signals[] = { SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL };
 
 void signals_block(sigset_t *old)
 {
@@ -61,48 +108,170 @@ void child_signals(const sigset_t *old)
 {
 	for (size_t i = 0; i < sizeof undo_signals / sizeof undo_signals[0]; i++)
 		signal(undo_signals[i], SIG_DFL);
+	for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++)
+		signal(crash_signals[i], SIG_DFL);
 	signal(SIGPIPE, SIG_DFL);
+	if (guard_fd >= 0)
+		close(guard_fd); /* the guardian waits for this process, not for its children */
 	pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
-/* Async-signal-safe: kill(), waitpid(), swapoff(), unlink(), rmdir() and
- * nanosleep() only. */
+/* Write val into a sysfs file; async-signal-safe. */
+static void put_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t w = write(fd, val, strlen(val));
+	(void)w;
+	close(fd);
+}
+
+/* Put zswap's parameters and vm.page-cluster back as found, unmount
+ * debugfs if we mounted it, and remove the state file; async-signal-safe.
+ * zswap goes off first, so that setting the old compressor does not make a
+ * pool only to drop it. */
+void undo_zswap(void)
+{
+	if (undo->page_cluster[0]) {
+		put_file(PAGE_CLUSTER, undo->page_cluster);
+		undo->page_cluster[0] = 0;
+	}
+	if (undo->zswap_enabled[0]) {
+		put_file(ZSWAP_PARAMS "/enabled", "N");
+		if (undo->zswap_compressor[0])
+			put_file(ZSWAP_PARAMS "/compressor", undo->zswap_compressor);
+		put_file(ZSWAP_PARAMS "/enabled", undo->zswap_enabled);
+		undo->zswap_enabled[0] = 0;
+	}
+	if (undo->debugfs_mounted) {
+		if (umount2("/sys/kernel/debug", 0))
+			umount2("/sys/kernel/debug", MNT_DETACH);
+		undo->debugfs_mounted = 0;
+	}
+	if (undo->zswap_state[0]) {
+		unlink(undo->zswap_state);
+		undo->zswap_state[0] = 0;
+	}
+}
+
+/* Async-signal-safe: kill(), waitpid(), open(), write(), close(), umount2(),
+ * swapoff(), unlink(), rmdir() and nanosleep() only. */
 void undo_all(void)
 {
-	pid_t child = undo.child;
+	pid_t child = undo->child;
 	if (child > 0) {
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
-		undo.child = 0;
+		undo->child = 0;
 	}
-	if (undo.swap_on) {
-		swapoff(undo.swapfile);
-		undo.swap_on = 0;
+	undo_zswap();
+	if (undo->swap_on) {
+		swapoff(undo->swapfile);
+		undo->swap_on = 0;
 	}
-	if (undo.swapfile[0]) {
-		unlink(undo.swapfile);
-		undo.swapfile[0] = 0;
+	if (undo->swapfile[0]) {
+		unlink(undo->swapfile);
+		undo->swapfile[0] = 0;
 	}
-	if (undo.devfile[0]) {
-		unlink(undo.devfile);
-		undo.devfile[0] = 0;
+	if (undo->devfile[0]) {
+		unlink(undo->devfile);
+		undo->devfile[0] = 0;
 	}
-	if (undo.cgroup[0]) {
+	if (undo->cgroup[0]) {
 		/* A memory cgroup can stay busy for a moment after its last
 		 * task exits. */
-		for (int i = 0; i < 100 && rmdir(undo.cgroup) && errno == EBUSY; i++)
+		for (int i = 0; i < 100 && rmdir(undo->cgroup) && errno == EBUSY; i++)
 			nanosleep(&(struct timespec){ .tv_nsec = 20000000 }, NULL);
-		undo.cgroup[0] = 0;
+		undo->cgroup[0] = 0;
 	}
 }
 
 static void on_signal(int sig)
 {
-	static const char msg[] = "\n" PROG ": interrupted: removing the swap file and cgroup ...\n";
-	ssize_t w = write(2, msg, sizeof msg - 1);
+	static const char msg[] = "\n" PROG ": interrupted: removing the swap file and cgroup, putting zswap back ...\n";
+	static const char crash[] = "\n" PROG ": CRASHED: removing the swap file and cgroup, putting zswap back ...\n";
+	bool crashed = sig != SIGINT && sig != SIGTERM && sig != SIGHUP;
+	ssize_t w = crashed ? write(2, crash, sizeof crash - 1) : write(2, msg, sizeof msg - 1);
 	(void)w;
 	undo_all();
 	raise(sig); /* SA_RESETHAND: the default action now ends the process */
+}
+
+/* Has process pid ended (gone, or a zombie)? */
+bool pid_gone(pid_t pid)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return kill(pid, 0) && errno == ESRCH;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	const char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+static bool undo_pending(void)
+{
+	return undo->child || undo->cgroup[0] || undo->swapfile[0] || undo->swap_on || undo->devfile[0] ||
+	       undo->zswap_enabled[0] || undo->page_cluster[0] || undo->debugfs_mounted || undo->zswap_state[0];
+}
+
+/*
+ * Start the guardian: a child that waits for this process to end and then
+ * undoes whatever the undo record, which it shares, still holds.  The
+ * signal handlers cannot cover a crash in upager's own threads (they block
+ * every signal, so the kernel ends the process at once), nor SIGKILL; the
+ * guardian covers both, and the next run's stale checks cover a SIGKILL to
+ * the guardian too.  It ignores SIGINT, SIGTERM and SIGHUP, which a
+ * terminal sends the whole process group: we undo those ourselves.  When
+ * it cannot start, the handlers still cover the rest.
+ */
+void guardian_start(void)
+{
+	struct undo *shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int pfd[2];
+	if (shared == MAP_FAILED)
+		return;
+	if (pipe2(pfd, O_CLOEXEC)) {
+		munmap(shared, sizeof *shared);
+		return;
+	}
+	sigset_t old;
+	signals_block(&old);
+	*shared = *undo;
+	undo = shared;
+	fflush(NULL);
+	pid_t parent = getpid(), pid = fork();
+	if (pid == 0) {
+		child_signals(&old);
+		for (size_t i = 0; i < sizeof undo_signals / sizeof undo_signals[0]; i++)
+			signal(undo_signals[i], SIG_IGN);
+		close(pfd[1]);
+		prctl(PR_SET_NAME, "upg-bench-guard");
+		char c;
+		while (read(pfd[0], &c, 1) < 0 && errno == EINTR)
+			;
+		/* The swap file can be turned off once the process's memory is gone. */
+		for (int i = 0; i < 3000 && !pid_gone(parent); i++)
+			nanosleep(&(struct timespec){ .tv_nsec = 10000000 }, NULL);
+		if (undo_pending()) {
+			dprintf(2, PROG ": the run (pid %d) ended without putting things back: removing its swap file and "
+				"cgroup, putting zswap back\n", (int)parent);
+			undo_all();
+		}
+		_exit(0);
+	}
+	signals_restore(&old);
+	close(pfd[0]);
+	if (pid < 0)
+		close(pfd[1]);
+	else
+		guard_fd = pfd[1];
 }
 
 static void undo_install(void)
@@ -111,6 +280,8 @@ static void undo_install(void)
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < sizeof undo_signals / sizeof undo_signals[0]; i++)
 		sigaction(undo_signals[i], &sa, NULL);
+	for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++)
+		sigaction(crash_signals[i], &sa, NULL);
 	signal(SIGPIPE, SIG_IGN); /* a dead child's pipe reads as a short message instead */
 }
 
@@ -189,7 +360,7 @@ static void print_compare_header(FILE *out, const struct machine *m, const struc
 	human_size(o->ram, ram, sizeof ram);
 	human_size(o->data, data, sizeof data);
 	human_size(o->page, page, sizeof page);
-	fprintf(out, "%s %s (libupager %s), compare: upager against the kernel's swap%s\n", PROG,
+	fprintf(out, "%s %s (libupager %s), compare: upager against the kernel's swap and zswap%s\n", PROG,
 		UPAGER_VERSION_STRING, upager_version(), o->quick ? " (--quick)" : "");
 	fprintf(out, "machine  %ld CPUs%s%s, %s\n", m->nproc, m->cpu[0] ? ", " : "", m->cpu, m->kernel);
 	fprintf(out, "store    %s; directory %s (%s)\n", m->store, sdir, fs_name(sdir));
@@ -201,6 +372,15 @@ static void print_compare_header(FILE *out, const struct machine *m, const struc
 	fprintf(out, "runtime  %u handler thread%s, readahead %u pages, fault-around %u pages, io depth %u, seed %" PRIu64 "\n",
 		cfg->handler_threads, cfg->handler_threads == 1 ? "" : "s", cfg->readahead_max, cfg->fault_around,
 		cfg->io_depth, o->seed);
+	fprintf(out, "pool     upager: compressed pool %s (UPAGER_COMPRESS), up to %u%% of the budget, inside it; the "
+		"\"upager pool off\" side: off\n", cfg->compress ? cfg->compress : "lz4",
+		cfg->compress_pool ? cfg->compress_pool : 50);
+	char list[128] = "";
+	for (int sd = 0; sd < NSIDES; sd++)
+		if (o->side[sd])
+			snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "", sides[sd].label);
+	fprintf(out, "sides    %s\n", list);
+	print_content(out, o);
 	fflush(out);
 }
 
@@ -221,6 +401,55 @@ static unsigned plan_threads(const struct opts *o, const struct workload *wl, un
 	return 3;
 }
 
+/* Run side sd of trial t; false when the upager runtime failed (the run
+ * stops), true otherwise (a kernel side's failure is recorded in t). */
+static bool run_side(struct trial *t, enum side sd, const struct opts *o, struct kernel_side *ks, struct zswap *zs,
+		     struct backend *be_pool, struct backend *be_nopool)
+{
+	struct side_run *r = &t->s[sd];
+	if (!o->side[sd]) {
+		msgf(r->why, sizeof r->why, "side not asked for with --sides");
+		return true;
+	}
+	if (sides[sd].kernel && !ks->ready) {
+		msgf(r->why, sizeof r->why, "%s", ks->why);
+		return true;
+	}
+	if (sd == SIDE_ZSWAP && !zs->ready) {
+		msgf(r->why, sizeof r->why, "%s", zs->why);
+		return true;
+	}
+	if (!o->quiet)
+		fprintf(stderr, " %s", sides[sd].name);
+	drop_caches();
+	uint64_t t0 = now_ns();
+	if (sides[sd].kernel) {
+		int rc = sd == SIDE_ZSWAP ? zswap_switch(zs, ks, o, true) : 0;
+		if (rc)
+			msgf(r->why, sizeof r->why, "cannot switch zswap on: %s", strerror(-rc));
+		else
+			r->ok = run_kernel(ks, o, t->wl, t->threads, &r->r, &r->lat, &r->nlat, &r->life_cpu_s, r->why,
+					   sizeof r->why) == 0;
+		if (sd == SIDE_ZSWAP && !rc && (rc = zswap_switch(zs, ks, o, false))) {
+			/* The plain kernel side would have zswap too: stop both. */
+			msgf(ks->why, sizeof ks->why, "zswap could not be switched off again (%s)", strerror(-rc));
+			ks->ready = false;
+		}
+		if (!r->ok)
+			fprintf(stderr, "\n%s: %s side of %s, %u thread%s failed: %s\n", PROG, sides[sd].label, t->wl->name,
+				t->threads, t->threads == 1 ? "" : "s", r->why);
+	} else {
+		if (run_one(sd == SIDE_UPAGER ? be_pool : be_nopool, o, t->wl, t->threads, &r->r, &r->lat, &r->nlat))
+			return false;
+		r->ok = true;
+	}
+	if (r->ok)
+		snprintf(r->r.backend, sizeof r->r.backend, "%s", sides[sd].name);
+	if (!o->quiet)
+		fprintf(stderr, " %.1f s", (now_ns() - t0) / 1e9);
+	return true;
+}
+
 int compare_main(const struct upager_config *cfg, const struct opts *o, FILE *csv, FILE *json)
 {
 	uint64_t t_all = now_ns();
@@ -229,16 +458,23 @@ int compare_main(const struct upager_config *cfg, const struct opts *o, FILE *cs
 	char sdir[512], snote[400];
 	store_dir(cfg, sdir, sizeof sdir, snote, sizeof snote);
 	undo_install();
-	if (geteuid() == 0)
+	if (geteuid() == 0) {
+		guardian_start();
 		swap_remove_stale();
+		zswap_restore_stale();
+	}
 	print_compare_header(stdout, &m, cfg, o, sdir, snote);
 
 	struct kernel_side ks;
+	struct zswap zs;
 	memset(&ks, 0, sizeof ks);
-	if (!o->quiet && !o->no_kernel)
-		fprintf(stderr, "%s: setting up the kernel side (cgroup, swap file) ...\n", PROG);
+	if (!o->quiet && (o->side[SIDE_KERNEL] || o->side[SIDE_ZSWAP]))
+		fprintf(stderr, "%s: setting up the kernel side (cgroup, swap file, zswap) ...\n", PROG);
 	kernel_setup(&ks, o, sdir);
-	print_kernel_side(stdout, &ks);
+	zswap_setup(&zs, &ks, o);
+	if (o->side[SIDE_KERNEL] || o->side[SIDE_ZSWAP])
+		print_kernel_side(stdout, &ks);
+	print_zswap(stdout, &zs, o);
 
 	struct device dev;
 	memset(&dev, 0, sizeof dev);
@@ -274,132 +510,121 @@ int compare_main(const struct upager_config *cfg, const struct opts *o, FILE *cs
 		fprintf(stdout, "note     cannot drop the page cache (%s): runs start with whatever is cached\n",
 			strerror(-drc));
 	fprintf(stdout, "\n"
-		"kernel/s, upager/s: page accesses per second in the timed phase (fill and verification untimed);\n"
-		"ratio: upager/kernel.  upg-p50/p99, krn-p50/p99: client latency (us) of sampled accesses that began\n"
-		"on an unmapped page (1 access in %u timed, mincore() before each).  krn-cpu, upg-cpu: process CPU\n"
-		"(user+system, all threads, the workload's own work included) per major fault, us (-: fewer major\n"
-		"faults than 1%% of accesses); upg-thr: upager's own threads alone; upg-poll: of upg-cpu, the\n"
-		"handlers' polling for store reads to complete (device wait spent on a CPU instead of asleep,\n"
-		"UPAGER_POLL_US).  upg-evict: the evictor thread's CPU per page it evicted, us (a clean page\n"
-		"dropped counts as evicted).  krn-maj, upg-maj: major faults (kernel: getrusage; upager: store\n"
-		"reads; readahead pages not counted on either side).\n\n",
+		"acc/s: page accesses per second in the timed phase (fill and verification untimed); x-krn: acc/s over\n"
+		"kernel swap's.  flt-p50/p99: client latency (us) of sampled accesses that began on an unmapped page\n"
+		"(1 access in %u timed, mincore() before each).  cpu/maj: process CPU (user+system, all threads, the\n"
+		"workload's own work included) per major fault, us (-: fewer major faults than 1%% of accesses);\n"
+		"thr/maj: upager's own threads alone; poll/maj: of cpu/maj, the handlers' polling for store reads to\n"
+		"complete (UPAGER_POLL_US).  evict/pg: the evictor thread's CPU per page it evicted, us (a clean page\n"
+		"dropped counts).  majors: major faults (kernel: getrusage, zswap loads included; upager: store\n"
+		"reads, pool hits not included; readahead pages on neither side).  pool-hit: share of the pages\n"
+		"brought back that came from the compressed pool in RAM (upager: hits over hits plus store reads;\n"
+		"zswap: zswpin over zswpin plus pswpin); pool-x: the pool's compression ratio at the end of the\n"
+		"timed phase.  upager's pool lies inside its budget; zswap's pool is outside the cgroup's limit when\n"
+		"the row says so (then that side had that much more RAM than the budget).\n\n",
 		SAMPLE_EVERY);
-	print_pair_header(stdout);
+	print_trial_header(stdout);
 
 	size_t cap = 0;
 	unsigned tl[32];
 	for (size_t w = 0; w < NWORKLOADS; w++)
 		if (o->want[w])
 			cap += plan_threads(o, &workloads[w], tl);
-	struct pair *ps = calloc(cap ? cap : 1, sizeof *ps);
-	if (!ps) {
+	struct trial *ts = calloc(cap ? cap : 1, sizeof *ts);
+	if (!ts) {
 		fprintf(stderr, PROG ": out of memory\n");
+		zswap_teardown(&zs);
 		kernel_teardown(&ks);
 		return 1;
 	}
-	struct upager_backend ub;
-	struct backend be;
+	struct upager_config nopool_cfg = *cfg;
+	nopool_cfg.compress = "off";
+	struct upager_backend ub, ub_nopool;
+	struct backend be, be_nopool;
 	backend_upager(&be, &ub, cfg);
+	backend_upager(&be_nopool, &ub_nopool, &nopool_cfg);
 	size_t n = 0;
 	bool data_ok = true, failed = false;
 	for (size_t w = 0; w < NWORKLOADS && !failed; w++) {
 		if (!o->want[w])
 			continue;
 		unsigned nt = plan_threads(o, &workloads[w], tl);
-		for (unsigned t = 0; t < nt && !failed; t++) {
-			struct pair *p = &ps[n];
-			p->wl = &workloads[w];
-			p->threads = tl[t];
+		for (unsigned i = 0; i < nt && !failed; i++) {
+			struct trial *t = &ts[n++];
+			t->wl = &workloads[w];
+			t->threads = tl[i];
 			if (!o->quiet)
-				fprintf(stderr, "%s: %s, %u thread%s:", PROG, p->wl->name, p->threads, p->threads == 1 ? "" : "s");
-			if (ks.ready) {
-				drop_caches();
-				uint64_t t0 = now_ns();
-				p->k_ok = run_kernel(&ks, o, p->wl, p->threads, &p->k, &p->klat, &p->nk, &p->k_life_cpu_s,
-						     p->k_why, sizeof p->k_why) == 0;
-				if (!o->quiet)
-					fprintf(stderr, " kernel %.1f s", (now_ns() - t0) / 1e9);
-				if (!p->k_ok)
-					fprintf(stderr, "\n%s: kernel side of %s, %u thread%s failed: %s\n", PROG, p->wl->name,
-						p->threads, p->threads == 1 ? "" : "s", p->k_why);
-			} else {
-				msgf(p->k_why, sizeof p->k_why, "%s", ks.why);
-			}
-			drop_caches();
-			uint64_t t0 = now_ns();
+				fprintf(stderr, "%s: %s, %u thread%s:", PROG, t->wl->name, t->threads, t->threads == 1 ? "" : "s");
+			for (int sd = 0; sd < NSIDES && !failed; sd++)
+				failed = !run_side(t, (enum side)sd, o, &ks, &zs, &be, &be_nopool);
 			if (!o->quiet)
-				fprintf(stderr, "%s upager", ks.ready ? "," : "");
-			if (run_one(&be, o, p->wl, p->threads, &p->u, &p->ulat, &p->nu)) {
-				free(p->klat);
-				failed = true;
-				break;
-			}
-			p->u_ok = true;
-			n++;
-			if (!o->quiet)
-				fprintf(stderr, " %.1f s\n", (now_ns() - t0) / 1e9);
-			print_pair(stdout, p);
-			if (p->k_ok && p->k.bad_words) {
-				data_ok = false;
-				fprintf(stderr, PROG ": VERIFICATION FAILED under the kernel's swap: %s with %u thread%s: %"
-					PRIu64 " wrong words\n", p->wl->name, p->threads, p->threads == 1 ? "" : "s",
-					p->k.bad_words);
-			}
-			if (p->u.bad_words) {
-				data_ok = false;
-				fprintf(stderr, PROG ": VERIFICATION FAILED under upager: %s with %u thread%s: %" PRIu64
-					" wrong words\n", p->wl->name, p->threads, p->threads == 1 ? "" : "s", p->u.bad_words);
+				fprintf(stderr, "\n");
+			print_trial(stdout, t, o, &ks);
+			for (int sd = 0; sd < NSIDES; sd++) {
+				const struct side_run *r = &t->s[sd];
+				if (r->ok && r->r.bad_words) {
+					data_ok = false;
+					fprintf(stderr, PROG ": VERIFICATION FAILED on the %s side: %s with %u thread%s: %"
+						PRIu64 " wrong words\n", sides[sd].label, t->wl->name, t->threads,
+						t->threads == 1 ? "" : "s", r->r.bad_words);
+				}
 			}
 		}
 	}
 	bool kernel_ran = ks.ready;
+	zswap_teardown(&zs);
 	kernel_teardown(&ks);
 	ks.ready = kernel_ran; /* for the report */
 
-	const struct pair *sp = find_pair(ps, n, "seq-read", 0);
-	if (sp && dev.ran)
+	print_charge(stdout, ts, n, &ks, &zs);
+	const struct trial *sp = find_trial(ts, n, "seq-read", 0);
+	if (sp && dev.ran && sp->s[SIDE_UPAGER].ok)
 		printf("\nupager seq-read: %.0f MB/s = %.0f%% of the store filesystem's sequential O_DIRECT bandwidth "
 		       "(%.0f MB/s)\n", seq_mbs(sp, o->page), 100 * seq_mbs(sp, o->page) / dev.seq_mbs, dev.seq_mbs);
-	if (sp && sp->k_ok && dev.ran)
-		printf("kernel seq-read: %.0f MB/s = %.0f%% of it\n", sp->k.accesses_per_s * (double)o->page / 1e6,
-		       100 * sp->k.accesses_per_s * (double)o->page / 1e6 / dev.seq_mbs);
-	print_ceiling(stdout, ps, n, &dev);
+	if (sp && sp->s[SIDE_KERNEL].ok && dev.ran)
+		printf("kernel seq-read: %.0f MB/s = %.0f%% of it\n", side_rate(sp, SIDE_KERNEL) * (double)o->page / 1e6,
+		       100 * side_rate(sp, SIDE_KERNEL) * (double)o->page / 1e6 / dev.seq_mbs);
+	print_ceiling(stdout, ts, n, &dev);
 	struct target tg[MAX_TARGETS];
-	size_t ntg = targets_eval(ps, n, &dev, &ks, o->page, tg);
+	size_t ntg = targets_eval(ts, n, &dev, &ks, o, tg);
 	print_targets(stdout, tg, ntg);
 	double wall = (now_ns() - t_all) / 1e9;
-	printf("\n%zu workload runs %s in %.0f s: %s\n", n, kernel_ran ? "on each side" : "(upager alone)", wall,
+	unsigned nsides = 0;
+	for (int sd = 0; sd < NSIDES; sd++)
+		for (size_t i = 0; i < n; i++)
+			if (ts[i].s[sd].ok) {
+				nsides++;
+				break;
+			}
+	printf("\n%zu workload runs on %u side%s in %.0f s: %s\n", n, nsides, nsides == 1 ? "" : "s", wall,
 	       failed ? "STOPPED by an upager runtime failure" :
 	       data_ok ? "every page verified" : "DATA ERRORS (see above)");
 	fflush(stdout);
 
 	int out_rc = 0;
 	if (csv) {
-		struct row *rows = calloc(2 * (n ? n : 1), sizeof *rows);
+		struct row *rows = calloc(NSIDES * (n ? n : 1), sizeof *rows);
 		size_t nr = 0;
-		for (size_t i = 0; rows && i < n; i++) {
-			if (ps[i].k_ok)
-				rows[nr++] = ps[i].k;
-			if (ps[i].u_ok)
-				rows[nr++] = ps[i].u;
-		}
+		for (size_t i = 0; rows && i < n; i++)
+			for (int sd = 0; sd < NSIDES; sd++)
+				if (ts[i].s[sd].ok)
+					rows[nr++] = ts[i].s[sd].r;
 		out_rc |= rows ? write_csv(csv, o->csv, rows, nr) : -ENOMEM;
 		free(rows);
 	}
 	if (json)
-		out_rc |= write_compare_json(json, o->json, ps, n, &m, cfg, o, &ks, &dev, sdir, tg, ntg,
+		out_rc |= write_compare_json(json, o->json, ts, n, &m, cfg, o, &ks, &zs, &dev, sdir, tg, ntg,
 					     data_ok && !failed, wall);
 	if (o->plot) {
-		int prc = write_plots(o->plot, ps, n, o);
+		int prc = write_plots(o->plot, ts, n, o);
 		if (prc == 0)
 			printf("charts: %s/throughput.png, %s/fault-latency-cdf.png, %s/fault-latency-cdf-vs-kernel.png\n",
 			       o->plot, o->plot, o->plot);
 		out_rc |= prc;
 	}
-	for (size_t i = 0; i < n; i++) {
-		free(ps[i].klat);
-		free(ps[i].ulat);
-	}
-	free(ps);
+	for (size_t i = 0; i < n; i++)
+		for (int sd = 0; sd < NSIDES; sd++)
+			free(ts[i].s[sd].lat);
+	free(ts);
 	return !data_ok || failed || out_rc ? 1 : 0;
 }

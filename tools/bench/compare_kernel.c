@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Compare mode's kernel side: a memory cgroup capped at the budget, a swap
+ * Compare mode's kernel sides: a memory cgroup capped at the budget, a swap
  * file on the store's filesystem, and each workload run in a child inside
- * them over plain anonymous memory.
+ * them over plain anonymous memory; zswap is switched on for the zswap
+ * side's runs and off for the others.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -10,9 +11,11 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/swap.h>
 #include <sys/wait.h>
@@ -22,10 +25,14 @@
 
 /* --- small file helpers: 0 or -errno --- */
 
+/* Write val into dir/name (name alone when dir is NULL). */
 static int write_str(const char *dir, const char *name, const char *val)
 {
 	char path[768];
-	snprintf(path, sizeof path, "%s/%s", dir, name);
+	if (dir)
+		snprintf(path, sizeof path, "%s/%s", dir, name);
+	else
+		snprintf(path, sizeof path, "%s", name);
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -141,7 +148,7 @@ static void cg_remove_stale(const char *dir)
 		char tail;
 		if (sscanf(e->d_name, "upager-bench-%d%c", &pid, &tail) != 1 || pid <= 0)
 			continue;
-		if (kill(pid, 0) == 0 || errno != ESRCH)
+		if (!pid_gone(pid))
 			continue;
 		char path[768];
 		if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path)
@@ -185,7 +192,7 @@ static int cg_try(struct cgroup *cg, int version, const char *parent, uint64_t l
 		msgf(why, wlen, "mkdir %s: %s", cg->path, strerror(-rc));
 		return rc;
 	}
-	snprintf(undo.cgroup, sizeof undo.cgroup, "%s", cg->path);
+	snprintf(undo->cgroup, sizeof undo->cgroup, "%s", cg->path);
 	signals_restore(&old);
 
 	char lim[32];
@@ -229,7 +236,7 @@ static int cg_try(struct cgroup *cg, int version, const char *parent, uint64_t l
 out_rmdir:
 	signals_block(&old);
 	rmdir(cg->path);
-	undo.cgroup[0] = 0;
+	undo->cgroup[0] = 0;
 	signals_restore(&old);
 	return rc;
 }
@@ -291,6 +298,26 @@ static uint64_t cg_oom_kills(const struct cgroup *cg)
 	return n;
 }
 
+/* Start a run with an empty cgroup and its peak afresh: v1's force_empty
+ * drops what earlier children left charged (swap cache pages), and
+ * memory.max_usage_in_bytes restarts.  v2 has neither (its memory.peak is
+ * not per run before 6.12), so its peak is left at 0. */
+static void cg_peak_reset(const struct cgroup *cg)
+{
+	if (cg->version == 1) {
+		write_str(cg->path, "memory.force_empty", "0");
+		write_str(cg->path, "memory.max_usage_in_bytes", "0");
+	}
+}
+
+static uint64_t cg_peak(const struct cgroup *cg)
+{
+	char buf[32];
+	if (cg->version != 1 || read_str(cg->path, "memory.max_usage_in_bytes", buf, sizeof buf))
+		return 0;
+	return strtoull(buf, NULL, 10);
+}
+
 /* --- swap file --- */
 /* Write zeros over [0, bytes) of fd. */
 static int write_zeros(int fd, uint64_t bytes)
@@ -329,7 +356,7 @@ void swap_remove_stale(void)
 		char tail;
 		if (!base || sscanf(base + 1, "upager-bench-swap-%d%c", &pid, &tail) != 1 || pid <= 0)
 			continue;
-		if (kill(pid, 0) == 0 || errno != ESRCH)
+		if (!pid_gone(pid))
 			continue;
 		if (swapoff(path) == 0) {
 			unlink(path);
@@ -390,7 +417,7 @@ static int swap_create(const char *dir, uint64_t bytes, struct swapfile *sw, cha
 	int fd = open(sw->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	int e = errno;
 	if (fd >= 0)
-		snprintf(undo.swapfile, sizeof undo.swapfile, "%s", sw->path);
+		snprintf(undo->swapfile, sizeof undo->swapfile, "%s", sw->path);
 	signals_restore(&old);
 	if (fd < 0) {
 		msgf(why, wlen, "cannot create the swap file %s: %s", sw->path, strerror(e));
@@ -416,11 +443,11 @@ static int swap_create(const char *dir, uint64_t bytes, struct swapfile *sw, cha
 	if (rc) {
 		signals_block(&old);
 		unlink(sw->path);
-		undo.swapfile[0] = 0;
+		undo->swapfile[0] = 0;
 		signals_restore(&old);
 		return rc;
 	}
-	undo.swap_on = 1;
+	undo->swap_on = 1;
 	sw->others = count_swaps() - 1;
 	return 0;
 }
@@ -483,6 +510,7 @@ int run_kernel(struct kernel_side *ks, const struct opts *o, const struct worklo
 		return msgf(why, wlen, "pipe: %s", strerror(errno)), -EIO;
 	}
 	uint64_t ooms = cg_oom_kills(&ks->cg);
+	cg_peak_reset(&ks->cg);
 	pid_t parent = getpid();
 	sigset_t old;
 	signals_block(&old);
@@ -501,6 +529,8 @@ int run_kernel(struct kernel_side *ks, const struct opts *o, const struct worklo
 		struct kernel_backend kb;
 		struct backend be;
 		backend_kernel(&be, &kb);
+		snprintf(kb.usage_file, sizeof kb.usage_file, "%s/%s", ks->cg.path,
+			 ks->cg.version == 2 ? "memory.current" : "memory.usage_in_bytes");
 		struct child_msg m = { 0 };
 		uint64_t *fl = NULL;
 		size_t nf = 0;
@@ -512,7 +542,7 @@ int run_kernel(struct kernel_side *ks, const struct opts *o, const struct worklo
 	}
 	int e = errno;
 	if (pid > 0)
-		undo.child = pid;
+		undo->child = pid;
 	signals_restore(&old);
 	close(go[0]);
 	close(res[1]);
@@ -548,7 +578,7 @@ int run_kernel(struct kernel_side *ks, const struct opts *o, const struct worklo
 		;
 	sigset_t o2;
 	signals_block(&o2);
-	undo.child = 0;
+	undo->child = 0;
 	signals_restore(&o2);
 	*life_cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 	if (rc) {
@@ -569,9 +599,256 @@ int run_kernel(struct kernel_side *ks, const struct opts *o, const struct worklo
 		return -EIO;
 	}
 	*row = m.row;
+	row->cgroup_peak = cg_peak(&ks->cg);
 	*flat = fl;
 	*nflat = m.nlat;
 	return 0;
+}
+
+/* --- zswap --- */
+
+/*
+ * zswap's parameters are machine-wide, and so is vm.page-cluster, which the
+ * zswap side's runs set to --zswap-page-cluster (0 by default): with the
+ * kernel's 3, swap readahead from zswap filled the v1 cgroup with pages it
+ * could not reclaim and the cgroup's OOM killer took the child in 1 to 3
+ * of the random runs in 4 here (Linux 6.18; rand-read, rand-rmw and zipf,
+ * at 16 MiB to 256 MiB budgets, every content), and readahead from RAM
+ * saves no disk I/O anyway.  zswap_setup() records them in undo
+ * (undo_zswap() in compare.c puts them back on every exit) and in a file
+ * under /run, so that a run killed by SIGKILL is undone by the next one,
+ * like its swap file and cgroup.  While another live upager-bench holds such
+ * a file, zswap is left alone: two runs would each take the other's
+ * settings for the machine's.
+ */
+#define STATE_DIR "/run"
+#define STATE_PREFIX "upager-bench-zswap-"
+#define DEBUGFS "/sys/kernel/debug"
+#define DEBUGFS_MAGIC 0x64626720
+
+/* The pid of a live upager-bench other than us that holds a state file, or 0. */
+static pid_t zswap_owner(void)
+{
+	DIR *d = opendir(STATE_DIR);
+	struct dirent *e;
+	pid_t owner = 0;
+	while (d && !owner && (e = readdir(d))) {
+		int pid;
+		char tail;
+		if (sscanf(e->d_name, STATE_PREFIX "%d%c", &pid, &tail) == 1 && pid > 0 && pid != getpid() &&
+		    !pid_gone(pid))
+			owner = pid;
+	}
+	if (d)
+		closedir(d);
+	return owner;
+}
+
+/* Put zswap back as a run that died recorded it (its state file). */
+void zswap_restore_stale(void)
+{
+	DIR *d = opendir(STATE_DIR);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		int pid;
+		char tail, path[300], buf[256], en[8] = "", comp[64] = "", pc[16] = "";
+		if (sscanf(e->d_name, STATE_PREFIX "%d%c", &pid, &tail) != 1 || pid <= 0)
+			continue;
+		if (!pid_gone(pid))
+			continue;
+		snprintf(path, sizeof path, STATE_DIR "/%s", e->d_name);
+		if (read_str(NULL, path, buf, sizeof buf) == 0) {
+			/* One line: "enabled=Y compressor=lzo debugfs=1 page_cluster=3". */
+			int dbg = 0;
+			sscanf(buf, "enabled=%7s compressor=%63s debugfs=%d page_cluster=%15s", en, comp, &dbg, pc);
+			if (pc[0])
+				write_str(NULL, PAGE_CLUSTER, pc);
+			write_str(ZSWAP_PARAMS, "enabled", "N");
+			if (comp[0])
+				write_str(ZSWAP_PARAMS, "compressor", comp);
+			if (en[0])
+				write_str(ZSWAP_PARAMS, "enabled", en);
+			if (dbg)
+				umount2(DEBUGFS, MNT_DETACH);
+		}
+		if (unlink(path) == 0)
+			fprintf(stderr, PROG ": put zswap back as an earlier run (pid %d) found it: enabled %s, compressor %s, "
+				"vm.page-cluster %s\n", pid, en[0] ? en : "?", comp[0] ? comp : "?", pc[0] ? pc : "?");
+	}
+	if (d)
+		closedir(d);
+}
+
+/* Write the state file from undo; signals are blocked by the caller. */
+static void state_write(void)
+{
+	if (!undo->zswap_state[0])
+		snprintf(undo->zswap_state, sizeof undo->zswap_state, STATE_DIR "/" STATE_PREFIX "%d", (int)getpid());
+	int fd = open(undo->zswap_state, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		undo->zswap_state[0] = 0; /* only a SIGKILL would miss it */
+		return;
+	}
+	dprintf(fd, "enabled=%s compressor=%s debugfs=%d page_cluster=%s\n", undo->zswap_enabled, undo->zswap_compressor,
+		(int)undo->debugfs_mounted, undo->page_cluster);
+	close(fd);
+}
+
+static bool debugfs_mounted(void)
+{
+	struct statfs sf;
+	return statfs(DEBUGFS, &sf) == 0 && (unsigned long)sf.f_type == DEBUGFS_MAGIC;
+}
+
+/*
+ * Make zswap ready for the kernel sides: record its parameters, turn it off
+ * for the plain kernel side, and, when the zswap side is wanted, choose
+ * ZSWAP_COMPRESSOR and make its pool's figures readable (mount debugfs if
+ * it is not).  max_pool_percent, accept_threshold_percent and
+ * shrinker_enabled are left as they are.
+ */
+void zswap_setup(struct zswap *zs, const struct kernel_side *ks, const struct opts *o)
+{
+	memset(zs, 0, sizeof *zs);
+	bool want = o->side[SIDE_ZSWAP];
+	if (!ks->ready) {
+		msgf(zs->why, sizeof zs->why, "no kernel side (%s)", ks->why);
+		return;
+	}
+	if (access(ZSWAP_PARAMS "/enabled", F_OK)) {
+		msgf(zs->why, sizeof zs->why, "this kernel has no zswap (no " ZSWAP_PARAMS ": CONFIG_ZSWAP is off)");
+		return;
+	}
+	if (read_str(ZSWAP_PARAMS, "enabled", zs->was_enabled, sizeof zs->was_enabled) ||
+	    read_str(ZSWAP_PARAMS, "compressor", zs->was_compressor, sizeof zs->was_compressor)) {
+		msgf(zs->why, sizeof zs->why, "cannot read zswap's parameters in " ZSWAP_PARAMS);
+		return;
+	}
+	read_str(ZSWAP_PARAMS, "max_pool_percent", zs->max_pool_percent, sizeof zs->max_pool_percent);
+	read_str(ZSWAP_PARAMS, "accept_threshold_percent", zs->accept_threshold, sizeof zs->accept_threshold);
+	read_str(ZSWAP_PARAMS, "shrinker_enabled", zs->shrinker, sizeof zs->shrinker);
+	if (read_str(NULL, PAGE_CLUSTER, zs->was_page_cluster, sizeof zs->was_page_cluster))
+		snprintf(zs->was_page_cluster, sizeof zs->was_page_cluster, "?");
+	pid_t owner = zswap_owner();
+	if (owner) {
+		msgf(zs->why, sizeof zs->why, "another upager-bench (pid %d) has changed zswap's parameters; "
+			 "run one compare at a time", (int)owner);
+		if (strcmp(zs->was_enabled, "N"))
+			msgf(zs->note, sizeof zs->note, "zswap is on (left to pid %d): the kernel swap side has it too",
+			     (int)owner);
+		return;
+	}
+	if (!want && !strcmp(zs->was_enabled, "N")) {
+		msgf(zs->why, sizeof zs->why, "not asked for (--sides)");
+		return; /* off already: nothing to change */
+	}
+
+	sigset_t old;
+	signals_block(&old);
+	snprintf(undo->zswap_enabled, sizeof undo->zswap_enabled, "%s", zs->was_enabled);
+	snprintf(undo->zswap_compressor, sizeof undo->zswap_compressor, "%s", zs->was_compressor);
+	if (want && strcmp(zs->was_page_cluster, "?"))
+		snprintf(undo->page_cluster, sizeof undo->page_cluster, "%s", zs->was_page_cluster);
+	state_write();
+	signals_restore(&old);
+	zs->present = true;
+
+	int rc = write_str(ZSWAP_PARAMS, "enabled", "N");
+	if (rc) {
+		msgf(zs->why, sizeof zs->why, "cannot switch zswap off (%s/enabled: %s)", ZSWAP_PARAMS, strerror(-rc));
+		msgf(zs->note, sizeof zs->note, "zswap is on and cannot be switched off: the kernel swap side has it too");
+		return;
+	}
+	if (!want) {
+		msgf(zs->why, sizeof zs->why, "not asked for (--sides)");
+		return;
+	}
+	rc = write_str(ZSWAP_PARAMS, "compressor", ZSWAP_COMPRESSOR);
+	if (rc) {
+		msgf(zs->why, sizeof zs->why, "the kernel refused zswap's compressor " ZSWAP_COMPRESSOR " (%s); "
+			 "/proc/crypto lists the ones it has", strerror(-rc));
+		return;
+	}
+	zs->debugfs = debugfs_mounted();
+	if (!zs->debugfs) {
+		signals_block(&old);
+		if (mount("debugfs", DEBUGFS, "debugfs", 0, NULL) == 0) {
+			undo->debugfs_mounted = 1;
+			state_write();
+			zs->mounted = zs->debugfs = true;
+		} else {
+			msgf(zs->note, sizeof zs->note, "cannot mount debugfs at " DEBUGFS " (%s): zswap's pool size and "
+			     "whether the cgroup is charged for it are not known", strerror(errno));
+		}
+		signals_restore(&old);
+	}
+	zs->ready = true;
+}
+
+/* Switch zswap on for the zswap side's run, off after it; 0 or -errno.
+ * vm.page-cluster follows (see above), and on cgroup v2 the cgroup's
+ * memory.zswap.max (kernel_setup set 0). */
+int zswap_switch(struct zswap *zs, const struct kernel_side *ks, const struct opts *o, bool on)
+{
+	if (!zs->present)
+		return -ENOTSUP;
+	char pc[16];
+	snprintf(pc, sizeof pc, "%u", o->zswap_page_cluster);
+	int rc = undo->page_cluster[0] ? write_str(NULL, PAGE_CLUSTER, on ? pc : undo->page_cluster) : 0;
+	if (rc)
+		return rc;
+	if (ks->cg.version == 2 && exists_in(ks->cg.path, "memory.zswap.max"))
+		write_str(ks->cg.path, "memory.zswap.max", on ? "max" : "0");
+	return write_str(ZSWAP_PARAMS, "enabled", on ? "Y" : "N");
+}
+
+/* Put zswap's parameters back (and unmount debugfs if we mounted it), and
+ * check that they read as before. */
+void zswap_teardown(struct zswap *zs)
+{
+	if (!zs->present)
+		return;
+	undo_zswap();
+	char en[8] = "?", comp[64] = "?", pc[16] = "?";
+	read_str(ZSWAP_PARAMS, "enabled", en, sizeof en);
+	read_str(ZSWAP_PARAMS, "compressor", comp, sizeof comp);
+	read_str(NULL, PAGE_CLUSTER, pc, sizeof pc);
+	if (strcmp(en, zs->was_enabled) || strcmp(comp, zs->was_compressor))
+		fprintf(stderr, PROG ": warning: zswap reads enabled %s, compressor %s after putting back %s and %s: "
+			"set them by hand in " ZSWAP_PARAMS "\n", en, comp, zs->was_enabled, zs->was_compressor);
+	if (strcmp(pc, zs->was_page_cluster))
+		fprintf(stderr, PROG ": warning: vm.page-cluster reads %s after putting back %s: set it by hand "
+			"(sysctl vm.page-cluster=%s)\n", pc, zs->was_page_cluster, zs->was_page_cluster);
+	if (zs->mounted && debugfs_mounted())
+		fprintf(stderr, PROG ": warning: debugfs is still mounted at " DEBUGFS ", which this run mounted: "
+			"umount " DEBUGFS "\n");
+	zs->present = false;
+}
+
+void print_zswap(FILE *out, const struct zswap *zs, const struct opts *o)
+{
+	if (zs->note[0])
+		fprintf(out, "zswap    note: %s\n", zs->note);
+	if (!o->side[SIDE_ZSWAP])
+		return;
+	if (!zs->ready) {
+		fprintf(out, "zswap    NOT RUN: %s\n", zs->why);
+		return;
+	}
+	char most[32] = "?";
+	long pct = atol(zs->max_pool_percent);
+	if (pct > 0)
+		human_size((uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) / 100 * (uint64_t)pct,
+			   most, sizeof most);
+	fprintf(out, "zswap    on for the kernel swap+zswap side's runs only (enabled was %s): compressor " ZSWAP_COMPRESSOR
+		" (was %s); max_pool_percent %s (as found, not changed: a pool of up to %s of this machine's RAM),\n"
+		"         accept_threshold_percent %s, shrinker_enabled %s (as found); vm.page-cluster %u for its runs (was %s;\n"
+		"         see --zswap-page-cluster); all put back at the end%s\n",
+		zs->was_enabled, zs->was_compressor, zs->max_pool_percent, most, zs->accept_threshold, zs->shrinker,
+		o->zswap_page_cluster, zs->was_page_cluster,
+		zs->mounted ? "; debugfs mounted at " DEBUGFS " for the pool's figures, unmounted at the end" :
+		zs->debugfs ? "" : "; the pool's figures are not known (no debugfs)");
+	fflush(out);
 }
 
 /* --- putting the kernel side in place, and its report --- */
@@ -603,8 +880,8 @@ static void sys_choice(const char *path, char *out, size_t len)
 void kernel_setup(struct kernel_side *ks, const struct opts *o, const char *dir)
 {
 	char why[512];
-	if (o->no_kernel) {
-		msgf(ks->why, sizeof ks->why, "--no-kernel was given");
+	if (!o->side[SIDE_KERNEL] && !o->side[SIDE_ZSWAP]) {
+		msgf(ks->why, sizeof ks->why, "not asked for (--sides or --no-kernel)");
 		return;
 	}
 	if (geteuid() != 0) {
@@ -647,15 +924,15 @@ void kernel_setup(struct kernel_side *ks, const struct opts *o, const char *dir)
 
 void kernel_teardown(struct kernel_side *ks)
 {
-	if (undo.swap_on) {
-		if (swapoff(undo.swapfile))
+	if (undo->swap_on) {
+		if (swapoff(undo->swapfile))
 			fprintf(stderr, PROG ": warning: swapoff %s: %s; turn it off by hand (swapoff %s) and remove it\n",
-				undo.swapfile, strerror(errno), undo.swapfile);
-		undo.swap_on = 0;
+				undo->swapfile, strerror(errno), undo->swapfile);
+		undo->swap_on = 0;
 	}
-	if (undo.cgroup[0]) {
+	if (undo->cgroup[0]) {
 		char path[512];
-		snprintf(path, sizeof path, "%s", undo.cgroup);
+		snprintf(path, sizeof path, "%s", undo->cgroup);
 		undo_all();
 		if (access(path, F_OK) == 0)
 			fprintf(stderr, PROG ": warning: could not remove the cgroup %s; rmdir it by hand\n", path);
@@ -670,20 +947,17 @@ void print_kernel_side(FILE *out, const struct kernel_side *ks)
 		fprintf(out, "kernel   NOT RUN: %s; running upager alone\n", ks->why);
 		return;
 	}
-	char lim[32], allow[32], sw[32], thp[32], zswap[16], cluster[16];
+	char lim[32], allow[32], sw[32], thp[32], cluster[16];
 	human_size(ks->cg.limit, lim, sizeof lim);
 	human_size(ks->allowance, allow, sizeof allow);
 	human_size(ks->sw.bytes, sw, sizeof sw);
 	sys_choice("/sys/kernel/mm/transparent_hugepage/enabled", thp, sizeof thp);
-	sys_choice("/sys/module/zswap/parameters/enabled", zswap, sizeof zswap);
 	sys_choice("/proc/sys/vm/page-cluster", cluster, sizeof cluster);
 	fprintf(out, "kernel   cgroup v%d %s\n", ks->cg.version, ks->cg.path);
 	fprintf(out, "         %s %s = budget + %s (page tables and the workload's own arrays, which upager keeps "
 		"outside its budget); %s; swappiness %s\n", ks->cg.version == 2 ? "memory.max" : "memory.limit_in_bytes",
 		lim, allow, ks->cg.swap, ks->cg.swappiness);
-	fprintf(out, "         swap file %s, %s (%s), priority 32767%s; page-cluster %s, THP %s, zswap %s\n",
-		ks->sw.path, sw, ks->sw.how, ks->sw.others > 0 ? ", OTHER SWAP AREAS ARE ACTIVE" : "", cluster, thp, zswap);
-	if (zswap[0] == 'Y' && ks->cg.version == 1)
-		fprintf(out, "         warning: zswap is on: the kernel side keeps compressed pages in RAM before the disk\n");
+	fprintf(out, "         swap file %s, %s (%s), priority 32767%s; page-cluster %s, THP %s\n",
+		ks->sw.path, sw, ks->sw.how, ks->sw.others > 0 ? ", OTHER SWAP AREAS ARE ACTIVE" : "", cluster, thp);
 	fflush(out);
 }

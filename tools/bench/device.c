@@ -178,7 +178,7 @@ void device_measure(struct device *dev, const char *dir)
 	bool ring_ok = false;
 	int fd = -1, rc;
 	size_t bufsz = 8u << 20;
-	if ((size_t)snprintf(dev->path, sizeof dev->path, "%s/upager-bench-dev-%d", dir, (int)getpid()) >= sizeof undo.devfile) {
+	if ((size_t)snprintf(dev->path, sizeof dev->path, "%s/upager-bench-dev-%d", dir, (int)getpid()) >= sizeof undo->devfile) {
 		msgf(dev->why, sizeof dev->why, "the directory name %s is too long", dir);
 		return;
 	}
@@ -187,7 +187,7 @@ void device_measure(struct device *dev, const char *dir)
 	fd = open(dev->path, O_RDWR | O_CREAT | O_EXCL | O_DIRECT | O_CLOEXEC, 0600);
 	int e = errno;
 	if (fd >= 0)
-		memcpy(undo.devfile, dev->path, strlen(dev->path) + 1); /* fits: checked above */
+		memcpy(undo->devfile, dev->path, strlen(dev->path) + 1); /* fits: checked above */
 	signals_restore(&old);
 	if (fd < 0) {
 		msgf(dev->why, sizeof dev->why, "cannot create %s with O_DIRECT: %s", dev->path, strerror(e));
@@ -271,7 +271,7 @@ out:
 	close(fd);
 	signals_block(&old);
 	unlink(dev->path);
-	undo.devfile[0] = 0;
+	undo->devfile[0] = 0;
 	signals_restore(&old);
 }
 

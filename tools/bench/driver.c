@@ -163,7 +163,7 @@ int run_one(struct backend *be, const struct opts *o, const struct workload *wl,
 	struct wl_ctx c = {
 		.base = base, .bytes = o->data, .page = o->page, .threads = threads,
 		.seed = mix(o->seed * 0x9e3779b97f4a7c15ULL + (uint64_t)(wl - workloads) * 131 + threads),
-		.accesses = o->accesses, .ram = o->ram, .hooks = &hooks,
+		.accesses = o->accesses, .ram = o->ram, .content = o->content, .hooks = &hooks,
 	};
 	struct wl_result r = { 0 };
 	workload_reports_reset();
@@ -185,6 +185,8 @@ int run_one(struct backend *be, const struct opts *o, const struct workload *wl,
 	memset(row, 0, sizeof *row);
 	snprintf(row->backend, sizeof row->backend, "%s", be->name);
 	snprintf(row->workload, sizeof row->workload, "%s", wl->name);
+	snprintf(row->content, sizeof row->content, "%s", content_name(o->content));
+	row->content_lz4_ratio = o->sample.lz4_ratio;
 	row->threads = threads;
 	row->accesses = r.accesses;
 	row->pages_touched = r.pages_touched;
@@ -231,6 +233,22 @@ int run_one(struct backend *be, const struct opts *o, const struct workload *wl,
 	row->cpu_s_polling = (double)(b->poll_cpu_ns - a->poll_cpu_ns) / 1e9;
 	row->cpu_s_per_page_in = row->store_reads + row->readahead_pages ?
 		row->cpu_s / (row->store_reads + row->readahead_pages) : NAN;
+	row->pool_hits = b->pool_hits - a->pool_hits;
+	row->pool_puts = b->pool_puts - a->pool_puts;
+	row->pool_rejects = b->pool_rejects - a->pool_rejects;
+	row->pool_writebacks = b->pool_writebacks - a->pool_writebacks;
+	row->pool_drops = b->pool_drops - a->pool_drops;
+	row->pool_bytes = b->pool_bytes;
+	row->pool_pages = b->pool_pages;
+	uint64_t misses = b->pool_misses - a->pool_misses;
+	/* NAN (null) for a side without a pool in use: upager with
+	 * compress=off, or the kernel with zswap off. */
+	bool pool = row->pool_hits || row->pool_puts || row->pool_rejects || b->pool_pages;
+	row->pool_hit_share = pool && row->pool_hits + misses ?
+		(double)row->pool_hits / (double)(row->pool_hits + misses) : NAN;
+	row->pool_ratio = b->pool_bytes ? (double)b->pool_pages * 4096 / (double)b->pool_bytes : NAN;
+	row->resident_bytes = b->resident_bytes;
+	row->cgroup_usage = b->cgroup_usage;
 	row->fill_s = (ph.t0 - t_start) / 1e9;
 	row->verify_s = (t_done - ph.t1) / 1e9;
 	row->bad_words = r.bad_words;

@@ -13,9 +13,10 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: " PROG " [--ram SIZE] [--data SIZE] [--threads N[,N...]] [--page SIZE]\n"
 "                    [--policy NAME] [--workload NAME[,NAME...]] [--accesses N]\n"
-"                    [--seed N] [--csv FILE] [--json FILE] [--quiet]\n"
+"                    [--content MODE] [--seed N] [--csv FILE] [--json FILE] [--quiet]\n"
 "       " PROG " compare [--quick] [--ram SIZE] [--data SIZE] [--threads N[,N...]]\n"
-"                    [--workload NAME[,NAME...]] [--accesses N] [--plot DIR]\n"
+"                    [--workload NAME[,NAME...]] [--accesses N] [--content MODE]\n"
+"                    [--sides SIDE[,SIDE...]] [--zswap-page-cluster N] [--plot DIR]\n"
 "                    [--csv FILE] [--json FILE] [--no-kernel] [--no-device]\n"
 "                    [--device-size SIZE] [--swap-size SIZE] [--page SIZE]\n"
 "                    [--policy NAME] [--seed N] [--quiet]\n"
@@ -26,7 +27,8 @@ static void usage(FILE *f)
 "then every page is verified (untimed).  An access is one page: a read checks\n"
 "the first word of each 64-byte line, a read-modify-write checks one word and\n"
 "increments another.  The threads split the pages (sequential workloads) or\n"
-"the accesses (random workloads) between them.\n"
+"the accesses (random workloads) between them.  Only the first word of each\n"
+"line is checked; --content sets what the other 56 bytes hold.\n"
 "\n"
 "Exit status: 0 every page verified; 1 a page held wrong data, the runtime\n"
 "failed, or --csv/--json could not be written; 2 a bad argument or setting.\n"
@@ -49,6 +51,13 @@ static void usage(FILE *f)
 "  --accesses N       accesses made by rand-read, rand-rmw and zipf, shared by\n"
 "                     the threads: a whole number such as 100000, or with a\n"
 "                     K/M/G suffix (default: one per page of --data)\n"
+"  --content MODE     what the pages hold besides the checked words (it decides\n"
+"                     how well they compress):\n"
+"                       heap    pointers, small integers and short words,\n"
+"                               about 3x with LZ4 (default)\n"
+"                       random  incompressible\n"
+"                       sparse  zeros (the only content before this option)\n"
+"                     the header gives the LZ4 ratio measured on a sample\n"
 "  --seed N           seed of the random choices and data pattern (default 1)\n"
 "  --csv FILE         also write the table as CSV (\"-\" for standard output)\n"
 "  --json FILE        also write the table and settings as JSON (\"-\": stdout)\n"
@@ -64,14 +73,19 @@ static void usage(FILE *f)
 "log level) come from the UPAGER_* environment variables; options given here\n"
 "override them.  The store defaults to an unlinked file in $TMPDIR or /tmp.\n"
 "\n"
-"compare: run every workload twice, back to back on fresh memory, under the\n"
-"kernel's own swap and under upager, and print both rates, their ratio, fault\n"
-"latency, CPU per major fault, the store filesystem's O_DIRECT limits and the\n"
-"issue-4 targets (met or not; a missed target is not an error).  The kernel\n"
-"side runs each workload in a child process over plain anonymous memory, in a\n"
-"memory cgroup (v2 or v1) capped at the budget, with a swap file of data+budget\n"
-"made and enabled in the store's directory; both are removed at the end, on an\n"
-"error and on SIGINT/SIGTERM.  It needs root; without it, upager runs alone.\n"
+"compare: run every workload on four sides, back to back on fresh memory: the\n"
+"kernel's own swap, the kernel's swap with zswap, upager (with its compressed\n"
+"pool, the default) and upager with the pool off; print each side's rate, its\n"
+"ratio to the kernel's, fault latency, CPU per major fault, the pool's hit\n"
+"share and ratio, the store filesystem's O_DIRECT limits and the targets of\n"
+"issue 4 and of the storage tiers (PASS or MISS; a miss is not an error).  The\n"
+"kernel sides run each workload in a child process over plain anonymous memory,\n"
+"in a memory cgroup (v2 or v1) capped at the budget, with a swap file of\n"
+"data+budget made and enabled in the store's directory; zswap (compressor\n"
+ZSWAP_COMPRESSOR ", its other parameters as found) is on for the zswap side's runs\n"
+"only.  The cgroup and swap file are removed and zswap's parameters and\n"
+"vm.page-cluster put back at the end, on an error and on SIGINT/SIGTERM.  The\n"
+"kernel sides need root; without it, upager runs alone.\n"
 "The page cache is dropped before every run.  Thread counts: 1, 2 and 8 for\n"
 "rand-read, rand-rmw and zipf (or --threads), 1 for the others.  Defaults: the\n"
 "budget 256M, data 4 times the budget, one random access per page.\n"
@@ -81,7 +95,14 @@ static void usage(FILE *f)
 "                     fault-latency-cdf-vs-kernel.png (and their data and\n"
 "                     gnuplot script) into DIR; needs gnuplot\n"
 "                     (apt-get install -y gnuplot-nox)\n"
-"  --no-kernel        run upager alone\n"
+"  --sides LIST       the sides to run, separated by commas, or \"all\" (the\n"
+"                     default): kernel, zswap, upager, upager-nopool\n"
+"  --no-kernel        run upager alone (--sides upager,upager-nopool)\n"
+"  --zswap-page-cluster N  vm.page-cluster for the zswap side's runs (default\n"
+"                     0: no swap readahead, as for zram; with the kernel's 3,\n"
+"                     readahead from zswap got random runs OOM-killed in a v1\n"
+"                     cgroup on Linux 6.18); the kernel swap side keeps the\n"
+"                     machine's setting\n"
 "  --no-device        skip the device measurement\n"
 "  --device-size SIZE size of the device test file (default 1G; --quick 256M)\n"
 "  --swap-size SIZE   size of the kernel side's swap file (default data plus\n"
@@ -168,9 +189,13 @@ int main(int argc, char **argv)
 {
 	struct upager_config cfg;
 	char err[512];
-	struct opts o = { .seed = 1, .threads = { 1 }, .nthreads = 1 };
+	struct opts o = { .seed = 1, .threads = { 1 }, .nthreads = 1, .content = CONTENT_HEAP };
+	int rc0;
 	for (size_t i = 0; i < NWORKLOADS; i++)
 		o.want[i] = true;
+	for (size_t i = 0; i < NSIDES; i++)
+		o.side[i] = true;
+	bool no_kernel = false;
 
 	upager_config_init(&cfg);
 	if (upager_config_from_env(&cfg, err, sizeof err)) {
@@ -203,7 +228,7 @@ int main(int argc, char **argv)
 		}
 		if (flag) {
 			o.quick |= !strcmp(arg, "--quick");
-			o.no_kernel |= !strcmp(arg, "--no-kernel");
+			no_kernel |= !strcmp(arg, "--no-kernel");
 			o.no_device |= !strcmp(arg, "--no-device");
 			continue;
 		}
@@ -219,8 +244,9 @@ int main(int argc, char **argv)
 		memcpy(name, arg, nlen);
 		name[nlen] = 0;
 		static const char *const with_value[] = { "--ram", "--data", "--threads", "--page", "--policy",
-							  "--workload", "--accesses", "--seed", "--csv", "--json",
-							  "--plot", "--device-size", "--swap-size" };
+							  "--workload", "--accesses", "--content", "--seed", "--csv", "--json",
+							  "--plot", "--device-size", "--swap-size", "--sides",
+							  "--zswap-page-cluster" };
 		bool known = false;
 		for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
 			known |= !strcmp(name, with_value[k]);
@@ -229,7 +255,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		if (!o.compare && (!strcmp(name, "--plot") || !strcmp(name, "--device-size") ||
-				   !strcmp(name, "--swap-size"))) {
+				   !strcmp(name, "--swap-size") || !strcmp(name, "--sides") ||
+				   !strcmp(name, "--zswap-page-cluster"))) {
 			fprintf(stderr, PROG ": %s belongs to compare mode: " PROG " compare %s ...\n", name, name);
 			return 2;
 		}
@@ -268,6 +295,19 @@ int main(int argc, char **argv)
 			rc = parse_size_arg(name, val, &o.accesses, "a whole number above zero such as 100000 or 1M");
 			if (!rc && o.accesses == 0)
 				rc = bad_arg(name, val, "a whole number above zero such as 100000 or 1M");
+		} else if (!strcmp(name, "--sides")) {
+			if (sides_parse(val, o.side))
+				rc = bad_arg(name, val, "\"all\" or names separated by commas from: kernel, zswap, upager, "
+					     "upager-nopool");
+		} else if (!strcmp(name, "--zswap-page-cluster")) {
+			char *end;
+			unsigned long v = strtoul(val, &end, 10);
+			if (!*val || *end || v > 10)
+				rc = bad_arg(name, val, "a whole number from 0 to 10 (readahead of 2^N pages)");
+			o.zswap_page_cluster = (unsigned)v;
+		} else if (!strcmp(name, "--content")) {
+			if (content_parse(val, &o.content))
+				rc = bad_arg(name, val, "heap, random or sparse");
 		} else if (!strcmp(name, "--seed")) {
 			char *end;
 			errno = 0;
@@ -296,6 +336,8 @@ int main(int argc, char **argv)
 			return rc;
 	}
 
+	if (no_kernel)
+		o.side[SIDE_KERNEL] = o.side[SIDE_ZSWAP] = false;
 	if (have_ram)
 		cfg.ram_budget = o.ram;
 	else if (o.quick)
@@ -340,6 +382,13 @@ int main(int argc, char **argv)
 	if (o.data > SIZE_MAX / 2) {
 		fprintf(stderr, PROG ": --data is too large for this machine's address space\n");
 		return 2;
+	}
+
+	rc0 = content_measure(o.content, o.seed, o.page, &o.sample);
+	if (rc0) {
+		fprintf(stderr, PROG ": cannot measure how the %s content compresses: %s\n", content_name(o.content),
+			strerror(-rc0));
+		return 1;
 	}
 
 	/* Open once up front so a bad policy, page size or store, or missing

@@ -18,7 +18,7 @@ struct column {
 
 #define COL(f, k) { #f, k, offsetof(struct row, f) }
 static const struct column columns[] = {
-	COL(backend, 's'), COL(workload, 's'), COL(threads, 'u'), COL(accesses, 'u'), COL(pages_touched, 'u'),
+	COL(backend, 's'), COL(workload, 's'), COL(content, 's'), COL(content_lz4_ratio, 'd'), COL(threads, 'u'), COL(accesses, 'u'), COL(pages_touched, 'u'),
 	COL(seconds, 'd'), COL(accesses_per_s, 'd'),
 	COL(fault_p50_ns, 'u'), COL(fault_p99_ns, 'u'), COL(fault_mean_ns, 'd'), COL(faults, 'u'),
 	COL(client_p50_ns, 'u'), COL(client_p99_ns, 'u'), COL(client_samples, 'u'),
@@ -27,7 +27,11 @@ static const struct column columns[] = {
 	COL(wp_faults, 'u'), COL(evictions, 'u'), COL(writebacks, 'u'), COL(clean_drops, 'u'),
 	COL(bytes_read, 'u'), COL(bytes_written, 'u'),
 	COL(cpu_s, 'd'), COL(cpu_s_pager_threads, 'd'), COL(cpu_s_per_major_fault, 'd'), COL(cpu_s_per_page_in, 'd'),
-	COL(cpu_s_polling, 'd'), COL(cpu_s_evictor, 'd'), COL(cpu_s_per_eviction, 'd'), COL(fill_s, 'd'), COL(verify_s, 'd'), COL(bad_words, 'u'),
+	COL(cpu_s_polling, 'd'), COL(cpu_s_evictor, 'd'), COL(cpu_s_per_eviction, 'd'),
+	COL(pool_hits, 'u'), COL(pool_puts, 'u'), COL(pool_rejects, 'u'), COL(pool_writebacks, 'u'), COL(pool_drops, 'u'),
+	COL(pool_bytes, 'u'), COL(pool_pages, 'u'), COL(pool_hit_share, 'd'), COL(pool_ratio, 'd'), COL(resident_bytes, 'u'),
+	COL(cgroup_usage, 'u'), COL(cgroup_peak, 'u'),
+	COL(fill_s, 'd'), COL(verify_s, 'd'), COL(bad_words, 'u'),
 };
 #define NCOLUMNS (sizeof columns / sizeof columns[0])
 
@@ -92,6 +96,7 @@ void print_header(FILE *out, const struct machine *m, const struct upager_config
 	fprintf(out, "runtime  %u handler thread%s, readahead %u pages, fault-around %u pages, io depth %u, seed %" PRIu64 "\n",
 		cfg->handler_threads, cfg->handler_threads == 1 ? "" : "s", cfg->readahead_max, cfg->fault_around,
 		cfg->io_depth, o->seed);
+	print_content(out, o);
 	fprintf(out, "\n"
 		"acc/s: page accesses per second in the timed phase (fill, warm-up and verification untimed).\n"
 		"flt p50/p99: handler fault latency over the runtime's life, fill included; flt avg: timed phase only.\n"
@@ -99,16 +104,46 @@ void print_header(FILE *out, const struct machine *m, const struct upager_config
 		"st-rd: store reads (major faults); evict/wback/cdrop: evictions, write-backs, clean drops;\n"
 		"rd/wr: store MiB read/written; cpu/maj: process CPU (user+sys, upager threads included) per major fault;\n"
 		"poll/maj: of that, upager's handlers polling for store reads to complete (UPAGER_POLL_US).\n"
+		"pool-hit: share of the pages brought back that came from the compressed pool (UPAGER_COMPRESS)\n"
+		"rather than the store; pool-x: its compression ratio at the end of the timed phase.\n"
 		"All latencies in microseconds.\n\n", SAMPLE_EVERY);
-	fprintf(out, "%-11s %3s %9s %7s %9s %7s %8s %7s %7s %8s %8s %8s %8s %8s %7s %7s %7s %8s\n",
+	fprintf(out, "%-11s %3s %9s %7s %9s %7s %8s %7s %7s %8s %8s %8s %8s %8s %7s %7s %7s %8s %8s %6s\n",
 		"workload", "thr", "accesses", "secs", "acc/s", "flt-p50", "flt-p99", "flt-avg", "cli-p50", "cli-p99",
-		"st-rd", "evict", "wback", "cdrop", "rd-MiB", "wr-MiB", "cpu/maj", "poll/maj");
+		"st-rd", "evict", "wback", "cdrop", "rd-MiB", "wr-MiB", "cpu/maj", "poll/maj", "pool-hit", "pool-x");
 	fflush(out);
+}
+
+/* v formatted with f, or "-" when it is NAN (not measured). */
+void fmt_figure(char *buf, size_t len, double v, const char *f)
+{
+	if (isnan(v))
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, f, v);
+}
+
+/* The content line of both headers. */
+void print_content(FILE *out, const struct opts *o)
+{
+	fprintf(out, "content  %s (%s): LZ4 %.2fx on %u sampled pages, %.0f%% of them within the pool's 3/4-page cut\n",
+		content_name(o->content), content_what(o->content), o->sample.lz4_ratio, o->sample.pages,
+		100 * o->sample.pool_fit);
+}
+
+/* The content fields of the JSON config objects. */
+void json_content(FILE *f, const struct opts *o)
+{
+	fprintf(f, ", \"content\": ");
+	json_string(f, content_name(o->content));
+	fprintf(f, ", \"content_lz4_ratio\": %.4f, \"content_sample_pages\": %u, \"content_pool_fit\": %.4f",
+		o->sample.lz4_ratio, o->sample.pages, o->sample.pool_fit);
 }
 
 void print_row(FILE *out, const struct row *r)
 {
-	char cpu[32], poll[32];
+	char cpu[32], poll[32], hit[16], px[16];
+	fmt_figure(hit, sizeof hit, r->pool_hit_share, "%.2f");
+	fmt_figure(px, sizeof px, r->pool_ratio, "%.2f");
 	if (isnan(r->cpu_s_per_major_fault)) {
 		snprintf(cpu, sizeof cpu, "-");
 		snprintf(poll, sizeof poll, "-");
@@ -117,12 +152,12 @@ void print_row(FILE *out, const struct row *r)
 		snprintf(poll, sizeof poll, "%.1f", r->cpu_s_polling / (double)r->store_reads * 1e6);
 	}
 	fprintf(out, "%-11s %3" PRIu64 " %9" PRIu64 " %7.2f %9.0f %7.1f %8.1f %7.1f %7.1f %8.1f %8" PRIu64
-		" %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %7.0f %7.0f %7s %8s%s\n",
+		" %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %7.0f %7.0f %7s %8s %8s %6s%s\n",
 		r->workload, r->threads, r->accesses, r->seconds, r->accesses_per_s,
 		r->fault_p50_ns / 1e3, r->fault_p99_ns / 1e3, r->fault_mean_ns / 1e3,
 		r->client_p50_ns / 1e3, r->client_p99_ns / 1e3,
 		r->store_reads, r->evictions, r->writebacks, r->clean_drops,
-		r->bytes_read / 1048576.0, r->bytes_written / 1048576.0, cpu, poll,
+		r->bytes_read / 1048576.0, r->bytes_written / 1048576.0, cpu, poll, hit, px,
 		r->bad_words ? "  DATA ERRORS" : "");
 	fflush(out);
 }
@@ -244,9 +279,11 @@ int write_json(FILE *f, const char *path, const struct row *rows, size_t n, cons
 		o->ram, o->data, o->page);
 	json_string(f, cfg->policy);
 	fprintf(f, ", \"handler_threads\": %u, \"readahead_max\": %u, \"fault_around\": %u, \"io_depth\": %u"
-		", \"accesses\": %" PRIu64 ", \"seed\": %" PRIu64 ", \"sample_every\": %u},\n",
+		", \"accesses\": %" PRIu64 ", \"seed\": %" PRIu64 ", \"sample_every\": %u",
 		cfg->handler_threads, cfg->readahead_max, cfg->fault_around, cfg->io_depth, o->accesses, o->seed,
 		SAMPLE_EVERY);
+	json_content(f, o);
+	fprintf(f, "},\n");
 	fprintf(f, "  \"verified\": %s,\n  \"results\": [", verified ? "true" : "false");
 	for (size_t i = 0; i < n; i++) {
 		fprintf(f, "%s\n    ", i ? "," : "");

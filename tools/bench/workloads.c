@@ -58,10 +58,11 @@ static uint64_t *word_at(const struct wl_ctx *c, uint64_t page, uint64_t line)
 	return (uint64_t *)(c->base + page * c->page + line * LINE);
 }
 
+/* The checked word of every line, and the content around it; LINE is the
+ * 64 bytes fill_page() lays out. */
 static void write_page(const struct wl_ctx *c, uint64_t p, uint64_t gen)
 {
-	for (uint64_t l = 0; l < c->page / LINE; l++)
-		*word_at(c, p, l) = pattern(c->seed, p, l, gen);
+	fill_page(c->content, c->seed, c->base + p * c->page, c->page, p, gen);
 }
 
 /* Whose word is got, read at line l: the same line of which page and
