@@ -709,13 +709,15 @@ static bool relocate(void *arg, uint64_t owner, uint64_t page, uint32_t from, ui
  * of state clears the mark, so that the write is then dropped.  A failed
  * write leaves the page in the pool.  fork_lock held, not up->lock.
  */
-static void spill(struct upg_evictor *ev)
+static void spill(struct upg_evictor *ev, uint64_t max)
 {
 	struct upager *up = ev->up;
 	pthread_mutex_lock(&up->lock);
+	if (!max)
+		max = up->pool_max;
 	/* Objects freed out of order leave spans part-filled: pack them
 	 * first, which costs copies in RAM and no I/O. */
-	if (up->pool.bytes > up->pool_max) {
+	if (up->pool.bytes > max) {
 		uint64_t before = up->pool.bytes;
 		upg_pool_compact(&up->pool, 256, relocate, NULL);
 		upg_pool_account(up, before);
@@ -723,8 +725,8 @@ static void spill(struct upg_evictor *ev)
 	/* One round per batch: with spans part-filled, writing out the
 	 * oldest objects may free little RAM, and the next batch's
 	 * compaction reclaims what they left. */
-	for (int round = 0; up->pool.bytes > up->pool_max && !up->stopping && round < 1; round++) {
-		uint64_t goal = up->pool.bytes - up->pool_max / 16 * 15, est = 0;
+	for (int round = 0; up->pool.bytes > max && !up->stopping && round < 1; round++) {
+		uint64_t goal = up->pool.bytes - max / 16 * 15, est = 0;
 		uint32_t k = 0, h;
 		uint64_t owner, page;
 		while (k < SPILL_MAX && est < goal && upg_pool_coldest(&up->pool, &h, &owner, &page)) {
@@ -981,6 +983,18 @@ static void *evictor_main(void *arg)
 				timed_wait(up, 50);
 				continue;
 			}
+			/* Nothing in RAM to evict, but the pool holds pages (a
+			 * member of a tree whose pages are all compressed):
+			 * write half of it on to the store. */
+			if (up->pool.bytes) {
+				uint64_t half = up->pool.bytes / 2;
+				pthread_mutex_unlock(&up->lock);
+				pthread_mutex_lock(&up->fork_lock);
+				spill(ev, half ? half : 1);
+				pthread_mutex_unlock(&up->fork_lock);
+				pthread_mutex_lock(&up->lock);
+				continue;
+			}
 			/* Everything resident is in flight; wait for it. */
 			timed_wait(up, 1);
 			continue;
@@ -1067,7 +1081,7 @@ static void *evictor_main(void *arg)
 			madvise(ev->cipher, off, MADV_DONTNEED);
 			madvise(ev->cipher + SCRATCH_LEN, off, MADV_DONTNEED);
 		}
-		spill(ev);
+		spill(ev, 0);
 		pthread_mutex_unlock(&up->fork_lock);
 
 		pthread_mutex_lock(&up->lock);
