@@ -93,6 +93,7 @@ struct upg_evictor {
 	struct spilled sp[SPILL_MAX];
 	char *spill_c;      /* SPILL_MAX compressed objects, copied out of the pool */
 	int64_t pool_delta;  /* change of the pool's RAM by this batch, not yet counted (finish()) */
+	uint64_t pool_taken; /* pages this batch put into the pool */
 	bool full_logged;
 	uint64_t unfreed;   /* bytes in the batches since one last freed a page */
 };
@@ -342,6 +343,10 @@ static void pool_pass(struct upg_evictor *ev, uint32_t n)
 	struct upager *up = ev->up;
 	if (up->pool.algo == UPG_POOL_OFF)
 		return;
+	uint64_t leaving = 0;  /* pages of 4 KiB this batch takes out of RAM */
+	for (uint32_t i = 0; i < n; i++)
+		if (ev->v[i].kind == K_WRITE || ev->v[i].kind == K_CLEAN || ev->v[i].kind == K_ZERO)
+			leaving += ev->v[i].r->psize / 4096;
 	for (uint32_t i = 0; i < n; i++) {
 		struct vict *v = &ev->v[i];
 		if (v->kind != K_WRITE || v->r->psize != UPG_POOL_PAGE)
@@ -356,12 +361,20 @@ static void pool_pass(struct upg_evictor *ev, uint32_t n)
 			pthread_mutex_unlock(&up->lock);
 			continue;
 		}
+		/* The batch must not grow the pool by more than the pages it
+		 * takes out of RAM, or the sum would pass the budget: a put
+		 * that needs a new span waits until enough pages have gone. */
+		if (ev->pool_delta + (int64_t)upg_pool_put_cost(&up->pool, clen) > (int64_t)leaving * 4096) {
+			pthread_mutex_unlock(&up->lock);
+			continue;
+		}
 		uint64_t before = up->pool.bytes;
 		uint32_t h = upg_pool_put(&up->pool, ev->ctmp, clen, (uintptr_t)v->r, v->page);
 		/* Counted in the resident set by finish(), after the pages
 		 * it holds have left: the sum never peaks over the budget. */
 		ev->pool_delta += (int64_t)(up->pool.bytes - before);
 		if (h) {
+			ev->pool_taken++;
 			v->kind = K_POOL;
 			v->handle = h;
 		} else {
@@ -673,6 +686,7 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 	else if (ev->pool_delta < 0)
 		upg_resident_sub(up, (uint64_t)-ev->pool_delta);
 	ev->pool_delta = 0;
+	ev->pool_taken = 0;
 	for (uint32_t i = 0; i < up->nregions; i++)
 		if (up->regions[i]->dying && !up->regions[i]->busy)
 			pthread_cond_broadcast(&up->idle_cond);

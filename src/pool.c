@@ -279,6 +279,14 @@ static void ring_push(struct upg_pool *p, uint32_t h, uint32_t gen)
 		p->ring[p->ring_tail++] = (uint64_t)h << 12 | gen;
 }
 
+uint64_t upg_pool_put_cost(const struct upg_pool *p, uint32_t clen)
+{
+	if (!clen || clen > UPG_POOL_MAX_CLEN)
+		return 0;
+	uint32_t c = (GRAIN + clen + p->step - 1) / p->step - 1;
+	return p->cls[c].partial ? 0 : (uint64_t)p->cls[c].pages * 4096;
+}
+
 uint32_t upg_pool_put(struct upg_pool *p, const void *cdata, uint32_t clen, uint64_t owner, uint64_t page)
 {
 	if (!clen || clen > UPG_POOL_MAX_CLEN || !owner)

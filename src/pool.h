@@ -94,6 +94,8 @@ uint32_t upg_pool_compress(struct upg_pool *p, const void *page, void *out);
 /* Keep clen bytes of compressed data for (owner, page): a handle, or 0
  * when the arena is full. */
 uint32_t upg_pool_put(struct upg_pool *p, const void *cdata, uint32_t clen, uint64_t owner, uint64_t page);
+/* The RAM a put of clen bytes would add now: 0, or a new span's. */
+uint64_t upg_pool_put_cost(const struct upg_pool *p, uint32_t clen);
 void upg_pool_free(struct upg_pool *p, uint32_t h);
 /* Decompress object h into page (4 KiB): 0, or -EIO when it does not
  * decompress to exactly a page. */
