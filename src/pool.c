@@ -279,6 +279,26 @@ static void ring_push(struct upg_pool *p, uint32_t h, uint32_t gen)
 		p->ring[p->ring_tail++] = (uint64_t)h << 12 | gen;
 }
 
+/* Take a free object of class c from its part-filled spans (never a new
+ * span); 0 when none has room. */
+static uint32_t obj_take(struct upg_pool *p, uint32_t c)
+{
+	if (!p->cls[c].partial)
+		return 0;
+	uint32_t id = p->cls[c].partial - 1;
+	struct upg_pool_span *s = &p->spans[id];
+	uint32_t i;
+	if (s->free_head) {
+		i = s->free_head - 1;
+		s->free_head = (uint32_t)obj_at(p, obj_off(p, s, i))->page;
+	} else {
+		i = s->bump++;
+	}
+	if (++s->live == p->cls[c].nobj)
+		partial_del(p, id);
+	return (uint32_t)(obj_off(p, s, i) / GRAIN) + 1;
+}
+
 uint64_t upg_pool_put_cost(const struct upg_pool *p, uint32_t clen)
 {
 	if (!clen || clen > UPG_POOL_MAX_CLEN)
@@ -294,25 +314,13 @@ uint32_t upg_pool_put(struct upg_pool *p, const void *cdata, uint32_t clen, uint
 	uint32_t c = (GRAIN + clen + p->step - 1) / p->step - 1;
 	if (!p->cls[c].partial && !span_new(p, c))
 		return 0;
-	uint32_t id = p->cls[c].partial - 1;
-	struct upg_pool_span *s = &p->spans[id];
-	uint32_t i;
-	if (s->free_head) {
-		i = s->free_head - 1;
-		s->free_head = (uint32_t)obj_at(p, obj_off(p, s, i))->page;
-	} else {
-		i = s->bump++;
-	}
-	if (++s->live == p->cls[c].nobj)
-		partial_del(p, id);
-	uint64_t off = obj_off(p, s, i);
-	struct hdr *o = obj_at(p, off);
+	uint32_t h = obj_take(p, c);
+	struct hdr *o = obj_at(p, (uint64_t)(h - 1) * GRAIN);
 	p->gen = (p->gen + 1) & 0xfff;
 	*o = (struct hdr){ .owner = owner, .page = page, .clen = clen, .gen = p->gen };
 	memcpy(o + 1, cdata, clen);
 	p->objects++;
 	p->payload += clen;
-	uint32_t h = (uint32_t)(off / GRAIN) + 1;
 	ring_push(p, h, p->gen);
 	return h;
 }
@@ -333,26 +341,6 @@ void upg_pool_free(struct upg_pool *p, uint32_t h)
 		partial_add(p, id);
 	if (!s->live)
 		span_release(p, id);
-}
-
-/* Take a free object of class c from its part-filled spans (never a new
- * span); 0 when none has room. */
-static uint32_t obj_take(struct upg_pool *p, uint32_t c)
-{
-	if (!p->cls[c].partial)
-		return 0;
-	uint32_t id = p->cls[c].partial - 1;
-	struct upg_pool_span *s = &p->spans[id];
-	uint32_t i;
-	if (s->free_head) {
-		i = s->free_head - 1;
-		s->free_head = (uint32_t)obj_at(p, obj_off(p, s, i))->page;
-	} else {
-		i = s->bump++;
-	}
-	if (++s->live == p->cls[c].nobj)
-		partial_del(p, id);
-	return (uint32_t)(obj_off(p, s, i) / GRAIN) + 1;
 }
 
 uint64_t upg_pool_compact(struct upg_pool *p, uint32_t max_spans,
