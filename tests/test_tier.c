@@ -44,6 +44,7 @@ static struct fake {
 	uint64_t seq;
 	char *mem;
 	bool stop, fail;
+	uint8_t failed[2][STORE_MAX / 4096];  /* [write][block]: it failed once */
 	uint64_t reads, writes, out_of_order, failed_reads, failed_writes;
 	pthread_t thr;
 } fk = { .m = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
@@ -93,7 +94,11 @@ static void *completer(void *arg)
 			struct req *r = &batch[i];
 			char *at = fk.mem + upg_slot_block((uint32_t)r->loc) * 4096;
 			ck_assert(at + r->len <= fk.mem + STORE_MAX);
-			bool fail = fk.fail && r->seq % 11 == 5;
+			/* A block fails once at most, or a read retried
+			 * four times could fail every time by chance. */
+			uint8_t *once = &fk.failed[r->write][upg_slot_block((uint32_t)r->loc)];
+			bool fail = fk.fail && r->seq % 11 == 5 && !*once;
+			*once |= fail;
 			int res = fail ? -EIO : (int)r->len;
 			if (i + 1 < n)
 				__atomic_fetch_add(&fk.out_of_order, 1, __ATOMIC_RELAXED);
@@ -129,6 +134,7 @@ static void start(uint32_t ps, bool fail)
 	fk.stop = false;
 	fk.fail = fail;
 	fk.reads = fk.writes = fk.out_of_order = fk.failed_reads = fk.failed_writes = 0;
+	memset(fk.failed, 0, sizeof fk.failed);
 	fk.mem = mmap(NULL, STORE_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	ck_assert_ptr_ne(fk.mem, MAP_FAILED);
 	ck_assert_int_eq(pthread_create(&fk.thr, NULL, completer, NULL), 0);
