@@ -102,6 +102,20 @@ void upg_resident_charge(struct upager *up, struct upg_pte *p, uint64_t bytes)
 	upg_budget_release(up);
 }
 
+void upg_shared_charge_all(struct upager *up)
+{
+	for (uint32_t i = 0; i < up->nregions; i++) {
+		struct upg_region *r = up->regions[i];
+		for (uint64_t pg = upg_pte_next(r, 0); pg < r->npages; pg = upg_pte_next(r, pg + 1))
+			r->pte[pg].flags &= (uint8_t)~PF_SHARED;
+	}
+	/* Still write-protected: a write to one only un-protects it. */
+	upg_domain_add(&up->dom, (int64_t)up->uncharged, 0, upg_now_ns());
+	up->uncharged = 0;
+	if (upg_domain_total(&up->dom) > up->high)
+		wake_evictor(up);
+}
+
 void upg_slot_release(struct upager *up, uint32_t slot, uint32_t blocks)
 {
 	if (slot && !upg_slot_store(slot))

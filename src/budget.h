@@ -38,6 +38,9 @@ void upg_resident_drop(struct upager *up, struct upg_pte *p, uint64_t bytes);
 /* A PF_SHARED page becomes this process's own (it wrote it): charge it.
  * Lock held; room admitted by upg_budget_admit() first. */
 void upg_resident_charge(struct upager *up, struct upg_pte *p, uint64_t bytes);
+/* The parent that counted this child's PF_SHARED pages has exited: they
+ * are this process's alone now, and all charged here.  Lock held. */
+void upg_shared_charge_all(struct upager *up);
 /* Drop a resident page's RAM bookkeeping (not the page itself): its frame
  * leaves the policy and is freed, and upg_resident_drop().  Lock held. */
 void upg_resident_release(struct upager *up, struct upg_region *r, struct upg_pte *p);

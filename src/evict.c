@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -920,6 +921,19 @@ static void timed_wait(struct upager *up, unsigned ms)
 	pthread_cond_timedwait(&up->evict_cond, &up->lock, &ts);
 }
 
+/* A forked child's pages shared with its parent are counted there (see
+ * fork.c); when the parent has exited they are this process's alone. */
+static void look_at_parent(struct upager *up, uint64_t now)
+{
+	up->share_look_ns = now;
+	struct pollfd pfd = { .fd = up->share_pidfd, .events = POLLIN };
+	if (up->uncharged && poll(&pfd, 1, 0) <= 0)
+		return;  /* it runs on */
+	upg_shared_charge_all(up);  /* nothing, when they are all written or let go */
+	close(up->share_pidfd);
+	up->share_pidfd = -1;
+}
+
 static void *evictor_main(void *arg)
 {
 	upg_internal_thread = 1;
@@ -932,7 +946,10 @@ static void *evictor_main(void *arg)
 	while (!up->stopping) {
 		/* The tree's total decides (see domain.h): alone, that is this
 		 * process's resident memory. */
-		uint64_t tree = upg_domain_total(&up->dom), now = upg_now_ns();
+		uint64_t now = upg_now_ns();
+		if (up->share_pidfd >= 0 && now - up->share_look_ns >= 10ULL * 1000 * 1000)
+			look_at_parent(up, now);
+		uint64_t tree = upg_domain_total(&up->dom);
 		bool over = tree > up->high || (up->evict_wanted && tree > up->low);
 		if (!over)
 			over_since = 0;

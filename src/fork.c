@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define MAX_RUNTIMES 64
@@ -51,6 +52,7 @@ static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct upager *runtimes[MAX_RUNTIMES];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static sigset_t fork_mask;  /* the forking thread's, while reg_lock is held */
+static pid_t fork_parent;   /* who forks, for the child's share_pidfd */
 static int fork_internal;   /* its upg_internal_thread, likewise */
 
 /* mmap, not malloc: the forking thread may hold glibc's malloc locks
@@ -139,6 +141,7 @@ static void touch_glibc_state(void)
 
 static void prepare(void)
 {
+	fork_parent = getpid();
 	sigset_t all;
 	sigfillset(&all);
 	pthread_mutex_lock(&reg_lock);
@@ -474,6 +477,17 @@ static void takeover(struct upager *up)
 	if (upg_domain_join(&up->dom, secure_getenv("UPAGER_TREE"), up->budget, err, sizeof err) < 0)
 		upg_fatal(up, "a forked child cannot join its tree's budget: %s", err);
 	upg_domain_add(&up->dom, (int64_t)(up->resident - up->uncharged), 0, upg_now_ns());
+	/* The pages shared with the parent are counted there while it
+	 * lives; the evictor watches for its end (a parent killed while this
+	 * child runs on).  Gone already: they are ours now. */
+	if (up->share_pidfd >= 0)
+		close(up->share_pidfd);
+	up->share_pidfd = -1;
+	if (up->uncharged) {
+		up->share_pidfd = (int)syscall(SYS_pidfd_open, fork_parent, 0);
+		if (up->share_pidfd < 0)
+			upg_shared_charge_all(up);
+	}
 
 	if (upg_evictor_start(up, err, sizeof err) || upg_handlers_start(up, err, sizeof err))
 		upg_fatal(up, "a forked child cannot start its threads: %s", err);

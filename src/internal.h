@@ -172,6 +172,10 @@ struct upager {
 	struct upg_child *children;  /* live forked children (up->lock) */
 	struct upg_child *fork_child; /* the record of the fork in progress */
 	int fork_hup_wr;             /* its pipe's write end; in a child, its parent's */
+	/* In a child with PF_SHARED pages: a pidfd of the parent that counts
+	 * them.  When it ends they are ours alone (upg_shared_charge_all()). */
+	int share_pidfd;
+	uint64_t share_look_ns;      /* when the evictor last looked at it */
 
 	struct upg_counters c;
 	struct upg_hist hist;

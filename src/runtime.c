@@ -74,6 +74,7 @@ static int open_runtime(const struct upager_config *cfg, upager_t **out, char *e
 	up->store.fd = -1;
 	up->pagemap_fd = -1;
 	up->fork_hup_wr = -1;
+	up->share_pidfd = -1;
 	upg_sync_init(up);
 
 	rc = -ENOMEM;
@@ -302,6 +303,8 @@ static int close_runtime(upager_t *up)
 	up->pol_ops->destroy(up->pol);
 	if (up->pagemap_fd >= 0)
 		close(up->pagemap_fd);
+	if (up->share_pidfd >= 0)
+		close(up->share_pidfd);
 	munmap(up->zero_buf, up->zero_len);
 	free(up->regions);
 	munmap(up->retry, page_round(up->retry_cap * sizeof *up->retry));

@@ -93,17 +93,24 @@ int main(int argc, char **argv)
 	}
 	if (!rewrite)
 		kill(p, SIGKILL);
-	int st, pst = -1, children = 0;
+	int st, pst = -1, cst = -1, children = 0;
 	pid_t w;
 	while ((w = wait(&st)) > 0) {  /* the parent, and the child (ours once orphaned) */
 		children++;
 		if (w == p)
 			pst = st;
+		else
+			cst = st;
 	}
 	char line[32] = "";
 	ssize_t n = read(res[0], line, sizeof line - 1);
 	if (n <= 0) {
-		fprintf(stderr, "FAIL the child gave no answer (it died or hung)\n");
+		if (cst != -1 && WIFSIGNALED(cst))
+			fprintf(stderr, "FAIL the child gave no answer: it was killed by signal %d\n", WTERMSIG(cst));
+		else if (cst != -1)
+			fprintf(stderr, "FAIL the child gave no answer: it exited %d\n", WEXITSTATUS(cst));
+		else
+			fprintf(stderr, "FAIL the child gave no answer (it was not reaped here)\n");
 		return 1;
 	}
 	line[n] = 0;
