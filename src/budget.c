@@ -92,6 +92,31 @@ void upg_resident_drop(struct upager *up, struct upg_pte *p, uint64_t bytes)
 	up->resident -= bytes;
 }
 
+uint64_t upg_resident_drop_later(struct upager *up, struct upg_pte *p, uint64_t bytes)
+{
+	up->resident -= bytes;
+	if (!(p->flags & PF_SHARED))
+		return bytes;
+	p->flags &= (uint8_t)~PF_SHARED;
+	up->uncharged -= bytes;
+	return 0;
+}
+
+void upg_resident_settle(struct upager *up, uint64_t dropped, int64_t pool_delta)
+{
+	int64_t net = pool_delta - (int64_t)dropped;
+	up->resident += (uint64_t)pool_delta;
+	if (net > 0) {
+		upg_domain_add(&up->dom, net, 0, upg_now_ns());
+		if (up->resident > up->resident_peak)
+			up->resident_peak = up->resident;
+		if (upg_domain_total(&up->dom) > up->high)
+			wake_evictor(up);
+	} else if (net < 0) {
+		upg_domain_add(&up->dom, net, 0, 0);
+	}
+}
+
 void upg_resident_charge(struct upager *up, struct upg_pte *p, uint64_t bytes)
 {
 	p->flags &= (uint8_t)~PF_SHARED;
@@ -110,6 +135,7 @@ void upg_shared_charge_all(struct upager *up)
 			r->pte[pg].flags &= (uint8_t)~PF_SHARED;
 	}
 	/* Still write-protected: a write to one only un-protects it. */
+	upg_pool_own(up, up->pool.bytes);
 	upg_domain_add(&up->dom, (int64_t)up->uncharged, 0, upg_now_ns());
 	up->uncharged = 0;
 	if (upg_domain_total(&up->dom) > up->high)
@@ -136,8 +162,19 @@ void upg_resident_release(struct upager *up, struct upg_region *r, struct upg_pt
 	upg_resident_drop(up, p, r->psize);
 }
 
+void upg_pool_own(struct upager *up, uint64_t bytes)
+{
+	if (!up->pool_unowned)
+		return;
+	up->pool_unowned = false;
+	upg_domain_add(&up->dom, (int64_t)bytes, 0, upg_now_ns());
+	if (upg_domain_total(&up->dom) > up->high)
+		wake_evictor(up);
+}
+
 void upg_pool_account(struct upager *up, uint64_t before)
 {
+	upg_pool_own(up, before);
 	uint64_t now = up->pool.bytes;
 	if (now > before)
 		upg_resident_add(up, now - before);

@@ -35,9 +35,20 @@ void upg_resident_sub(struct upager *up, uint64_t bytes);
 /* Page p (bytes) leaves RAM: upg_resident_sub(), but a PF_SHARED page was
  * never in the domain.  Lock held. */
 void upg_resident_drop(struct upager *up, struct upg_pte *p, uint64_t bytes);
+/* As upg_resident_drop(), but the bytes to take off the domain are
+ * returned, for upg_resident_settle().  Lock held. */
+uint64_t upg_resident_drop_later(struct upager *up, struct upg_pte *p, uint64_t bytes);
+/* An eviction batch's pages left (dropped bytes, from
+ * upg_resident_drop_later()) and the pool changed by pool_delta: one step
+ * in the domain, so that no other member takes the room the pages left
+ * before the pool's growth is counted.  Lock held. */
+void upg_resident_settle(struct upager *up, uint64_t dropped, int64_t pool_delta);
 /* A PF_SHARED page becomes this process's own (it wrote it): charge it.
  * Lock held; room admitted by upg_budget_admit() first. */
 void upg_resident_charge(struct upager *up, struct upg_pte *p, uint64_t bytes);
+/* A forked child's inherited pool (bytes now) becomes its own, counted in
+ * the domain, at its first change.  Lock held. */
+void upg_pool_own(struct upager *up, uint64_t bytes);
 /* The parent that counted this child's PF_SHARED pages has exited: they
  * are this process's alone now, and all charged here.  Lock held. */
 void upg_shared_charge_all(struct upager *up);

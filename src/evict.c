@@ -344,6 +344,11 @@ static void pool_pass(struct upg_evictor *ev, uint32_t n)
 	struct upager *up = ev->up;
 	if (up->pool.algo == UPG_POOL_OFF)
 		return;
+	if (up->pool_unowned) {
+		pthread_mutex_lock(&up->lock);
+		upg_pool_own(up, up->pool.bytes);
+		pthread_mutex_unlock(&up->lock);
+	}
 	uint64_t leaving = 0;  /* pages of 4 KiB this batch takes out of RAM */
 	for (uint32_t i = 0; i < n; i++)
 		if (ev->v[i].kind == K_WRITE || ev->v[i].kind == K_CLEAN || ev->v[i].kind == K_ZERO)
@@ -614,6 +619,7 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 {
 	struct upager *up = ev->up;
 	uint32_t freed = 0;
+	uint64_t dropped = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		struct vict *v = &ev->v[i];
 		struct upg_region *r = v->r;
@@ -646,7 +652,7 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 		}
 		upg_frame_put(up, p->frame);
 		p->frame = UPG_NOFRAME;
-		upg_resident_drop(up, p, r->psize);
+		dropped += upg_resident_drop_later(up, p, r->psize);
 		if (discarded || v->kind == K_GONE || v->kind == K_ZERO) {
 			if ((v->kind == K_WRITE || v->kind == K_KEEP) && v->fresh_slot)
 				upg_store_free(&up->store, v->new_slot - 1, r->blocks);
@@ -682,10 +688,7 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 		freed++;
 		r->busy--;
 	}
-	if (ev->pool_delta > 0)
-		upg_resident_add(up, (uint64_t)ev->pool_delta);
-	else if (ev->pool_delta < 0)
-		upg_resident_sub(up, (uint64_t)-ev->pool_delta);
+	upg_resident_settle(up, dropped, ev->pool_delta);
 	ev->pool_delta = 0;
 	ev->pool_taken = 0;
 	for (uint32_t i = 0; i < up->nregions; i++)
@@ -927,7 +930,7 @@ static void look_at_parent(struct upager *up, uint64_t now)
 {
 	up->share_look_ns = now;
 	struct pollfd pfd = { .fd = up->share_pidfd, .events = POLLIN };
-	if (up->uncharged && poll(&pfd, 1, 0) <= 0)
+	if ((up->uncharged || up->pool_unowned) && poll(&pfd, 1, 0) <= 0)
 		return;  /* it runs on */
 	upg_shared_charge_all(up);  /* nothing, when they are all written or let go */
 	close(up->share_pidfd);
@@ -966,7 +969,8 @@ static void *evictor_main(void *arg)
 			 * stopped process, one that exec'd a program upager
 			 * does not page).  Let faults in over it rather than
 			 * wait for ever. */
-			if (over && up->retry_count && up->resident <= up->uncharged && !up->evict_stuck &&
+			if (over && up->retry_count && up->resident <= up->uncharged + (up->pool_unowned ? up->pool.bytes : 0) &&
+			    !up->evict_stuck &&
 			    now - over_since >= 5 * UPG_DOMAIN_WAIT_NS) {
 				up->evict_stuck = true;
 				upg_log(up, UPAGER_LOG_INFO, "the tree's budget is held by other processes that do "

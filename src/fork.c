@@ -476,14 +476,17 @@ static void takeover(struct upager *up)
 	munmap(up->dom.a, up->dom.len);
 	if (upg_domain_join(&up->dom, secure_getenv("UPAGER_TREE"), up->budget, err, sizeof err) < 0)
 		upg_fatal(up, "a forked child cannot join its tree's budget: %s", err);
-	upg_domain_add(&up->dom, (int64_t)(up->resident - up->uncharged), 0, upg_now_ns());
+	/* The pool is shared copy-on-write too, and counted in the parent:
+	 * a child that execs (most do) never owns it. */
+	up->pool_unowned = up->pool.bytes > 0;
+	upg_domain_add(&up->dom, (int64_t)(up->resident - up->uncharged - up->pool.bytes), 0, upg_now_ns());
 	/* The pages shared with the parent are counted there while it
 	 * lives; the evictor watches for its end (a parent killed while this
 	 * child runs on).  Gone already: they are ours now. */
 	if (up->share_pidfd >= 0)
 		close(up->share_pidfd);
 	up->share_pidfd = -1;
-	if (up->uncharged) {
+	if (up->uncharged || up->pool_unowned) {
 		up->share_pidfd = (int)syscall(SYS_pidfd_open, fork_parent, 0);
 		if (up->share_pidfd < 0)
 			upg_shared_charge_all(up);

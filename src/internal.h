@@ -143,6 +143,10 @@ struct upager {
 	struct upg_domain dom;      /* the processes that share the budget */
 	uint64_t admitted;          /* bytes reserved in dom by upg_budget_admit(), not yet added */
 	uint64_t uncharged;         /* bytes of PF_SHARED pages: in resident, not in dom */
+	/* A forked child's pool, inherited copy-on-write and counted in the
+	 * parent's share: in resident, not in dom, until the child first
+	 * changes it (upg_pool_own()). */
+	bool pool_unowned;
 	uint32_t evict_seq;
 	bool evict_stuck;       /* the evictor could not free anything: admit over budget */
 	bool fork_admit;        /* a fork() is under way, the evictor held off: admit over budget */
