@@ -241,7 +241,7 @@ SH
 	local plain_secs=$((SECONDS - t0))
 	rm -f "$work"/tree.*.json
 	if ! in_cgroup $(((128 + 160) << 20)) "$work/tree.capped" "$work/tree.capped.err" \
-		"$run" --ram 128M --report=json:"$work/tree.%p.json" -- sh "$work/four.sh"; then
+		env UPAGER_LOG=info "$run" --ram 128M --report=json:"$work/tree.%p.json" -- sh "$work/four.sh"; then
 		echo "SKIP tree: no writable memory cgroup (needs root and the memory controller)"
 		skip=$((skip + 1)); return
 	fi
@@ -262,6 +262,7 @@ print(("ok" if ok else "bad"), len(rs), len(big), peak >> 20, budget >> 20, sum(
 	set -- $verdict
 	if [ "$1" != ok ]; then
 		echo "FAIL tree: $2 reports, $3 paged; the tree's paged memory peaked at $4 MiB against a budget of $5 MiB"
+		grep -h "over the budget\|over it" "$work/tree.capped.err" | sort | uniq -c | head -5
 		fail=$((fail + 1)); return
 	fi
 	printf 'ok   %-14s 4 x python3 under one --ram 128M in a 288 MiB cgroup: identical output; tree paged peak %d MiB of %d (the processes'"'"' own peaks add up to %d); cgroup peak %d MiB; %ds plain, %ds capped\n' \
