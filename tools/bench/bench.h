@@ -287,6 +287,7 @@ struct opts {
 	const char *plot;
 	uint64_t swap_bytes;       /* kernel side's swap file; 0: data + ram */
 	unsigned zswap_page_cluster; /* vm.page-cluster for the zswap side's runs */
+	bool zswap_outside;        /* --zswap-pool outside: leave its pool beyond the budget */
 	double device_seconds;     /* per device test */
 	uint64_t device_bytes;     /* size of the device test file */
 };
@@ -332,6 +333,7 @@ struct undo {
 	char devfile[512];          /* device test file, or "" */
 	char zswap_enabled[8];      /* zswap's parameters as we found them, or "" when untouched */
 	char zswap_compressor[64];
+	char zswap_pool_percent[16]; /* max_pool_percent as we found it, or "" when untouched */
 	char page_cluster[16];      /* vm.page-cluster as we found it, or "" when untouched */
 	char zswap_state[128];      /* the file that records them for a run killed by SIGKILL, or "" */
 	volatile sig_atomic_t debugfs_mounted; /* we mounted debugfs at /sys/kernel/debug */
@@ -387,13 +389,19 @@ struct zswap {
 	char why[400];              /* why not, when not */
 	char was_enabled[8];        /* the parameters as found (restored at the end) */
 	char was_compressor[64];
-	char max_pool_percent[16];  /* left as found, like the two below */
+	char max_pool_percent[16];  /* as found */
 	char accept_threshold[16];
 	char shrinker[8];
 	char was_page_cluster[16];  /* vm.page-cluster as found: the kernel side's */
 	bool debugfs;               /* its pool's figures are readable (ZSWAP_DEBUGFS) */
 	bool mounted;               /* ... because we mounted debugfs */
 	char note[300];             /* a limit worth printing, or "" */
+	/* The pool inside the budget (--zswap-pool inside, on a cgroup that
+	 * does not charge it): max_pool_percent is fit_percent for the zswap
+	 * side's runs, and its cgroup's limit is lower by fit_bytes. */
+	unsigned fit_percent;
+	uint64_t fit_bytes;
+	char fit_why[300];          /* why the pool stays outside, or "" */
 };
 
 void swap_remove_stale(void);
@@ -469,11 +477,14 @@ struct target {
 /* Is zswap's pool charged to the memory cgroup?  From one zswap-side row. */
 enum charge { CHARGE_UNKNOWN, CHARGE_NO, CHARGE_YES };
 enum charge zswap_charge(const struct row *r, uint64_t limit);
+/* The zswap side's cgroup limit (lower by its pool, --zswap-pool inside). */
+uint64_t zswap_limit(const struct kernel_side *ks, const struct zswap *zs);
 
 double side_rate(const struct trial *t, enum side s);
 double rate_ratio(const struct trial *t, enum side a, enum side b);
 void print_trial_header(FILE *out);
-void print_trial(FILE *out, const struct trial *t, const struct opts *o, const struct kernel_side *ks);
+void print_trial(FILE *out, const struct trial *t, const struct opts *o, const struct kernel_side *ks,
+		 const struct zswap *zs);
 const struct trial *find_trial(const struct trial *ts, size_t n, const char *name, unsigned threads);
 double seq_mbs(const struct trial *t, uint64_t page);
 void print_charge(FILE *out, const struct trial *ts, size_t n, const struct kernel_side *ks, const struct zswap *zs);

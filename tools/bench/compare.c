@@ -139,6 +139,9 @@ void undo_zswap(void)
 	}
 	if (undo->zswap_enabled[0]) {
 		put_file(ZSWAP_PARAMS "/enabled", "N");
+		if (undo->zswap_pool_percent[0])
+			put_file(ZSWAP_PARAMS "/max_pool_percent", undo->zswap_pool_percent);
+		undo->zswap_pool_percent[0] = 0;
 		if (undo->zswap_compressor[0])
 			put_file(ZSWAP_PARAMS "/compressor", undo->zswap_compressor);
 		put_file(ZSWAP_PARAMS "/enabled", undo->zswap_enabled);
@@ -559,7 +562,7 @@ int compare_main(const struct upager_config *cfg, const struct opts *o, FILE *cs
 				failed = !run_side(t, (enum side)sd, o, &ks, &zs, &be, &be_nopool);
 			if (!o->quiet)
 				fprintf(stderr, "\n");
-			print_trial(stdout, t, o, &ks);
+			print_trial(stdout, t, o, &ks, &zs);
 			for (int sd = 0; sd < NSIDES; sd++) {
 				const struct side_run *r = &t->s[sd];
 				if (r->ok && r->r.bad_words) {

@@ -651,19 +651,23 @@ void zswap_restore_stale(void)
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
 		int pid;
-		char tail, path[300], buf[256], en[8] = "", comp[64] = "", pc[16] = "";
+		char tail, path[300], buf[256], en[8] = "", comp[64] = "", pc[16] = "", pp[16] = "";
 		if (sscanf(e->d_name, STATE_PREFIX "%d%c", &pid, &tail) != 1 || pid <= 0)
 			continue;
 		if (!pid_gone(pid))
 			continue;
 		snprintf(path, sizeof path, STATE_DIR "/%s", e->d_name);
 		if (read_str(NULL, path, buf, sizeof buf) == 0) {
-			/* One line: "enabled=Y compressor=lzo debugfs=1 page_cluster=3". */
+			/* One line: "enabled=Y compressor=lzo debugfs=1 page_cluster=3
+			 * pool_percent=20" (the last, when it was changed). */
 			int dbg = 0;
-			sscanf(buf, "enabled=%7s compressor=%63s debugfs=%d page_cluster=%15s", en, comp, &dbg, pc);
-			if (pc[0])
+			sscanf(buf, "enabled=%7s compressor=%63s debugfs=%d page_cluster=%15s pool_percent=%15s", en, comp,
+			       &dbg, pc, pp);
+			if (pc[0] && strcmp(pc, "-"))
 				write_str(NULL, PAGE_CLUSTER, pc);
 			write_str(ZSWAP_PARAMS, "enabled", "N");
+			if (pp[0] && strcmp(pp, "-"))
+				write_str(ZSWAP_PARAMS, "max_pool_percent", pp);
 			if (comp[0])
 				write_str(ZSWAP_PARAMS, "compressor", comp);
 			if (en[0])
@@ -689,8 +693,9 @@ static void state_write(void)
 		undo->zswap_state[0] = 0; /* only a SIGKILL would miss it */
 		return;
 	}
-	dprintf(fd, "enabled=%s compressor=%s debugfs=%d page_cluster=%s\n", undo->zswap_enabled, undo->zswap_compressor,
-		(int)undo->debugfs_mounted, undo->page_cluster);
+	dprintf(fd, "enabled=%s compressor=%s debugfs=%d page_cluster=%s pool_percent=%s\n", undo->zswap_enabled,
+		undo->zswap_compressor, (int)undo->debugfs_mounted, undo->page_cluster[0] ? undo->page_cluster : "-",
+		undo->zswap_pool_percent[0] ? undo->zswap_pool_percent : "-");
 	close(fd);
 }
 
@@ -698,6 +703,48 @@ static bool debugfs_mounted(void)
 {
 	struct statfs sf;
 	return statfs(DEBUGFS, &sf) == 0 && (unsigned long)sf.f_type == DEBUGFS_MAGIC;
+}
+
+/*
+ * Where the zswap side's pool is (--zswap-pool): in a v1 memory cgroup,
+ * which does not charge it, inside the budget means a pool of at most
+ * fit_percent of the machine's RAM (zswap's own limit, in whole percent)
+ * and a cgroup limit lower by that much.
+ */
+static void zswap_fit(struct zswap *zs, const struct kernel_side *ks, const struct opts *o)
+{
+	if (o->zswap_outside) {
+		msgf(zs->fit_why, sizeof zs->fit_why, "--zswap-pool outside: its pool is extra RAM beyond the budget");
+		return;
+	}
+	if (ks->cg.version == 2)
+		return; /* charged to the cgroup: inside already */
+	uint64_t one = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) / 100;
+	unsigned pct = one ? (unsigned)(o->ram / 2 / one) : 0;
+	if (pct < 1) {
+		char b[32], r[32];
+		human_size(o->ram, b, sizeof b);
+		human_size(one, r, sizeof r);
+		msgf(zs->fit_why, sizeof zs->fit_why, "a budget of %s cannot hold zswap's smallest pool limit "
+		     "(max_pool_percent 1 = %s) in half of it: its pool stays outside the v1 cgroup, as extra RAM; "
+		     "use --ram of at least 2%% of this machine's RAM for a like-for-like side", b, r);
+		return;
+	}
+	sigset_t old;
+	signals_block(&old);
+	snprintf(undo->zswap_pool_percent, sizeof undo->zswap_pool_percent, "%s", zs->max_pool_percent);
+	state_write();
+	signals_restore(&old);
+	zs->fit_percent = pct;
+	zs->fit_bytes = one * pct;
+}
+
+/* The cgroup's memory limit; 0 or -errno. */
+static int cg_set_limit(const struct cgroup *cg, uint64_t limit)
+{
+	char lim[32];
+	snprintf(lim, sizeof lim, "%" PRIu64, limit);
+	return write_str(cg->path, cg->version == 2 ? "memory.max" : "memory.limit_in_bytes", lim);
 }
 
 /*
@@ -783,6 +830,7 @@ void zswap_setup(struct zswap *zs, const struct kernel_side *ks, const struct op
 		signals_restore(&old);
 	}
 	zs->ready = true;
+	zswap_fit(zs, ks, o);
 }
 
 /* Switch zswap on for the zswap side's run, off after it; 0 or -errno.
@@ -799,6 +847,15 @@ int zswap_switch(struct zswap *zs, const struct kernel_side *ks, const struct op
 		return rc;
 	if (ks->cg.version == 2 && exists_in(ks->cg.path, "memory.zswap.max"))
 		write_str(ks->cg.path, "memory.zswap.max", on ? "max" : "0");
+	if (zs->fit_percent) {
+		char p[16];
+		snprintf(p, sizeof p, "%u", zs->fit_percent);
+		rc = write_str(ZSWAP_PARAMS, "max_pool_percent", on ? p : undo->zswap_pool_percent);
+		if (!rc)
+			rc = cg_set_limit(&ks->cg, on ? ks->cg.limit - zs->fit_bytes : ks->cg.limit);
+		if (rc)
+			return rc;
+	}
 	return write_str(ZSWAP_PARAMS, "enabled", on ? "Y" : "N");
 }
 
@@ -840,8 +897,17 @@ void print_zswap(FILE *out, const struct zswap *zs, const struct opts *o)
 	if (pct > 0)
 		human_size((uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) / 100 * (uint64_t)pct,
 			   most, sizeof most);
+	if (zs->fit_percent) {
+		char fit[32];
+		human_size(zs->fit_bytes, fit, sizeof fit);
+		fprintf(out, "zswap    its pool inside the budget: max_pool_percent %u (%s; was %s) for its runs, and its "
+			"cgroup's limit %s lower\n         (a v1 cgroup does not charge zswap's pool; --zswap-pool)\n",
+			zs->fit_percent, fit, zs->max_pool_percent, fit);
+	} else if (zs->fit_why[0]) {
+		fprintf(out, "zswap    its pool OUTSIDE the budget: %s\n", zs->fit_why);
+	}
 	fprintf(out, "zswap    on for the kernel swap+zswap side's runs only (enabled was %s): compressor " ZSWAP_COMPRESSOR
-		" (was %s); max_pool_percent %s (as found, not changed: a pool of up to %s of this machine's RAM),\n"
+		" (was %s); max_pool_percent %s (as found: a pool of up to %s of this machine's RAM),\n"
 		"         accept_threshold_percent %s, shrinker_enabled %s (as found); vm.page-cluster %u for its runs (was %s;\n"
 		"         see --zswap-page-cluster); all put back at the end%s\n",
 		zs->was_enabled, zs->was_compressor, zs->max_pool_percent, most, zs->accept_threshold, zs->shrinker,

@@ -53,7 +53,13 @@ void print_trial_header(FILE *out)
 	fflush(out);
 }
 
-void print_trial(FILE *out, const struct trial *t, const struct opts *o, const struct kernel_side *ks)
+uint64_t zswap_limit(const struct kernel_side *ks, const struct zswap *zs)
+{
+	return ks->cg.limit - zs->fit_bytes;
+}
+
+void print_trial(FILE *out, const struct trial *t, const struct opts *o, const struct kernel_side *ks,
+		 const struct zswap *zs)
 {
 	for (int sd = 0; sd < NSIDES; sd++) {
 		const struct side_run *sr = &t->s[sd];
@@ -85,8 +91,9 @@ void print_trial(FILE *out, const struct trial *t, const struct opts *o, const s
 		if (sd == SIDE_ZSWAP && r->pool_bytes) {
 			char pool[32];
 			human_size(r->pool_bytes, pool, sizeof pool);
-			enum charge c = zswap_charge(r, ks->cg.limit);
+			enum charge c = zswap_charge(r, zswap_limit(ks, zs));
 			snprintf(note, sizeof note, "  zswap pool %s%s", pool,
+				 c == CHARGE_NO && zs->fit_percent ? " outside the cgroup, inside the budget" :
 				 c == CHARGE_NO ? " outside the cgroup: extra RAM" : c == CHARGE_YES ? " charged to the cgroup" : "");
 		}
 		fprintf(out, "%-11s %3u %-17s %10s %6s %8s %8s %8s %8s %8s %8s %8s %8s %6s%s%s\n", t->wl->name, t->threads,
@@ -128,7 +135,7 @@ void print_charge(FILE *out, const struct trial *ts, size_t n, const struct kern
 	if (!best)
 		return;
 	char lim[32], res[32], pool[32], use[32], peak[32], held[32];
-	human_size(ks->cg.limit, lim, sizeof lim);
+	human_size(zswap_limit(ks, zs), lim, sizeof lim);
 	human_size(best->resident_bytes, res, sizeof res);
 	human_size(best->pool_bytes, pool, sizeof pool);
 	human_size(best->cgroup_usage, use, sizeof use);
@@ -139,13 +146,19 @@ void print_charge(FILE *out, const struct trial *ts, size_t n, const struct kern
 		fprintf(out, "not known: zswap's pool size is in debugfs, which is not mounted\n");
 		return;
 	}
-	enum charge c = zswap_charge(best, ks->cg.limit);
+	enum charge c = zswap_charge(best, zswap_limit(ks, zs));
 	fprintf(out, "%s\n", c == CHARGE_NO ? "the pool is NOT charged to the cgroup" :
 		c == CHARGE_YES ? "the pool is charged to the cgroup" : "not determined");
 	fprintf(out, "  at the end of %s's timed phase (%u thr): the child had %s resident, the cgroup's usage was %s "
 		"(peak %s) at a limit of %s,\n  while zswap held %s of pool for %s of pages.", bt->wl->name, bt->threads, res,
 		use, best->cgroup_peak ? peak : "not known", lim, pool, held);
-	if (c == CHARGE_NO)
+	if (c == CHARGE_NO && zs->fit_percent) {
+		char fit[32];
+		human_size(zs->fit_bytes, fit, sizeof fit);
+		fprintf(out, "  So the zswap side's\n  cgroup limit was the budget less %s, and zswap's max_pool_percent "
+			"%u (%s): cgroup and pool together\n  kept to the budget, as upager's resident pages and pool do "
+			"(--zswap-pool inside).\n", fit, zs->fit_percent, fit);
+	} else if (c == CHARGE_NO)
 		fprintf(out, "  A charged pool would have had to fit in the\n  limit beside the resident pages: so the "
 			"kernel swap+zswap side ran with its pool as extra RAM beyond the budget\n  (upager's pool is "
 			"inside its budget).\n");
@@ -443,18 +456,24 @@ static void json_zswap(FILE *f, const struct trial *ts, size_t n, const struct k
 		fprintf(f, ", \"note\": ");
 		json_string(f, zs->note);
 	}
+	fprintf(f, ", \"pool_inside_budget\": %s, \"fit_max_pool_percent\": %u, \"fit_bytes\": %" PRIu64,
+		zs->fit_percent || ks->cg.version == 2 ? "true" : "false", zs->fit_percent, zs->fit_bytes);
+	if (zs->fit_why[0]) {
+		fprintf(f, ", \"pool_outside_why\": ");
+		json_string(f, zs->fit_why);
+	}
 	/* The verdict from the row with the largest pool (see print_charge). */
 	const struct row *best = NULL;
 	for (size_t i = 0; i < n; i++)
 		if (ts[i].s[SIDE_ZSWAP].ok && (!best || ts[i].s[SIDE_ZSWAP].r.pool_bytes > best->pool_bytes))
 			best = &ts[i].s[SIDE_ZSWAP].r;
-	enum charge c = best && zs->debugfs ? zswap_charge(best, ks->cg.limit) : CHARGE_UNKNOWN;
+	enum charge c = best && zs->debugfs ? zswap_charge(best, zswap_limit(ks, zs)) : CHARGE_UNKNOWN;
 	fprintf(f, ", \"pool_charged_to_cgroup\": %s", c == CHARGE_NO ? "false" : c == CHARGE_YES ? "true" : "null");
 	if (best)
 		fprintf(f, ", \"charge_evidence\": {\"workload\": \"%s\", \"threads\": %" PRIu64 ", \"cgroup_limit\": %"
 			PRIu64 ", \"cgroup_usage\": %" PRIu64 ", \"cgroup_peak\": %" PRIu64 ", \"resident_bytes\": %" PRIu64
 			", \"pool_bytes\": %" PRIu64 ", \"pool_pages\": %" PRIu64 "}", best->workload, best->threads,
-			ks->cg.limit, best->cgroup_usage, best->cgroup_peak, best->resident_bytes, best->pool_bytes,
+			zswap_limit(ks, zs), best->cgroup_usage, best->cgroup_peak, best->resident_bytes, best->pool_bytes,
 			best->pool_pages);
 	fprintf(f, "},\n");
 }

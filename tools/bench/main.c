@@ -16,7 +16,8 @@ static void usage(FILE *f)
 "                    [--content MODE] [--seed N] [--csv FILE] [--json FILE] [--quiet]\n"
 "       " PROG " compare [--quick] [--ram SIZE] [--data SIZE] [--threads N[,N...]]\n"
 "                    [--workload NAME[,NAME...]] [--accesses N] [--content MODE]\n"
-"                    [--sides SIDE[,SIDE...]] [--zswap-page-cluster N] [--plot DIR]\n"
+"                    [--sides SIDE[,SIDE...]] [--zswap-page-cluster N]\n"
+"                    [--zswap-pool inside|outside] [--plot DIR]\n"
 "                    [--csv FILE] [--json FILE] [--no-kernel] [--no-device]\n"
 "                    [--device-size SIZE] [--swap-size SIZE] [--page SIZE]\n"
 "                    [--policy NAME] [--seed N] [--quiet]\n"
@@ -103,6 +104,15 @@ ZSWAP_COMPRESSOR ", its other parameters as found) is on for the zswap side's ru
 "                     readahead from zswap got random runs OOM-killed in a v1\n"
 "                     cgroup on Linux 6.18); the kernel swap side keeps the\n"
 "                     machine's setting\n"
+"  --zswap-pool inside|outside  where zswap's pool is, for the zswap side\n"
+"                     (default inside): a v1 memory cgroup does not charge\n"
+"                     zswap's pool, so inside sets max_pool_percent to P for\n"
+"                     its runs and lowers its cgroup's limit by P%% of the\n"
+"                     machine's RAM, P the most that leaves half the budget\n"
+"                     to the cgroup (P >= 1: needs a budget of at least 2%%\n"
+"                     of RAM, or the pool stays outside, and the report\n"
+"                     says so); outside leaves the pool beyond the budget,\n"
+"                     as the kernel does; cgroup v2 charges the pool anyway\n"
 "  --no-device        skip the device measurement\n"
 "  --device-size SIZE size of the device test file (default 1G; --quick 256M)\n"
 "  --swap-size SIZE   size of the kernel side's swap file (default data plus\n"
@@ -246,7 +256,7 @@ int main(int argc, char **argv)
 		static const char *const with_value[] = { "--ram", "--data", "--threads", "--page", "--policy",
 							  "--workload", "--accesses", "--content", "--seed", "--csv", "--json",
 							  "--plot", "--device-size", "--swap-size", "--sides",
-							  "--zswap-page-cluster" };
+							  "--zswap-page-cluster", "--zswap-pool" };
 		bool known = false;
 		for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
 			known |= !strcmp(name, with_value[k]);
@@ -256,7 +266,7 @@ int main(int argc, char **argv)
 		}
 		if (!o.compare && (!strcmp(name, "--plot") || !strcmp(name, "--device-size") ||
 				   !strcmp(name, "--swap-size") || !strcmp(name, "--sides") ||
-				   !strcmp(name, "--zswap-page-cluster"))) {
+				   !strcmp(name, "--zswap-page-cluster") || !strcmp(name, "--zswap-pool"))) {
 			fprintf(stderr, PROG ": %s belongs to compare mode: " PROG " compare %s ...\n", name, name);
 			return 2;
 		}
@@ -305,6 +315,11 @@ int main(int argc, char **argv)
 			if (!*val || *end || v > 10)
 				rc = bad_arg(name, val, "a whole number from 0 to 10 (readahead of 2^N pages)");
 			o.zswap_page_cluster = (unsigned)v;
+		} else if (!strcmp(name, "--zswap-pool")) {
+			if (strcmp(val, "inside") && strcmp(val, "outside"))
+				rc = bad_arg(name, val, "inside (in the budget) or outside (beyond it, as the kernel "
+					     "does)");
+			o.zswap_outside = !strcmp(val, "outside");
 		} else if (!strcmp(name, "--content")) {
 			if (content_parse(val, &o.content))
 				rc = bad_arg(name, val, "heap, random or sparse");
