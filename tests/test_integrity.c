@@ -170,7 +170,15 @@ START_TEST(clean_and_changed_pages)
 	/* A clean page leaves without I/O: dropped, or compressed into the
 	 * pool, which drops it in turn when it makes room. */
 	ck_assert_uint_gt(b.clean_drops - a.clean_drops + b.pool_puts - a.pool_puts, npages);
-	ck_assert_uint_eq(b.writebacks, a.writebacks);
+	/* Without the pool nothing is written.  With it, pages it took at the
+	 * fill never had a store copy: when it is full (fragmented spans
+	 * passing its share) some of them go to the store, from the pool or
+	 * on their way back to it; at most what it and RAM held of them. */
+	uint64_t written = b.writebacks - a.writebacks;
+	if (!b.pool_puts)
+		ck_assert_uint_eq(written, 0);
+	else
+		ck_assert_uint_le(written, a.pool_pages + budget / psize);
 
 	/* Every third page gets one byte changed, at a place that moves
 	 * through the page; every other page is rewritten with what it holds. */
