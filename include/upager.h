@@ -182,6 +182,18 @@ struct upager_stats {
 	uint64_t pool_rejects;     /* evicted pages that compressed too poorly, sent to the store */
 	uint64_t pool_writebacks;  /* its pages written on to the store (counted in writebacks) */
 	uint64_t pool_drops;       /* its pages that left with a good store copy, without I/O */
+	/* Also in 0.4: stall figures, like the kernel's PSI.  Wall time in
+	 * which at least one thread of the program (some), and every one of
+	 * them (all), waited on a fault upager served; lower bounds, from
+	 * when a handler read the fault to when it woke the thread. */
+	uint64_t wall_ns;              /* since the runtime opened */
+	uint64_t stall_some_ns;
+	uint64_t stall_all_ns;
+	uint64_t stall_recent_ns;      /* the last 10 s (less in a younger run), and in it: */
+	uint64_t stall_some_recent_ns;
+	uint64_t stall_all_recent_ns;
+	uint32_t stall_threads;        /* the program's threads at the last count (upager's own not counted) */
+	uint32_t stall_pad;
 };
 
 UPAGER_API int upager_stats(upager_t *up, struct upager_stats *st);

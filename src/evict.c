@@ -924,6 +924,18 @@ static void timed_wait(struct upager *up, unsigned ms)
 	pthread_cond_timedwait(&up->evict_cond, &up->lock, &ts);
 }
 
+/* The program's threads, for the stall figures' "all" (stall.h): the
+ * process's, less this runtime's handlers and evictor.  Lock held. */
+static void count_threads(struct upager *up, uint64_t now)
+{
+	up->threads_look_ns = now;
+	pthread_mutex_unlock(&up->lock);
+	uint32_t all = upg_stall_process_threads(), own = up->nhandlers + 1;
+	pthread_mutex_lock(&up->lock);
+	if (all)
+		up->stall.threads = all > own ? all - own : 1;
+}
+
 /* A forked child's pages shared with its parent are counted there (see
  * fork.c); when the parent has exited they are this process's alone. */
 static void look_at_parent(struct upager *up, uint64_t now)
@@ -952,6 +964,8 @@ static void *evictor_main(void *arg)
 		uint64_t now = upg_now_ns();
 		if (up->share_pidfd >= 0 && now - up->share_look_ns >= 10ULL * 1000 * 1000)
 			look_at_parent(up, now);
+		if (now - up->threads_look_ns >= 100ULL * 1000 * 1000)
+			count_threads(up, now);
 		uint64_t tree = upg_domain_total(&up->dom);
 		bool over = tree > up->high || (up->evict_wanted && tree > up->low);
 		if (!over)

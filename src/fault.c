@@ -139,7 +139,8 @@ static void io_put(struct upg_handler *h, struct upg_io *io)
 
 static void fault_done(struct upager *up, uint64_t t0)
 {
-	uint64_t ns = upg_now_ns() - t0;
+	uint64_t now = upg_now_ns(), ns = now - t0;
+	upg_stall_add(&up->stall, t0, now);
 	up->c.fault_count++;
 	up->c.fault_ns_total += ns;
 	upg_hist_add(&up->hist, ns);

@@ -42,6 +42,7 @@
 #include "seal.h"
 #include "inject.h"
 #include "domain.h"
+#include "stall.h"
 
 #define UPG_BLOCK 4096u
 #define UPG_MAX_PAGE (2u << 20)  /* largest region page size */
@@ -183,6 +184,8 @@ struct upager {
 
 	struct upg_counters c;
 	struct upg_hist hist;
+	struct upg_stall stall;       /* up->lock */
+	uint64_t threads_look_ns;     /* when the evictor last counted the program's threads */
 };
 
 /* The seal (checksums, keys) of the store that holds slot. */

@@ -76,6 +76,7 @@ static int open_runtime(const struct upager_config *cfg, upager_t **out, char *e
 	up->fork_hup_wr = -1;
 	up->share_pidfd = -1;
 	upg_sync_init(up);
+	upg_stall_init(&up->stall, upg_now_ns());
 
 	rc = -ENOMEM;
 	if (cfg->store_path && !(up->store_path = strdup(cfg->store_path)))
@@ -639,6 +640,12 @@ UPAGER_API int upager_stats(upager_t *up, struct upager_stats *out)
 	st.pool_rejects = up->c.pool_rejects;
 	st.pool_writebacks = up->c.pool_writebacks;
 	st.pool_drops = up->c.pool_drops;
+	uint64_t now = upg_now_ns();
+	st.wall_ns = now - up->stall.start_ns;
+	st.stall_some_ns = up->stall.some_ns;
+	st.stall_all_ns = up->stall.full_ns;
+	upg_stall_recent(&up->stall, now, &st.stall_recent_ns, &st.stall_some_recent_ns, &st.stall_all_recent_ns);
+	st.stall_threads = up->stall.threads ? up->stall.threads : 1;
 	pthread_mutex_unlock(&up->lock);
 	size_t n = out->size < sizeof st ? out->size : sizeof st;
 	uint32_t keep = out->size;

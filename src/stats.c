@@ -65,6 +65,23 @@ static void human(uint64_t b, char *buf, size_t len)
 	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", v, u[i]);
 }
 
+static bool has_stalls(const struct upager_stats *st)
+{
+	return st->size >= offsetof(struct upager_stats, stall_pad) + sizeof st->stall_pad;
+}
+
+bool upg_stats_thrashed(const struct upager_stats *st)
+{
+	uint64_t refills = st->store_reads + st->pool_hits;
+	return has_stalls(st) && st->wall_ns >= 1000000000ULL && st->stall_some_ns * 2 >= st->wall_ns &&
+	       refills >= 1000 && st->refaults * 4 >= refills;
+}
+
+static double share(uint64_t part, uint64_t whole)
+{
+	return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
 UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, size_t len)
 {
 	char budget[32], res[32], peak[32], rd[32], wr[32], store[32], used[32], over[32], meta[32];
@@ -100,6 +117,23 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 			 (unsigned long long)st->pool_puts, (unsigned long long)st->pool_rejects,
 			 (unsigned long long)st->pool_writebacks, (unsigned long long)st->pool_drops);
 	}
+	char stall[512] = "";
+	if (has_stalls(st)) {
+		int k = snprintf(stall, sizeof stall,
+				 "  stalls            some %.1f%%, all %.1f%% of %.1f s (%u thread%s); last %.0f s: some "
+				 "%.1f%%, all %.1f%% (share of wall time waiting on faults; lower bounds)\n",
+				 share(st->stall_some_ns, st->wall_ns), share(st->stall_all_ns, st->wall_ns),
+				 st->wall_ns / 1e9, st->stall_threads, st->stall_threads == 1 ? "" : "s",
+				 st->stall_recent_ns / 1e9, share(st->stall_some_recent_ns, st->stall_recent_ns),
+				 share(st->stall_all_recent_ns, st->stall_recent_ns));
+		if (upg_stats_thrashed(st) && k > 0 && (size_t)k < sizeof stall)
+			snprintf(stall + k, sizeof stall - (size_t)k,
+				 "  warning           this run thrashed: it waited for pages %.0f%% of its time, and %llu of "
+				 "the %llu pages brought back had been evicted shortly before; a larger budget (--ram, "
+				 "UPAGER_RAM) would run it faster\n",
+				 share(st->stall_some_ns, st->wall_ns), (unsigned long long)st->refaults,
+				 (unsigned long long)(st->store_reads + st->pool_hits));
+	}
 	return snprintf(buf, len,
 		"upager report\n"
 		"  budget            %s (%u region%s)\n"
@@ -115,6 +149,7 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 		"  read errors       %llu failed reads, %llu blocks failing their check, %llu pages poisoned (SIGBUS)\n"
 		"  read polling      %llu polls, %llu saw their completion, %.3f s of CPU\n"
 		"%s"
+		"%s"
 		"  metadata          %s\n",
 		budget, st->regions, st->regions == 1 ? "" : "s", res, peak,
 		(unsigned long long)st->zero_fills, (unsigned long long)st->store_reads,
@@ -126,5 +161,5 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 		(unsigned long long)st->clean_drops, (unsigned long long)st->zero_skips,
 		(unsigned long long)st->discards, rd, wr, used, store,
 		(unsigned long long)st->write_errors, (unsigned long long)st->store_full, over, rerr, ierr, pois,
-		polls, hits, poll_s, pool, meta);
+		polls, hits, poll_s, pool, stall, meta);
 }

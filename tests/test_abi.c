@@ -94,6 +94,14 @@ static const struct field stats_fields[] = {
 	F(upager_stats, pool_rejects, 304, 8),
 	F(upager_stats, pool_writebacks, 312, 8),
 	F(upager_stats, pool_drops, 320, 8),
+	F(upager_stats, wall_ns, 328, 8),
+	F(upager_stats, stall_some_ns, 336, 8),
+	F(upager_stats, stall_all_ns, 344, 8),
+	F(upager_stats, stall_recent_ns, 352, 8),
+	F(upager_stats, stall_some_recent_ns, 360, 8),
+	F(upager_stats, stall_all_recent_ns, 368, 8),
+	F(upager_stats, stall_threads, 376, 4),
+	F(upager_stats, stall_pad, 380, 4),
 };
 
 static const struct field map_opts_fields[] = {
@@ -122,11 +130,11 @@ END_TEST
 
 START_TEST(test_stats_layout)
 {
-	ck_assert_msg(sizeof(struct upager_stats) == 328, "ABI break: sizeof(struct upager_stats) is %zu, was 328",
+	ck_assert_msg(sizeof(struct upager_stats) == 384, "ABI break: sizeof(struct upager_stats) is %zu, was 384",
 		      sizeof(struct upager_stats));
 	check_fields("upager_stats", stats_fields, sizeof stats_fields / sizeof stats_fields[0]);
 	/* Every field is listed: the last one ends the struct. */
-	ck_assert_uint_eq(stats_fields[sizeof stats_fields / sizeof stats_fields[0] - 1].expect_offset + 8, 328);
+	ck_assert_uint_eq(stats_fields[sizeof stats_fields / sizeof stats_fields[0] - 1].expect_offset + 4, 384);
 }
 END_TEST
 
