@@ -94,7 +94,6 @@ struct upg_evictor {
 	struct spilled sp[SPILL_MAX];
 	char *spill_c;      /* SPILL_MAX compressed objects, copied out of the pool */
 	int64_t pool_delta;  /* change of the pool's RAM by this batch, not yet counted (finish()) */
-	uint64_t pool_taken; /* pages this batch put into the pool */
 	bool full_logged;
 	uint64_t unfreed;   /* bytes in the batches since one last freed a page */
 };
@@ -380,7 +379,6 @@ static void pool_pass(struct upg_evictor *ev, uint32_t n)
 		 * it holds have left: the sum never peaks over the budget. */
 		ev->pool_delta += (int64_t)(up->pool.bytes - before);
 		if (h) {
-			ev->pool_taken++;
 			v->kind = K_POOL;
 			v->handle = h;
 		} else {
@@ -690,7 +688,6 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 	}
 	upg_resident_settle(up, dropped, ev->pool_delta);
 	ev->pool_delta = 0;
-	ev->pool_taken = 0;
 	for (uint32_t i = 0; i < up->nregions; i++)
 		if (up->regions[i]->dying && !up->regions[i]->busy)
 			pthread_cond_broadcast(&up->idle_cond);

@@ -412,6 +412,30 @@ static void submit_read(struct upg_handler *h, struct upg_io *io)
 			      (uint64_t)(uintptr_t)io);
 }
 
+/* How many pages a read from page of r may bring in: the whole window for
+ * a prefetch or a region advised sequential, one for one advised random,
+ * else the window of the sequential stream page belongs to (*st, whose
+ * next page the caller moves on; NULL otherwise); at most a quarter of
+ * the handler's bounce buffer. */
+static uint32_t read_window(struct upg_handler *h, struct upg_region *r, uint64_t page, bool prefetch,
+			    struct upg_stream **st)
+{
+	struct upager *up = h->up;
+	uint32_t want = 1;
+	*st = NULL;
+	if (r->advice == UPAGER_ADV_SEQUENTIAL || prefetch) {
+		want = up->cfg.readahead_max;
+	} else if (r->advice != UPAGER_ADV_RANDOM) {
+		*st = upg_stream_match(r, r->ra, page, 1, up->cfg.readahead_max);
+		want = (*st)->win;
+	}
+	uint32_t max_units = h->units / 4 ? h->units / 4 : 1;
+	uint64_t limit = ((uint64_t)max_units * UNIT) >> r->pshift;
+	if (!limit)
+		limit = 1;
+	return want > limit ? (uint32_t)limit : want;
+}
+
 /* Start a read of page of r (POOLED) from the pool, with the POOLED pages
  * after it when the access looks sequential (the window of store_read()):
  * each page is one request to the pool's tier, which decompresses at once
@@ -423,17 +447,8 @@ static void pool_read(struct upg_handler *h, struct upg_region *r, uint64_t page
 {
 	struct upager *up = h->up;
 	struct upg_pte *p = upg_pte_get(r, page);
-	uint32_t want = 1;
-	struct upg_stream *st = NULL;
-	if (r->advice == UPAGER_ADV_SEQUENTIAL || prefetch) {
-		want = up->cfg.readahead_max;
-	} else if (r->advice != UPAGER_ADV_RANDOM) {
-		st = upg_stream_match(r, r->ra, page, 1, up->cfg.readahead_max);
-		want = st->win;
-	}
-	uint32_t max_units = h->units / 4 ? h->units / 4 : 1;
-	if (want > max_units)
-		want = max_units;
+	struct upg_stream *st;
+	uint32_t want = read_window(h, r, page, prefetch, &st);  /* pool pages are one unit each */
 	uint32_t n = 1;
 	while (n < want && page + n < r->npages && upg_pte_get(r, page + n)->state == PG_POOLED)
 		n++;
@@ -485,20 +500,8 @@ static void store_read(struct upg_handler *h, struct upg_region *r, uint64_t pag
 	struct upg_pte *p = upg_pte_get(r, page);
 	if (p->flags & PF_POISONED)
 		return;  /* a prefetch: a fault would have raised SIGBUS */
-	uint32_t want = 1;
-	struct upg_stream *st = NULL;
-	if (r->advice == UPAGER_ADV_SEQUENTIAL || prefetch) {
-		want = up->cfg.readahead_max;
-	} else if (r->advice != UPAGER_ADV_RANDOM) {
-		st = upg_stream_match(r, r->ra, page, 1, up->cfg.readahead_max);
-		want = st->win;
-	}
-	uint32_t max_units = h->units / 4 ? h->units / 4 : 1;
-	uint64_t limit = ((uint64_t)max_units * UNIT) >> r->pshift;
-	if (!limit)
-		limit = 1;
-	if (want > limit)
-		want = (uint32_t)limit;
+	struct upg_stream *st;
+	uint32_t want = read_window(h, r, page, prefetch, &st);
 
 	/* Extend over pages stored right after this one. */
 	uint32_t n = 1;
