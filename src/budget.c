@@ -92,6 +92,15 @@ void upg_resident_drop(struct upager *up, struct upg_pte *p, uint64_t bytes)
 	up->resident -= bytes;
 }
 
+/* Count bytes already in resident in the domain too (no room reserved),
+ * and wake the evictor if that puts the tree over its mark. */
+static void domain_charge(struct upager *up, uint64_t bytes)
+{
+	upg_domain_add(&up->dom, (int64_t)bytes, 0, upg_now_ns());
+	if (upg_domain_total(&up->dom) > up->high)
+		wake_evictor(up);
+}
+
 uint64_t upg_resident_drop_later(struct upager *up, struct upg_pte *p, uint64_t bytes)
 {
 	up->resident -= bytes;
@@ -107,11 +116,9 @@ void upg_resident_settle(struct upager *up, uint64_t dropped, int64_t pool_delta
 	int64_t net = pool_delta - (int64_t)dropped;
 	up->resident += (uint64_t)pool_delta;
 	if (net > 0) {
-		upg_domain_add(&up->dom, net, 0, upg_now_ns());
+		domain_charge(up, (uint64_t)net);
 		if (up->resident > up->resident_peak)
 			up->resident_peak = up->resident;
-		if (upg_domain_total(&up->dom) > up->high)
-			wake_evictor(up);
 	} else if (net < 0) {
 		upg_domain_add(&up->dom, net, 0, 0);
 	}
@@ -136,10 +143,8 @@ void upg_shared_charge_all(struct upager *up)
 	}
 	/* Still write-protected: a write to one only un-protects it. */
 	upg_pool_own(up, up->pool.bytes);
-	upg_domain_add(&up->dom, (int64_t)up->uncharged, 0, upg_now_ns());
+	domain_charge(up, up->uncharged);
 	up->uncharged = 0;
-	if (upg_domain_total(&up->dom) > up->high)
-		wake_evictor(up);
 }
 
 void upg_slot_release(struct upager *up, uint32_t slot, uint32_t blocks)
@@ -162,14 +167,17 @@ void upg_resident_release(struct upager *up, struct upg_region *r, struct upg_pt
 	upg_resident_drop(up, p, r->psize);
 }
 
+uint64_t upg_uncounted(const struct upager *up)
+{
+	return up->uncharged + (up->pool_unowned ? up->pool.bytes : 0);
+}
+
 void upg_pool_own(struct upager *up, uint64_t bytes)
 {
 	if (!up->pool_unowned)
 		return;
 	up->pool_unowned = false;
-	upg_domain_add(&up->dom, (int64_t)bytes, 0, upg_now_ns());
-	if (upg_domain_total(&up->dom) > up->high)
-		wake_evictor(up);
+	domain_charge(up, bytes);
 }
 
 void upg_pool_account(struct upager *up, uint64_t before)

@@ -46,6 +46,9 @@ void upg_resident_settle(struct upager *up, uint64_t dropped, int64_t pool_delta
 /* A PF_SHARED page becomes this process's own (it wrote it): charge it.
  * Lock held; room admitted by upg_budget_admit() first. */
 void upg_resident_charge(struct upager *up, struct upg_pte *p, uint64_t bytes);
+/* Bytes in resident that the domain does not count: PF_SHARED pages and
+ * an inherited pool not yet owned (both counted in the parent). */
+uint64_t upg_uncounted(const struct upager *up);
 /* A forked child's inherited pool (bytes now) becomes its own, counted in
  * the domain, at its first change.  Lock held. */
 void upg_pool_own(struct upager *up, uint64_t bytes);

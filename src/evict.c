@@ -939,7 +939,7 @@ static void look_at_parent(struct upager *up, uint64_t now)
 {
 	up->share_look_ns = now;
 	struct pollfd pfd = { .fd = up->share_pidfd, .events = POLLIN };
-	if ((up->uncharged || up->pool_unowned) && poll(&pfd, 1, 0) <= 0)
+	if (upg_uncounted(up) && poll(&pfd, 1, 0) <= 0)
 		return;  /* it runs on */
 	upg_shared_charge_all(up);  /* nothing, when they are all written or let go */
 	close(up->share_pidfd);
@@ -980,8 +980,7 @@ static void *evictor_main(void *arg)
 			 * stopped process, one that exec'd a program upager
 			 * does not page).  Let faults in over it rather than
 			 * wait for ever. */
-			if (over && up->retry_count && up->resident <= up->uncharged + (up->pool_unowned ? up->pool.bytes : 0) &&
-			    !up->evict_stuck &&
+			if (over && up->retry_count && up->resident <= upg_uncounted(up) && !up->evict_stuck &&
 			    now - over_since >= 5 * UPG_DOMAIN_WAIT_NS) {
 				up->evict_stuck = true;
 				upg_log(up, UPAGER_LOG_INFO, "the tree's budget is held by other processes that do "

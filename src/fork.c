@@ -488,7 +488,7 @@ static void takeover(struct upager *up)
 	if (up->share_pidfd >= 0)
 		close(up->share_pidfd);
 	up->share_pidfd = -1;
-	if (up->uncharged || up->pool_unowned) {
+	if (upg_uncounted(up)) {
 		up->share_pidfd = (int)syscall(SYS_pidfd_open, fork_parent, 0);
 		if (up->share_pidfd < 0)
 			upg_shared_charge_all(up);
