@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "helpers.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdbool.h>
 #include <signal.h>
@@ -335,4 +336,18 @@ int upg_t_new_threads(const int *before, int nbefore, const int *after, int naft
 		out[n++] = after[i];
 	}
 	return n;
+}
+
+uint64_t upg_t_threads_sum(void *(*fn)(void *), unsigned n)
+{
+	pthread_t th[n];
+	for (uintptr_t t = 0; t < n; t++)
+		ck_assert_int_eq(pthread_create(&th[t], NULL, fn, (void *)t), 0);
+	uint64_t sum = 0;
+	for (unsigned t = 0; t < n; t++) {
+		void *r;
+		pthread_join(th[t], &r);
+		sum += (uintptr_t)r;
+	}
+	return sum;
 }

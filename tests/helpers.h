@@ -31,6 +31,10 @@ uint64_t upg_t_skewed(uint64_t *state, uint64_t n);
 /* Scale a count down under sanitizers or when UPG_TEST_QUICK is set. */
 uint64_t upg_t_scale(uint64_t n);
 
+/* Run fn in n threads, the i-th with (void *)i, and join them: the sum of
+ * what they returned (as uintptr_t; wrong pages, say). */
+uint64_t upg_t_threads_sum(void *(*fn)(void *), unsigned n);
+
 /* Run fn(arg, wfd) in a forked child that writes exactly len bytes of
  * result to wfd and exits 0; read them into res and reap the child.  Fails
  * the test (naming what) if the child dies or writes short. */

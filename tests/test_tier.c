@@ -197,15 +197,7 @@ static void *worker(void *arg)
 static void run(uint32_t ps, bool fail)
 {
 	start(ps, fail);
-	pthread_t th[NTHREADS];
-	for (uintptr_t t = 0; t < NTHREADS; t++)
-		ck_assert_int_eq(pthread_create(&th[t], NULL, worker, (void *)t), 0);
-	uint64_t bad = 0;
-	for (int t = 0; t < NTHREADS; t++) {
-		void *r;
-		pthread_join(th[t], &r);
-		bad += (uintptr_t)r;
-	}
+	uint64_t bad = upg_t_threads_sum(worker, NTHREADS);
 	for (uint64_t pg = 0; pg < npages; pg++)
 		bad += upg_t_check(region + pg * psize, psize, pg, gen[pg]) != 0;
 	struct upager_stats st = { .size = sizeof st };

@@ -67,15 +67,7 @@ static void stats(struct upager_stats *st)
 
 static uint64_t run_threads(void)
 {
-	pthread_t th[NTHREADS];
-	for (uintptr_t t = 0; t < NTHREADS; t++)
-		ck_assert_int_eq(pthread_create(&th[t], NULL, worker, (void *)t), 0);
-	uint64_t bad = 0;
-	for (int t = 0; t < NTHREADS; t++) {
-		void *r;
-		pthread_join(th[t], &r);
-		bad += (uintptr_t)r;
-	}
+	uint64_t bad = upg_t_threads_sum(worker, NTHREADS);
 	for (uint64_t i = 0; i < NPAGES; i++)
 		bad += upg_t_check(base + i * PS, PS, i, gen[i]) != 0;
 	return bad;
