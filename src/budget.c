@@ -147,6 +147,14 @@ void upg_shared_charge_all(struct upager *up)
 	up->uncharged = 0;
 }
 
+void upg_shared_charge(struct upager *up, uint64_t bytes)
+{
+	if (!bytes)
+		return;
+	up->uncharged -= bytes;
+	domain_charge(up, bytes);
+}
+
 void upg_slot_release(struct upager *up, uint32_t slot, uint32_t blocks)
 {
 	if (slot && !upg_slot_store(slot))

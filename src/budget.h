@@ -55,6 +55,10 @@ void upg_pool_own(struct upager *up, uint64_t bytes);
 /* The parent that counted this child's PF_SHARED pages has exited: they
  * are this process's alone now, and all charged here.  Lock held. */
 void upg_shared_charge_all(struct upager *up);
+/* PF_SHARED pages of bytes (flags already cleared) are this process's
+ * alone now (the parent evicted or rewrote its copies): charge them, no
+ * room admitted, as they are in RAM already.  Lock held. */
+void upg_shared_charge(struct upager *up, uint64_t bytes);
 /* Drop a resident page's RAM bookkeeping (not the page itself): its frame
  * leaves the policy and is freed, and upg_resident_drop().  Lock held. */
 void upg_resident_release(struct upager *up, struct upg_region *r, struct upg_pte *p);

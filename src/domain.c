@@ -122,6 +122,7 @@ int upg_domain_join(struct upg_domain *d, const char *path, uint64_t budget, cha
 		struct upg_domain_slot *s = &d->a->slot[i];
 		if (__atomic_compare_exchange_n(&s->pid, &free_pid, pid, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
 			__atomic_store_n(&s->resident, 0, __ATOMIC_RELAXED);
+			__atomic_store_n(&s->shares_with, 0, __ATOMIC_RELAXED);
 			__atomic_store_n(&s->peak, 0, __ATOMIC_RELAXED);
 			__atomic_store_n(&s->last_in_ns, 0, __ATOMIC_RELAXED);
 			__atomic_store_n(&s->image, image, __ATOMIC_RELAXED);
@@ -144,6 +145,7 @@ void upg_domain_leave(struct upg_domain *d)
 	if (d->shared) {
 		uint64_t r = __atomic_exchange_n(&d->me->resident, 0, __ATOMIC_RELAXED);
 		__atomic_fetch_sub(&d->a->total, r, __ATOMIC_RELAXED);
+		__atomic_store_n(&d->me->shares_with, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&d->me->pid, 0, __ATOMIC_RELEASE);
 	}
 	munmap(d->a, d->len);
@@ -223,7 +225,22 @@ static void reap(struct upg_domain *d, struct upg_domain_slot *s, int32_t pid)
 		return;  /* someone else reaps it */
 	uint64_t r = __atomic_exchange_n(&s->resident, 0, __ATOMIC_RELAXED);
 	__atomic_fetch_sub(&d->a->total, r, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->shares_with, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->pid, 0, __ATOMIC_RELEASE);
+}
+
+/* Does a live member share pages with pid that pid's slot still counts?
+ * Then the slot must stay until that member counts them itself: the
+ * kernel freed pid's own pages, not those. */
+static bool still_shared(struct upg_domain *d, int32_t pid)
+{
+	for (unsigned i = 0; i < UPG_DOMAIN_SLOTS; i++) {
+		struct upg_domain_slot *s = &d->a->slot[i];
+		int32_t who = __atomic_load_n(&s->pid, __ATOMIC_ACQUIRE);
+		if (who > 0 && __atomic_load_n(&s->shares_with, __ATOMIC_ACQUIRE) == pid && !exited(who, false))
+			return true;
+	}
+	return false;
 }
 
 bool upg_domain_should_evict(struct upg_domain *d, uint64_t now_ns, uint64_t over_since_ns)
@@ -265,7 +282,7 @@ void upg_domain_reap(struct upg_domain *d, uint64_t now_ns)
 		if (pid <= 0 || s == d->me)
 			continue;
 		bool big = __atomic_load_n(&s->resident, __ATOMIC_RELAXED) >= (1ULL << 20);
-		if (exited(pid, closer && big))
+		if (exited(pid, closer && big) && !still_shared(d, pid))
 			reap(d, s, pid);
 	}
 }

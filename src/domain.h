@@ -30,7 +30,8 @@
 
 struct upg_domain_slot {
 	int32_t pid;          /* 0: free */
-	uint32_t pad;
+	int32_t shares_with;  /* a parent whose count holds pages this member shares with it: its slot
+	                       * stays counted after it exits, until this member counts them (fork.c) */
 	uint64_t resident;    /* bytes */
 	uint64_t peak;
 	uint64_t last_in_ns;  /* CLOCK_MONOTONIC when it last brought a page in */
@@ -69,6 +70,12 @@ struct upg_domain_area *upg_domain_map(const char *path, size_t *len);
 bool upg_domain_barred(const char *path);
 int upg_domain_join(struct upg_domain *d, const char *path, uint64_t budget, char *err, size_t errlen);
 void upg_domain_leave(struct upg_domain *d);
+/* This member shares pages with pid (its parent, 0: no more), counted in
+ * pid's slot: while pid's slot names it, the slot is not reaped. */
+static inline void upg_domain_shares_with(struct upg_domain *d, int32_t pid)
+{
+	__atomic_store_n(&d->me->shares_with, pid, __ATOMIC_RELEASE);
+}
 /* Take the pages of members that have exited (killed, or zombies whose
  * parent has not waited yet) out of the tree's total. */
 void upg_domain_reap(struct upg_domain *d, uint64_t now_ns);

@@ -942,8 +942,57 @@ static void look_at_parent(struct upager *up, uint64_t now)
 	if (upg_uncounted(up) && poll(&pfd, 1, 0) <= 0)
 		return;  /* it runs on */
 	upg_shared_charge_all(up);  /* nothing, when they are all written or let go */
+	upg_domain_shares_with(&up->dom, 0);  /* the parent's slot may go now */
 	close(up->share_pidfd);
 	up->share_pidfd = -1;
+}
+
+/* A forked child's PF_SHARED pages are counted in the parent only while
+ * the parent maps them too.  When the parent evicts its copy, or writes
+ * it (copy-on-write gives it a new page), the page here is this process's
+ * alone, yet counted nowhere: the tree's RAM would pass its budget by up to
+ * all the pages shared at fork.  So pagemap is asked which are mapped
+ * here alone, in runs, and those are charged here. */
+static void charge_unshared(struct upager *up, uint64_t now)
+{
+	up->unshared_look_ns = now;
+	if (!up->uncharged || up->pagemap_fd < 0)
+		return;
+	unsigned char vec[512];
+	uint64_t bytes = 0;
+	for (uint32_t i = 0; i < up->nregions; i++) {
+		struct upg_region *r = up->regions[i];
+		uint64_t per = r->psize / 4096, most = sizeof vec / per;
+		if (!most)
+			continue;  /* pages over 2 MiB: left to the parent's exit */
+		uint64_t first = 0, run = 0;
+		for (uint64_t pg = upg_pte_next(r, 0);; pg = upg_pte_next(r, pg + 1)) {
+			struct upg_pte *p = pg < r->npages ? &r->pte[pg] : NULL;
+			bool shared = p && (p->flags & PF_SHARED) && p->state == PG_RESIDENT;
+			if (shared && run && first + run == pg && run < most) {
+				run++;
+				continue;
+			}
+			/* The run [first, first + run) ends: ask about it. */
+			if (run && !upg_pagemap_alone(up->pagemap_fd, r->base + (first << r->pshift), run * per, vec)) {
+				for (uint64_t k = 0; k < run; k++) {
+					bool alone = true;
+					for (uint64_t j = 0; j < per; j++)
+						alone &= vec[k * per + j];
+					if (!alone)
+						continue;
+					r->pte[first + k].flags &= (uint8_t)~PF_SHARED;
+					bytes += r->psize;
+				}
+			}
+			run = 0;
+			if (!p)
+				break;
+			if (shared)
+				first = pg, run = 1;
+		}
+	}
+	upg_shared_charge(up, bytes);
 }
 
 static void *evictor_main(void *arg)
@@ -959,12 +1008,18 @@ static void *evictor_main(void *arg)
 		/* The tree's total decides (see domain.h): alone, that is this
 		 * process's resident memory. */
 		uint64_t now = upg_now_ns();
-		if (up->share_pidfd >= 0 && now - up->share_look_ns >= 10ULL * 1000 * 1000)
-			look_at_parent(up, now);
-		if (now - up->threads_look_ns >= 100ULL * 1000 * 1000)
-			count_threads(up, now);
 		uint64_t tree = upg_domain_total(&up->dom);
 		bool over = tree > up->high || (up->evict_wanted && tree > up->low);
+		/* Over the budget, at once: the parent's exit makes room only
+		 * when this child has counted what it shares. */
+		if (up->share_pidfd >= 0 && (over || now - up->share_look_ns >= 10ULL * 1000 * 1000))
+			look_at_parent(up, now);
+		if (up->uncharged && now - up->unshared_look_ns >= (over ? 5 : 50) * 1000ULL * 1000)
+			charge_unshared(up, now);
+		if (now - up->threads_look_ns >= 100ULL * 1000 * 1000)
+			count_threads(up, now);
+		tree = upg_domain_total(&up->dom);
+		over = tree > up->high || (up->evict_wanted && tree > up->low);
 		if (!over)
 			over_since = 0;
 		else if (!over_since)

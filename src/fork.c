@@ -489,9 +489,14 @@ static void takeover(struct upager *up)
 		close(up->share_pidfd);
 	up->share_pidfd = -1;
 	if (upg_uncounted(up)) {
+		/* Pinned first: the parent's slot is not reaped when it exits
+		 * until this child has counted what it shares (evict.c). */
+		upg_domain_shares_with(&up->dom, fork_parent);
 		up->share_pidfd = (int)syscall(SYS_pidfd_open, fork_parent, 0);
-		if (up->share_pidfd < 0)
+		if (up->share_pidfd < 0) {
 			upg_shared_charge_all(up);
+			upg_domain_shares_with(&up->dom, 0);
+		}
 	}
 
 	if (upg_evictor_start(up, err, sizeof err) || upg_handlers_start(up, err, sizeof err))

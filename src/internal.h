@@ -181,6 +181,7 @@ struct upager {
 	 * them.  When it ends they are ours alone (upg_shared_charge_all()). */
 	int share_pidfd;
 	uint64_t share_look_ns;      /* when the evictor last looked at it */
+	uint64_t unshared_look_ns;   /* when it last looked for PF_SHARED pages the parent let go */
 
 	struct upg_counters c;
 	struct upg_hist hist;

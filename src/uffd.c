@@ -169,6 +169,21 @@ int upg_pagemap(int pm_fd, uintptr_t addr, size_t n, unsigned char *vec)
 	return 0;
 }
 
+int upg_pagemap_alone(int pm_fd, uintptr_t addr, size_t n, unsigned char *vec)
+{
+	uint64_t e[512];
+	for (size_t i = 0; i < n;) {
+		size_t k = n - i < 512 ? n - i : 512;
+		ssize_t got = pread(pm_fd, e, k * sizeof e[0], (off_t)((addr / 4096 + i) * sizeof e[0]));
+		if (got != (ssize_t)(k * sizeof e[0]))
+			return got < 0 ? -errno : -EIO;
+		for (size_t j = 0; j < k; j++)
+			vec[i + j] = (e[j] >> 63) & (e[j] >> 56) & 1;  /* bit 63: in RAM; bit 56: mapped once */
+		i += k;
+	}
+	return 0;
+}
+
 /* Is the 4 KiB page at addr in RAM or swapped out (1), or not there (0)?
  * -1: cannot tell. */
 static int pm_mapped(int pm_fd, uintptr_t addr)

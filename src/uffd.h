@@ -75,6 +75,9 @@ int upg_uffd_wake(int fd, uintptr_t start, size_t len);
  * /proc/self/pagemap (pm_fd): vec[i] is 1 for a page in RAM or swapped out,
  * 0 otherwise.  0 or -errno. */
 int upg_pagemap(int pm_fd, uintptr_t addr, size_t n, unsigned char *vec);
+/* As upg_pagemap(), but vec[i] is 1 for a page in RAM that this process
+ * alone maps (no other process shares it copy-on-write). */
+int upg_pagemap_alone(int pm_fd, uintptr_t addr, size_t n, unsigned char *vec);
 /* Move present pages [src, src+len) to the empty range at dst; holes in src
  * (and a range no longer mapped) are skipped.  *moved is the bytes
  * processed.  pm_fd: /proc/self/pagemap, or -1. */

@@ -2,7 +2,8 @@
 /*
  * White-box tests of src/domain.c, the budget a process tree shares:
  * reservations that members race for never pass the budget together; a
- * member killed with SIGKILL stops counting; the member idle longest is the
+ * member killed with SIGKILL stops counting, unless a child still maps
+ * pages it counted; the member idle longest is the
  * one asked to give pages up; bad and vanished budget files.
  */
 #include <check.h>
@@ -153,6 +154,50 @@ START_TEST(test_killed_member)
 }
 END_TEST
 
+/* A killed parent's slot counts the pages its forked child still maps
+ * copy-on-write: it stays counted until the child, which named it, has
+ * counted them itself; only then is it reaped. */
+START_TEST(test_killed_parent_waits_for_sharer)
+{
+	make_tree(1024 * PG);
+	int ready[2];
+	ck_assert_int_eq(pipe(ready), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct upg_domain d;
+		char err[256];
+		if (upg_domain_join(&d, path, 0, err, sizeof err))
+			_exit(3);
+		upg_domain_add(&d, 512 * PG, 0, now_ns());
+		(void)!write(ready[1], "x", 1);
+		pause();
+		_exit(0);
+	}
+	char c;
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	struct upg_domain me;
+	char err[256];
+	ck_assert_int_eq(upg_domain_join(&me, path, 0, err, sizeof err), 0);
+	upg_domain_shares_with(&me, pid);
+	upg_domain_add(&me, PG, 0, now_ns());
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	upg_domain_reap(&me, now_ns());
+	ck_assert_uint_eq(upg_domain_total(&me), 513 * PG);
+	/* The sharer counts what it shared, and lets the slot go. */
+	upg_domain_add(&me, 512 * PG, 0, now_ns());
+	upg_domain_shares_with(&me, 0);
+	upg_domain_reap(&me, now_ns());
+	ck_assert_uint_eq(upg_domain_total(&me), 513 * PG);
+	upg_domain_add(&me, -513 * (int64_t)PG, 0, 0);
+	upg_domain_leave(&me);
+	close(ready[0]);
+	close(ready[1]);
+	unlink(path);
+}
+END_TEST
+
 START_TEST(test_idlest_gives)
 {
 	make_tree(4096 * PG);
@@ -252,6 +297,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_alone);
 	tcase_add_test(tc, test_members_race);
 	tcase_add_test(tc, test_killed_member);
+	tcase_add_test(tc, test_killed_parent_waits_for_sharer);
 	tcase_add_test(tc, test_idlest_gives);
 	tcase_add_test(tc, test_bad_files);
 	tcase_add_test(tc, test_exec_leaves_slot);

@@ -28,12 +28,13 @@
 static upager_t *up;
 static char *base;
 
-static void setup_region_enc(uint32_t encrypt)
+static void setup_region_cfg(uint32_t encrypt, const char *compress)
 {
 	struct upager_config cfg;
 	upager_config_init(&cfg);
 	cfg.ram_budget = BUDGET;
 	cfg.encrypt = encrypt;
+	cfg.compress = compress;
 	up = upg_t_open_config(&cfg);
 	void *mem;
 	ck_assert_int_eq(upager_map(up, BYTES, NULL, &mem), 0);
@@ -43,6 +44,11 @@ static void setup_region_enc(uint32_t encrypt)
 	struct upager_stats st = { .size = sizeof st };
 	upager_stats(up, &st);
 	ck_assert_uint_gt(st.evictions, NPAGES / 2);
+}
+
+static void setup_region_enc(uint32_t encrypt)
+{
+	setup_region_cfg(encrypt, NULL);
 }
 
 static void setup_region(void)
@@ -214,6 +220,56 @@ START_TEST(child_is_budgeted)
 	ck_assert_msg(rc == 0, "the child exited %d: it read wrong data (1), or paged over its budget or not at all (3)",
 		      rc);
 	ck_assert_uint_eq(count_bad(0, NPAGES, 1), 0);
+	upager_close(up);
+}
+END_TEST
+
+/* The pages a child inherits in RAM are counted in the parent while both
+ * map them.  When the parent writes its copies (copy-on-write gives it new
+ * pages), the child's are its alone: it must count them and keep to its
+ * budget, not hold a budget of its own pages and all of those besides. */
+START_TEST(child_counts_pages_its_parent_let_go)
+{
+	/* No pool: one the child inherits is counted in the parent until the
+	 * child changes it (upg_pool_own()), which is another matter. */
+	setup_region_cfg(0, "off");
+	int go[2], done[2];
+	ck_assert_int_eq(pipe(go), 0);
+	ck_assert_int_eq(pipe(done), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* A budget of its own pages from the store; the last pages
+		 * filled, still in RAM at the fork, are not touched. */
+		uint64_t bad = count_bad(0, NPAGES / 2, 1);
+		(void)!write(done[1], "c", 1);
+		char c;
+		if (read(go[0], &c, 1) != 1)
+			_exit(2);
+		usleep(300 * 1000);  /* the evictor looks every 50 ms */
+		struct upager_stats st = { .size = sizeof st };
+		if (upager_stats(up, &st))
+			_exit(2);
+		if (st.resident_bytes > BUDGET) {
+			fprintf(stderr, "child: %llu bytes resident (%llu in the pool) over its budget of %llu after its "
+				"parent let its pages go\n", (unsigned long long)st.resident_bytes,
+				(unsigned long long)st.pool_bytes, (unsigned long long)BUDGET);
+			_exit(3);
+		}
+		_exit(bad || count_bad(0, NPAGES, 1) ? 1 : 0);
+	}
+	char c;
+	ck_assert_int_eq(read(done[0], &c, 1), 1);
+	for (uint64_t pg = NPAGES / 2; pg < NPAGES; pg++)
+		upg_t_fill(base + pg * 4096, 4096, pg, 2);
+	ck_assert_int_eq(write(go[1], "g", 1), 1);
+	int rc = wait_child(pid);
+	ck_assert_msg(rc == 0, "the child exited %d: it read wrong data (1), or held its inherited pages over its "
+		      "budget uncounted (3)", rc);
+	ck_assert_uint_eq(count_bad(0, NPAGES / 2, 1), 0);
+	ck_assert_uint_eq(count_bad(NPAGES / 2, NPAGES, 2), 0);
+	for (int i = 0; i < 2; i++)
+		close(go[i]), close(done[i]);
 	upager_close(up);
 }
 END_TEST
@@ -403,6 +459,7 @@ int main(void)
 	tcase_add_test(tc, child_sees_fork_time_data);
 	tcase_add_test(tc, child_threads);
 	tcase_add_test(tc, child_is_budgeted);
+	tcase_add_test(tc, child_counts_pages_its_parent_let_go);
 	tcase_add_test(tc, child_outlives_killed_parent);
 	tcase_add_loop_test(tc, child_outlives_close, 0, 2);
 	tcase_add_test(tc, child_writes_discards_and_forks);
