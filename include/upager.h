@@ -198,6 +198,34 @@ struct upager_stats {
 
 UPAGER_API int upager_stats(upager_t *up, struct upager_stats *st);
 
+/*
+ * Added in 0.4: how this run would have gone with another RAM budget, a
+ * miss-ratio curve from one run.  upager keeps, for each page it evicts,
+ * how much data had been evicted before; when a fault reads the page back,
+ * the data evicted since is its reuse distance, and with that much more RAM
+ * the read would not have happened.  Exact for least-recently-used order,
+ * an estimate for upager's policies; see the README for how close.
+ */
+enum upager_forecast_basis {
+	UPAGER_FORECAST_MEASURED = 0,  /* the run's own budget: its own figures */
+	UPAGER_FORECAST_ESTIMATE = 1,  /* a larger budget: from the reuse distances */
+	UPAGER_FORECAST_AT_LEAST = 2,  /* a smaller budget: the run's own figures, a lower bound */
+};
+
+struct upager_forecast {
+	uint32_t size;        /* sizeof(struct upager_forecast), set by the caller */
+	uint32_t basis;       /* enum upager_forecast_basis */
+	uint64_t ram_budget;  /* the budget asked about */
+	uint64_t refills;     /* faults that would read a page back from the store or the pool */
+	uint64_t refill_ns;   /* their time, at this run's mean time per refill */
+	uint64_t footprint;   /* the budget at which no refill of a page evicted here would remain
+	                       * (this run's budget plus the longest reuse distance); the same for
+	                       * every ram_budget */
+};
+
+/* Fill out for ram_budget (bytes; 0: this run's).  0 or -EINVAL. */
+UPAGER_API int upager_forecast(upager_t *up, uint64_t ram_budget, struct upager_forecast *out);
+
 /* Write a human-readable report of st to buf (NUL-terminated, truncated to
  * len).  Returns the length it needed, like snprintf. */
 UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, size_t len);

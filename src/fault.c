@@ -137,13 +137,14 @@ static void io_put(struct upg_handler *h, struct upg_io *io)
 
 /* ---- helpers (up->lock held) ---- */
 
-static void fault_done(struct upager *up, uint64_t t0)
+static uint64_t fault_done(struct upager *up, uint64_t t0)
 {
 	uint64_t now = upg_now_ns(), ns = now - t0;
 	upg_stall_add(&up->stall, t0, now);
 	up->c.fault_count++;
 	up->c.fault_ns_total += ns;
 	upg_hist_add(&up->hist, ns);
+	return ns;
 }
 
 static void region_unbusy(struct upager *up, struct upg_region *r, uint32_t n)
@@ -155,7 +156,9 @@ static void region_unbusy(struct upager *up, struct upg_region *r, uint32_t n)
 
 static enum upg_policy_hint hint_for(struct upager *up, struct upg_pte *p)
 {
-	return upg_policy_is_ghost(up->evict_seq, p->evict_seq, up->nframes) ? UPG_HINT_GHOST : UPG_HINT_NEW;
+	uint64_t window = up->budget >> 12;  /* the data the budget holds, in the counter's units */
+	return upg_policy_is_ghost(up->evict_seq, p->evict_seq, window < UPG_FC_SEQ_MASK ? (uint32_t)window : UPG_FC_SEQ_MASK)
+		       ? UPG_HINT_GHOST : UPG_HINT_NEW;
 }
 
 static void defer(struct upager *up, struct upg_region *r, uint64_t page, struct upg_pte *p, bool write,
@@ -367,6 +370,7 @@ static void zero_fill(struct upg_handler *h, struct upg_region *r, uint64_t page
 	}
 	upg_resident_sub(up, (n - filled) * r->psize);
 	up->c.zero_fills += filled;
+	up->c.zero_fill_bytes += filled * r->psize;
 	if (rc) {
 		/* The faulting page itself is not mapped (unmapped meanwhile,
 		 * or PROT_NONE): wake the thread; it gets SIGSEGV or faults
@@ -473,6 +477,8 @@ static void pool_read(struct upg_handler *h, struct upg_region *r, uint64_t page
 		return;
 	}
 	bool ghost = hint_for(up, p) == UPG_HINT_GHOST;
+	if (!prefetch)
+		upg_fc_add(&up->fc, up->evict_seq, p->evict_seq);
 	for (uint32_t i = 0; i < n; i++) {
 		struct upg_pte *q = upg_pte_get(r, page + i);
 		q->evict_seq = q->frame;  /* the handle */
@@ -549,6 +555,8 @@ static void store_read(struct upg_handler *h, struct upg_region *r, uint64_t pag
 		.fault_page = prefetch ? NO_PAGE : page, .fault_write = write, .t0 = t0,
 		.ghost = hint_for(up, p) == UPG_HINT_GHOST,
 	};
+	if (!prefetch)
+		upg_fc_add(&up->fc, up->evict_seq, p->evict_seq);
 	submit_read(h, io);
 }
 
@@ -822,12 +830,12 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 			up->c.pool_hits += io->fault_page != NO_PAGE;
 			up->c.refaults += io->ghost && io->fault_page != NO_PAGE;
 			if (io->fault_page != NO_PAGE)
-				fault_done(up, io->t0);
+				up->c.refill_ns += fault_done(up, io->t0);
 		} else if (io->fault_page != NO_PAGE) {
 			up->c.store_reads++;
 			up->c.refaults += io->ghost;
 			up->c.readahead_pages += io->npages - 1;
-			fault_done(up, io->t0);
+			up->c.refill_ns += fault_done(up, io->t0);
 		} else {
 			up->c.readahead_pages += io->npages;
 		}

@@ -43,6 +43,7 @@
 #include "inject.h"
 #include "domain.h"
 #include "stall.h"
+#include "forecast.h"
 
 #define UPG_BLOCK 4096u
 #define UPG_MAX_PAGE (2u << 20)  /* largest region page size */
@@ -67,6 +68,8 @@ struct upg_counters {
 	uint64_t integrity_errors, poisoned;
 	uint64_t polls, poll_hits, poll_cpu_ns;  /* handlers' completion polling (atomic adds) */
 	uint64_t pool_hits, pool_puts, pool_rejects, pool_writebacks, pool_drops, pool_full;
+	uint64_t refill_ns;  /* the time of the faults served by a store or pool read */
+	uint64_t zero_fill_bytes;
 };
 
 #define UPG_HIST_BUCKETS 256
@@ -186,6 +189,7 @@ struct upager {
 	struct upg_counters c;
 	struct upg_hist hist;
 	struct upg_stall stall;       /* up->lock */
+	struct upg_forecast fc;       /* up->lock */
 	uint64_t threads_look_ns;     /* when the evictor last counted the program's threads */
 };
 

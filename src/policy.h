@@ -19,6 +19,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "forecast.h"
+
 enum upg_policy_hint {
 	UPG_HINT_NEW = 0,       /* first touch, or a store read of a page not seen lately */
 	UPG_HINT_GHOST = 1,     /* store read of a page evicted within the ghost window */
@@ -55,13 +57,14 @@ const struct upg_policy_ops *upg_policy_find(const char *name);
 const char *upg_policy_names(void);
 
 /*
- * Ghost test shared by the runtime and the trace simulator: a page evicted
- * as eviction number evicted_seq is a ghost hit at eviction count now when
- * fewer than window evictions have happened since.  Sequence numbers wrap.
+ * Ghost test: a page evicted at evicted_seq (see forecast.h: the eviction
+ * counter, in 4 KiB units, and UPG_FC_GHOST when the policy asked for
+ * ghost hits) is a ghost hit at counter now when less than window units
+ * have been evicted since.  The counter wraps.
  */
 static inline bool upg_policy_is_ghost(uint32_t now, uint32_t evicted_seq, uint32_t window)
 {
-	return evicted_seq != 0 && (uint32_t)(now - evicted_seq) < window;
+	return (evicted_seq & UPG_FC_GHOST) && upg_fc_distance(now, evicted_seq) < window;
 }
 
 #endif

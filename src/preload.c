@@ -360,6 +360,40 @@ static void kernel_rss(uint64_t *now, uint64_t *peak)
 
 #define MIB_F(x) ((double)(x) / (1 << 20))
 
+/* The forecast for larger budgets (see upager_forecast()), appended to the
+ * report at buf[n]: a JSON member list, or a text line.  The new length. */
+static int forecast_report(bool json, char *buf, int n, size_t len)
+{
+	static const unsigned quarters[] = { 5, 6, 8, 12, 16 };  /* 1.25x .. 4x */
+	struct upager_forecast at = { .size = sizeof at };
+	if (n < 0 || (size_t)n >= len || upager_forecast(runtime, 0, &at))
+		return n;
+	uint64_t budget = at.ram_budget, now = at.refills;
+	if (json)
+		n += snprintf(buf + n, len - (size_t)n, ",\"footprint\":%llu,\"forecast\":[", (unsigned long long)at.footprint);
+	else if (now)
+		n += snprintf(buf + n, len - (size_t)n, "  with more RAM     refills (estimates, from reuse distances):");
+	else
+		return n;
+	for (unsigned i = 0; i < sizeof quarters / sizeof quarters[0] && (size_t)n < len; i++) {
+		if (upager_forecast(runtime, budget * quarters[i] / 4, &at))
+			break;
+		if (json)
+			n += snprintf(buf + n, len - (size_t)n,
+				      "%s{\"ram_budget\":%llu,\"refills\":%llu,\"refill_seconds\":%.6f,\"basis\":\"estimate\"}",
+				      i ? "," : "", (unsigned long long)at.ram_budget, (unsigned long long)at.refills,
+				      at.refill_ns / 1e9);
+		else
+			n += snprintf(buf + n, len - (size_t)n, "%s %.4gx %.0f MiB %llu (%.1f s)", i ? "," : "",
+				      quarters[i] / 4.0, MIB_F(at.ram_budget), (unsigned long long)at.refills,
+				      at.refill_ns / 1e9);
+	}
+	if ((size_t)n < len)
+		n += snprintf(buf + n, len - (size_t)n, json ? "]" : "; no refill of an evicted page at %.0f MiB\n",
+			      MIB_F(at.footprint));
+	return n;
+}
+
 static void write_report(void)
 {
 	if (is_child || !runtime)
@@ -398,7 +432,7 @@ static void write_report(void)
 			     "\"kernel_rss_peak\":%llu,\"kernel_rss_end\":%llu,\"outside_peak\":%llu,\"outside_end\":%llu,"
 			     "\"mmap_min\":%llu,\"mmap_paged_calls\":%llu,\"mmap_paged_peak\":%llu,"
 			     "\"mmap_kernel_calls\":%llu,\"mmap_kernel_bytes\":%llu,\"mostly_outside\":%s,"
-			     "\"tree_budget\":%llu,\"tree_resident_peak\":%llu,\"tree_processes\":%u}\n",
+			     "\"tree_budget\":%llu,\"tree_resident_peak\":%llu,\"tree_processes\":%u",
 			     (int)getpid(), (unsigned long long)st.ram_budget, (unsigned long long)st.resident_peak,
 			     (unsigned long long)st.store_bytes, (unsigned long long)(st.store_slots_used * 4096),
 			     (unsigned long long)st.zero_fills, (unsigned long long)st.store_reads,
@@ -424,7 +458,11 @@ static void write_report(void)
 			     escaped ? "true" : "false", (unsigned long long)tree->budget,
 			     (unsigned long long)__atomic_load_n(&tree->peak, __ATOMIC_RELAXED),
 			     __atomic_load_n(&tree->joined, __ATOMIC_RELAXED));
-	else {
+	if (report.json) {
+		n = forecast_report(true, buf, n, sizeof buf);
+		if (n >= 0 && (size_t)n < sizeof buf)
+			n += snprintf(buf + n, sizeof buf - (size_t)n, "}\n");
+	} else {
 		n = upager_format_stats(&st, buf, sizeof buf);
 		if (n >= 0 && (size_t)n < sizeof buf)
 			n += snprintf(buf + n, sizeof buf - (size_t)n,
@@ -440,6 +478,7 @@ static void write_report(void)
 				      escaped ? "  warning           most of this program's memory stayed outside upager, "
 						"so --ram did not cap it: see 'What the cap covers' in the README\n"
 					      : "");
+		n = forecast_report(false, buf, n, sizeof buf);
 	}
 	if (n < 0)
 		return;

@@ -580,6 +580,41 @@ static uint64_t mapped_resident(const void *p, size_t len)
 	return n * 4096;
 }
 
+UPAGER_API int upager_forecast(upager_t *up, uint64_t ram_budget, struct upager_forecast *out)
+{
+	if (!up || !out || out->size < sizeof *out)
+		return -EINVAL;
+	struct upager_forecast f = { .size = out->size };
+	pthread_mutex_lock(&up->lock);
+	uint64_t budget = up->budget, now = up->c.store_reads + up->c.pool_hits, ns = up->c.refill_ns;
+	f.ram_budget = ram_budget ? ram_budget : budget;
+	/* The data evicted since counts a page evicted twice twice: no
+	 * more than the pages this process ever filled, then. */
+	uint64_t touched = up->c.zero_fill_bytes;
+	f.footprint = budget + (up->fc.most + 1) * 4096;
+	if (touched && touched < f.footprint)
+		f.footprint = touched > budget ? touched : budget;
+	if (f.ram_budget > budget) {
+		f.basis = UPAGER_FORECAST_ESTIMATE;
+		/* The histogram's refills by distance, scaled to the run's
+		 * count (a fault retried after a failed read is in it twice). */
+		/* With the pool, a part of the budget holds compressed
+		 * pages, whose faults are refills too: of more RAM, only the
+		 * same part as now goes to pages in RAM. */
+		double in_ram = 1.0 - (double)up->pool.bytes / (double)budget;
+		uint64_t extra = (uint64_t)((double)(f.ram_budget - budget) * (in_ram > 0.05 ? in_ram : 0.05));
+		uint64_t all = upg_fc_refills(&up->fc, 0), left = upg_fc_refills(&up->fc, extra);
+		f.refills = all ? (uint64_t)((double)now * (double)left / (double)all + 0.5) : 0;
+	} else {
+		f.basis = f.ram_budget == budget ? UPAGER_FORECAST_MEASURED : UPAGER_FORECAST_AT_LEAST;
+		f.refills = now;
+	}
+	f.refill_ns = now ? (uint64_t)((double)ns * (double)f.refills / (double)now) : 0;
+	pthread_mutex_unlock(&up->lock);
+	*out = f;
+	return 0;
+}
+
 UPAGER_API int upager_stats(upager_t *up, struct upager_stats *out)
 {
 	if (!up || !out || out->size < offsetof(struct upager_stats, metadata_bytes))

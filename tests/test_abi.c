@@ -109,6 +109,15 @@ static const struct field map_opts_fields[] = {
 	F(upager_map_opts, page_size, 4, 4),
 };
 
+static const struct field forecast_fields[] = {
+	F(upager_forecast, size, 0, 4),
+	F(upager_forecast, basis, 4, 4),
+	F(upager_forecast, ram_budget, 8, 8),
+	F(upager_forecast, refills, 16, 8),
+	F(upager_forecast, refill_ns, 24, 8),
+	F(upager_forecast, footprint, 32, 8),
+};
+
 static void check_fields(const char *type, const struct field *f, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -143,6 +152,17 @@ START_TEST(test_map_opts_layout)
 	ck_assert_msg(sizeof(struct upager_map_opts) == 8, "ABI break: sizeof(struct upager_map_opts) is %zu, was 8",
 		      sizeof(struct upager_map_opts));
 	check_fields("upager_map_opts", map_opts_fields, sizeof map_opts_fields / sizeof map_opts_fields[0]);
+}
+END_TEST
+
+START_TEST(test_forecast_layout)
+{
+	ck_assert_msg(sizeof(struct upager_forecast) == 40, "ABI break: sizeof(struct upager_forecast) is %zu, was 40",
+		      sizeof(struct upager_forecast));
+	check_fields("upager_forecast", forecast_fields, sizeof forecast_fields / sizeof forecast_fields[0]);
+	ck_assert_int_eq(UPAGER_FORECAST_MEASURED, 0);
+	ck_assert_int_eq(UPAGER_FORECAST_ESTIMATE, 1);
+	ck_assert_int_eq(UPAGER_FORECAST_AT_LEAST, 2);
 }
 END_TEST
 
@@ -246,6 +266,7 @@ static const char *const public_functions[] = {
 	"upager_config_init", "upager_config_from_env", "upager_config_validate", "upager_parse_size", "upager_open",
 	"upager_close",       "upager_map",             "upager_unmap",      "upager_advise",
 	"upager_owns",        "upager_stats",           "upager_format_stats", "upager_version",
+	"upager_forecast",
 };
 
 static int find_lib(struct dl_phdr_info *info, size_t size, void *arg)
@@ -330,6 +351,7 @@ static Suite *abi_suite(void)
 	tcase_add_test(tc, test_config_layout);
 	tcase_add_test(tc, test_stats_layout);
 	tcase_add_test(tc, test_map_opts_layout);
+	tcase_add_test(tc, test_forecast_layout);
 	tcase_add_test(tc, test_enum_values);
 	suite_add_tcase(s, tc);
 

@@ -448,11 +448,12 @@ static double sim_hit_ratio(const char *name, const struct trace *t, uint32_t C,
 			for (uint32_t k = 0; k < got; k++) {
 				uint32_t v = victims[k];
 				CHECK(v < C && frame_page[v] != NIL, "%s evicted free frame %u", name, v);
-				if (++seq == 0) /* 0 means "never evicted" */
+				seq = (seq + 1) & UPG_FC_SEQ_MASK;
+				if (seq == 0) /* 0 means "never evicted" */
 					seq = 1;
-				/* As the runtime does: only ghost-worthy victims
-				 * are remembered. */
-				evicted_seq[frame_page[v]] = ghosts[k] ? seq : 0;
+				/* As the runtime does: ghost-worthy victims are
+				 * marked (see forecast.h). */
+				evicted_seq[frame_page[v]] = seq | (ghosts[k] ? UPG_FC_GHOST : 0);
 				page_frame[frame_page[v]] = NIL;
 				frame_page[v] = NIL;
 				dirty[v] = 0; /* written back */

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The forecast (upager_forecast()): refills predicted from one run at its
+ * budget for 1.5 and 2 times that budget hold within 20% of real runs at
+ * those budgets, on deterministic workloads of three shapes (one known
+ * exception with the pool: see near()); below the
+ * run's budget the run's own count is given as a lower bound.  Every run
+ * checks every page it reads.
+ */
+#include <check.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+
+#define BUDGET (8ULL << 20)
+#define PAGES (4 * BUDGET / 4096)  /* the data: four budgets */
+
+enum shape { UNIFORM, HOTSET, SKEWED };
+static const char *const names[] = { "uniform", "hot set", "skewed" };
+
+/* The page of access i: uniform over the data; 85% in a hot set of 1.6
+ * budgets, the rest anywhere; or 90% in the first tenth. */
+static uint64_t next_page(enum shape s, uint64_t *rng)
+{
+	switch (s) {
+	case UNIFORM:
+		return upg_t_rand(rng) % PAGES;
+	case HOTSET:
+		if (upg_t_rand(rng) % 100 < 85)
+			return upg_t_rand(rng) % (PAGES * 2 / 5);
+		return upg_t_rand(rng) % PAGES;
+	default:
+		return upg_t_skewed(rng, PAGES);
+	}
+}
+
+struct outcome {
+	uint64_t refills;
+	struct upager_forecast at[3];  /* 1.5, 2 and 0.5 budgets */
+};
+
+/* One run at budget: fill the data, then accesses of shape s, reading each
+ * page and rewriting one in four; refills are the faults that read a page
+ * back, from the store or the pool. */
+static struct outcome run(enum shape s, uint64_t budget)
+{
+	struct upager_config cfg;
+	upager_config_init(&cfg);
+	cfg.ram_budget = budget;
+	upager_t *up = upg_t_open_config(&cfg);
+	char *base;
+	ck_assert_int_eq(upager_map(up, PAGES * 4096, NULL, (void **)&base), 0);
+	uint32_t *gen = calloc(PAGES, sizeof *gen);
+	for (uint64_t pg = 0; pg < PAGES; pg++)
+		upg_t_fill(base + pg * 4096, 4096, pg, gen[pg] = 1);
+	uint64_t rng = 42, accesses = upg_t_scale(12 * PAGES);
+	for (uint64_t i = 0; i < accesses; i++) {
+		uint64_t pg = next_page(s, &rng);
+		ck_assert_msg(upg_t_check(base + pg * 4096, 4096, pg, gen[pg]) == 0, "%s: page %llu wrong", names[s],
+			      (unsigned long long)pg);
+		if (i % 4 == 0)
+			upg_t_fill(base + pg * 4096, 4096, pg, ++gen[pg]);
+	}
+	struct outcome o = { 0 };
+	struct upager_stats st = { .size = sizeof st };
+	ck_assert_int_eq(upager_stats(up, &st), 0);
+	o.refills = st.store_reads + st.pool_hits;
+	if (getenv("UPG_TEST_VERBOSE"))
+		fprintf(stderr, "%s at %llu MiB: %llu store reads, %llu pool hits, pool %llu KiB, resident %llu KiB, %llu evictions\n",
+			names[s], (unsigned long long)(budget >> 20), (unsigned long long)st.store_reads,
+			(unsigned long long)st.pool_hits, (unsigned long long)(st.pool_bytes >> 10),
+			(unsigned long long)(st.resident_bytes >> 10), (unsigned long long)st.evictions);
+	const uint64_t asked[3] = { budget * 3 / 2, budget * 2, budget / 2 };
+	for (int k = 0; k < 3; k++) {
+		o.at[k].size = sizeof o.at[k];
+		ck_assert_int_eq(upager_forecast(up, asked[k], &o.at[k]), 0);
+	}
+	free(gen);
+	upager_close(up);
+	return o;
+}
+
+/* Within 20%.  One known exception, in the README's limits: with the
+ * compressed pool, pages of a skewed workload's hot part cycle through the
+ * pool (read hits are invisible to the policy), and do so at larger
+ * budgets too; the forecast, which counts those refills as saved by more
+ * RAM, comes out low there (about -30%), and is held to -50%. */
+static void near(enum shape s, const char *what, uint64_t predicted, uint64_t real)
+{
+	double err = real ? ((double)predicted - (double)real) / (double)real : 0;
+	const char *c = getenv("UPG_TEST_COMPRESS");
+	bool pool = !(c && !strcmp(c, "off"));
+	double low = pool && s == SKEWED ? -0.5 : -0.2;
+	fprintf(stderr, "%-8s %s: predicted %llu refills, a real run made %llu (%+.1f%%)%s\n", names[s], what,
+		(unsigned long long)predicted, (unsigned long long)real, err * 100, pool ? "" : ", no pool");
+	ck_assert_msg(err <= 0.2 && err >= low, "%s %s: predicted %llu refills, a real run made %llu", names[s],
+		      what, (unsigned long long)predicted, (unsigned long long)real);
+}
+
+START_TEST(prediction_holds)
+{
+	enum shape s = (enum shape)_i;
+	struct outcome base = run(s, BUDGET), more = run(s, BUDGET * 3 / 2), most = run(s, BUDGET * 2);
+	fprintf(stderr, "%-8s at the budget: %llu refills; footprint %llu MiB\n", names[s], (unsigned long long)base.refills,
+	       (unsigned long long)(base.at[0].footprint >> 20));
+	ck_assert_uint_gt(base.refills, 1000);
+	ck_assert_uint_eq(base.at[0].basis, UPAGER_FORECAST_ESTIMATE);
+	ck_assert_uint_eq(base.at[2].basis, UPAGER_FORECAST_AT_LEAST);
+	ck_assert_uint_eq(base.at[2].refills, base.refills);
+	ck_assert_uint_ge(base.at[0].refills, base.at[1].refills);
+	ck_assert_uint_gt(base.at[0].footprint, BUDGET);
+	near(s, "1.5x", base.at[0].refills, more.refills);
+	near(s, "2x  ", base.at[1].refills, most.refills);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *su = suite_create("forecast");
+	TCase *tc = tcase_create("forecast");
+	tcase_set_timeout(tc, 300);
+	tcase_add_loop_test(tc, prediction_holds, UNIFORM, SKEWED + 1);
+	suite_add_tcase(su, tc);
+	SRunner *sr = srunner_create(su);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
