@@ -126,6 +126,7 @@ int upg_domain_join(struct upg_domain *d, const char *path, uint64_t budget, cha
 			__atomic_store_n(&s->peak, 0, __ATOMIC_RELAXED);
 			__atomic_store_n(&s->last_in_ns, 0, __ATOMIC_RELAXED);
 			__atomic_store_n(&s->image, image, __ATOMIC_RELAXED);
+			memset(&s->live, 0, sizeof s->live);
 			__atomic_fetch_add(&d->a->joined, 1, __ATOMIC_RELAXED);
 			d->me = s;
 			return 0;
@@ -150,6 +151,34 @@ void upg_domain_leave(struct upg_domain *d)
 	}
 	munmap(d->a, d->len);
 	d->a = NULL;
+}
+
+void upg_domain_publish(struct upg_domain *d, const struct upg_domain_live *live)
+{
+	if (!d->a || !d->shared)
+		return;
+	struct upg_domain_live *l = &d->me->live;
+	uint32_t seq = __atomic_load_n(&l->seq, __ATOMIC_RELAXED);
+	__atomic_store_n(&l->seq, seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	struct upg_domain_live copy = *live;
+	copy.seq = seq + 1;
+	memcpy(l, &copy, sizeof copy);
+	__atomic_store_n(&l->seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+bool upg_domain_read_live(const struct upg_domain_slot *slot, struct upg_domain_live *out)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		uint32_t a = __atomic_load_n(&slot->live.seq, __ATOMIC_ACQUIRE);
+		if (a & 1)
+			continue;
+		memcpy(out, (const void *)&slot->live, sizeof *out);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&slot->live.seq, __ATOMIC_RELAXED) == a)
+			return a != 0;
+	}
+	return false;
 }
 
 static void raise_peak(uint64_t *peak, uint64_t v)

@@ -28,6 +28,18 @@
 #define UPG_DOMAIN_SLOTS 256
 #define UPG_DOMAIN_WAIT_NS (20ULL * 1000 * 1000)
 
+/* A member's figures for upager-top, published by its evictor about every
+ * 100 ms: seq is odd while they are written (a reader retries). */
+struct upg_domain_live {
+	uint32_t seq;
+	uint32_t threads;         /* the program's threads (upager's own not counted) */
+	char comm[16];            /* the program's name, /proc/self/comm */
+	uint64_t at_ns;           /* CLOCK_MONOTONIC of the last publication */
+	uint64_t wall_ns, stall_some_ns, stall_all_ns;
+	uint64_t zero_fills, store_reads, pool_hits, refaults, evictions, writebacks;
+	uint64_t bytes_in, bytes_out, pool_bytes, store_bytes;
+};
+
 struct upg_domain_slot {
 	int32_t pid;          /* 0: free */
 	int32_t shares_with;  /* a parent whose count holds pages this member shares with it: its slot
@@ -36,6 +48,7 @@ struct upg_domain_slot {
 	uint64_t peak;
 	uint64_t last_in_ns;  /* CLOCK_MONOTONIC when it last brought a page in */
 	uint64_t image;       /* which program image of pid joined: one that exec'd leaves its slot */
+	struct upg_domain_live live;
 };
 
 struct upg_domain_area {
@@ -70,6 +83,10 @@ struct upg_domain_area *upg_domain_map(const char *path, size_t *len);
 bool upg_domain_barred(const char *path);
 int upg_domain_join(struct upg_domain *d, const char *path, uint64_t budget, char *err, size_t errlen);
 void upg_domain_leave(struct upg_domain *d);
+/* Publish this member's figures (only a shared domain's are seen). */
+void upg_domain_publish(struct upg_domain *d, const struct upg_domain_live *live);
+/* Read slot's figures consistently into out; false when it has none. */
+bool upg_domain_read_live(const struct upg_domain_slot *slot, struct upg_domain_live *out);
 /* This member shares pages with pid (its parent, 0: no more), counted in
  * pid's slot: while pid's slot names it, the slot is not reaped. */
 static inline void upg_domain_shares_with(struct upg_domain *d, int32_t pid)

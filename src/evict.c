@@ -923,6 +923,32 @@ static void timed_wait(struct upager *up, unsigned ms)
 	pthread_cond_timedwait(&up->evict_cond, &up->lock, &ts);
 }
 
+/* This process's figures, for upager-top (domain.h).  Lock held. */
+static void publish(struct upager *up, uint64_t now)
+{
+	if (!up->dom.shared)
+		return;
+	struct upg_domain_live l = {
+		.threads = up->stall.threads ? up->stall.threads : 1,
+		.at_ns = now, .wall_ns = now - up->stall.start_ns,
+		.stall_some_ns = up->stall.some_ns, .stall_all_ns = up->stall.full_ns,
+		.zero_fills = up->c.zero_fills, .store_reads = up->c.store_reads, .pool_hits = up->c.pool_hits,
+		.refaults = up->c.refaults, .evictions = up->c.evictions, .writebacks = up->c.writebacks,
+		.bytes_in = up->c.bytes_read, .bytes_out = up->c.bytes_written, .pool_bytes = up->pool.bytes,
+		.store_bytes = up->store.size_blocks * 4096ULL,
+	};
+	if (!up->comm[0]) {
+		int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, up->comm, sizeof up->comm - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		up->comm[n > 0 ? n : 0] = 0;
+		up->comm[strcspn(up->comm, "\n")] = 0;
+	}
+	memcpy(l.comm, up->comm, sizeof l.comm);
+	upg_domain_publish(&up->dom, &l);
+}
+
 /* The program's threads, for the stall figures' "all" (stall.h): the
  * process's, less this runtime's handlers and evictor.  Lock held. */
 static void count_threads(struct upager *up, uint64_t now)
@@ -933,6 +959,7 @@ static void count_threads(struct upager *up, uint64_t now)
 	pthread_mutex_lock(&up->lock);
 	if (all)
 		up->stall.threads = all > own ? all - own : 1;
+	publish(up, now);
 }
 
 /* A forked child's pages shared with its parent are counted there (see

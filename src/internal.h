@@ -191,6 +191,7 @@ struct upager {
 	struct upg_stall stall;       /* up->lock */
 	struct upg_forecast fc;       /* up->lock */
 	uint64_t threads_look_ns;     /* when the evictor last counted the program's threads */
+	char comm[16];                /* its name, for upager-top (evictor only; "": not read yet) */
 };
 
 /* The seal (checksums, keys) of the store that holds slot. */
