@@ -960,6 +960,12 @@ static void count_threads(struct upager *up, uint64_t now)
 	if (all)
 		up->stall.threads = all > own ? all - own : 1;
 	publish(up, now);
+	struct upg_tl_sample x = {
+		.t_ns = now - up->stall.start_ns, .resident = up->resident,
+		.refills = up->c.store_reads + up->c.pool_hits, .zero_fills = up->c.zero_fills,
+		.stall_some_ns = up->stall.some_ns,
+	};
+	upg_tl_add(&up->tl, &x);
 }
 
 /* A forked child's pages shared with its parent are counted there (see

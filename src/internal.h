@@ -44,6 +44,7 @@
 #include "domain.h"
 #include "stall.h"
 #include "forecast.h"
+#include "timeline.h"
 
 #define UPG_BLOCK 4096u
 #define UPG_MAX_PAGE (2u << 20)  /* largest region page size */
@@ -190,6 +191,7 @@ struct upager {
 	struct upg_hist hist;
 	struct upg_stall stall;       /* up->lock */
 	struct upg_forecast fc;       /* up->lock */
+	struct upg_timeline tl;       /* up->lock */
 	uint64_t threads_look_ns;     /* when the evictor last counted the program's threads */
 	char comm[16];                /* its name, for upager-top (evictor only; "": not read yet) */
 };

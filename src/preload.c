@@ -19,6 +19,7 @@
  * back: the range is discarded, RAM and store slots alike, with no I/O.
  */
 #include "internal.h"
+#include "report_html.h"
 #include "options.h"
 #include "preload.h"
 
@@ -71,7 +72,7 @@ static size_t (*libc_usable_size)(void *);
 
 static struct {
 	char path[4096];
-	bool json, on;
+	bool json, html, on;
 	int fd;  /* a private copy of stderr: programs close theirs before exit (ls, sort) */
 } report = { .fd = -1 };
 
@@ -267,6 +268,11 @@ static bool parse_report(const char *v)
 		v += 5;
 		if (!*v || !strcmp(v, "stderr"))
 			return true;
+	} else if (!strncmp(v, "html:", 5)) {
+		report.html = true;
+		v += 5;
+		if (!*v)
+			return false;
 	}
 	if (strlen(v) >= sizeof report.path)
 		return false;
@@ -294,7 +300,8 @@ __attribute__((constructor(101))) static void preload_init(void)
 	if (upager_config_from_env(&cfg, err, sizeof err))
 		fail_start("bad environment", err);
 	if (!parse_report(secure_getenv("UPAGER_REPORT")))
-		fail_start("bad environment", "UPAGER_REPORT is too long: expected 1, stderr, a file path or json:PATH");
+		fail_start("bad environment", "UPAGER_REPORT must be 1, stderr, a file path, json:PATH or html:PATH "
+					      "(with a path, shorter than 4096 bytes)");
 	if (!upg_pl_maps_setup(secure_getenv("UPAGER_MMAP")))
 		fail_start("bad environment", "UPAGER_MMAP must be off or a size from 4K to 1T, such as 64K "
 					      "(the smallest anonymous mmap() paged by upager)");
@@ -484,6 +491,21 @@ static void write_report(void)
 		return;
 	if ((size_t)n >= sizeof buf)
 		n = sizeof buf - 1;
+	const char *out = buf;
+	if (report.html) {
+		static char page[128 << 10];  /* static: the report is written once, at exit */
+		char title[64];
+		char comm[17] = "";
+		int cfd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+		ssize_t k = cfd >= 0 ? read(cfd, comm, 16) : -1;
+		if (cfd >= 0)
+			close(cfd);
+		comm[k > 0 ? k : 0] = 0;
+		comm[strcspn(comm, "\n")] = 0;
+		snprintf(title, sizeof title, "%s, pid %d", comm, (int)getpid());
+		n = upg_html_report(runtime, title, buf, page, sizeof page);
+		out = page;
+	}
 	int fd = report.fd >= 0 ? report.fd : 2;
 	if (report.path[0]) {
 		/* "%p" in the path becomes the process id: every process of a
@@ -500,7 +522,7 @@ static void write_report(void)
 			fd = 2;
 		}
 	}
-	(void)!write(fd, buf, (size_t)n);
+	(void)!write(fd, out, (size_t)n);
 	if (fd != 2 && fd != report.fd)
 		close(fd);
 }

@@ -605,6 +605,8 @@ UPAGER_API int upager_forecast(upager_t *up, uint64_t ram_budget, struct upager_
 		uint64_t extra = (uint64_t)((double)(f.ram_budget - budget) * (in_ram > 0.05 ? in_ram : 0.05));
 		uint64_t all = upg_fc_refills(&up->fc, 0), left = upg_fc_refills(&up->fc, extra);
 		f.refills = all ? (uint64_t)((double)now * (double)left / (double)all + 0.5) : 0;
+		if (f.ram_budget >= f.footprint)
+			f.refills = 0;  /* all the data this process filled fits */
 	} else {
 		f.basis = f.ram_budget == budget ? UPAGER_FORECAST_MEASURED : UPAGER_FORECAST_AT_LEAST;
 		f.refills = now;

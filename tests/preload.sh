@@ -156,5 +156,22 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && [ "$(cat /proc/sys/vm/
 		bad "unprivileged: exit $rc, message '$out'"
 	fi
 fi
+# The HTML report: the forecast's curve and three timeline panels as SVG,
+# each with points, around the text report; the program's output right.
+html=$(mktemp -d)
+"$run" --ram 8M --report=html:"$html/r.html" -- "$build/examples/kvstore" 16M >"$html/out" 2>"$html/err"; rc=$?
+svgs=$(grep -c "<svg" "$html/r.html" 2>/dev/null)
+pts=$(grep -o '<polyline[^>]*points="[^"]*"' "$html/r.html" 2>/dev/null | awk -F'points="' '{print split($2, a, " ")}' | sort -n | head -1)
+if [ $rc -eq 0 ] && grep -q "verify=OK" "$html/out" && [ "$svgs" -eq 4 ] && [ "${pts:-0}" -ge 3 ] &&
+	grep -q "With more RAM" "$html/r.html" && grep -q "budget" "$html/r.html" && grep -q "store read" "$html/r.html"; then
+	ok "--report=html:FILE: $svgs plots, the fewest points $pts, the text report inside"
+else
+	bad "--report=html:FILE: exit $rc, $svgs plots, fewest points ${pts:-none}: $(tail -2 "$html/err")"
+fi
+"$run" --report=html -- true 2>"$html/err"; rc=$?
+if [ $rc -eq 2 ] && grep -q "html:FILE" "$html/err"; then ok "--report=html without a file: $(head -1 "$html/err")"
+else bad "--report=html without a file: exit $rc, $(cat "$html/err")"; fi
+rm -rf "$html"
+
 echo "preload: $pass passed, $fail failed, 0 skipped"
 [ $fail -eq 0 ]

@@ -64,6 +64,9 @@ static const struct args_case cases[] = {
 	{ { "-r", "1G", "p", NULL }, -EINVAL, 0, 0, { NULL }, "unknown option '-r'" },
 	{ { "--bogus=1", "p", NULL }, -EINVAL, 0, 0, { NULL }, "unknown or ambiguous option '--bogus'" },
 	{ { "--st", "x", "p", NULL }, -EINVAL, 0, 0, { NULL }, "unknown or ambiguous option '--st'" },
+	{ { "--report=html", "p", NULL }, -EINVAL, 0, 0, { NULL },
+	  "--report=html needs a file to write the page to: --report=html:FILE" },
+	{ { "--report=html:/tmp/r.html", "p", NULL }, 0, UPG_RUN_EXEC, 2, { [UPG_RUN_REPORT] = "html:/tmp/r.html" }, NULL },
 	/* Found by tests/fuzz/fuzz_run_args: control characters reached the
 	 * message as they were. */
 	{ { "-\n", "p", NULL }, -EINVAL, 0, 0, { NULL }, "unknown option '-\\x0a'" },

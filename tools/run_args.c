@@ -150,7 +150,10 @@ int upg_run_parse_args(int argc, char **argv, struct upg_run_args *out, char *er
 				a.set[k] = "stderr";
 			else if (!strcmp(optarg, "json"))
 				a.set[k] = "json:stderr";
-			else
+			else if (!strcmp(optarg, "html") || !strcmp(optarg, "html:")) {
+				say(err, errlen, "--report=html needs a file to write the page to: --report=html:FILE");
+				return -EINVAL;
+			} else
 				a.set[k] = optarg;
 			break;
 		default:
