@@ -74,7 +74,7 @@ grew = all(k in pa and k in pb and pb[k]["evictions"] > pa[k]["evictions"] for k
 members = sum(p["resident"] for p in b["processes"])
 # The tree's total also holds room reserved for reads in flight.
 adds = abs(b["resident"] - members) <= max(b["budget"] // 8, 1 << 20)
-within = b["resident_peak"] <= b["budget"] * 9 // 8
+within = b["resident_peak"] <= b["budget"] * 9 // 8 and all(p["thrashing"] in (True, False) for p in b["processes"])
 print("ok" if grew and adds and within else "bad", len(b["processes"]), b["resident"] >> 20, members >> 20,
       b["budget"] >> 20, pb.get("kvstore", {}).get("evictions", 0) - pa.get("kvstore", {}).get("evictions", 0))
 PY

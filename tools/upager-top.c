@@ -128,7 +128,7 @@ static void clean(char *out, const char *in)
 static void show(const char *path, const struct upg_domain_area *a, bool json, bool once, bool tty)
 {
 	struct seen next[UPG_DOMAIN_SLOTS];
-	unsigned nnext = 0, members = 0;
+	unsigned nnext = 0, members = 0, thrashing = 0;
 	char line[512];
 	uint64_t total = __atomic_load_n(&a->total, __ATOMIC_RELAXED), peak = __atomic_load_n(&a->peak, __ATOMIC_RELAXED);
 	if (json)
@@ -160,13 +160,19 @@ static void show(const char *path, const struct upg_domain_area *a, bool json, b
 		char comm[16];
 		clean(comm, l.comm);
 		uint64_t res = __atomic_load_n(&s->resident, __ATOMIC_RELAXED), pk = __atomic_load_n(&s->peak, __ATOMIC_RELAXED);
+		/* As the report's warning (upg_stats_thrashed()), over this
+		 * refresh: half of it waiting, and many of the pages brought
+		 * back evicted shortly before. */
+		uint64_t refills = l.store_reads + l.pool_hits - p->store_reads - p->pool_hits;
+		bool thrash = stall >= 50 && refills >= 100 && (l.refaults - p->refaults) * 4 >= refills;
+		thrashing += thrash;
 		if (json)
 			printf("%s{\"pid\":%d,\"comm\":\"%s\",\"resident\":%llu,\"resident_peak\":%llu,\"zero_fills\":%llu,"
 			       "\"store_reads\":%llu,\"pool_hits\":%llu,\"refaults\":%llu,\"evictions\":%llu,\"writebacks\":%llu,"
 			       "\"bytes_in\":%llu,\"bytes_out\":%llu,\"pool_bytes\":%llu,\"store_bytes\":%llu,"
 			       "\"wall_seconds\":%.3f,\"stall_some_seconds\":%.3f,\"stall_all_seconds\":%.3f,\"threads\":%u,"
 			       "\"store_reads_per_s\":%.1f,\"pool_hits_per_s\":%.1f,\"zero_fills_per_s\":%.1f,"
-			       "\"evictions_per_s\":%.1f,\"stall_some_share\":%.4f}",
+			       "\"evictions_per_s\":%.1f,\"stall_some_share\":%.4f,\"thrashing\":%s}",
 			       members ? "," : "", (int)pid, comm, (unsigned long long)res, (unsigned long long)pk,
 			       (unsigned long long)l.zero_fills, (unsigned long long)l.store_reads,
 			       (unsigned long long)l.pool_hits, (unsigned long long)l.refaults,
@@ -175,14 +181,14 @@ static void show(const char *path, const struct upg_domain_area *a, bool json, b
 			       (unsigned long long)l.pool_bytes, (unsigned long long)l.store_bytes, l.wall_ns / 1e9,
 			       l.stall_some_ns / 1e9, l.stall_all_ns / 1e9, l.threads,
 			       rate(l.store_reads, p->store_reads, ns), rate(l.pool_hits, p->pool_hits, ns),
-			       rate(l.zero_fills, p->zero_fills, ns), rate(l.evictions, p->evictions, ns), stall / 100);
+			       rate(l.zero_fills, p->zero_fills, ns), rate(l.evictions, p->evictions, ns), stall / 100, thrash ? "true" : "false");
 		else {
 			snprintf(line, sizeof line, "%7d %-15s %9.1f %9.1f %8.0f %8.0f %8.0f %8.0f %6.1f%% %4u %9.1f %9.1f",
 				 (int)pid, comm, MIB(res), MIB(pk), rate(l.zero_fills, p->zero_fills, ns),
 				 rate(l.store_reads, p->store_reads, ns), rate(l.pool_hits, p->pool_hits, ns),
 				 rate(l.evictions, p->evictions, ns), stall, l.threads, MIB(l.pool_bytes),
 				 MIB(l.store_bytes));
-			puts(line);
+			printf("%s%s\n", line, thrash ? "  THRASHING" : "");
 		}
 		next[nnext].pid = pid;
 		next[nnext++].l = l;
@@ -192,6 +198,9 @@ static void show(const char *path, const struct upg_domain_area *a, bool json, b
 		puts("]}");
 	else if (!members)
 		puts("        (no process of the tree is paging now)");
+	else if (thrashing)
+		puts("\nTHRASHING: waiting for pages half the time or more, on pages evicted shortly before; a larger "
+		     "--ram would run it faster");
 	memset(prev, 0, sizeof prev);
 	memcpy(prev, next, nnext * sizeof next[0]);
 	fflush(stdout);
