@@ -154,7 +154,9 @@ int upg_uffd_wake(int fd, uintptr_t start, size_t len)
 	return ioctl(fd, UFFDIO_WAKE, &r) ? -errno : 0;
 }
 
-int upg_pagemap(int pm_fd, uintptr_t addr, size_t n, unsigned char *vec)
+/* vec[i] for the n pages from addr: in RAM or swapped (bits 63, 62), or
+ * when alone, in RAM and mapped by this process only (bits 63 and 56). */
+static int pagemap_scan(int pm_fd, uintptr_t addr, size_t n, unsigned char *vec, bool alone)
 {
 	uint64_t e[512];
 	for (size_t i = 0; i < n;) {
@@ -163,25 +165,20 @@ int upg_pagemap(int pm_fd, uintptr_t addr, size_t n, unsigned char *vec)
 		if (got != (ssize_t)(k * sizeof e[0]))
 			return got < 0 ? -errno : -EIO;
 		for (size_t j = 0; j < k; j++)
-			vec[i + j] = e[j] >> 62 ? 1 : 0;  /* bit 63: in RAM; bit 62: swapped (or a marker) */
+			vec[i + j] = alone ? (e[j] >> 63) & (e[j] >> 56) & 1 : e[j] >> 62 ? 1 : 0;
 		i += k;
 	}
 	return 0;
 }
 
+int upg_pagemap(int pm_fd, uintptr_t addr, size_t n, unsigned char *vec)
+{
+	return pagemap_scan(pm_fd, addr, n, vec, false);
+}
+
 int upg_pagemap_alone(int pm_fd, uintptr_t addr, size_t n, unsigned char *vec)
 {
-	uint64_t e[512];
-	for (size_t i = 0; i < n;) {
-		size_t k = n - i < 512 ? n - i : 512;
-		ssize_t got = pread(pm_fd, e, k * sizeof e[0], (off_t)((addr / 4096 + i) * sizeof e[0]));
-		if (got != (ssize_t)(k * sizeof e[0]))
-			return got < 0 ? -errno : -EIO;
-		for (size_t j = 0; j < k; j++)
-			vec[i + j] = (e[j] >> 63) & (e[j] >> 56) & 1;  /* bit 63: in RAM; bit 56: mapped once */
-		i += k;
-	}
-	return 0;
+	return pagemap_scan(pm_fd, addr, n, vec, true);
 }
 
 /* Is the 4 KiB page at addr in RAM or swapped out (1), or not there (0)?
