@@ -35,6 +35,8 @@ void upg_log(struct upager *up, int level, const char *fmt, ...) __attribute__((
  * waiting forever. */
 void upg_fatal(struct upager *up, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 uint64_t upg_now_ns(void);
+/* This process's name (/proc/self/comm, at most 15 characters), or "". */
+void upg_comm(char out[16]);
 /* Start one of upager's threads, named name (at most 15 characters: what
  * top -H and perf show), with every signal blocked: a process-directed
  * signal must go to an application thread, whose handler may touch managed

@@ -937,14 +937,8 @@ static void publish(struct upager *up, uint64_t now)
 		.bytes_in = up->c.bytes_read, .bytes_out = up->c.bytes_written, .pool_bytes = up->pool.bytes,
 		.store_bytes = up->store.size_blocks * 4096ULL,
 	};
-	if (!up->comm[0]) {
-		int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
-		ssize_t n = fd >= 0 ? read(fd, up->comm, sizeof up->comm - 1) : -1;
-		if (fd >= 0)
-			close(fd);
-		up->comm[n > 0 ? n : 0] = 0;
-		up->comm[strcspn(up->comm, "\n")] = 0;
-	}
+	if (!up->comm[0])
+		upg_comm(up->comm);
 	memcpy(l.comm, up->comm, sizeof l.comm);
 	upg_domain_publish(&up->dom, &l);
 }
