@@ -221,6 +221,13 @@ struct upager_forecast {
 	uint64_t footprint;   /* the budget at which no refill of a page evicted here would remain
 	                       * (this run's budget plus the longest reuse distance); the same for
 	                       * every ram_budget */
+	uint64_t knee;        /* where refills start to climb steeply as RAM shrinks: the budget at
+	                       * which the estimates fall furthest below the straight line from
+	                       * this run's refills to none at the footprint; the footprint when
+	                       * they nowhere fall a tenth below it (refills fall evenly with RAM).
+	                       * This run's budget when it made no refill.  The same for every
+	                       * ram_budget.  Added after the rest: a caller that passes size 40
+	                       * does not get it */
 };
 
 /* Fill out for ram_budget (bytes; 0: this run's).  0 or -EINVAL. */

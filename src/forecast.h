@@ -16,6 +16,16 @@
  * budget the run's own refills are a lower bound: a page that was in RAM
  * stays so no more with less of it, for an LRU-like policy.
  *
+ * One kind of refill is not saved by more RAM: read hits are invisible to
+ * the policy, so its main queue is a plain FIFO for pages that are only
+ * read, and a hot page leaves it once per pass of the queue however hot it
+ * is, to come back at once.  Such a refill (a page evicted from main,
+ * back within half of RAM's worth of evictions) is a "cycler": with more
+ * RAM the queue is longer and the page passes through it less often, in
+ * proportion to RAM, and to the evictions there would be.  The estimate
+ * takes the others by their distances as above and the cyclers so, which
+ * is one linear equation (upg_fc_estimate()).
+ *
  * Distances are kept in a log-linear histogram (UPG_FC_SUB buckets per
  * power of two, so any distance is placed within an eighth of itself),
  * read with linear interpolation inside a bucket.  Not thread-safe:
@@ -33,6 +43,7 @@
 
 struct upg_forecast {
 	uint64_t n[UPG_FC_BUCKETS];  /* refills by distance, in 4 KiB units */
+	uint64_t m[UPG_FC_BUCKETS];  /* those of pages the policy evicted from its main queue */
 	uint64_t cold;               /* refills of pages not evicted by this process */
 	uint64_t most;               /* the largest distance seen */
 };
@@ -41,6 +52,14 @@ struct upg_forecast {
 void upg_fc_add(struct upg_forecast *f, uint32_t now, uint32_t seq);
 /* Refills of the run that would remain with extra bytes more RAM. */
 uint64_t upg_fc_refills(const struct upg_forecast *f, uint64_t extra);
+/*
+ * The run's refills (its count, which may differ a little from the
+ * histogram's) that would remain with extra bytes more RAM, the run having
+ * held ram bytes of pages in RAM and made evictions evictions.  See the
+ * comment at the top for the two kinds of refill.
+ */
+uint64_t upg_fc_estimate(const struct upg_forecast *f, uint64_t refills, uint64_t evictions, uint64_t ram,
+			 uint64_t extra);
 
 /* The distance of a page evicted at seq, in 4 KiB units. */
 static inline uint32_t upg_fc_distance(uint32_t now, uint32_t seq)

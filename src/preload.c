@@ -377,7 +377,8 @@ static int forecast_report(bool json, char *buf, int n, size_t len)
 		return n;
 	uint64_t budget = at.ram_budget, now = at.refills;
 	if (json)
-		n += snprintf(buf + n, len - (size_t)n, ",\"footprint\":%llu,\"forecast\":[", (unsigned long long)at.footprint);
+		n += snprintf(buf + n, len - (size_t)n, ",\"footprint\":%llu,\"knee\":%llu,\"forecast\":[",
+			      (unsigned long long)at.footprint, (unsigned long long)at.knee);
 	else if (now)
 		n += snprintf(buf + n, len - (size_t)n, "  with more RAM     refills (estimates, from reuse distances):");
 	else
@@ -395,9 +396,20 @@ static int forecast_report(bool json, char *buf, int n, size_t len)
 				      quarters[i] / 4.0, MIB_F(at.ram_budget), (unsigned long long)at.refills,
 				      at.refill_ns / 1e9);
 	}
-	if ((size_t)n < len)
-		n += snprintf(buf + n, len - (size_t)n, json ? "]" : "; no refill of an evicted page at %.0f MiB\n",
-			      MIB_F(at.footprint));
+	if ((size_t)n >= len)
+		return n;
+	if (json)
+		n += snprintf(buf + n, len - (size_t)n, "]");
+	else if (at.knee < at.footprint)
+		n += snprintf(buf + n, len - (size_t)n,
+			      "; no refill of an evicted page at %.0f MiB\n"
+			      "  knee              %.0f MiB: with less RAM, refills climb steeply\n",
+			      MIB_F(at.footprint), MIB_F(at.knee));
+	else
+		n += snprintf(buf + n, len - (size_t)n,
+			      "; no refill of an evicted page at %.0f MiB\n"
+			      "  knee              none: refills fall evenly with more RAM, up to %.0f MiB\n",
+			      MIB_F(at.footprint), MIB_F(at.footprint));
 	return n;
 }
 
@@ -495,13 +507,8 @@ static void write_report(void)
 	if (report.html) {
 		static char page[128 << 10];  /* static: the report is written once, at exit */
 		char title[64];
-		char comm[17] = "";
-		int cfd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
-		ssize_t k = cfd >= 0 ? read(cfd, comm, 16) : -1;
-		if (cfd >= 0)
-			close(cfd);
-		comm[k > 0 ? k : 0] = 0;
-		comm[strcspn(comm, "\n")] = 0;
+		char comm[16];
+		upg_comm(comm);
 		snprintf(title, sizeof title, "%s, pid %d", comm, (int)getpid());
 		n = upg_html_report(runtime, title, buf, page, sizeof page);
 		out = page;

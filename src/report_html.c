@@ -131,16 +131,22 @@ int upg_html_report(upager_t *up, const char *title, const char *text, char *buf
 
 	/* The forecast: the run's own point, then the estimates. */
 	static const unsigned quarters[] = { 4, 5, 6, 8, 10, 12, 16 };
-	double bx[8], by[8];
+	double bx[10], by[10];
 	unsigned nb = 0;
 	struct upager_forecast f = { .size = sizeof f };
-	uint64_t footprint = 0;
+	uint64_t footprint = 0, knee = 0;
 	for (unsigned i = 0; i < sizeof quarters / sizeof quarters[0]; i++) {
 		if (upager_forecast(up, up->budget * quarters[i] / 4, &f))
 			break;
+		footprint = f.footprint, knee = f.knee;
+		if (knee < footprint && nb && bx[nb - 1] < (double)knee / (1 << 20) && knee < f.ram_budget &&
+		    !upager_forecast(up, knee, &f)) {
+			bx[nb] = (double)knee / (1 << 20);  /* the knee among the points */
+			by[nb++] = (double)f.refills;
+			upager_forecast(up, up->budget * quarters[i] / 4, &f);
+		}
 		bx[nb] = (double)f.ram_budget / (1 << 20);
 		by[nb++] = (double)f.refills;
-		footprint = f.footprint;
 	}
 	if (nb && footprint > up->budget * 4) {
 		bx[nb] = (double)footprint / (1 << 20);
@@ -151,9 +157,15 @@ int upg_html_report(upager_t *up, const char *title, const char *text, char *buf
 			  "estimated from reuse distances above it",
 		      "budget, MiB", "refills", bx, by, nb, 0, "", true);
 		put(&o, "<p>Estimates: a refill whose page had less data evicted after it than the extra RAM "
-			"would not have happened (exact for least-recently-used eviction). The last point, where "
-			"no refill of a page evicted here remains, is at %.0f MiB.</p>\n",
+			"would not have happened (exact for least-recently-used eviction), except for hot pages "
+			"that pass through the policy's main queue, which come back in proportion to RAM. The last "
+			"point, where no refill of a page evicted here remains, is at %.0f MiB. ",
 		    (double)footprint / (1 << 20));
+		if (knee < footprint)
+			put(&o, "The knee, below which refills climb steeply, is at %.0f MiB.</p>\n",
+			    (double)knee / (1 << 20));
+		else
+			put(&o, "There is no knee: refills fall evenly with more RAM.</p>\n");
 	}
 
 	/* The timeline. */

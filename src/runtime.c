@@ -580,11 +580,26 @@ static uint64_t mapped_resident(const void *p, size_t len)
 	return n * 4096;
 }
 
+/* The refills left at ram_budget, above the run's budget and below the
+ * footprint (up->lock held): see forecast.h. */
+static uint64_t forecast_above(struct upager *up, uint64_t ram_budget, uint64_t refills)
+{
+	/* With the pool, a part of the budget holds compressed pages, whose
+	 * faults are refills too: of more RAM, only the same part as now goes
+	 * to pages in RAM. */
+	double in_ram = 1.0 - (double)up->pool.bytes / (double)up->budget;
+	if (in_ram < 0.05)
+		in_ram = 0.05;
+	uint64_t extra = (uint64_t)((double)(ram_budget - up->budget) * in_ram);
+	return upg_fc_estimate(&up->fc, refills, up->c.evictions, (uint64_t)((double)up->budget * in_ram), extra);
+}
+
 UPAGER_API int upager_forecast(upager_t *up, uint64_t ram_budget, struct upager_forecast *out)
 {
-	if (!up || !out || out->size < sizeof *out)
+	/* Callers built before knee was added pass the older, shorter size. */
+	if (!up || !out || out->size < offsetof(struct upager_forecast, knee))
 		return -EINVAL;
-	struct upager_forecast f = { .size = out->size };
+	struct upager_forecast f = { .size = out->size < sizeof f ? out->size : (uint32_t)sizeof f };
 	pthread_mutex_lock(&up->lock);
 	uint64_t budget = up->budget, now = up->c.store_reads + up->c.pool_hits, ns = up->c.refill_ns;
 	f.ram_budget = ram_budget ? ram_budget : budget;
@@ -594,26 +609,35 @@ UPAGER_API int upager_forecast(upager_t *up, uint64_t ram_budget, struct upager_
 	f.footprint = budget + (up->fc.most + 1) * 4096;
 	if (touched && touched < f.footprint)
 		f.footprint = touched > budget ? touched : budget;
-	if (f.ram_budget > budget) {
+	if (f.ram_budget >= f.footprint && f.ram_budget > budget) {
 		f.basis = UPAGER_FORECAST_ESTIMATE;
-		/* The histogram's refills by distance, scaled to the run's
-		 * count (a fault retried after a failed read is in it twice). */
-		/* With the pool, a part of the budget holds compressed
-		 * pages, whose faults are refills too: of more RAM, only the
-		 * same part as now goes to pages in RAM. */
-		double in_ram = 1.0 - (double)up->pool.bytes / (double)budget;
-		uint64_t extra = (uint64_t)((double)(f.ram_budget - budget) * (in_ram > 0.05 ? in_ram : 0.05));
-		uint64_t all = upg_fc_refills(&up->fc, 0), left = upg_fc_refills(&up->fc, extra);
-		f.refills = all ? (uint64_t)((double)now * (double)left / (double)all + 0.5) : 0;
-		if (f.ram_budget >= f.footprint)
-			f.refills = 0;  /* all the data this process filled fits */
+		f.refills = 0;  /* all the data this process filled fits */
+	} else if (f.ram_budget > budget) {
+		f.basis = UPAGER_FORECAST_ESTIMATE;
+		f.refills = forecast_above(up, f.ram_budget, now);
 	} else {
 		f.basis = f.ram_budget == budget ? UPAGER_FORECAST_MEASURED : UPAGER_FORECAST_AT_LEAST;
 		f.refills = now;
 	}
 	f.refill_ns = now ? (uint64_t)((double)ns * (double)f.refills / (double)now) : 0;
+	/* The knee, in 256 steps from this run's budget to the footprint:
+	 * where the curve falls furthest below the straight line from this
+	 * run's refills to none at the footprint (both scaled to 1).  Less
+	 * than a tenth below it anywhere: refills fall evenly with RAM, and
+	 * only the footprint stops them. */
+	f.knee = f.footprint > budget ? f.footprint : budget;
+	if (now && f.footprint > budget) {
+		uint64_t span = f.footprint - budget;
+		double best = 0.1;
+		for (unsigned i = 1; i < 256; i++) {
+			uint64_t b = budget + span * i / 256;
+			double below = 1.0 - (double)i / 256 - (double)forecast_above(up, b, now) / (double)now;
+			if (below > best)
+				best = below, f.knee = b;
+		}
+	}
 	pthread_mutex_unlock(&up->lock);
-	*out = f;
+	memcpy(out, &f, f.size);
 	return 0;
 }
 

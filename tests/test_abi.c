@@ -116,6 +116,7 @@ static const struct field forecast_fields[] = {
 	F(upager_forecast, refills, 16, 8),
 	F(upager_forecast, refill_ns, 24, 8),
 	F(upager_forecast, footprint, 32, 8),
+	F(upager_forecast, knee, 40, 8),
 };
 
 static void check_fields(const char *type, const struct field *f, size_t n)
@@ -157,7 +158,7 @@ END_TEST
 
 START_TEST(test_forecast_layout)
 {
-	ck_assert_msg(sizeof(struct upager_forecast) == 40, "ABI break: sizeof(struct upager_forecast) is %zu, was 40",
+	ck_assert_msg(sizeof(struct upager_forecast) == 48, "ABI break: sizeof(struct upager_forecast) is %zu, was 48",
 		      sizeof(struct upager_forecast));
 	check_fields("upager_forecast", forecast_fields, sizeof forecast_fields / sizeof forecast_fields[0]);
 	ck_assert_int_eq(UPAGER_FORECAST_MEASURED, 0);
