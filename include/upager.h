@@ -224,7 +224,7 @@ struct upager_forecast {
 	uint64_t knee;        /* where refills start to climb steeply as RAM shrinks: the budget at
 	                       * which the estimates fall furthest below the straight line from
 	                       * this run's refills to none at the footprint; the footprint when
-	                       * they nowhere fall a tenth below it (refills fall evenly with RAM).
+	                       * they nowhere fall a fifth below it (refills fall evenly with RAM).
 	                       * This run's budget when it made no refill.  The same for every
 	                       * ram_budget.  Added after the rest: a caller that passes size 40
 	                       * does not get it */

@@ -676,10 +676,7 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 			up->c.bytes_written += r->psize;
 		}
 		/* The eviction counter, in 4 KiB units (see forecast.h). */
-		up->evict_seq = (up->evict_seq + (r->psize >> 12)) & UPG_FC_SEQ_MASK;
-		if (!up->evict_seq)
-			up->evict_seq = 1;
-		p->evict_seq = up->evict_seq | (v->ghost ? UPG_FC_GHOST : 0);
+		p->evict_seq = upg_fc_evicted(&up->fc, (uint32_t)(r->psize >> 12), !v->ghost);
 		/* A discard read while it was out: a page that never left or
 		 * was put back (or partly put back) stays mapped, old bytes
 		 * and all, until the kernel's zap lands (see PF_ZAPWAIT). */

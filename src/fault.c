@@ -157,7 +157,7 @@ static void region_unbusy(struct upager *up, struct upg_region *r, uint32_t n)
 static enum upg_policy_hint hint_for(struct upager *up, struct upg_pte *p)
 {
 	uint64_t window = up->budget >> 12;  /* the data the budget holds, in the counter's units */
-	return upg_policy_is_ghost(up->evict_seq, p->evict_seq, window < UPG_FC_SEQ_MASK ? (uint32_t)window : UPG_FC_SEQ_MASK)
+	return upg_policy_is_ghost(up->fc.seq, p->evict_seq, window < UPG_FC_SEQ_MASK ? (uint32_t)window : UPG_FC_SEQ_MASK)
 		       ? UPG_HINT_GHOST : UPG_HINT_NEW;
 }
 
@@ -478,7 +478,7 @@ static void pool_read(struct upg_handler *h, struct upg_region *r, uint64_t page
 	}
 	bool ghost = hint_for(up, p) == UPG_HINT_GHOST;
 	if (!prefetch)
-		upg_fc_add(&up->fc, up->evict_seq, p->evict_seq);
+		upg_fc_add(&up->fc, p->evict_seq);
 	for (uint32_t i = 0; i < n; i++) {
 		struct upg_pte *q = upg_pte_get(r, page + i);
 		q->evict_seq = q->frame;  /* the handle */
@@ -556,7 +556,7 @@ static void store_read(struct upg_handler *h, struct upg_region *r, uint64_t pag
 		.ghost = hint_for(up, p) == UPG_HINT_GHOST,
 	};
 	if (!prefetch)
-		upg_fc_add(&up->fc, up->evict_seq, p->evict_seq);
+		upg_fc_add(&up->fc, p->evict_seq);
 	submit_read(h, io);
 }
 

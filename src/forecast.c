@@ -22,16 +22,40 @@ static void bucket_range(unsigned i, uint64_t *lo, uint64_t *width)
 	*width = 1ULL << (o - 3);
 }
 
-void upg_fc_add(struct upg_forecast *f, uint32_t now, uint32_t seq)
+static uint32_t advance(uint32_t seq, uint32_t units)
+{
+	seq = (seq + units) & UPG_FC_SEQ_MASK;
+	return seq ? seq : 1;  /* 0 is "never evicted" */
+}
+
+uint32_t upg_fc_evicted(struct upg_forecast *f, uint32_t units, bool from_main)
+{
+	f->seq = advance(f->seq, units);
+	f->all_ev += units;
+	if (!from_main)
+		return f->seq | UPG_FC_GHOST;
+	f->seq_main = advance(f->seq_main, units);
+	f->main_ev += units;
+	return f->seq_main;
+}
+
+void upg_fc_add(struct upg_forecast *f, uint32_t seq)
 {
 	if (!(seq & UPG_FC_SEQ_MASK)) {
 		f->cold++;
 		return;
 	}
-	uint32_t d = upg_fc_distance(now, seq);
-	f->n[bucket_of(d)]++;
-	if (!(seq & UPG_FC_GHOST))
+	uint32_t d;
+	if (seq & UPG_FC_GHOST) {
+		d = upg_fc_distance(f->seq, seq);
+		f->n[bucket_of(d)]++;
+	} else {
+		d = upg_fc_distance(f->seq_main, seq);
 		f->m[bucket_of(d)]++;
+		/* In every eviction's units, as near as the mix tells. */
+		if (f->main_ev)
+			d = (uint32_t)((double)d * (double)f->all_ev / (double)f->main_ev);
+	}
 	if (d > f->most)
 		f->most = d;
 }
@@ -53,24 +77,29 @@ static double remain(const uint64_t *n, uint64_t extra)
 	return left;
 }
 
-uint64_t upg_fc_refills(const struct upg_forecast *f, uint64_t extra)
+static double total(const uint64_t *n)
 {
-	return (uint64_t)((double)f->cold + remain(f->n, extra) + 0.5);
+	double t = 0;
+	for (unsigned i = 0; i < UPG_FC_BUCKETS; i++)
+		t += (double)n[i];
+	return t;
 }
 
 uint64_t upg_fc_estimate(const struct upg_forecast *f, uint64_t refills, uint64_t evictions, uint64_t ram,
 			 uint64_t extra)
 {
-	double all = (double)upg_fc_refills(f, 0);
+	double all = (double)f->cold + total(f->n) + total(f->m);
 	if (!refills || all <= 0)
 		return 0;
 	double scale = (double)refills / all;  /* the run's count over the histogram's */
-	uint64_t quick = ram / 2;
-	double cyclers = scale * (remain(f->m, 0) - remain(f->m, quick));
+	/* The main queue holds nine tenths of the frames, and gets nine
+	 * tenths of more. */
+	uint64_t main_ram = ram / 10 * 9, main_extra = extra / 10 * 9, quick = main_ram / 2;
+	double cyclers = scale * (total(f->m) - remain(f->m, quick));
 	/* The others, by distance: every refill left at extra but the
 	 * cyclers among them. */
-	double others = scale * ((double)upg_fc_refills(f, extra) -
-				 (extra < quick ? remain(f->m, extra) - remain(f->m, quick) : 0));
+	double others = scale * ((double)f->cold + remain(f->n, extra) + remain(f->m, main_extra) -
+				 (main_extra < quick ? remain(f->m, main_extra) - remain(f->m, quick) : 0));
 	/* Cyclers at the larger budget: cyclers * ram / (ram + extra) *
 	 * evictions' / evictions, where evictions' = evictions - refills +
 	 * refills' (each refill saved is an eviction saved).  With

@@ -16,11 +16,20 @@
  * budget the run's own refills are a lower bound: a page that was in RAM
  * stays so no more with less of it, for an LRU-like policy.
  *
+ * s3fifo keeps most frames (nine tenths) in a main queue, which pages
+ * reach by coming back soon after they left the small one; one-time pages
+ * (a scan) pass through the small queue and never push main's pages out.
+ * So a page evicted from main is timed by a second counter, of main's
+ * evictions only, and set against main's share of more RAM; a scan running
+ * beside it does not lengthen its distance.  Pages evicted from elsewhere
+ * (every page, with fifo and clock) keep the first counter, whose value
+ * also carries the ghost flag for the policy.
+ *
  * One kind of refill is not saved by more RAM: read hits are invisible to
  * the policy, so its main queue is a plain FIFO for pages that are only
  * read, and a hot page leaves it once per pass of the queue however hot it
  * is, to come back at once.  Such a refill (a page evicted from main,
- * back within half of RAM's worth of evictions) is a "cycler": with more
+ * back within half of main's worth of its evictions) is a "cycler": with more
  * RAM the queue is longer and the page passes through it less often, in
  * proportion to RAM, and to the evictions there would be.  The estimate
  * takes the others by their distances as above and the cyclers so, which
@@ -34,6 +43,7 @@
 #ifndef UPG_FORECAST_H
 #define UPG_FORECAST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define UPG_FC_SUB 8
@@ -42,16 +52,20 @@
 #define UPG_FC_GHOST 0x80000000u     /* evict_seq: the policy asked for a ghost hit */
 
 struct upg_forecast {
-	uint64_t n[UPG_FC_BUCKETS];  /* refills by distance, in 4 KiB units */
-	uint64_t m[UPG_FC_BUCKETS];  /* those of pages the policy evicted from its main queue */
+	uint32_t seq, seq_main;      /* the counters: every eviction, evictions from main */
+	uint64_t n[UPG_FC_BUCKETS];  /* refills by distance, in 4 KiB units, of pages evicted
+	                              * from outside the main queue (counted in every eviction) */
+	uint64_t m[UPG_FC_BUCKETS];  /* of pages evicted from main (counted in main's evictions) */
 	uint64_t cold;               /* refills of pages not evicted by this process */
-	uint64_t most;               /* the largest distance seen */
+	uint64_t most;               /* the largest distance seen, in every eviction's units */
+	uint64_t main_ev, all_ev;    /* 4 KiB units evicted from main, and in all */
 };
 
-/* A refill of a page whose evict_seq is seq, the counter now at now. */
-void upg_fc_add(struct upg_forecast *f, uint32_t now, uint32_t seq);
-/* Refills of the run that would remain with extra bytes more RAM. */
-uint64_t upg_fc_refills(const struct upg_forecast *f, uint64_t extra);
+/* An eviction of units 4 KiB units, from the policy's main queue or not:
+ * the page's evict_seq. */
+uint32_t upg_fc_evicted(struct upg_forecast *f, uint32_t units, bool from_main);
+/* A refill of a page whose evict_seq is seq. */
+void upg_fc_add(struct upg_forecast *f, uint32_t seq);
 /*
  * The run's refills (its count, which may differ a little from the
  * histogram's) that would remain with extra bytes more RAM, the run having

@@ -585,13 +585,17 @@ static uint64_t mapped_resident(const void *p, size_t len)
 static uint64_t forecast_above(struct upager *up, uint64_t ram_budget, uint64_t refills)
 {
 	/* With the pool, a part of the budget holds compressed pages, whose
-	 * faults are refills too: of more RAM, only the same part as now goes
-	 * to pages in RAM. */
-	double in_ram = 1.0 - (double)up->pool.bytes / (double)up->budget;
-	if (in_ram < 0.05)
-		in_ram = 0.05;
-	uint64_t extra = (uint64_t)((double)(ram_budget - up->budget) * in_ram);
-	return upg_fc_estimate(&up->fc, refills, up->c.evictions, (uint64_t)((double)up->budget * in_ram), extra);
+	 * faults are refills too.  A pool at (nine tenths of) its share of
+	 * the budget would keep that share of more RAM; one below it holds
+	 * what it is given, and more RAM goes to pages. */
+	uint64_t pool = up->pool.bytes, budget = up->budget;
+	if (pool > budget - budget / 20)
+		pool = budget - budget / 20;
+	uint64_t pool_then = pool;
+	if (up->pool_max && pool >= up->pool_max / 10 * 9)
+		pool_then = (uint64_t)((double)pool * (double)ram_budget / (double)budget);
+	uint64_t ram = budget - pool, extra = ram_budget - pool_then > ram ? ram_budget - pool_then - ram : 0;
+	return upg_fc_estimate(&up->fc, refills, up->c.evictions, ram, extra);
 }
 
 UPAGER_API int upager_forecast(upager_t *up, uint64_t ram_budget, struct upager_forecast *out)
@@ -623,12 +627,12 @@ UPAGER_API int upager_forecast(upager_t *up, uint64_t ram_budget, struct upager_
 	/* The knee, in 256 steps from this run's budget to the footprint:
 	 * where the curve falls furthest below the straight line from this
 	 * run's refills to none at the footprint (both scaled to 1).  Less
-	 * than a tenth below it anywhere: refills fall evenly with RAM, and
+	 * than a fifth below it anywhere: refills fall evenly with RAM, and
 	 * only the footprint stops them. */
 	f.knee = f.footprint > budget ? f.footprint : budget;
 	if (now && f.footprint > budget) {
 		uint64_t span = f.footprint - budget;
-		double best = 0.1;
+		double best = 0.2;
 		for (unsigned i = 1; i < 256; i++) {
 			uint64_t b = budget + span * i / 256;
 			double below = 1.0 - (double)i / 256 - (double)forecast_above(up, b, now) / (double)now;
