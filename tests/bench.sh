@@ -190,6 +190,20 @@ for e in errs:
 sys.exit(1 if errs else 0)
 PY
 
+# --forecast: the forecast from a run beside real runs at 1.5x and 2x,
+# every page verified at each budget; the figures themselves are a
+# benchmark's (README), not checked here beyond being there.
+"$bench" --ram 16M --data 64M --workload zipf --forecast --quiet >"$work/fc" 2>&1
+rc=$?
+[ $rc -eq 0 ] || { bad "--forecast: exit status $rc"; cat "$work/fc"; }
+grep -q "every page verified" "$work/fc" || bad "--forecast: not every page verified"
+grep -Eq '^forecast  zipf, 1 thread: [0-9]+ refills at 16 MiB; 1.5x 24 MiB: forecast [0-9]+, run [1-9][0-9]* \([-+][0-9.]+%\); 2x 32 MiB: forecast [0-9]+, run [1-9][0-9]* \([-+][0-9.]+%\); (knee [0-9]+ MiB|no knee up to [0-9]+ MiB)$' "$work/fc" ||
+	{ bad "--forecast: no forecast line"; cat "$work/fc"; }
+"$bench" compare --forecast >"$work/bad" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q -- "--forecast belongs to the plain mode" "$work/bad" ||
+	{ bad "compare --forecast: exit status $rc, expected 2 and a message"; cat "$work/bad"; }
+
 # Bad input: a clear message naming the option, exit status 2.
 refused() { # option value
 	"$bench" compare "$1" "$2" >"$work/bad" 2>&1

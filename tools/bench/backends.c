@@ -63,6 +63,15 @@ static int upb_snapshot(struct backend *be, struct mem_counters *out)
 static void upb_teardown(struct backend *be)
 {
 	struct upager_backend *b = be->priv;
+	if (b->up && b->want_forecast) {
+		struct upager_stats st = { .size = sizeof st };
+		b->refills = upager_stats(b->up, &st) ? 0 : st.store_reads + st.pool_hits;
+		for (int k = 0; k < 2; k++) {
+			b->fc[k] = (struct upager_forecast){ .size = sizeof b->fc[k] };
+			if (upager_forecast(b->up, b->cfg.ram_budget * (uint64_t)(k + 3) / 2, &b->fc[k]))
+				b->fc[k].basis = UINT32_MAX;
+		}
+	}
 	if (b->mem)
 		upager_unmap(b->up, b->mem);
 	upager_close(b->up);

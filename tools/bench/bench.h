@@ -137,6 +137,11 @@ struct upager_backend {
 	struct upager_config cfg;
 	upager_t *up;
 	void *mem;
+	/* --forecast: taken at teardown, over the runtime's whole life (fill,
+	 * timed phase and verification) */
+	bool want_forecast;
+	uint64_t refills;                 /* store reads and pool hits */
+	struct upager_forecast fc[2];     /* at 1.5 and 2 times the budget */
 };
 
 /* What zswap's pool holds, when debugfs is mounted at its usual place. */
@@ -281,6 +286,7 @@ struct opts {
 	struct content_sample sample; /* measured before the runs */
 	const char *csv, *json;
 	bool quiet;
+	bool forecast;             /* --forecast: check the forecast against runs at 1.5x and 2x */
 	/* compare mode */
 	bool compare, quick, no_device;
 	bool side[NSIDES];         /* --sides (--no-kernel drops both kernel sides) */

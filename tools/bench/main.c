@@ -14,6 +14,7 @@ static void usage(FILE *f)
 "usage: " PROG " [--ram SIZE] [--data SIZE] [--threads N[,N...]] [--page SIZE]\n"
 "                    [--policy NAME] [--workload NAME[,NAME...]] [--accesses N]\n"
 "                    [--content MODE] [--seed N] [--csv FILE] [--json FILE] [--quiet]\n"
+"                    [--forecast]\n"
 "       " PROG " compare [--quick] [--ram SIZE] [--data SIZE] [--threads N[,N...]]\n"
 "                    [--workload NAME[,NAME...]] [--accesses N] [--content MODE]\n"
 "                    [--sides SIDE[,SIDE...]] [--zswap-page-cluster N]\n"
@@ -63,6 +64,12 @@ static void usage(FILE *f)
 "  --csv FILE         also write the table as CSV (\"-\" for standard output)\n"
 "  --json FILE        also write the table and settings as JSON (\"-\": stdout)\n"
 "  --quiet            no progress lines on standard error\n"
+"  --forecast         check upager's forecast (upager_forecast()): after each\n"
+"                     run, run the same accesses again at 1.5 and 2 times the\n"
+"                     budget and print, for each, the refills (faults that read\n"
+"                     a page back from the store or the pool, over the whole\n"
+"                     run: fill, timed phase and verification) that the first\n"
+"                     run forecast and those the run made, and the knee\n"
 "  -h, --help         show this help\n"
 "\n"
 "Workloads:\n", MAX_THREADS);
@@ -119,6 +126,41 @@ ZSWAP_COMPRESSOR ", its other parameters as found) is on for the zswap side's ru
 "                     budget; while more than half of the swap is in use the\n"
 "                     kernel frees a page's swap copy when it reads it back,\n"
 "                     so it rewrites clean pages on eviction)\n");
+}
+
+/* --forecast: the forecast the run just made (in ub) against real runs of
+ * the same accesses at 1.5 and 2 times the budget.  Non-zero when one of
+ * those runs failed or read a wrong word (told on stderr). */
+static int forecast_check(struct backend *be, struct upager_backend *ub, const struct opts *o,
+			  const struct workload *wl, unsigned threads)
+{
+	uint64_t budget = ub->cfg.ram_budget, refills = ub->refills;
+	struct upager_forecast fc[2] = { ub->fc[0], ub->fc[1] };
+	printf("forecast  %s, %u thread%s: %" PRIu64 " refills at %.0f MiB", wl->name, threads, threads == 1 ? "" : "s",
+	       refills, (double)budget / (1 << 20));
+	int rc = 0;
+	for (int k = 0; k < 2 && !rc; k++) {
+		struct row r;
+		ub->cfg.ram_budget = fc[k].ram_budget;
+		rc = run_one(be, o, wl, threads, &r, NULL, NULL);
+		if (!rc && r.bad_words) {
+			fprintf(stderr, PROG ": VERIFICATION FAILED: %s at %.0f MiB: %" PRIu64 " wrong words\n", wl->name,
+				(double)fc[k].ram_budget / (1 << 20), r.bad_words);
+			rc = 1;
+		}
+		if (rc || fc[k].basis == UINT32_MAX)
+			break;
+		double err = ub->refills ? ((double)fc[k].refills - (double)ub->refills) / (double)ub->refills : 0;
+		printf("; %gx %.0f MiB: forecast %" PRIu64 ", run %" PRIu64 " (%+.1f%%)", (k + 3) / 2.0,
+		       (double)fc[k].ram_budget / (1 << 20), fc[k].refills, ub->refills, err * 100);
+	}
+	ub->cfg.ram_budget = budget;
+	if (fc[0].knee < fc[0].footprint)
+		printf("; knee %.0f MiB", (double)fc[0].knee / (1 << 20));
+	else
+		printf("; no knee up to %.0f MiB", (double)fc[0].footprint / (1 << 20));
+	printf("\n");
+	return rc;
 }
 
 static int bad_arg(const char *opt, const char *val, const char *expected)
@@ -226,6 +268,14 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(arg, "--quiet")) {
 			o.quiet = true;
+			continue;
+		}
+		if (!strcmp(arg, "--forecast")) {
+			if (o.compare) {
+				fprintf(stderr, PROG ": --forecast belongs to the plain mode: " PROG " --forecast ...\n");
+				return 2;
+			}
+			o.forecast = true;
 			continue;
 		}
 		static const char *const compare_flags[] = { "--quick", "--no-kernel", "--no-device" };
@@ -446,6 +496,7 @@ int main(int argc, char **argv)
 	struct upager_backend ub;
 	struct backend be;
 	backend_upager(&be, &ub, &cfg);
+	ub.want_forecast = o.forecast;
 
 	struct row *rows = calloc(NWORKLOADS * o.nthreads, sizeof *rows);
 	if (!rows) {
@@ -477,6 +528,8 @@ int main(int argc, char **argv)
 				fprintf(stderr, " fill %.1f s, run %.1f s, verify %.1f s\n", r->fill_s, r->seconds,
 					r->verify_s);
 			print_row(stdout, r);
+			if (o.forecast && !r->bad_words && forecast_check(&be, &ub, &o, &workloads[w], threads))
+				data_ok = false;
 			if (r->bad_words) {
 				data_ok = false;
 				fprintf(stderr, PROG ": VERIFICATION FAILED: %s with %u thread%s: %" PRIu64
