@@ -204,6 +204,19 @@ rc=$?
 [ $rc -eq 2 ] && grep -q -- "--forecast belongs to the plain mode" "$work/bad" ||
 	{ bad "compare --forecast: exit status $rc, expected 2 and a message"; cat "$work/bad"; }
 
+# tools/forecast-check.sh: the same for a program under upager-run.
+check=$(dirname "$0")/../tools/forecast-check.sh
+bash "$check" -b "$build" 4M -- "$build/examples/kvstore" 16M >"$work/fcc" 2>&1
+rc=$?
+[ $rc -eq 0 ] || { bad "forecast-check.sh: exit status $rc"; cat "$work/fcc"; }
+for x in '^at 4 MiB: [1-9][0-9]* refills, ' '^at 1.5x 6 MiB: forecast [0-9]+ refills, the run made [1-9][0-9]* \([-+][0-9.]+%\)' \
+	'^at 2x 8 MiB: forecast [0-9]+ refills, the run made [1-9][0-9]* \([-+][0-9.]+%\)'; do
+	grep -Eq "$x" "$work/fcc" || { bad "forecast-check.sh: no line like $x"; cat "$work/fcc"; }
+done
+bash "$check" -b "$build" 4X -- true >"$work/bad" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q "RAM '4X' is not a size" "$work/bad" || { bad "forecast-check.sh 4X: exit status $rc"; cat "$work/bad"; }
+
 # Bad input: a clear message naming the option, exit status 2.
 refused() { # option value
 	"$bench" compare "$1" "$2" >"$work/bad" 2>&1
