@@ -213,7 +213,8 @@ enum upager_forecast_basis {
 };
 
 struct upager_forecast {
-	uint32_t size;        /* sizeof(struct upager_forecast), set by the caller */
+	uint32_t size;        /* sizeof(struct upager_forecast), set by the caller; set back to
+	                       * the size filled (40 for a caller built before knee) */
 	uint32_t basis;       /* enum upager_forecast_basis */
 	uint64_t ram_budget;  /* the budget asked about */
 	uint64_t refills;     /* faults that would read a page back from the store or the pool */

@@ -45,16 +45,16 @@ void upg_fc_add(struct upg_forecast *f, uint32_t seq)
 		f->cold++;
 		return;
 	}
-	uint32_t d;
+	uint64_t d;
 	if (seq & UPG_FC_GHOST) {
 		d = upg_fc_distance(f->seq, seq);
-		f->n[bucket_of(d)]++;
+		f->n[bucket_of((uint32_t)d)]++;
 	} else {
 		d = upg_fc_distance(f->seq_main, seq);
-		f->m[bucket_of(d)]++;
+		f->m[bucket_of((uint32_t)d)]++;
 		/* In every eviction's units, as near as the mix tells. */
 		if (f->main_ev)
-			d = (uint32_t)((double)d * (double)f->all_ev / (double)f->main_ev);
+			d = (uint64_t)((double)d * ((double)f->all_ev / (double)f->main_ev));
 	}
 	if (d > f->most)
 		f->most = d;
@@ -85,16 +85,20 @@ static double total(const uint64_t *n)
 	return t;
 }
 
+void upg_fc_forget(struct upg_forecast *f)
+{
+	uint32_t seq = f->seq, seq_main = f->seq_main;
+	*f = (struct upg_forecast){ .seq = seq, .seq_main = seq_main };
+}
+
 uint64_t upg_fc_estimate(const struct upg_forecast *f, uint64_t refills, uint64_t evictions, uint64_t ram,
-			 uint64_t extra)
+			 uint64_t extra, uint64_t main_ram, uint64_t main_extra)
 {
 	double all = (double)f->cold + total(f->n) + total(f->m);
 	if (!refills || all <= 0)
 		return 0;
 	double scale = (double)refills / all;  /* the run's count over the histogram's */
-	/* The main queue holds nine tenths of the frames, and gets nine
-	 * tenths of more. */
-	uint64_t main_ram = ram / 10 * 9, main_extra = extra / 10 * 9, quick = main_ram / 2;
+	uint64_t quick = main_ram / 2;
 	double cyclers = scale * (total(f->m) - remain(f->m, quick));
 	/* The others, by distance: every refill left at extra but the
 	 * cyclers among them. */

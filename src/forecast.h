@@ -9,14 +9,15 @@
  * it back, the counter has moved on by the data evicted since: its reuse
  * distance.  With d bytes more RAM the d bytes evicted last would still be
  * in RAM, so a refill whose distance is under d would have been a hit; one
- * that is not, or whose page was never evicted here (a fork's inheritance),
- * would still happen.  For a policy that evicts in least-recently-used
+ * that is not, or whose page was never evicted (evict_seq 0), would still
+ * happen.  For a policy that evicts in least-recently-used
  * order this is Mattson's stack distance, exact; upager's policies only
  * approach that order, so the figures are estimates.  Below this run's
  * budget the run's own refills are a lower bound: a page that was in RAM
  * stays so no more with less of it, for an LRU-like policy.
  *
- * s3fifo keeps most frames (nine tenths) in a main queue, which pages
+ * s3fifo keeps most frames in a main queue (all but the small queue's
+ * target, a tenth of the frames, which are twice the budget's), which pages
  * reach by coming back soon after they left the small one; one-time pages
  * (a scan) pass through the small queue and never push main's pages out.
  * So a page evicted from main is timed by a second counter, of main's
@@ -68,12 +69,16 @@ uint32_t upg_fc_evicted(struct upg_forecast *f, uint32_t units, bool from_main);
 void upg_fc_add(struct upg_forecast *f, uint32_t seq);
 /*
  * The run's refills (its count, which may differ a little from the
- * histogram's) that would remain with extra bytes more RAM, the run having
- * held ram bytes of pages in RAM and made evictions evictions.  See the
- * comment at the top for the two kinds of refill.
+ * histogram's) that would remain with extra bytes more RAM, main_extra of
+ * them in the main queue, the run having held ram bytes of pages in RAM,
+ * main_ram in main, and made evictions evictions.  See the comment at the
+ * top for the two kinds of refill.
  */
 uint64_t upg_fc_estimate(const struct upg_forecast *f, uint64_t refills, uint64_t evictions, uint64_t ram,
-			 uint64_t extra);
+			 uint64_t extra, uint64_t main_ram, uint64_t main_extra);
+/* Start over (a forked child's own run), keeping the counters, which its
+ * inherited pages' evict_seq refer to. */
+void upg_fc_forget(struct upg_forecast *f);
 
 /* The distance of a page evicted at seq, in 4 KiB units. */
 static inline uint32_t upg_fc_distance(uint32_t now, uint32_t seq)

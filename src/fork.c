@@ -439,6 +439,8 @@ static void takeover(struct upager *up)
 	fix_pages(up, &m, wp);
 	memset(&up->c, 0, sizeof up->c);
 	memset(&up->hist, 0, sizeof up->hist);
+	upg_fc_forget(&up->fc);
+	up->knee_for = 0;
 	upg_stall_init(&up->stall, upg_now_ns());
 	up->threads_look_ns = 0;
 	up->resident_peak = up->resident;

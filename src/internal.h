@@ -190,6 +190,7 @@ struct upager {
 	struct upg_hist hist;
 	struct upg_stall stall;       /* up->lock */
 	struct upg_forecast fc;       /* up->lock */
+	uint64_t knee, knee_for;      /* the forecast's knee, and a key of the figures it is for */
 	struct upg_timeline tl;       /* up->lock */
 	uint64_t threads_look_ns;     /* when the evictor last counted the program's threads */
 	char comm[16];                /* its name, for upager-top (evictor only; "": not read yet) */

@@ -580,6 +580,13 @@ static uint64_t mapped_resident(const void *p, size_t len)
 	return n * 4096;
 }
 
+/* The bytes of pages s3fifo's small queue holds at a budget: a tenth of
+ * the frames, which are twice the budget's (see upg_open()). */
+static uint64_t small_queue(uint64_t budget)
+{
+	return (budget / 4096 * 2 + 64) / 10 * 4096;
+}
+
 /* The refills left at ram_budget, above the run's budget and below the
  * footprint (up->lock held): see forecast.h. */
 static uint64_t forecast_above(struct upager *up, uint64_t ram_budget, uint64_t refills)
@@ -594,16 +601,51 @@ static uint64_t forecast_above(struct upager *up, uint64_t ram_budget, uint64_t 
 	uint64_t pool_then = pool;
 	if (up->pool_max && pool >= up->pool_max / 10 * 9)
 		pool_then = (uint64_t)((double)pool * (double)ram_budget / (double)budget);
-	uint64_t ram = budget - pool, extra = ram_budget - pool_then > ram ? ram_budget - pool_then - ram : 0;
-	return upg_fc_estimate(&up->fc, refills, up->c.evictions, ram, extra);
+	uint64_t ram = budget - pool, ram_then = ram_budget - pool_then > ram ? ram_budget - pool_then : ram;
+	/* The main queue: the rest of RAM beside the small queue. */
+	uint64_t small = small_queue(budget), small_then = small_queue(ram_budget);
+	uint64_t main_ram = ram > small * 2 ? ram - small : ram / 2;
+	uint64_t main_then = ram_then > small_then * 2 ? ram_then - small_then : ram_then / 2;
+	return upg_fc_estimate(&up->fc, refills, up->c.evictions, ram, ram_then - ram, main_ram,
+			       main_then > main_ram ? main_then - main_ram : 0);
+}
+
+/* The knee (see struct upager_forecast), up->lock held: in 256 steps from
+ * this run's budget to the footprint, where the curve falls furthest below
+ * the straight line from this run's refills to none at the footprint (both
+ * scaled to 1).  Less than a fifth below it anywhere: refills fall evenly
+ * with RAM, and only the footprint stops them.  Kept until the run's
+ * refills or evictions move. */
+static uint64_t knee(struct upager *up, uint64_t refills, uint64_t footprint)
+{
+	uint64_t budget = up->budget;
+	if (!refills || footprint <= budget)
+		return budget;
+	uint64_t key = refills * 0x9e3779b97f4a7c15ULL ^ up->c.evictions ^ footprint;
+	if (up->knee_for == key)
+		return up->knee;
+	uint64_t span = footprint - budget, at = footprint;
+	double best = 0.2;
+	for (unsigned i = 1; i < 256; i++) {
+		uint64_t b = budget + span * i / 256;
+		double below = 1.0 - (double)i / 256 - (double)forecast_above(up, b, refills) / (double)refills;
+		if (below > best)
+			best = below, at = b;
+	}
+	up->knee = at;
+	up->knee_for = key;
+	return at;
 }
 
 UPAGER_API int upager_forecast(upager_t *up, uint64_t ram_budget, struct upager_forecast *out)
 {
-	/* Callers built before knee was added pass the older, shorter size. */
+	/* Callers built before knee was added pass the older, shorter size;
+	 * they get what they know of, nothing past it. */
 	if (!up || !out || out->size < offsetof(struct upager_forecast, knee))
 		return -EINVAL;
-	struct upager_forecast f = { .size = out->size < sizeof f ? out->size : (uint32_t)sizeof f };
+	struct upager_forecast f = {
+		.size = out->size >= sizeof f ? (uint32_t)sizeof f : (uint32_t)offsetof(struct upager_forecast, knee),
+	};
 	pthread_mutex_lock(&up->lock);
 	uint64_t budget = up->budget, now = up->c.store_reads + up->c.pool_hits, ns = up->c.refill_ns;
 	f.ram_budget = ram_budget ? ram_budget : budget;
@@ -624,24 +666,10 @@ UPAGER_API int upager_forecast(upager_t *up, uint64_t ram_budget, struct upager_
 		f.refills = now;
 	}
 	f.refill_ns = now ? (uint64_t)((double)ns * (double)f.refills / (double)now) : 0;
-	/* The knee, in 256 steps from this run's budget to the footprint:
-	 * where the curve falls furthest below the straight line from this
-	 * run's refills to none at the footprint (both scaled to 1).  Less
-	 * than a fifth below it anywhere: refills fall evenly with RAM, and
-	 * only the footprint stops them. */
-	f.knee = f.footprint > budget ? f.footprint : budget;
-	if (now && f.footprint > budget) {
-		uint64_t span = f.footprint - budget;
-		double best = 0.2;
-		for (unsigned i = 1; i < 256; i++) {
-			uint64_t b = budget + span * i / 256;
-			double below = 1.0 - (double)i / 256 - (double)forecast_above(up, b, now) / (double)now;
-			if (below > best)
-				best = below, f.knee = b;
-		}
-	}
+	if (f.size == sizeof f)
+		f.knee = knee(up, now, f.footprint);
 	pthread_mutex_unlock(&up->lock);
-	memcpy(out, &f, f.size);
+	memcpy(out, &f, f.size);  /* size too: what was filled */
 	return 0;
 }
 

@@ -95,13 +95,17 @@ static struct outcome run(enum shape s, uint64_t budget)
 	ck_assert_uint_eq(at_knee.knee, o.knee);
 	/* A caller built before the knee passes the older size, and nothing
 	 * past it is written. */
-	unsigned char old[sizeof(struct upager_forecast)];
-	memset(old, 0xa5, sizeof old);
-	((struct upager_forecast *)old)->size = offsetof(struct upager_forecast, knee);
-	ck_assert_int_eq(upager_forecast(up, budget * 2, (struct upager_forecast *)old), 0);
-	ck_assert_uint_eq(((struct upager_forecast *)old)->refills, o.at[1].refills);
-	for (size_t i = offsetof(struct upager_forecast, knee); i < sizeof old; i++)
-		ck_assert_uint_eq(old[i], 0xa5);
+	union {
+		struct upager_forecast f;
+		unsigned char b[sizeof(struct upager_forecast)];
+	} old;
+	memset(old.b, 0xa5, sizeof old.b);
+	old.f.size = offsetof(struct upager_forecast, knee);
+	ck_assert_int_eq(upager_forecast(up, budget * 2, &old.f), 0);
+	ck_assert_uint_eq(old.f.refills, o.at[1].refills);
+	ck_assert_uint_eq(old.f.size, offsetof(struct upager_forecast, knee));
+	for (size_t i = offsetof(struct upager_forecast, knee); i < sizeof old.b; i++)
+		ck_assert_uint_eq(old.b[i], 0xa5);
 	free(gen);
 	upager_close(up);
 	return o;

@@ -19,7 +19,11 @@ set -euo pipefail
 
 build=build
 if [ "${1:-}" = -b ]; then
-	build=${2:?"-b needs a build directory"}
+	if [ $# -lt 2 ]; then
+		echo "$0: -b needs a build directory" >&2
+		exit 2
+	fi
+	build=$2
 	shift 2
 fi
 if [ $# -lt 3 ] || [ "$2" != -- ]; then
@@ -41,8 +45,9 @@ command -v python3 >/dev/null || { echo "$0: needs python3 to read the JSON repo
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-for k in 2 3 4; do  # halves of the budget: 1x, 1.5x, 2x
-	b=$((bytes * k / 2 / 4096 * 4096))
+base=$((bytes / 4096 * 4096))
+for k in 2 3 4; do  # halves of the budget: 1x, 1.5x, 2x (as the report's forecast takes them)
+	b=$((base * k / 2))
 	start=$(date +%s%N)
 	if ! "$run" --ram "$b" --report="json:$dir/$k.json" -- "$@" >"$dir/$k.out" 2>&1; then
 		echo "$0: the run at $b bytes failed; its output:" >&2
@@ -55,7 +60,13 @@ done
 python3 - "$dir" <<'EOF'
 import json, sys
 d = sys.argv[1]
-runs = {k: json.load(open(f"{d}/{k}.json")) for k in (2, 3, 4)}
+runs = {}
+for k in (2, 3, 4):
+    try:
+        runs[k] = json.load(open(f"{d}/{k}.json"))
+    except (OSError, ValueError):
+        sys.exit("forecast-check.sh: no single report from the run: the program must be one process "
+                 "(a program that forks or execs writes one report per process)")
 secs = {k: int(open(f"{d}/{k}.secs").read()) / 1000 for k in (2, 3, 4)}
 refills = {k: r["store_reads"] + r["pool_hits"] for k, r in runs.items()}
 base = runs[2]

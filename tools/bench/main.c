@@ -129,8 +129,8 @@ ZSWAP_COMPRESSOR ", its other parameters as found) is on for the zswap side's ru
 }
 
 /* --forecast: the forecast the run just made (in ub) against real runs of
- * the same accesses at 1.5 and 2 times the budget.  Non-zero when one of
- * those runs failed or read a wrong word (told on stderr). */
+ * the same accesses at 1.5 and 2 times the budget.  0; 1 when one of those
+ * runs read a wrong word; -1 when one failed (both told on stderr). */
 static int forecast_check(struct backend *be, struct upager_backend *ub, const struct opts *o,
 			  const struct workload *wl, unsigned threads)
 {
@@ -141,21 +141,31 @@ static int forecast_check(struct backend *be, struct upager_backend *ub, const s
 	int rc = 0;
 	for (int k = 0; k < 2 && !rc; k++) {
 		struct row r;
-		ub->cfg.ram_budget = fc[k].ram_budget;
-		rc = run_one(be, o, wl, threads, &r, NULL, NULL);
-		if (!rc && r.bad_words) {
+		uint64_t at = budget * (uint64_t)(k + 3) / 2;  /* as upb_teardown() asked */
+		ub->cfg.ram_budget = at;
+		if (run_one(be, o, wl, threads, &r, NULL, NULL)) {
+			rc = -1;
+			break;
+		}
+		if (r.bad_words) {
 			fprintf(stderr, PROG ": VERIFICATION FAILED: %s at %.0f MiB: %" PRIu64 " wrong words\n", wl->name,
-				(double)fc[k].ram_budget / (1 << 20), r.bad_words);
+				(double)at / (1 << 20), r.bad_words);
 			rc = 1;
 		}
-		if (rc || fc[k].basis == UINT32_MAX)
+		if (rc)
 			break;
+		if (fc[k].basis == UINT32_MAX) {
+			printf("; %gx: no forecast (upager_forecast() failed)", (k + 3) / 2.0);
+			continue;
+		}
 		double err = ub->refills ? ((double)fc[k].refills - (double)ub->refills) / (double)ub->refills : 0;
 		printf("; %gx %.0f MiB: forecast %" PRIu64 ", run %" PRIu64 " (%+.1f%%)", (k + 3) / 2.0,
-		       (double)fc[k].ram_budget / (1 << 20), fc[k].refills, ub->refills, err * 100);
+		       (double)at / (1 << 20), fc[k].refills, ub->refills, err * 100);
 	}
 	ub->cfg.ram_budget = budget;
-	if (fc[0].knee < fc[0].footprint)
+	if (fc[0].basis == UINT32_MAX)
+		;
+	else if (fc[0].knee < fc[0].footprint)
 		printf("; knee %.0f MiB", (double)fc[0].knee / (1 << 20));
 	else
 		printf("; no knee up to %.0f MiB", (double)fc[0].footprint / (1 << 20));
@@ -528,8 +538,11 @@ int main(int argc, char **argv)
 				fprintf(stderr, " fill %.1f s, run %.1f s, verify %.1f s\n", r->fill_s, r->seconds,
 					r->verify_s);
 			print_row(stdout, r);
-			if (o.forecast && !r->bad_words && forecast_check(&be, &ub, &o, &workloads[w], threads))
+			int fc_rc = o.forecast && !r->bad_words ? forecast_check(&be, &ub, &o, &workloads[w], threads) : 0;
+			if (fc_rc > 0)
 				data_ok = false;
+			if (fc_rc < 0)
+				failed = true;
 			if (r->bad_words) {
 				data_ok = false;
 				fprintf(stderr, PROG ": VERIFICATION FAILED: %s with %u thread%s: %" PRIu64
