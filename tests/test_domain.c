@@ -110,9 +110,11 @@ START_TEST(test_members_race)
 }
 END_TEST
 
-START_TEST(test_killed_member)
+/* Fork a member of the tree at path that holds 512 pages (reserved first
+ * when reserve is set, as admission does) and pauses; returns once it
+ * holds them. */
+static pid_t member_holding_512(bool reserve)
 {
-	make_tree(1024 * PG);
 	int ready[2];
 	ck_assert_int_eq(pipe(ready), 0);
 	pid_t pid = fork();
@@ -122,14 +124,24 @@ START_TEST(test_killed_member)
 		char err[256];
 		if (upg_domain_join(&d, path, 0, err, sizeof err))
 			_exit(3);
-		upg_domain_reserve(&d, 512, PG, false);
-		upg_domain_add(&d, 512 * PG, 512 * PG, now_ns());
+		if (reserve)
+			upg_domain_reserve(&d, 512, PG, false);
+		upg_domain_add(&d, 512 * PG, reserve ? 512 * PG : 0, now_ns());
 		(void)!write(ready[1], "x", 1);
 		pause();
 		_exit(0);
 	}
 	char c;
 	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	close(ready[1]);
+	return pid;
+}
+
+START_TEST(test_killed_member)
+{
+	make_tree(1024 * PG);
+	pid_t pid = member_holding_512(true);
 	struct upg_domain me;
 	char err[256];
 	ck_assert_int_eq(upg_domain_join(&me, path, 0, err, sizeof err), 0);
@@ -148,8 +160,6 @@ START_TEST(test_killed_member)
 	waitpid(pid, NULL, 0);
 	upg_domain_add(&me, -(int64_t)PG, 0, 0);
 	upg_domain_leave(&me);
-	close(ready[0]);
-	close(ready[1]);
 	unlink(path);
 }
 END_TEST
@@ -160,22 +170,7 @@ END_TEST
 START_TEST(test_killed_parent_waits_for_sharer)
 {
 	make_tree(1024 * PG);
-	int ready[2];
-	ck_assert_int_eq(pipe(ready), 0);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		struct upg_domain d;
-		char err[256];
-		if (upg_domain_join(&d, path, 0, err, sizeof err))
-			_exit(3);
-		upg_domain_add(&d, 512 * PG, 0, now_ns());
-		(void)!write(ready[1], "x", 1);
-		pause();
-		_exit(0);
-	}
-	char c;
-	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	pid_t pid = member_holding_512(false);
 	struct upg_domain me;
 	char err[256];
 	ck_assert_int_eq(upg_domain_join(&me, path, 0, err, sizeof err), 0);
@@ -192,8 +187,6 @@ START_TEST(test_killed_parent_waits_for_sharer)
 	ck_assert_uint_eq(upg_domain_total(&me), 513 * PG);
 	upg_domain_add(&me, -513 * (int64_t)PG, 0, 0);
 	upg_domain_leave(&me);
-	close(ready[0]);
-	close(ready[1]);
 	unlink(path);
 }
 END_TEST
