@@ -39,25 +39,33 @@ uint32_t upg_fc_evicted(struct upg_forecast *f, uint32_t units, bool from_main)
 	return f->seq_main;
 }
 
-void upg_fc_add(struct upg_forecast *f, uint32_t seq)
+uint64_t upg_fc_age(const struct upg_forecast *f, uint32_t seq)
+{
+	if (!(seq & UPG_FC_SEQ_MASK))
+		return UINT64_MAX;
+	if (seq & UPG_FC_GHOST)
+		return upg_fc_distance(f->seq, seq);
+	uint64_t d = upg_fc_distance(f->seq_main, seq);
+	/* In every eviction's units, as near as the mix tells. */
+	if (f->main_ev)
+		d = (uint64_t)((double)d * ((double)f->all_ev / (double)f->main_ev));
+	return d;
+}
+
+uint64_t upg_fc_add(struct upg_forecast *f, uint32_t seq)
 {
 	if (!(seq & UPG_FC_SEQ_MASK)) {
 		f->cold++;
-		return;
+		return UINT64_MAX;
 	}
-	uint64_t d;
-	if (seq & UPG_FC_GHOST) {
-		d = upg_fc_distance(f->seq, seq);
-		f->n[bucket_of((uint32_t)d)]++;
-	} else {
-		d = upg_fc_distance(f->seq_main, seq);
-		f->m[bucket_of((uint32_t)d)]++;
-		/* In every eviction's units, as near as the mix tells. */
-		if (f->main_ev)
-			d = (uint64_t)((double)d * ((double)f->all_ev / (double)f->main_ev));
-	}
+	if (seq & UPG_FC_GHOST)
+		f->n[bucket_of(upg_fc_distance(f->seq, seq))]++;
+	else
+		f->m[bucket_of(upg_fc_distance(f->seq_main, seq))]++;
+	uint64_t d = upg_fc_age(f, seq);
 	if (d > f->most)
 		f->most = d;
+	return d;
 }
 
 static double remain(const uint64_t *n, uint64_t extra)

@@ -65,8 +65,12 @@ struct upg_forecast {
 /* An eviction of units 4 KiB units, from the policy's main queue or not:
  * the page's evict_seq. */
 uint32_t upg_fc_evicted(struct upg_forecast *f, uint32_t units, bool from_main);
-/* A refill of a page whose evict_seq is seq. */
-void upg_fc_add(struct upg_forecast *f, uint32_t seq);
+/* A refill of a page whose evict_seq is seq: its distance (see
+ * upg_fc_age()). */
+uint64_t upg_fc_add(struct upg_forecast *f, uint32_t seq);
+/* The evictions, in 4 KiB units of every eviction, since that of a page
+ * whose evict_seq is seq; UINT64_MAX when it was never evicted. */
+uint64_t upg_fc_age(const struct upg_forecast *f, uint32_t seq);
 /*
  * The run's refills (its count, which may differ a little from the
  * histogram's) that would remain with extra bytes more RAM, main_extra of
