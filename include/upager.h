@@ -194,6 +194,10 @@ struct upager_stats {
 	uint64_t stall_all_recent_ns;
 	uint32_t stall_threads;        /* the program's threads at the last count (upager's own not counted) */
 	uint32_t stall_pad;
+	/* Added in 0.5: the compressed pool's share of the budget, which
+	 * moves with the program's refills (see UPAGER_COMPRESS_POOL). */
+	uint64_t pool_share_bytes;     /* the most the pool may hold now */
+	uint64_t pool_share_most;      /* the most it may ever hold (0: no pool) */
 };
 
 UPAGER_API int upager_stats(upager_t *up, struct upager_stats *st);

@@ -357,7 +357,7 @@ static void pool_pass(struct upg_evictor *ev, uint32_t n)
 		if (v->kind != K_WRITE || v->r->psize != UPG_POOL_PAGE)
 			continue;
 		/* Full: to the store, until spill() has made room. */
-		if (__atomic_load_n(&up->pool.bytes, __ATOMIC_RELAXED) >= up->pool_max)
+		if (__atomic_load_n(&up->pool.bytes, __ATOMIC_RELAXED) >= __atomic_load_n(&up->pool_max, __ATOMIC_RELAXED))
 			break;
 		uint32_t clen = upg_pool_compress(&up->pool, src_of(ev, v), ev->ctmp);
 		pthread_mutex_lock(&up->lock);
@@ -617,7 +617,7 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 {
 	struct upager *up = ev->up;
 	uint32_t freed = 0;
-	uint64_t dropped = 0;
+	uint64_t dropped = 0, units = 0, dirty = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		struct vict *v = &ev->v[i];
 		struct upg_region *r = v->r;
@@ -675,6 +675,8 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 			up->c.writebacks++;
 			up->c.bytes_written += r->psize;
 		}
+		units += r->psize >> 12;
+		dirty += (v->kind == K_POOL || v->kind == K_WRITE) && r->psize == UPG_POOL_PAGE;
 		/* The eviction counter, in 4 KiB units (see forecast.h). */
 		p->evict_seq = upg_fc_evicted(&up->fc, (uint32_t)(r->psize >> 12), !v->ghost);
 		/* A discard read while it was out: a page that never left or
@@ -687,6 +689,11 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 	}
 	upg_resident_settle(up, dropped, ev->pool_delta);
 	ev->pool_delta = 0;
+	/* What a pool with room would have taken: the dirty pages, as many
+	 * of them as compress well enough. */
+	uint64_t tried = up->c.pool_puts + up->c.pool_rejects;
+	upg_share_evicted(&up->share, units,
+			  tried ? (uint64_t)((double)dirty * (double)up->c.pool_puts / (double)tried) : dirty);
 	for (uint32_t i = 0; i < up->nregions; i++)
 		if (up->regions[i]->dying && !up->regions[i]->busy)
 			pthread_cond_broadcast(&up->idle_cond);
@@ -751,6 +758,7 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 			uint32_t clen;
 			const void *d = upg_pool_data(&up->pool, h, &clen);
 			est += clen + 16;
+			upg_share_spilled(&up->share, upg_fc_age(&up->fc, p->evict_seq));
 			if (p->slot) {
 				upg_pooled_free(up, p);
 				p->state = PG_STORED;

@@ -50,6 +50,7 @@ struct upg_io {
 	uint64_t first;
 	uint64_t fault_page;  /* the page a thread waits on, or NO_PAGE */
 	uint64_t t0;
+	uint64_t t_sub;       /* when the read was submitted: its cost, without any wait for the budget */
 	uint32_t npages;
 	uint32_t unit;        /* bounce offset, in units */
 	uint32_t units;
@@ -440,6 +441,17 @@ static uint32_t read_window(struct upg_handler *h, struct upg_region *r, uint64_
 	return want > limit ? (uint32_t)limit : want;
 }
 
+/* A fault reads p back from the pool or the store: the forecast's
+ * histogram and the pool's share hear of it.  Lock held. */
+static void refilled(struct upager *up, const struct upg_pte *p, bool from_pool)
+{
+	uint64_t d = upg_fc_add(&up->fc, p->evict_seq);
+	if (!up->share.hi)
+		return;  /* no pool */
+	upg_share_refill(&up->share, d, from_pool, up->pool.bytes);
+	__atomic_store_n(&up->pool_max, upg_share_bytes(&up->share), __ATOMIC_RELAXED);
+}
+
 /* Start a read of page of r (POOLED) from the pool, with the POOLED pages
  * after it when the access looks sequential (the window of store_read()):
  * each page is one request to the pool's tier, which decompresses at once
@@ -478,7 +490,7 @@ static void pool_read(struct upg_handler *h, struct upg_region *r, uint64_t page
 	}
 	bool ghost = hint_for(up, p) == UPG_HINT_GHOST;
 	if (!prefetch)
-		upg_fc_add(&up->fc, p->evict_seq);
+		refilled(up, p, true);
 	for (uint32_t i = 0; i < n; i++) {
 		struct upg_pte *q = upg_pte_get(r, page + i);
 		q->evict_seq = q->frame;  /* the handle */
@@ -494,6 +506,7 @@ static void pool_read(struct upg_handler *h, struct upg_region *r, uint64_t page
 	*io = (struct upg_io){
 		.reg = r, .first = page, .npages = n, .unit = unit, .units = n, .slot = p->slot, .pool = 1,
 		.fault_page = prefetch ? NO_PAGE : page, .fault_write = write, .t0 = t0, .ghost = ghost,
+		.t_sub = upg_now_ns(),
 	};
 	submit_read(h, io);
 }
@@ -553,10 +566,10 @@ static void store_read(struct upg_handler *h, struct upg_region *r, uint64_t pag
 	*io = (struct upg_io){
 		.reg = r, .first = page, .npages = n, .unit = unit, .units = units, .slot = p->slot,
 		.fault_page = prefetch ? NO_PAGE : page, .fault_write = write, .t0 = t0,
-		.ghost = hint_for(up, p) == UPG_HINT_GHOST,
+		.ghost = hint_for(up, p) == UPG_HINT_GHOST, .t_sub = upg_now_ns(),
 	};
 	if (!prefetch)
-		upg_fc_add(&up->fc, p->evict_seq);
+		refilled(up, p, false);
 	submit_read(h, io);
 }
 
@@ -829,13 +842,16 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 		if (io->pool) {
 			up->c.pool_hits += io->fault_page != NO_PAGE;
 			up->c.refaults += io->ghost && io->fault_page != NO_PAGE;
-			if (io->fault_page != NO_PAGE)
+			if (io->fault_page != NO_PAGE) {
 				up->c.refill_ns += fault_done(up, io->t0);
+				upg_share_cost(&up->share, true, upg_now_ns() - io->t_sub);
+			}
 		} else if (io->fault_page != NO_PAGE) {
 			up->c.store_reads++;
 			up->c.refaults += io->ghost;
 			up->c.readahead_pages += io->npages - 1;
 			up->c.refill_ns += fault_done(up, io->t0);
+			upg_share_cost(&up->share, false, upg_now_ns() - io->t_sub);
 		} else {
 			up->c.readahead_pages += io->npages;
 		}

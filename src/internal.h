@@ -44,6 +44,7 @@
 #include "domain.h"
 #include "stall.h"
 #include "forecast.h"
+#include "share.h"
 #include "timeline.h"
 
 #define UPG_BLOCK 4096u
@@ -125,7 +126,9 @@ struct upager {
 	struct upg_tier store_tier; /* the store's data path: the file tier, or a test's */
 	struct upg_pool pool;       /* the compressed pool in front of the store (algo OFF: none) */
 	struct upg_tier pool_tier;
-	uint64_t pool_max;          /* most bytes the pool may hold: beyond, the evictor spills */
+	uint64_t pool_max;          /* most bytes the pool may hold now (up->share's figure, set
+				     * under up->lock, read without it): beyond, the evictor spills */
+	struct upg_share share;     /* the pool's share of the budget, moved by the refills (up->lock) */
 	struct upg_seal seal;       /* checksums or encryption of stored blocks */
 	struct upg_ancestor {       /* the stores of forked ancestors, read-only */
 		int fd;

@@ -143,6 +143,7 @@ static int open_runtime(const struct upager_config *cfg, upager_t **out, char *e
 		goto out_uffd;
 	}
 	up->pool_tier = (struct upg_tier){ &upg_pool_tier, &up->pool };
+	upg_share_init(&up->share, up->budget, algo == UPG_POOL_OFF ? 0 : up->pool_max);
 
 	/* Twice the budget in 4 KiB frames: room for overshoot while the
 	 * store is full.  Reserved, so untouched frames cost nothing. */
@@ -739,6 +740,8 @@ UPAGER_API int upager_stats(upager_t *up, struct upager_stats *out)
 	st.stall_all_ns = up->stall.full_ns;
 	upg_stall_recent(&up->stall, now, &st.stall_recent_ns, &st.stall_some_recent_ns, &st.stall_all_recent_ns);
 	st.stall_threads = up->stall.threads ? up->stall.threads : 1;
+	st.pool_share_bytes = up->pool.algo == UPG_POOL_OFF ? 0 : upg_share_bytes(&up->share);
+	st.pool_share_most = up->pool.algo == UPG_POOL_OFF ? 0 : up->share.hi;
 	pthread_mutex_unlock(&up->lock);
 	size_t n = out->size < sizeof st ? out->size : sizeof st;
 	uint32_t keep = out->size;

@@ -103,19 +103,26 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 	unsigned long long polls = has_polls ? st->polls : 0, hits = has_polls ? st->poll_hits : 0;
 	double poll_s = has_polls ? st->poll_cpu_ns / 1e9 : 0;
 	bool has_pool = st->size >= offsetof(struct upager_stats, pool_drops) + sizeof st->pool_drops;
-	char pool[320] = "";
+	char pool[448] = "";
 	if (has_pool && (st->pool_puts || st->pool_rejects)) {
-		char pb[32];
+		char pb[32], share[128] = "";
 		human(st->pool_bytes, pb, sizeof pb);
+		if (st->size >= offsetof(struct upager_stats, pool_share_most) + sizeof st->pool_share_most &&
+		    st->pool_share_most) {
+			char now[32], most[32];
+			human(st->pool_share_bytes, now, sizeof now);
+			human(st->pool_share_most, most, sizeof most);
+			snprintf(share, sizeof share, "; its share of the budget is %s now, at most %s", now, most);
+		}
 		uint64_t served = st->pool_hits + st->store_reads;
 		snprintf(pool, sizeof pool,
 			 "  compressed pool   %s holding %llu pages (ratio %.2f); %llu faults served from it "
-			 "(%.1f%% of refills); %llu pages in, %llu too poor; %llu written on, %llu dropped clean\n",
+			 "(%.1f%% of refills); %llu pages in, %llu too poor; %llu written on, %llu dropped clean%s\n",
 			 pb, (unsigned long long)st->pool_pages,
 			 st->pool_bytes ? (double)st->pool_pages * 4096 / (double)st->pool_bytes : 0.0,
 			 (unsigned long long)st->pool_hits, served ? 100.0 * (double)st->pool_hits / (double)served : 0.0,
 			 (unsigned long long)st->pool_puts, (unsigned long long)st->pool_rejects,
-			 (unsigned long long)st->pool_writebacks, (unsigned long long)st->pool_drops);
+			 (unsigned long long)st->pool_writebacks, (unsigned long long)st->pool_drops, share);
 	}
 	char stall[512] = "";
 	if (has_stalls(st)) {

@@ -8,7 +8,10 @@
  *     and paging is as without it;
  *   - read-only passes: clean pages are dropped without a write, not
  *     compressed (only what was never written out may be, once);
- *   - zstd instead of LZ4, when built with it.
+ *   - zstd instead of LZ4, when built with it;
+ *   - a hot set a little larger than the budget (1.2 times): its pages come back soon
+ *     after they leave, and the pool's share of the budget falls, spilling
+ *     to the store, while every page keeps its data.
  * Every page is checked after eviction and refault.
  */
 #include <check.h>
@@ -164,6 +167,39 @@ START_TEST(test_clean)
 }
 END_TEST
 
+/* Random rewrites of a hot set of 1.2 budgets (0.2 budgets more than
+ * RAM holds) after the fill: RAM for pages pays better than a pool, the
+ * share falls, and the pool spills down to it. */
+START_TEST(test_share_follows)
+{
+	open_fill("lz4", 0);
+	struct upager_stats a, b;
+	stats(&a);
+	ck_assert_uint_gt(a.pool_share_most, BUDGET / 2 - BUDGET / 100);  /* the default 50%, rounded */
+	uint64_t hot = BUDGET * 6 / 5 / PS, rng = 7, bad = 0;
+	for (int k = 0; k < 200000; k++) {
+		uint64_t i = upg_t_rand(&rng) % hot;
+		bad += upg_t_check(base + i * PS, PS, i, gen[i]) != 0;
+		upg_t_fill(base + i * PS, PS, i, ++gen[i]);
+	}
+	stats(&b);  /* before the check of every page, whose reads could move it */
+	for (uint64_t i = 0; i < NPAGES; i++)
+		bad += upg_t_check(base + i * PS, PS, i, gen[i]) != 0;
+	print("hot set", &b);
+	printf("hot set: the pool's share %llu KiB of at most %llu, pool %llu KiB\n",
+	       (unsigned long long)(b.pool_share_bytes >> 10), (unsigned long long)(b.pool_share_most >> 10),
+	       (unsigned long long)(b.pool_bytes >> 10));
+	ck_assert_uint_eq(bad, 0);
+	ck_assert_uint_lt(b.pool_share_bytes, b.pool_share_most / 2);
+	/* The pool followed it down: it wrote pages on, and holds no more
+	 * than its share and a spill round (a 16th of it) beside a batch. */
+	ck_assert_uint_gt(b.pool_writebacks + b.pool_drops, a.pool_writebacks + a.pool_drops);
+	ck_assert_uint_le(b.pool_bytes, b.pool_share_bytes + b.pool_share_bytes / 16 + (1u << 20));
+	ck_assert_uint_le(b.resident_peak, BUDGET);
+	ck_assert_uint_eq(upager_close(up), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("tiers");
@@ -173,6 +209,7 @@ int main(void)
 	tcase_add_test(tc, test_zstd);
 	tcase_add_test(tc, test_incompressible);
 	tcase_add_test(tc, test_clean);
+	tcase_add_test(tc, test_share_follows);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
