@@ -224,10 +224,30 @@ START_TEST(child_is_budgeted)
 }
 END_TEST
 
+/* Pages of the region in RAM here that another process maps too (pagemap's
+ * "exclusively mapped" bit clear): those are counted in the parent. */
+static uint64_t still_shared_bytes(void)
+{
+	FILE *f = fopen("/proc/self/pagemap", "rb");
+	if (!f)
+		return UINT64_MAX;
+	uint64_t n = 0;
+	uint64_t e;
+	if (fseek(f, (long)((uintptr_t)base / 4096 * 8), SEEK_SET) == 0) {
+		for (uint64_t pg = 0; pg < NPAGES && fread(&e, sizeof e, 1, f) == 1; pg++)
+			n += (e >> 63 & 1) && !(e >> 56 & 1);
+	}
+	fclose(f);
+	return n * 4096;
+}
+
 /* The pages a child inherits in RAM are counted in the parent while both
  * map them.  When the parent writes its copies (copy-on-write gives it new
  * pages), the child's are its alone: it must count them and keep to its
- * budget, not hold a budget of its own pages and all of those besides. */
+ * budget, not hold a budget of its own pages and all of those besides.
+ * Those the parent still maps (the first page of each fault-around cluster
+ * can stay in its policy's small queue through the fill) stay counted there,
+ * so the child's resident memory less those must fit its budget. */
 START_TEST(child_counts_pages_its_parent_let_go)
 {
 	/* No pool: one the child inherits is counted in the parent until the
@@ -239,9 +259,12 @@ START_TEST(child_counts_pages_its_parent_let_go)
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		/* A budget of its own pages from the store; the last pages
-		 * filled, still in RAM at the fork, are not touched. */
-		uint64_t bad = count_bad(0, NPAGES / 2, 1);
+		/* Half a budget of its own pages from the store, so that
+		 * nothing needs evicting while the pages it inherited (the
+		 * last ones filled, in RAM at the fork) are counted in the
+		 * parent: when they become its own, only counting them
+		 * brings its resident memory back under the budget. */
+		uint64_t bad = count_bad(0, BUDGET / 2 / 4096, 1);
 		(void)!write(done[1], "c", 1);
 		char c;
 		if (read(go[0], &c, 1) != 1)
@@ -249,17 +272,25 @@ START_TEST(child_counts_pages_its_parent_let_go)
 		/* Its evictor looks every 50 ms; on a busy machine it may run
 		 * late: up to 5 s.  Without the count, resident stays over. */
 		struct upager_stats st = { .size = sizeof st };
+		uint64_t shared = 0;
 		for (int i = 0; i < 100; i++) {
 			usleep(50 * 1000);
 			if (upager_stats(up, &st))
 				_exit(2);
-			if (st.resident_bytes <= BUDGET)
+			shared = still_shared_bytes();
+			if (shared == UINT64_MAX)
+				_exit(4);
+			if (st.resident_bytes <= BUDGET + shared)
 				break;
 		}
-		if (st.resident_bytes > BUDGET) {
-			fprintf(stderr, "child: %llu bytes resident (%llu in the pool) over its budget of %llu after its "
-				"parent let its pages go\n", (unsigned long long)st.resident_bytes,
-				(unsigned long long)st.pool_bytes, (unsigned long long)BUDGET);
+		/* Most of the parent's pages at the fork were its last ones,
+		 * which it has rewritten: a budget's worth shared still
+		 * would mean the check below proves nothing. */
+		if (st.resident_bytes > BUDGET + shared || shared > BUDGET / 4) {
+			fprintf(stderr, "child: %llu bytes resident (%llu in the pool, %llu still mapped by the parent) "
+				"over its budget of %llu after its parent let its pages go\n",
+				(unsigned long long)st.resident_bytes, (unsigned long long)st.pool_bytes,
+				(unsigned long long)shared, (unsigned long long)BUDGET);
 			_exit(3);
 		}
 		_exit(bad || count_bad(0, NPAGES, 1) ? 1 : 0);
@@ -271,7 +302,7 @@ START_TEST(child_counts_pages_its_parent_let_go)
 	ck_assert_int_eq(write(go[1], "g", 1), 1);
 	int rc = wait_child(pid);
 	ck_assert_msg(rc == 0, "the child exited %d: it read wrong data (1), or held its inherited pages over its "
-		      "budget uncounted (3)", rc);
+		      "budget uncounted (3), or could not read its pagemap (4)", rc);
 	ck_assert_uint_eq(count_bad(0, NPAGES / 2, 1), 0);
 	ck_assert_uint_eq(count_bad(NPAGES / 2, NPAGES, 2), 0);
 	for (int i = 0; i < 2; i++)
