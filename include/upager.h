@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -78,6 +79,9 @@ struct upager_config {
 	const char *compress;     /* compressed RAM pool in front of the store: "lz4" (NULL: the
 	                           * default), "zstd" or "off" */
 	uint32_t compress_pool;   /* most of the budget the pool may hold, in percent (5..95; 0: 50) */
+	/* Added in 0.5 (older callers get the default): */
+	uint32_t file_dirty_age;  /* seconds within which a changed page of a shared file mapping is
+	                           * written to the file (1..3600; 0: 30) */
 };
 
 UPAGER_API void upager_config_init(struct upager_config *cfg);
@@ -119,8 +123,48 @@ struct upager_map_opts {
  */
 UPAGER_API int upager_map(upager_t *up, size_t len, const struct upager_map_opts *opts, void **addr);
 
-/* Release a region returned by upager_map(): its RAM and store slots. */
+/* Release a region returned by upager_map() or upager_map_file(): its RAM
+ * and store slots.  A shared file mapping's changed pages are written to
+ * the file first (and fdatasync()ed): -EIO if that fails, the region then
+ * stays mapped. */
 UPAGER_API int upager_unmap(upager_t *up, void *addr);
+
+/*
+ * Map len bytes of the file open on fd, from offset (a multiple of 4 KiB),
+ * as paged memory under the runtime's budget.  The file is read and
+ * written in place with O_DIRECT (a descriptor of its own, opened again
+ * from fd), so the page cache never holds its pages; pages not changed are
+ * dropped without I/O when they leave RAM.  flags, one of:
+ *   UPAGER_MAP_SHARED   changes go to the file: when their page leaves RAM,
+ *                       at upager_sync(), at upager_unmap() and
+ *                       upager_close(), and at most UPAGER_FILE_DIRTY_AGE
+ *                       seconds after the page was first changed;
+ *   UPAGER_MAP_PRIVATE  copy-on-write: changes go to the store, never to
+ *                       the file;
+ *   UPAGER_MAP_RDONLY   reads only (the memory is mapped PROT_READ).
+ * Bytes past the end of the file read as zeros within the last page; an
+ * access to a page wholly past it raises SIGBUS, as with mmap.  fd must be
+ * open for reading, and for writing with UPAGER_MAP_SHARED (not O_APPEND).
+ * -EINVAL for a bad offset, length or flags; -EBADF for an fd that cannot
+ * serve the mapping; -ENXIO when a read-only mapping reaches past the end
+ * of the file.  What is on the file when is written down in README.md.
+ */
+#define UPAGER_MAP_SHARED 1
+#define UPAGER_MAP_PRIVATE 2
+#define UPAGER_MAP_RDONLY 3
+UPAGER_API int upager_map_file(upager_t *up, int fd, off_t offset, size_t len, int flags, void **addr);
+
+/*
+ * Like msync() for a region of upager_map_file(): UPAGER_SYNC writes the
+ * changed pages of [addr, addr + len) to the file and fdatasync()s it
+ * before it returns; UPAGER_ASYNC starts writing them and returns.  A write
+ * that fails returns -EIO (the pages stay changed in RAM and are written
+ * again later), as fsync() would; -EINVAL for a range not in one such
+ * region.  On a private or read-only mapping it does nothing.
+ */
+#define UPAGER_SYNC 1
+#define UPAGER_ASYNC 2
+UPAGER_API int upager_sync(upager_t *up, void *addr, size_t len, int flags);
 
 enum upager_advice {
 	UPAGER_ADV_NORMAL = 0,

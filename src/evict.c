@@ -52,6 +52,8 @@ enum vkind {
 	K_STAY,     /* could not be moved: still in place */
 	K_BACK,     /* rebuilt and copied back already (half-zapped page) */
 	K_POOL,     /* compressed into the pool (handle): drop */
+	K_FILE,     /* a shared file mapping's changed page: write to the file, then drop */
+	K_SYNCED,   /* written to the file for upager_sync(): goes back, unchanged */
 };
 
 struct vict {
@@ -63,6 +65,7 @@ struct vict {
 	uint8_t fresh_slot; /* new_slot was allocated for this write */
 	uint8_t ghost;      /* a refault soon after counts as a ghost hit */
 	uint8_t copied;     /* could not move: copied to ev->copy, zapped in place */
+	uint8_t sync;       /* taken by a pass that writes a file mapping's changes, not an eviction */
 	uint16_t zeroed;    /* zmask parts zeroed in what was moved out */
 	uint32_t handle;    /* K_POOL: its object in the pool */
 };
@@ -95,6 +98,7 @@ struct upg_evictor {
 	char *spill_c;      /* SPILL_MAX compressed objects, copied out of the pool */
 	int64_t pool_delta;  /* change of the pool's RAM by this batch, not yet counted (finish()) */
 	bool full_logged;
+	uint32_t sync_failed;  /* K_FILE writes of this batch that failed */
 	uint64_t unfreed;   /* bytes in the batches since one last freed a page */
 };
 
@@ -166,7 +170,7 @@ static int ev_move(struct upager *up, uintptr_t dst, uintptr_t src, size_t len, 
  * found nothing to zap: they are zeroed in src first, and added to
  * *zeroed.  uffd_lock held on entry and exit; released while backing off,
  * so both are checked again each time.  -ECANCELED: discarded. */
-static int ev_copy_back(struct upager *up, struct upg_region *r, uint64_t page, char *src, uint16_t *zeroed)
+static int ev_copy_back(struct upager *up, struct upg_region *r, uint64_t page, char *src, uint16_t *zeroed, bool wp)
 {
 	for (;;) {
 		pthread_mutex_lock(&up->lock);
@@ -178,7 +182,7 @@ static int ev_copy_back(struct upager *up, struct upg_region *r, uint64_t page, 
 			return -ECANCELED;
 		upg_zero_parts(src, r->psize, zm);
 		*zeroed |= zm;
-		int rc = upg_uffd_copy(up->uffd, r->base + (page << r->pshift), src, r->psize, NULL);
+		int rc = upg_uffd_copy_wp(up->uffd, r->base + (page << r->pshift), src, r->psize, NULL, wp);
 		if (rc != -EAGAIN)
 			return rc;
 		pthread_mutex_unlock(&up->uffd_lock);
@@ -305,6 +309,7 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 		struct upg_pte *p = upg_pte_get(r, v->page);
 		uint16_t zm = p->zmask;
 		uint32_t slot = !(p->flags & PF_DIRTY) && !zm ? p->slot : 0;
+		bool fclean = r->file && !(p->flags & PF_DIRTY) && !zm && !p->slot;
 		pthread_mutex_unlock(&up->lock);
 		v->zeroed = zm;
 		if (present < sub) {
@@ -317,13 +322,17 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 				if ((vec[q] & 1) && !(zm >> (q * 4096 / chunk) & 1))
 					memcpy(ev->image + (size_t)q * 4096, s + (size_t)q * 4096, 4096);
 			pthread_mutex_lock(&up->uffd_lock);
-			v->kind = ev_copy_back(up, r, v->page, ev->image, &v->zeroed) ? K_GONE : K_BACK;
+			v->kind = ev_copy_back(up, r, v->page, ev->image, &v->zeroed, false) ? K_GONE : K_BACK;
 			pthread_mutex_unlock(&up->uffd_lock);
 			continue;
 		}
 		upg_zero_parts(s, r->psize, zm);
 		if (slot && upg_seal_unchanged(upg_slot_seal(up, slot), upg_slot_block(slot), s, r->psize))
 			v->kind = K_CLEAN;
+		else if (r->file)
+			/* Unchanged, it is the file's (no store copy); zeros
+			 * are data like any other: NONE means the file. */
+			v->kind = fclean ? K_CLEAN : r->file->mode == UPAGER_MAP_SHARED ? K_FILE : K_WRITE;
 		else if (all_zero(s, r->psize))
 			v->kind = K_ZERO;
 		else
@@ -482,6 +491,37 @@ static void assign_slots(struct upg_evictor *ev, uint32_t n)
 	}
 }
 
+/* The end of the run of K_FILE pages from v[i]: neighbours in the file,
+ * back to back in the scratch range, up to MAX_WRITE; the file's last
+ * page, when partial, alone (its write is not O_DIRECT-aligned). */
+static uint32_t file_run(struct upg_evictor *ev, uint32_t i, uint32_t n)
+{
+	struct vict *v = &ev->v[i];
+	struct upg_mfile *f = v->r->file;
+	uint64_t size = __atomic_load_n(&f->size, __ATOMIC_RELAXED);
+	uint32_t j = i + 1;
+	size_t len = v->r->psize;
+	while (j < n && ev->v[j].kind == K_FILE && ev->v[j].r == v->r && ev->v[j].copied == v->copied &&
+	       ev->v[j].soff == ev->v[j - 1].soff + v->r->psize && ev->v[j].page == ev->v[j - 1].page + 1 &&
+	       len + v->r->psize <= MAX_WRITE && f->off + ((ev->v[j].page + 1) << v->r->pshift) <= size) {
+		len += v->r->psize;
+		j++;
+	}
+	return j;
+}
+
+/* Bytes of n pages from page of r that are inside its file: what past
+ * the end a page holds is not written, as with mmap. */
+static size_t file_len(struct upg_region *r, uint64_t page, uint32_t n)
+{
+	struct upg_mfile *f = r->file;
+	uint64_t size = __atomic_load_n(&f->size, __ATOMIC_RELAXED);
+	uint64_t at = f->off + (page << r->pshift), len = (uint64_t)n << r->pshift;
+	if (at >= size)
+		return 0;
+	return at + len > size ? (size_t)(size - at) : (size_t)len;
+}
+
 /* Write the K_WRITE pages through the store's tier, merging neighbours
  * (consecutive slots, back to back in the scratch range) into one write
  * of up to MAX_WRITE; failures become K_KEEP. */
@@ -494,6 +534,20 @@ static void write_back(struct upg_evictor *ev, uint32_t n)
 	while (i < n || inflight) {
 		while (i < n && inflight < RING_ENTRIES) {
 			struct vict *v = &ev->v[i];
+			if (v->kind == K_FILE) {
+				uint32_t j = file_run(ev, i, n);
+				uint32_t idx = 0;
+				while (runs[idx].last != 0 && idx < RING_ENTRIES - 1)
+					idx++;
+				runs[idx].first = i;
+				runs[idx].last = j;
+				struct upg_mfile *f = v->r->file;
+				uint64_t at = f->off + (v->page << v->r->pshift);
+				upg_tier_write(&f->tier, &ev->q, at, src_of(ev, v), file_len(v->r, v->page, j - i), idx);
+				inflight++;
+				i = j;
+				continue;
+			}
 			if (v->kind != K_WRITE) {
 				i++;
 				continue;
@@ -540,15 +594,20 @@ static void write_back(struct upg_evictor *ev, uint32_t n)
 			inflight--;
 			uint32_t first = runs[idx].first, last = runs[idx].last;
 			runs[idx].last = 0;
-			size_t want = (size_t)(last - first) * ev->v[first].r->psize;
+			struct vict *v0 = &ev->v[first];
+			bool file = v0->kind == K_FILE;
+			size_t want = file ? file_len(v0->r, v0->page, last - first)
+				      : (size_t)(last - first) * v0->r->psize;
 			res = upg_inject(UPG_INJ_WRITE, res, want);
 			if (res != (int)want) {
 				pthread_mutex_lock(&up->lock);
 				up->c.write_errors++;
 				pthread_mutex_unlock(&up->lock);
-				upg_log(up, UPAGER_LOG_WARN, "write-back of %u page(s) to the store failed (%s); they "
+				if (file)
+					ev->sync_failed += last - first;
+				upg_log(up, UPAGER_LOG_WARN, "write-back of %u page(s) to the %s failed (%s); they "
 					"stay in RAM and will be written again later", last - first,
-					res < 0 ? strerror(-res) : "short write");
+					file ? "mapped file" : "store", res < 0 ? strerror(-res) : "short write");
 				for (uint32_t k = first; k < last; k++)
 					ev->v[k].kind = K_KEEP;
 			}
@@ -563,7 +622,7 @@ static void zap_copied(struct upg_evictor *ev, uint32_t n)
 	struct upager *up = ev->up;
 	for (uint32_t i = 0; i < n; i++) {
 		struct vict *v = &ev->v[i];
-		if (!v->copied || v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_GONE)
+		if (!v->copied || v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_GONE || v->kind == K_SYNCED)
 			continue;
 		uintptr_t a = v->r->base + (v->page << v->r->pshift);
 		pthread_mutex_lock(&up->lock);
@@ -596,13 +655,18 @@ static void copy_back(struct upg_evictor *ev, uint32_t n)
 	struct upager *up = ev->up;
 	for (uint32_t i = 0; i < n; i++) {
 		struct vict *v = &ev->v[i];
-		if (v->kind != K_KEEP)
+		if (v->kind != K_KEEP && v->kind != K_SYNCED)
 			continue;
 		if (v->copied) {
-			v->kind = K_STAY;  /* never left its place */
+			/* Never left its place (write-protected there: a
+			 * synced page's next write tells it changed). */
+			if (v->kind == K_KEEP)
+				v->kind = K_STAY;
 			continue;
 		}
-		int rc = ev_copy_back(up, v->r, v->page, (char *)(up->scratch + v->soff), &v->zeroed);
+		/* A synced page goes back write-protected, unchanged. */
+		int rc = ev_copy_back(up, v->r, v->page, (char *)(up->scratch + v->soff), &v->zeroed,
+				      v->kind == K_SYNCED);
 		if (rc) {
 			if (rc != -ECANCELED)
 				upg_log(up, UPAGER_LOG_DEBUG, "copy-back of page %llu: %s", (unsigned long long)v->page,
@@ -633,9 +697,13 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 		}
 		if (v->kind != K_STAY)
 			p->zmask &= (uint16_t)~v->zeroed;  /* what left (or came back) has zeros there */
-		bool back = v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_BACK;
+		bool back = v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_BACK || v->kind == K_SYNCED;
 		if (back && !discarded) {
-			if (v->kind != K_STAY) {
+			if (v->kind == K_SYNCED) {
+				p->flags &= (uint8_t)~PF_DIRTY;  /* the file has it now */
+				up->c.writebacks++;
+				up->c.bytes_written += r->psize;
+			} else if (v->kind != K_STAY) {
 				if (v->kind == K_KEEP && v->fresh_slot)
 					upg_store_free(&up->store, v->new_slot - 1, r->blocks);
 				p->flags |= PF_DIRTY;
@@ -660,8 +728,12 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 			if (v->kind == K_ZERO && !discarded)
 				up->c.zero_skips++;
 		} else if (v->kind == K_CLEAN) {
-			p->state = PG_STORED;
+			p->state = r->file && !p->slot ? PG_NONE : PG_STORED;  /* NONE: the file's */
 			up->c.clean_drops++;
+		} else if (v->kind == K_FILE) {
+			p->state = PG_NONE;  /* on the file now */
+			up->c.writebacks++;
+			up->c.bytes_written += r->psize;
 		} else if (v->kind == K_POOL) {
 			upg_slot_free(up, r, p);  /* stale; frozen, a child reads it */
 			p->frame = v->handle;
@@ -902,7 +974,9 @@ static uint32_t pick(struct upg_evictor *ev)
 		if (p->state != PG_RESIDENT) {
 			upg_fatal(up, "the replacement policy chose frame %u, whose page is in state %u", f, p->state);
 		}
-		if (full && ((p->flags & PF_DIRTY) || !p->slot)) {
+		bool to_store = r->file ? r->file->mode != UPAGER_MAP_SHARED && (p->flags & PF_DIRTY)
+				: (p->flags & PF_DIRTY) || !p->slot;
+		if (full && to_store) {
 			up->pol_ops->insert(up->pol, f, UPG_HINT_GHOST);
 			up->c.store_full++;
 			skipped++;
@@ -914,6 +988,142 @@ static uint32_t pick(struct upg_evictor *ev)
 		bytes += r->psize;
 	}
 	return n;
+}
+
+/* ---- writing a file mapping's changes (mfile.c) ---- */
+
+/* Take the changed pages of r from *pos up to end out of the policy for
+ * writing, as pick() takes victims; *pos moves past them.  Pages without
+ * a frame (admitted while the frame table was full) cannot be moved out:
+ * counted in *unframed.  Lock held. */
+static uint32_t pick_dirty(struct upg_evictor *ev, struct upg_region *r, uint64_t *pos, uint64_t end,
+			   uint32_t *unframed)
+{
+	struct upager *up = ev->up;
+	uint32_t n = 0;
+	size_t bytes = 0;
+	uint64_t pg = *pos;
+	while (n < ev->cap && !r->dying) {
+		pg = upg_pte_next(r, pg);
+		if (pg >= end)
+			break;
+		struct upg_pte *p = &r->pte[pg];
+		if (p->state == PG_RESIDENT && (p->flags & PF_DIRTY)) {
+			if (p->frame == UPG_NOFRAME) {
+				(*unframed)++;
+			} else {
+				if (bytes + r->psize > up->scratch_len)
+					break;
+				up->pol_ops->remove(up->pol, p->frame);
+				p->state = PG_EVICTING;
+				r->busy++;
+				ev->v[n++] = (struct vict){ .r = r, .page = pg, .sync = 1 };
+				bytes += r->psize;
+			}
+		}
+		pg++;
+	}
+	*pos = pg;
+	return n;
+}
+
+/* Write the n pages pick_dirty() took to the file and put them back,
+ * unchanged and write-protected: an eviction's steps, without the
+ * eviction.  Lock and fork_lock held on entry and exit. */
+static void sync_batch(struct upg_evictor *ev, uint32_t n)
+{
+	struct upager *up = ev->up;
+	pthread_mutex_unlock(&up->lock);
+	size_t off = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		ev->v[i].soff = off;
+		off += ev->v[i].r->psize;
+	}
+	for (uint32_t i = 0; i < n;) {
+		uint32_t j = i + 1;
+		while (j < n && ev->v[j].page == ev->v[j - 1].page + 1)
+			j++;
+		move_run(ev, i, j);
+		i = j;
+	}
+	classify(ev, n);  /* changed pages of a shared mapping: K_FILE */
+	write_back(ev, n);
+	for (uint32_t i = 0; i < n; i++)
+		if (ev->v[i].kind == K_FILE)
+			ev->v[i].kind = K_SYNCED;
+	zap_copied(ev, n);
+	pthread_mutex_lock(&up->uffd_lock);
+	copy_back(ev, n);
+	pthread_mutex_lock(&up->lock);
+	finish(ev, n);
+	pthread_mutex_unlock(&up->uffd_lock);
+	if (up->retry_count)
+		upg_kick_handlers(up);  /* writes that waited for their page */
+	pthread_mutex_unlock(&up->lock);
+	/* Empty the scratch range (a handler ignores the REMOVE event). */
+	madvise((void *)up->scratch, off, MADV_DONTNEED);
+	madvise(ev->copy, off, MADV_DONTNEED);
+	pthread_mutex_lock(&up->lock);
+}
+
+/* Write the changed pages of [first, end) of r to its file.  Lock held on
+ * entry and exit.  0 or -EIO. */
+static int write_dirty(struct upg_evictor *ev, struct upg_region *r, uint64_t first, uint64_t end)
+{
+	struct upager *up = ev->up;
+	uint64_t pos = first;
+	uint32_t unframed = 0, failed = 0;
+	for (;;) {
+		if (pthread_mutex_trylock(&up->fork_lock)) {
+			pthread_mutex_unlock(&up->lock);
+			pthread_mutex_lock(&up->fork_lock);
+			pthread_mutex_lock(&up->lock);
+		}
+		uint32_t n = pick_dirty(ev, r, &pos, end, &unframed);
+		if (!n) {
+			pthread_mutex_unlock(&up->fork_lock);
+			break;
+		}
+		ev->sync_failed = 0;
+		sync_batch(ev, n);
+		failed += ev->sync_failed;
+		pthread_mutex_unlock(&up->fork_lock);
+	}
+	if (unframed)
+		upg_log(up, UPAGER_LOG_ERROR, "%u changed page(s) of the file mapping at %#lx hold no frame (the frame "
+			"table was full) and could not be written to the file", unframed, (unsigned long)r->base);
+	return failed || unframed ? -EIO : 0;
+}
+
+/* Serve upager_sync()'s request, or one shared file mapping whose changes
+ * are due (file_dirty_age, or UPAGER_ASYNC).  Lock held.  false: nothing
+ * to do. */
+static bool file_pass(struct upg_evictor *ev, uint64_t now)
+{
+	struct upager *up = ev->up;
+	struct upg_sync_req *q = up->sync_req;
+	if (q && !q->done) {
+		q->res = write_dirty(ev, q->r, q->first, q->end);
+		q->done = true;
+		pthread_cond_broadcast(&up->idle_cond);
+		return true;
+	}
+	for (uint32_t i = 0; i < up->nregions; i++) {
+		struct upg_region *r = up->regions[i];
+		struct upg_mfile *f = r->file;
+		if (!f || f->mode != UPAGER_MAP_SHARED || r->dying ||
+		    (!f->async_wanted && now - f->dirty_pass_ns < up->file_dirty_age_ns))
+			continue;
+		f->async_wanted = false;
+		f->dirty_pass_ns = now;
+		r->busy++;  /* not unmapped between batches */
+		write_dirty(ev, r, 0, r->npages);
+		r->busy--;
+		if (r->dying && !r->busy)
+			pthread_cond_broadcast(&up->idle_cond);
+		return true;
+	}
+	return false;
 }
 
 static void timed_wait(struct upager *up, unsigned ms)
@@ -1052,6 +1262,8 @@ static void *evictor_main(void *arg)
 			charge_unshared(up, now);
 		if (now - up->threads_look_ns >= 100ULL * 1000 * 1000)
 			count_threads(up, now);
+		if (file_pass(ev, now))
+			continue;
 		tree = upg_domain_total(&up->dom);
 		over = tree > up->high || (up->evict_wanted && tree > up->low);
 		if (!over)

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -61,6 +62,7 @@ struct upg_io {
 	uint8_t tries;
 	uint8_t ghost;
 	uint8_t pool;         /* from the pool, not the store */
+	uint8_t file;         /* from the region's mapped file, not the store */
 };
 
 struct upg_handler {
@@ -412,6 +414,10 @@ static void submit_read(struct upg_handler *h, struct upg_io *io)
 			upg_tier_read(&up->pool_tier, &h->q, upg_pte_get(io->reg, io->first + i)->evict_seq,
 				      h->bounce + (size_t)io->unit * UNIT + ((size_t)i << io->reg->pshift),
 				      io->reg->psize, (uint64_t)(uintptr_t)io);
+	} else if (io->file) {
+		struct upg_mfile *f = io->reg->file;
+		upg_tier_read(&f->tier, &h->q, f->off + (io->first << io->reg->pshift), h->bounce + (size_t)io->unit * UNIT,
+			      (uint32_t)len, (uint64_t)(uintptr_t)io);
 	} else
 		upg_tier_read(&up->store_tier, &h->q, io->slot, h->bounce + (size_t)io->unit * UNIT, (uint32_t)len,
 			      (uint64_t)(uintptr_t)io);
@@ -573,13 +579,124 @@ static void store_read(struct upg_handler *h, struct upg_region *r, uint64_t pag
 	submit_read(h, io);
 }
 
-/* Copy [first, first+n) of io's pages in, writable. */
+/* Copy [first, first+n) of io's pages in: writable, or write-protected
+ * from a file (its first write tells the page changed). */
 static int copy_in(struct upager *up, struct upg_io *io, uint64_t first, uint64_t n, char *src)
 {
 	struct upg_region *r = io->reg;
 	if (!n)
 		return 0;
-	return upg_uffd_copy(up->uffd, r->base + (first << r->pshift), src, n << r->pshift, NULL);
+	return upg_uffd_copy_wp(up->uffd, r->base + (first << r->pshift), src, n << r->pshift, NULL, io->file);
+}
+
+/* Copy all of io's pages in from buf.  A file's page that a write faulted
+ * on goes in writable (and counts as changed): protected, its write would
+ * fault a second time at once. */
+static int copy_in_all(struct upager *up, struct upg_io *io, char *buf)
+{
+	if (!io->file || !io->fault_write || io->fault_page == NO_PAGE)
+		return copy_in(up, io, io->first, io->npages, buf);
+	struct upg_region *r = io->reg;
+	uint64_t k = io->fault_page - io->first;
+	int rc = copy_in(up, io, io->first, k, buf);
+	if (!rc)
+		rc = upg_uffd_copy(up->uffd, r->base + (io->fault_page << r->pshift), buf + (k << r->pshift), r->psize,
+				   NULL);
+	if (!rc)
+		rc = copy_in(up, io, io->fault_page + 1, io->npages - k - 1, buf + ((k + 1) << r->pshift));
+	return rc;
+}
+
+/* Start a read of page of r, a file mapping's page that holds the file's
+ * bytes (NONE, no store copy), with the file's next such pages when the
+ * access looks sequential.  A page wholly past the end of the file raises
+ * SIGBUS, as with mmap.  Locks as zero_fill. */
+static uint32_t file_read(struct upg_handler *h, struct upg_region *r, uint64_t page, bool write, uint64_t t0,
+			  bool prefetch)
+{
+	struct upager *up = h->up;
+	struct upg_pte *p = upg_pte_get(r, page);
+	uintptr_t a = r->base + (page << r->pshift);
+	if (p->flags & PF_POISONED)
+		return 0;  /* a prefetch: a fault would have raised SIGBUS */
+	if (zapwait_blocks(up, r, page, NULL, 0)) {
+		/* Discarded while mapped, the zap not yet landed: fault
+		 * again once it has (see zapwait_trim()). */
+		wake_page(up, a, r->psize);
+		return 0;
+	}
+	p->flags &= (uint8_t)~PF_ZAPWAIT;
+	if (upg_mfile_past_eof(r, page)) {
+		if (prefetch) {
+			wake_page(up, a, r->psize);
+			return 0;
+		}
+		p->flags |= PF_POISONED;
+		pthread_mutex_unlock(&up->lock);
+		h_poison(h, a, r->psize);
+		pthread_mutex_lock(&up->lock);
+		fault_done(up, t0);
+		return 0;
+	}
+	struct upg_stream *st;
+	uint32_t want = read_window(h, r, page, prefetch, &st);
+	uint32_t n = 1;
+	while (n < want && page + n < r->npages && !upg_mfile_past_eof(r, page + n)) {
+		struct upg_pte *q = upg_pte_get(r, page + n);
+		if (q->state != PG_NONE || q->slot || (q->flags & (PF_ZAPWAIT | PF_POISONED)))
+			break;
+		n++;
+	}
+	uint64_t ok = upg_budget_admit(up, n, r->psize);
+	if (!ok) {
+		defer(up, r, page, p, write, t0, prefetch);
+		return 0;
+	}
+	n = (uint32_t)ok;
+	struct upg_io *io = io_get(h);
+	if (!io) {
+		defer(up, r, page, p, write, t0, prefetch);
+		return 0;
+	}
+	uint32_t unit, units = (uint32_t)(((uint64_t)n << r->pshift) / UNIT);
+	if (!units_alloc(h, units, &unit)) {
+		n = 1;
+		units = r->psize / UNIT;
+		if (!units_alloc(h, units, &unit)) {
+			io->units = 0;
+			io_put(h, io);
+			defer(up, r, page, p, write, t0, prefetch);
+			return 0;
+		}
+	}
+	bool again = p->evict_seq != 0;  /* read before, and evicted: a refill */
+	for (uint32_t i = 0; i < n; i++) {
+		struct upg_pte *q = upg_pte_get(r, page + i);
+		upg_frame_take_or_none(up, r, page + i, q);
+		q->state = PG_READING;
+		q->flags &= PF_DEFERRED;
+	}
+	r->busy += n;
+	if (st)
+		st->next = page + n;
+	upg_resident_add(up, (uint64_t)n * r->psize);
+	*io = (struct upg_io){
+		.reg = r, .first = page, .npages = n, .unit = unit, .units = units, .file = 1,
+		.fault_page = prefetch ? NO_PAGE : page, .fault_write = write, .t0 = t0,
+		.ghost = again && hint_for(up, p) == UPG_HINT_GHOST, .t_sub = upg_now_ns(),
+	};
+	if (!prefetch && again)
+		refilled(up, p, false);
+	submit_read(h, io);
+	/* A stream at its largest window: the next window is read now, while
+	 * this one is consumed (the kernel's asynchronous readahead).  The
+	 * stream's next fault is then past it. */
+	if (st && n == up->cfg.readahead_max && n > 1 && page + n < r->npages) {
+		uint32_t m = file_read(h, r, page + n, false, t0, true);
+		if (m)
+			st->next = page + n + m;
+	}
+	return n;
 }
 
 /* A store read failed READ_TRIES times (an I/O error, a short read, or a
@@ -608,7 +725,7 @@ static void read_give_up(struct upg_handler *h, struct upg_io *io, const char *w
 			p->state = PG_NONE;
 			p->flags &= PF_DEFERRED;
 		} else {
-			p->state = PG_STORED;
+			p->state = io->file ? PG_NONE : PG_STORED;
 			poison = io->npages == 1 && up->have_poison;
 			p->flags = (uint8_t)((p->flags & PF_DEFERRED) | (poison ? PF_POISONED : 0));
 		}
@@ -619,8 +736,8 @@ static void read_give_up(struct upg_handler *h, struct upg_io *io, const char *w
 	size_t len = (size_t)io->npages << r->pshift;
 	if (poison) {
 		up->c.poisoned++;
-		upg_log(up, UPAGER_LOG_ERROR, "store read of the page at %#lx failed after %u tries (%s); "
-			"an access to it raises SIGBUS", (unsigned long)a, io->tries, why);
+		upg_log(up, UPAGER_LOG_ERROR, "%s read of the page at %#lx failed after %u tries (%s); "
+			"an access to it raises SIGBUS", io->file ? "file" : "store", (unsigned long)a, io->tries, why);
 	} else if (io->npages > 1) {
 		upg_log(up, UPAGER_LOG_WARN, "store read of %u pages at %#lx failed after %u tries (%s); %s",
 			io->npages, (unsigned long)a, io->tries, why,
@@ -723,8 +840,21 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 	}
 	h->inflight--;
 	res = io->pool ? res : upg_inject(UPG_INJ_READ, res, len);
+	if (io->file && res >= 0 && res < (int)len) {
+		/* Short: the end of the file.  What lies past it reads as
+		 * zeros, as with mmap.  Shorter than the size says: an error. */
+		struct upg_mfile *f = r->file;
+		uint64_t at = f->off + (io->first << r->pshift);
+		struct stat sb;
+		bool eof = !fstat(f->fd, &sb) && at + (uint64_t)res >= (uint64_t)sb.st_size;
+		if (eof) {
+			memset(buf + res, 0, len - (size_t)res);
+			res = (int)len;
+		}
+	}
 	struct upg_seal *seal = upg_slot_seal(up, io->slot);
-	int64_t bad = io->pool ? -1 : res == (int)len ? upg_seal_read(seal, upg_slot_block(io->slot), buf, len) : -1;
+	int64_t bad = io->pool || io->file ? -1
+		      : res == (int)len ? upg_seal_read(seal, upg_slot_block(io->slot), buf, len) : -1;
 	if (res != (int)len || bad >= 0) {
 		pthread_mutex_lock(&up->lock);
 		if (res != (int)len)
@@ -737,7 +867,9 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 			return;
 		}
 		char why[96];
-		if (res == (int)len)
+		if (io->file)
+			snprintf(why, sizeof why, "reading the mapped file: %s", res < 0 ? strerror(-res) : "short read");
+		else if (res == (int)len)
 			snprintf(why, sizeof why, "block %llu fails its %s",
 				 (unsigned long long)(upg_slot_block(io->slot) + (uint64_t)bad),
 				 seal->encrypt ? "authentication tag: altered on disk" : "checksum: corrupted on disk");
@@ -757,7 +889,8 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 		 * zeros.  Checked again after absorbing events: a discard
 		 * read there must not let old data in. */
 		pthread_mutex_lock(&up->lock);
-		for (uint32_t i = 0; i < io->npages; i++) {
+		for (uint32_t i = 0; i < io->npages && !io->file; i++) {
+			/* (A file's page discarded reads the file: what came.) */
 			struct upg_pte *p = upg_pte_get(r, io->first + i);
 			if (p->flags & PF_DISCARDED) {
 				memset(buf + ((size_t)i << r->pshift), 0, r->psize);
@@ -766,7 +899,7 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 			upg_zero_parts(buf + ((size_t)i << r->pshift), r->psize, p->zmask);
 		}
 		pthread_mutex_unlock(&up->lock);
-		rc = copy_in(up, io, io->first, io->npages, buf);
+		rc = copy_in_all(up, io, buf);
 		if (rc != -EAGAIN)
 			break;
 		absorb_events(h);
@@ -799,7 +932,7 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 			p->evict_seq = 0;
 		if (rc || (failed[i / 64] >> (i % 64) & 1)) {
 			upg_frame_release(up, p);
-			p->state = discarded ? PG_NONE : io->pool ? PG_POOLED : PG_STORED;
+			p->state = discarded || io->file ? PG_NONE : io->pool ? PG_POOLED : PG_STORED;
 			if (io->pool) {
 				p->frame = handle;
 				if (discarded)
@@ -817,8 +950,10 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 		}
 		p->state = PG_RESIDENT;
 		/* Differs from the store copy, or is about to (a write fault);
-		 * otherwise the evictor compares it with the store's digests. */
-		if (discarded || !p->slot || p->zmask || (pg == io->fault_page && io->fault_write))
+		 * otherwise the evictor compares it with the store's digests.
+		 * A file's page is write-protected: its first write tells. */
+		if (io->file ? pg == io->fault_page && io->fault_write
+			     : discarded || !p->slot || p->zmask || (pg == io->fault_page && io->fault_write))
 			p->flags |= PF_DIRTY;
 		p->zmask = 0;
 		enum upg_policy_hint hint = UPG_HINT_READAHEAD;
@@ -888,11 +1023,15 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 	struct upg_pte *p = upg_pte_get(r, page);
 	switch (p->state) {
 	case PG_NONE:
-		if (prefetch) {
+		if (prefetch && !r->file) {
 			/* Discarded since WILLNEED queued it.  A fault that came
 			 * meanwhile was left to this entry (PF_DEFERRED): wake
 			 * it, to fault again and be served. */
 			wake_page(up, r->base + (page << r->pshift), r->psize);
+			return;
+		}
+		if (r->file && !p->slot) {
+			file_read(h, r, page, write, t0, prefetch);
 			return;
 		}
 		zero_fill(h, r, page, write, t0);

@@ -189,6 +189,17 @@ struct upager {
 	uint64_t share_look_ns;      /* when the evictor last looked at it */
 	uint64_t unshared_look_ns;   /* when it last looked for PF_SHARED pages the parent let go */
 
+	/* upager_sync() hands the evictor one request at a time (mfile.c):
+	 * it writes the range's changed pages of a shared file mapping. */
+	pthread_mutex_t sync_lock;   /* serialises the callers */
+	struct upg_sync_req {
+		struct upg_region *r;
+		uint64_t first, end;     /* pages */
+		int res;                 /* 0, or -EIO: a write failed */
+		bool done;
+	} *sync_req;                 /* up->lock */
+	uint64_t file_dirty_age_ns;  /* a shared file page's changes reach the file within this */
+
 	struct upg_counters c;
 	struct upg_hist hist;
 	struct upg_stall stall;       /* up->lock */
@@ -218,6 +229,10 @@ extern struct upg_tier upg_store_tier_test;
  * mflags 0, MAP_FIXED or MAP_FIXED_NOREPLACE.  Only for 4 KiB pages.  For
  * the preload layer, which serves a program's own mmap() calls. */
 int upg_map_at(struct upager *up, uintptr_t hint, size_t len, uint32_t psize, int mflags, void **addr);
+/* The same for a file mapping (f, owned by the region from then on;
+ * prot as mmap()'s). */
+int upg_map_region(struct upager *up, uintptr_t hint, size_t len, uint32_t psize, int mflags, int prot,
+		   struct upg_mfile *f, void **addr);
 /* Make up's locks and conditions anew (a forked child has the parent's,
  * perhaps held by threads it does not have). */
 void upg_sync_init(struct upager *up);
@@ -256,6 +271,18 @@ static inline void upg_events_barrier(struct upager *up)
 	pthread_mutex_lock(&up->uffd_lock);
 	pthread_mutex_unlock(&up->uffd_lock);
 }
+
+/* mfile.c */
+/* Write the changed pages of [first, end) of r (a shared file mapping) to
+ * the file through the evictor, and wait.  0 or -EIO.  No lock held. */
+int upg_mfile_write_range(struct upager *up, struct upg_region *r, uint64_t first, uint64_t end);
+/* Write every shared file mapping's changed pages and fdatasync() them:
+ * upager_close().  0 or -EIO. */
+int upg_mfile_sync_all(struct upager *up);
+void upg_mfile_free(struct upg_mfile *f);
+/* Is the byte at page's start past the end of r's file?  Looks at the
+ * file's size again first when it seems so.  Lock held. */
+bool upg_mfile_past_eof(struct upg_region *r, uint64_t page);
 
 /* evict.c */
 int upg_evictor_start(struct upager *up, char *err, size_t errlen);

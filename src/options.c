@@ -59,6 +59,7 @@ _Static_assert(FIELD_SIZE(log_level) == sizeof(int), "log_level is an int");
 _Static_assert(FIELD_SIZE(encrypt) == 4, "encrypt is a uint32_t");
 _Static_assert(FIELD_SIZE(poll_us) == 4, "poll_us is a uint32_t");
 _Static_assert(FIELD_SIZE(compress_pool) == 4, "compress_pool is a uint32_t");
+_Static_assert(FIELD_SIZE(file_dirty_age) == 4, "file_dirty_age is a uint32_t");
 
 /*
  * The one table.  Defaults live in upager_config_init() (the fields have
@@ -178,6 +179,15 @@ const struct upg_option upg_options[] = {
 		.help = "the most of the RAM budget the compressed pool may hold, in percent, from 5 to 95",
 	},
 	{
+		.env = "UPAGER_FILE_DIRTY_AGE",
+		.kind = UPG_OPT_UINT,
+		.offset = FIELD(file_dirty_age),
+		.min = 1,
+		.max = 3600,
+		.help = "the most seconds a changed page of a shared file mapping waits before it is written "
+			"to the file, from 1 to 3600",
+	},
+	{
 		/* Read by upager_open() itself, in fault-injection builds. */
 		.env = "UPAGER_INJECT",
 		.kind = UPG_OPT_STRING,
@@ -276,6 +286,7 @@ void upager_config_init(struct upager_config *cfg)
 	cfg->poll_us = UPG_POLL_US_DEFAULT;
 	cfg->compress = "lz4";
 	cfg->compress_pool = UPG_COMPRESS_POOL_DEFAULT;
+	cfg->file_dirty_age = UPG_FILE_DIRTY_AGE_DEFAULT;
 }
 
 void upg_config_copy(struct upager_config *dst, const struct upager_config *src)
@@ -660,6 +671,13 @@ int upg_config_check(const struct upager_config *cfg, char *err, size_t errlen)
 	if (cfg->compress_pool) {
 		rc = check_range(cfg->compress_pool, "the compressed pool's share of the budget",
 				 "UPAGER_COMPRESS_POOL", "compress_pool", err, errlen);
+		if (rc)
+			return rc;
+	}
+
+	if (cfg->file_dirty_age) {
+		rc = check_range(cfg->file_dirty_age, "the age of a file mapping's changed pages",
+				 "UPAGER_FILE_DIRTY_AGE", "file_dirty_age", err, errlen);
 		if (rc)
 			return rc;
 	}

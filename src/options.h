@@ -44,6 +44,7 @@ int upg_config_check(const struct upager_config *cfg, char *err, size_t errlen);
 #define UPG_POLL_US_DEFAULT 0
 /* What compress_pool == 0 means (a caller built before it). */
 #define UPG_COMPRESS_POOL_DEFAULT 50
+#define UPG_FILE_DIRTY_AGE_DEFAULT 30  /* seconds, as the kernel's dirty_expire_centisecs */
 
 /* Room for any upg_format_size() result, NUL included ("18446744073709551615"). */
 #define UPG_SIZE_BUFLEN 24

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "store.h"
+#include "tier.h"
 
 struct upager;
 
@@ -83,7 +84,24 @@ struct upg_stream {
 	uint32_t stamp; /* last use, for replacement */
 };
 
+/* What a region of upager_map_file() maps (mfile.c).  Its pages with no
+ * store copy (PG_NONE, slot 0) hold the file's bytes: a fault reads them
+ * from it, a clean one leaves RAM without I/O; shared, a changed one is
+ * written back in place. */
+struct upg_mfile {
+	int fd;             /* O_DIRECT, of its own */
+	int tail_fd;        /* buffered: the last page's bytes, when the size is not a multiple of dio */
+	uint64_t off;       /* file offset of the region's first byte */
+	uint64_t size;      /* the file's size, as last seen (up->lock) */
+	uint32_t dio;       /* O_DIRECT alignment of offsets and lengths */
+	int mode;           /* UPAGER_MAP_SHARED, _PRIVATE or _RDONLY */
+	uint64_t dirty_pass_ns;  /* when the evictor last wrote its changed pages */
+	bool async_wanted;  /* upager_sync(UPAGER_ASYNC) asked for a pass */
+	struct upg_tier tier;    /* its data path: loc is a byte offset of the file */
+};
+
 struct upg_region {
+	struct upg_mfile *file; /* a file mapping; NULL: anonymous */
 	uintptr_t base;
 	size_t len;
 	uint64_t npages;

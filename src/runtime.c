@@ -38,6 +38,7 @@ void upg_sync_init(struct upager *up)
 	pthread_mutex_init(&up->lock, NULL);
 	pthread_mutex_init(&up->uffd_lock, NULL);
 	pthread_mutex_init(&up->fork_lock, NULL);
+	pthread_mutex_init(&up->sync_lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -132,6 +133,8 @@ static int open_runtime(const struct upager_config *cfg, upager_t **out, char *e
 	 * room for that twice over (its spans fragment). */
 	int algo = UPG_POOL_OFF;
 	upg_pool_algo_parse(up->cfg.compress, &algo);  /* checked by upg_config_check() */
+	up->file_dirty_age_ns = (uint64_t)(up->cfg.file_dirty_age ? up->cfg.file_dirty_age : UPG_FILE_DIRTY_AGE_DEFAULT) *
+				1000000000ULL;
 	uint32_t share = up->cfg.compress_pool ? up->cfg.compress_pool : UPG_COMPRESS_POOL_DEFAULT;
 	up->pool_max = up->budget / 100 * share;
 	if (up->pool_max < (256u << 10))
@@ -225,6 +228,7 @@ out_free:
 
 static void region_free(struct upg_region *r)
 {
+	upg_mfile_free(r->file);
 	munmap(r->pte, r->pte_len);
 	munmap(r->touched, r->touched_len);
 	free(r);
@@ -281,6 +285,13 @@ static int close_runtime(upager_t *up)
 {
 	if (!up)
 		return 0;
+	/* Shared file mappings' changes go to their files first; should
+	 * that fail, the runtime stays open with them (-EIO). */
+	if (upg_mfile_sync_all(up)) {
+		upg_log(up, UPAGER_LOG_ERROR, "upager_close: a file mapping's changes could not be written to its "
+			"file; the runtime stays open (call upager_close() again once the file can be written)");
+		return -EIO;
+	}
 	upg_fork_unregister(up);
 	pthread_mutex_lock(&up->lock);
 	for (uint32_t i = 0; i < up->nregions; i++)
@@ -390,6 +401,12 @@ UPAGER_API int upager_map(upager_t *up, size_t len, const struct upager_map_opts
 
 int upg_map_at(struct upager *up, uintptr_t hint, size_t len, uint32_t psize, int mflags, void **addr)
 {
+	return upg_map_region(up, hint, len, psize, mflags, PROT_READ | PROT_WRITE, NULL, addr);
+}
+
+int upg_map_region(struct upager *up, uintptr_t hint, size_t len, uint32_t psize, int mflags, int prot,
+		   struct upg_mfile *f, void **addr)
+{
 	if (psize < 4096 || psize > UPG_MAX_PAGE || (psize & (psize - 1)))
 		return -EINVAL;
 	if (len > (1ULL << 46))
@@ -399,7 +416,7 @@ int upg_map_at(struct upager *up, uintptr_t hint, size_t len, uint32_t psize, in
 	len = (len + psize - 1) & ~((size_t)psize - 1);
 
 	size_t slack = psize > 4096 ? psize : 0;
-	char *raw = mmap((void *)hint, len + slack, PROT_READ | PROT_WRITE,
+	char *raw = mmap((void *)hint, len + slack, prot,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | mflags, -1, 0);
 	if (raw == MAP_FAILED)
 		return -errno;
@@ -415,6 +432,7 @@ int upg_map_at(struct upager *up, uintptr_t hint, size_t len, uint32_t psize, in
 	struct upg_region *r = calloc(1, sizeof *r);
 	if (!r)
 		goto out_unmap;
+	r->file = f;
 	r->base = base;
 	r->len = len;
 	r->psize = psize;
@@ -456,6 +474,7 @@ int upg_map_at(struct upager *up, uintptr_t hint, size_t len, uint32_t psize, in
 	return 0;
 
 out_region:
+	r->file = NULL;  /* the caller's still */
 	if (r->pte)
 		munmap(r->pte, r->pte_len);
 	if (r->touched)
@@ -475,6 +494,27 @@ static int unmap_region(upager_t *up, void *addr)
 	if (!r || r->base != (uintptr_t)addr || r->dying) {
 		pthread_mutex_unlock(&up->lock);
 		return -EINVAL;
+	}
+	if (r->file && r->file->mode == UPAGER_MAP_SHARED) {
+		/* Its changes go to the file first; should that fail, the
+		 * region stays, changes and all, for the caller to try again. */
+		r->busy++;
+		pthread_mutex_unlock(&up->lock);
+		int rc = upg_mfile_write_range(up, r, 0, r->npages);
+		if (fdatasync(r->file->fd) && !rc)
+			rc = -EIO;
+		pthread_mutex_lock(&up->lock);
+		r->busy--;
+		if (rc) {
+			pthread_mutex_unlock(&up->lock);
+			upg_log(up, UPAGER_LOG_ERROR, "upager_unmap: writing the file mapping at %#lx to its file "
+				"failed; it stays mapped, its changes in RAM", (unsigned long)r->base);
+			return rc;
+		}
+		if (r->dying) {
+			pthread_mutex_unlock(&up->lock);
+			return -EINVAL;
+		}
 	}
 	region_quiesce(up, r);
 	region_release_pages(up, r);
@@ -521,12 +561,15 @@ UPAGER_API int upager_advise(upager_t *up, void *addr, size_t len, int advice)
 		uint64_t last = (a + len - 1 - r->base) >> r->pshift;
 		uint64_t queued = 0;
 		for (uint64_t pg = first; pg <= last && up->retry_count < up->retry_cap / 2; pg++) {
-			struct upg_pte *p = upg_pte_peek(r, pg);
+			/* In a file mapping an untouched page is the file's. */
+			struct upg_pte *p = r->file ? upg_pte_get(r, pg) : upg_pte_peek(r, pg);
 			if (!p) {
 				pg = (pg / UPG_PTES_PER_CHUNK + 1) * UPG_PTES_PER_CHUNK - 1;
 				continue;
 			}
-			if ((p->state != PG_STORED && p->state != PG_POOLED) || (p->flags & (PF_DEFERRED | PF_POISONED)))
+			bool in_file = r->file && p->state == PG_NONE && !p->slot && !(p->flags & PF_ZAPWAIT);
+			if ((p->state != PG_STORED && p->state != PG_POOLED && !in_file) ||
+			    (p->flags & (PF_DEFERRED | PF_POISONED)))
 				continue;
 			struct upg_retry rt = { .reg = r, .page = pg, .t0 = upg_now_ns(), .prefetch = 1 };
 			if (upg_retry_push(up, &rt)) {
@@ -539,18 +582,38 @@ UPAGER_API int upager_advise(upager_t *up, void *addr, size_t len, int advice)
 		break;
 	}
 	case UPAGER_ADV_DONTNEED: {
+		/* A shared file mapping's changes are the file's: they go
+		 * there first, and the range then reads the file again. */
+		bool to_file = r->file && r->file->mode == UPAGER_MAP_SHARED, in_mfile = r->file;
+		if (to_file)
+			r->busy++;
 		pthread_mutex_unlock(&up->lock);
+		if (to_file) {
+			rc = upg_mfile_write_range(up, r, (a - r->base) >> r->pshift,
+						   ((a + len - 1 - r->base) >> r->pshift) + 1);
+			pthread_mutex_lock(&up->lock);
+			r->busy--;
+			if (r->dying && !r->busy)
+				pthread_cond_broadcast(&up->idle_cond);
+			pthread_mutex_unlock(&up->lock);
+			if (rc)
+				return rc;
+		}
 		/* Whole 4 KiB pages inside the range only: bytes around it
 		 * are someone else's.  The kernel zaps them and tells the
 		 * handler through a REMOVE event; the handler frees the slots. */
 		uintptr_t s = (a + 4095) & ~(uintptr_t)4095, e = (a + len) & ~(uintptr_t)4095;
 		if (e <= s) {
-			memset((void *)a, 0, len);
+			if (!in_mfile)
+				memset((void *)a, 0, len);
 			return 0;
 		}
-		/* The partial pages at either end are zeroed by hand. */
-		memset((void *)a, 0, s - a);
-		memset((void *)e, 0, a + len - e);
+		/* The partial pages at either end are zeroed by hand (a file
+		 * mapping's are left: they read the file, not zeros). */
+		if (!in_mfile) {
+			memset((void *)a, 0, s - a);
+			memset((void *)e, 0, a + len - e);
+		}
 		if (madvise((void *)s, e - s, MADV_DONTNEED))
 			return -errno;
 		/* Handled, not just read, when this returns: stats agree. */

@@ -104,11 +104,17 @@ int upg_uffd_unregister(int fd, uintptr_t start, size_t len)
 
 int upg_uffd_copy(int fd, uintptr_t dst, const void *src, size_t len, size_t *existed)
 {
+	return upg_uffd_copy_wp(fd, dst, src, len, existed, false);
+}
+
+int upg_uffd_copy_wp(int fd, uintptr_t dst, const void *src, size_t len, size_t *existed, bool wp)
+{
 	const char *s = src;
 	size_t skipped = 0;
 	while (len) {
 		struct uffdio_copy c = {
 			.dst = dst, .src = (uintptr_t)s, .len = len,
+			.mode = wp ? UFFDIO_COPY_MODE_WP : 0,
 		};
 		int rc = ioctl(fd, UFFDIO_COPY, &c);
 		int e = rc ? errno : 0;

@@ -69,6 +69,10 @@ int upg_uffd_unregister(int fd, uintptr_t start, size_t len);
  * 4 KiB pages already present are skipped and counted in *existed (bytes;
  * may be NULL).  -ENOENT: the range is no longer mapped. */
 int upg_uffd_copy(int fd, uintptr_t dst, const void *src, size_t len, size_t *existed);
+/* The same, the pages mapped write-protected when wp: a first write then
+ * raises a write-protect fault (a file mapping's way of telling changed
+ * pages). */
+int upg_uffd_copy_wp(int fd, uintptr_t dst, const void *src, size_t len, size_t *existed, bool wp);
 int upg_uffd_writeprotect(int fd, uintptr_t start, size_t len, bool protect);
 int upg_uffd_wake(int fd, uintptr_t start, size_t len);
 /* Which of the n 4 KiB pages from addr hold data, read from

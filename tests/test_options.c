@@ -239,6 +239,7 @@ START_TEST(test_config_init_defaults)
 	ck_assert_uint_eq(cfg.poll_us, 0);
 	ck_assert_str_eq(cfg.compress, "lz4");
 	ck_assert_uint_eq(cfg.compress_pool, 50);
+	ck_assert_uint_eq(cfg.file_dirty_age, 30);
 
 	ck_assert_int_eq(upg_config_check(&cfg, err, sizeof err), 0);
 	ck_assert_str_eq(err, "untouched");
@@ -256,7 +257,7 @@ struct field {
 static const struct field settable[] = {
 	F(page_size), F(ram_budget), F(store_path), F(store_max), F(policy),
 	F(handler_threads), F(fault_around), F(readahead_max), F(io_depth), F(log_level), F(encrypt),
-	F(poll_us), F(compress), F(compress_pool),
+	F(poll_us), F(compress), F(compress_pool), F(file_dirty_age),
 };
 #undef F
 
