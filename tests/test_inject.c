@@ -533,6 +533,55 @@ START_TEST(test_bad_rules)
 }
 END_TEST
 
+/* A shared file mapping whose writes to the file fail: upager_sync() and
+ * upager_unmap() return -EIO and keep the changes in RAM (the mapping
+ * stays); once the file can be written, a sync puts every change there. */
+START_TEST(test_mfile_write_error)
+{
+	char err[512];
+	char path[] = "/tmp/upager-inject-mfile-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	char page[PS];
+	for (uint32_t i = 0; i < PAGES; i++) {
+		upg_t_fill(page, PS, i, 1);
+		ck_assert_int_eq(pwrite(fd, page, PS, (off_t)i * PS), PS);
+	}
+	setenv("UPAGER_INJECT", "write:1:eio:always", 1);
+	struct upager_config cfg;
+	upager_config_init(&cfg);
+	cfg.ram_budget = BUDGET_PAGES * PS;
+	upager_t *up;
+	ck_assert_int_eq(upager_open(&cfg, &up, err, sizeof err), 0);
+	void *m;
+	ck_assert_int_eq(upager_map_file(up, fd, 0, (size_t)PAGES * PS, UPAGER_MAP_SHARED, &m), 0);
+	char *base = m;
+	for (uint32_t i = 0; i < PAGES; i++)
+		upg_t_fill(base + (size_t)i * PS, PS, i, 2);
+	ck_assert_int_eq(upager_sync(up, base, (size_t)PAGES * PS, UPAGER_SYNC), -EIO);
+	ck_assert_int_eq(upager_unmap(up, base), -EIO);
+	uint32_t wrong = 0;
+	for (uint32_t i = 0; i < PAGES; i++)
+		wrong += upg_t_check(base + (size_t)i * PS, PS, i, 2) != 0;
+	ck_assert_uint_eq(wrong, 0);  /* still mapped, changes and all */
+	struct upager_stats st = { .size = sizeof st };
+	ck_assert_int_eq(upager_stats(up, &st), 0);
+	ck_assert_uint_gt(st.write_errors, 0);
+	unsetenv("UPAGER_INJECT");
+	ck_assert_int_eq(upg_inject_setup(err, sizeof err), 0);
+	ck_assert_int_eq(upager_sync(up, base, (size_t)PAGES * PS, UPAGER_SYNC), 0);
+	for (uint32_t i = 0; i < PAGES; i++) {
+		ck_assert_int_eq(pread(fd, page, PS, (off_t)i * PS), PS);
+		wrong += upg_t_check(page, PS, i, 2) != 0;
+	}
+	ck_assert_uint_eq(wrong, 0);
+	ck_assert_int_eq(upager_unmap(up, base), 0);
+	ck_assert_int_eq(upager_close(up), 0);
+	close(fd);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("inject");
@@ -540,6 +589,7 @@ int main(void)
 	tcase_add_test(tc, test_bad_rules);
 	tcase_add_test(tc, test_fatal_copy);
 	tcase_add_test(tc, test_tmpfile_fallback);
+	tcase_add_test(tc, test_mfile_write_error);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("close");
 	tcase_set_timeout(tc, 0);  /* the child's alarm catches a hang */
