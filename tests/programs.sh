@@ -341,5 +341,29 @@ fi
 
 [ -x "$ex/bigsort" ] && honest_cap
 
+# A file mapping under a cap: filetable (examples/filetable.c) builds a
+# 256 MiB table of records in a file through upager_map_file(), searches and
+# updates it in place, syncs, and checks every record on the file, with a
+# 32 MiB budget inside a memory cgroup of 32 + 32 MiB.  The file's pages
+# never sit in the page cache charged to the cgroup: it must not be
+# OOM-killed, and its peak must stay near the budget.
+file_cap() {
+	if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " =~ " filetable " ]]; then return; fi
+	if ! in_cgroup $(((32 + 32) << 20)) "$work/ft.out" "$work/ft.err" env TMPDIR="$work" \
+		"$ex/filetable" --ram 32M --data 256M --updates 50K; then
+		echo "SKIP filetable: no writable memory cgroup (needs root and the memory controller)"
+		skip=$((skip + 1)); return
+	fi
+	if [ $cg_rc -ne 0 ] || ! grep -q "every record right on the file" "$work/ft.out"; then
+		echo "FAIL filetable: exited $cg_rc (137 = OOM-killed): $(cat "$work/ft.out") $(tail -3 "$work/ft.err")"
+		fail=$((fail + 1)); return
+	fi
+	printf 'ok   %-14s 256 MiB file, --ram 32M, 64 MiB cgroup: every record right, cgroup peak %d MiB, %ds\n' \
+		filetable $((cg_peak >> 20)) $cg_secs
+	sed 's/^/     /' "$work/ft.err" | tail -1
+	pass=$((pass + 1))
+}
+[ -x "$ex/filetable" ] && file_cap
+
 echo "programs: $pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]
