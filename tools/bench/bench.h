@@ -352,6 +352,18 @@ void signals_block(sigset_t *old);
 void signals_restore(const sigset_t *old);
 void child_signals(const sigset_t *old);
 void undo_all(void);
+/* Clean up what undo records on SIGINT, SIGTERM and exit. */
+void undo_install(void);
+struct cgroup;
+/* A memory cgroup capped at limit (swap allowed), below ours when
+ * possible; 0 or -errno with why.  Recorded in undo; undo_all() removes it. */
+int cg_create(struct cgroup *cg, uint64_t limit, char *why, size_t wlen);
+int cg_enter(const struct cgroup *cg, pid_t pid);
+uint64_t cg_oom_kills(const struct cgroup *cg);
+void cg_peak_reset(const struct cgroup *cg);
+uint64_t cg_peak(const struct cgroup *cg);  /* v1 only; 0 otherwise */
+/* upager-bench file: file workloads on upager_map_file() against kernel mmap. */
+int filemap_main(int argc, char **argv);
 void undo_zswap(void);
 void guardian_start(void);
 bool pid_gone(pid_t pid);

@@ -277,7 +277,7 @@ void guardian_start(void)
 		guard_fd = pfd[1];
 }
 
-static void undo_install(void)
+void undo_install(void)
 {
 	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESETHAND | SA_NODEFER };
 	sigemptyset(&sa.sa_mask);

@@ -247,7 +247,7 @@ out_rmdir:
  * this process's own cgroup when possible, so that limits set above us
  * still hold, else at the hierarchy's root.  0, or -errno with why.
  */
-static int cg_create(struct cgroup *cg, uint64_t limit, char *why, size_t wlen)
+int cg_create(struct cgroup *cg, uint64_t limit, char *why, size_t wlen)
 {
 	int rc = -ENOENT;
 	msgf(why, wlen, "no memory cgroup: neither a cgroup2 with the memory controller nor a cgroup v1 "
@@ -276,7 +276,7 @@ static int cg_create(struct cgroup *cg, uint64_t limit, char *why, size_t wlen)
 }
 
 /* Move pid into the cgroup. */
-static int cg_enter(const struct cgroup *cg, pid_t pid)
+int cg_enter(const struct cgroup *cg, pid_t pid)
 {
 	char buf[32];
 	snprintf(buf, sizeof buf, "%d", (int)pid);
@@ -284,7 +284,7 @@ static int cg_enter(const struct cgroup *cg, pid_t pid)
 }
 
 /* OOM kills the cgroup has seen, or 0. */
-static uint64_t cg_oom_kills(const struct cgroup *cg)
+uint64_t cg_oom_kills(const struct cgroup *cg)
 {
 	char path[768], line[128];
 	snprintf(path, sizeof path, "%s/%s", cg->path, cg->version == 2 ? "memory.events" : "memory.oom_control");
@@ -302,7 +302,7 @@ static uint64_t cg_oom_kills(const struct cgroup *cg)
  * drops what earlier children left charged (swap cache pages), and
  * memory.max_usage_in_bytes restarts.  v2 has neither (its memory.peak is
  * not per run before 6.12), so its peak is left at 0. */
-static void cg_peak_reset(const struct cgroup *cg)
+void cg_peak_reset(const struct cgroup *cg)
 {
 	if (cg->version == 1) {
 		write_str(cg->path, "memory.force_empty", "0");
@@ -310,7 +310,7 @@ static void cg_peak_reset(const struct cgroup *cg)
 	}
 }
 
-static uint64_t cg_peak(const struct cgroup *cg)
+uint64_t cg_peak(const struct cgroup *cg)
 {
 	char buf[32];
 	if (cg->version != 1 || read_str(cg->path, "memory.max_usage_in_bytes", buf, sizeof buf))

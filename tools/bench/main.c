@@ -22,6 +22,8 @@ static void usage(FILE *f)
 "                    [--csv FILE] [--json FILE] [--no-kernel] [--no-device]\n"
 "                    [--device-size SIZE] [--swap-size SIZE] [--page SIZE]\n"
 "                    [--policy NAME] [--seed N] [--quiet]\n"
+"       " PROG " file [--ram SIZE] [--data SIZE] [--accesses N] [--file PATH]\n"
+"                    [--workload scan,rand-read,rand-update] [--sides upager,mmap,mmap-random]\n"
 "\n"
 "Run access patterns over a paged region larger than the RAM budget and print\n"
 "one line of figures per workload and thread count.  Each run gets a fresh\n"
@@ -80,6 +82,13 @@ static void usage(FILE *f)
 "Other runtime settings (store location, handler threads, readahead, I/O depth,\n"
 "log level) come from the UPAGER_* environment variables; options given here\n"
 "override them.  The store defaults to an unlinked file in $TMPDIR or /tmp.\n"
+"\n"
+"file: the same file through upager_map_file() and through the kernel's mmap\n"
+"(default readahead, and MADV_RANDOM), each run in a fresh memory cgroup of\n"
+"the budget + 16M, the page cache dropped first, each ending with a sync:\n"
+"scan, rand-read and rand-update, every page read checked and the updates\n"
+"counted on the file afterwards.  Needs root.  Defaults: --ram 128M, data 4\n"
+"times the budget, 100K random accesses, a new file in $TMPDIR or /var/tmp.\n"
 "\n"
 "compare: run every workload on four sides, back to back on fresh memory: the\n"
 "kernel's own swap, the kernel's swap with zswap, upager (with its compressed\n"
@@ -259,6 +268,8 @@ int main(int argc, char **argv)
 		o.side[i] = true;
 	bool no_kernel = false;
 
+	if (argc > 1 && !strcmp(argv[1], "file"))
+		return filemap_main(argc, argv);
 	upager_config_init(&cfg);
 	if (upager_config_from_env(&cfg, err, sizeof err)) {
 		fprintf(stderr, PROG ": %s\n", err);
