@@ -66,6 +66,7 @@ struct vict {
 	uint8_t ghost;      /* a refault soon after counts as a ghost hit */
 	uint8_t copied;     /* could not move: copied to ev->copy, zapped in place */
 	uint8_t sync;       /* taken by a pass that writes a file mapping's changes, not an eviction */
+	uint8_t fclean;     /* a file's page, unchanged: zapped in place, not moved (zap_clean()) */
 	uint16_t zeroed;    /* zmask parts zeroed in what was moved out */
 	uint32_t handle;    /* K_POOL: its object in the pool */
 };
@@ -271,6 +272,40 @@ static void move_run(struct upg_evictor *ev, uint32_t i, uint32_t j)
 		v->kind = K_STAY;
 		k++;
 	}
+}
+
+/* Drop the run v[i..j) of unchanged file pages where they are, with one
+ * madvise(): the file holds them.  Its REMOVE event is recognised as ours
+ * (up->own_zap).  A write to one meanwhile faults (they are
+ * write-protected) and waits until they are gone, then reads the file. */
+static void zap_clean(struct upg_evictor *ev, uint32_t i, uint32_t j)
+{
+	struct upager *up = ev->up;
+	struct upg_region *r = ev->v[i].r;
+	uintptr_t a = r->base + (ev->v[i].page << r->pshift);
+	size_t len = (size_t)(j - i) << r->pshift;
+	pthread_mutex_lock(&up->lock);
+	bool room = up->nown_zap < sizeof up->own_zap / sizeof up->own_zap[0];
+	if (room) {
+		up->own_zap[up->nown_zap].start = a;
+		up->own_zap[up->nown_zap++].end = a + len;
+	}
+	pthread_mutex_unlock(&up->lock);
+	if (!room) {
+		move_run(ev, i, j);  /* the usual way */
+		return;
+	}
+	bool ok = !madvise((void *)a, len, MADV_DONTNEED);
+	upg_events_barrier(up);
+	pthread_mutex_lock(&up->lock);
+	for (uint32_t z = 0; z < up->nown_zap; z++)
+		if (up->own_zap[z].start == a) {
+			up->own_zap[z] = up->own_zap[--up->nown_zap];
+			break;
+		}
+	pthread_mutex_unlock(&up->lock);
+	for (uint32_t k = i; k < j; k++)
+		ev->v[k].kind = ok ? K_CLEAN : K_STAY;
 }
 
 /* Classify the moved pages by looking at the scratch range. */
@@ -984,7 +1019,10 @@ static uint32_t pick(struct upg_evictor *ev)
 		}
 		p->state = PG_EVICTING;
 		r->busy++;
-		ev->v[n++] = (struct vict){ .r = r, .page = fr->page, .ghost = ghost };
+		/* Unchanged (write-protected: a write now waits for us) and
+		 * the file's: nothing to keep, so nothing to move out. */
+		bool fclean = r->file && !(p->flags & (PF_DIRTY | PF_SHARED)) && !p->slot && !p->zmask;
+		ev->v[n++] = (struct vict){ .r = r, .page = fr->page, .ghost = ghost, .fclean = fclean };
 		bytes += r->psize;
 	}
 	return n;
@@ -1355,9 +1393,16 @@ static void *evictor_main(void *arg)
 		}
 		for (uint32_t i = 0; i < n;) {
 			uint32_t j = i + 1;
-			while (j < n && ev->v[j].r == ev->v[i].r && ev->v[j].page == ev->v[j - 1].page + 1)
+			while (j < n && ev->v[j].r == ev->v[i].r && ev->v[j].page == ev->v[j - 1].page + 1 &&
+			       ev->v[j].fclean == ev->v[i].fclean)
 				j++;
-			move_run(ev, i, j);
+			/* A run of unchanged file pages is dropped in place (1.6
+			 * times the scan's rate here); a page or three alone
+			 * cost as much either way, and moving batches them. */
+			if (ev->v[i].fclean && j - i >= 4)
+				zap_clean(ev, i, j);
+			else
+				move_run(ev, i, j);
 			i = j;
 		}
 		classify(ev, n);

@@ -617,6 +617,8 @@ static uint32_t file_read(struct upg_handler *h, struct upg_region *r, uint64_t 
 	struct upager *up = h->up;
 	struct upg_pte *p = upg_pte_get(r, page);
 	uintptr_t a = r->base + (page << r->pshift);
+	if (p->state != PG_NONE || p->slot || (p->flags & PF_DEFERRED && prefetch))
+		return 0;  /* readahead (below) reaching a page in RAM, on its way, or queued */
 	if (p->flags & PF_POISONED)
 		return 0;  /* a prefetch: a fault would have raised SIGBUS */
 	if (zapwait_blocks(up, r, page, NULL, 0)) {
@@ -690,7 +692,10 @@ static uint32_t file_read(struct upg_handler *h, struct upg_region *r, uint64_t 
 	submit_read(h, io);
 	/* A stream at its largest window: the next window is read now, while
 	 * this one is consumed (the kernel's asynchronous readahead).  The
-	 * stream's next fault is then past it. */
+	 * stream's next fault is then past it.  (Windows read further ahead,
+	 * their first page left out to tell when the stream reaches them,
+	 * measured slower here: that page's own read cost more than the
+	 * depth gave.) */
 	if (st && n == up->cfg.readahead_max && n > 1 && page + n < r->npages) {
 		uint32_t m = file_read(h, r, page + n, false, t0, true);
 		if (m)

@@ -362,6 +362,7 @@ int cg_enter(const struct cgroup *cg, pid_t pid);
 uint64_t cg_oom_kills(const struct cgroup *cg);
 void cg_peak_reset(const struct cgroup *cg);
 uint64_t cg_peak(const struct cgroup *cg);  /* v1 only; 0 otherwise */
+int cg_set_limit(const struct cgroup *cg, uint64_t limit);
 /* upager-bench file: file workloads on upager_map_file() against kernel mmap. */
 int filemap_main(int argc, char **argv);
 void undo_zswap(void);

@@ -740,7 +740,7 @@ static void zswap_fit(struct zswap *zs, const struct kernel_side *ks, const stru
 }
 
 /* The cgroup's memory limit; 0 or -errno. */
-static int cg_set_limit(const struct cgroup *cg, uint64_t limit)
+int cg_set_limit(const struct cgroup *cg, uint64_t limit)
 {
 	char lim[32];
 	snprintf(lim, sizeof lim, "%" PRIu64, limit);
