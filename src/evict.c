@@ -274,16 +274,11 @@ static void move_run(struct upg_evictor *ev, uint32_t i, uint32_t j)
 	}
 }
 
-/* Drop the run v[i..j) of unchanged file pages where they are, with one
- * madvise(): the file holds them.  Its REMOVE event is recognised as ours
- * (up->own_zap).  A write to one meanwhile faults (they are
- * write-protected) and waits until they are gone, then reads the file. */
-static void zap_clean(struct upg_evictor *ev, uint32_t i, uint32_t j)
+/* Zap [a, a + len) of a region with madvise(), its REMOVE event recognised
+ * as the evictor's own (up->own_zap), not a discard.  0, -ENOSPC (no room
+ * for the record: nothing done) or -errno of madvise(). */
+static int zap_own(struct upager *up, uintptr_t a, size_t len)
 {
-	struct upager *up = ev->up;
-	struct upg_region *r = ev->v[i].r;
-	uintptr_t a = r->base + (ev->v[i].page << r->pshift);
-	size_t len = (size_t)(j - i) << r->pshift;
 	pthread_mutex_lock(&up->lock);
 	bool room = up->nown_zap < sizeof up->own_zap / sizeof up->own_zap[0];
 	if (room) {
@@ -291,11 +286,11 @@ static void zap_clean(struct upg_evictor *ev, uint32_t i, uint32_t j)
 		up->own_zap[up->nown_zap++].end = a + len;
 	}
 	pthread_mutex_unlock(&up->lock);
-	if (!room) {
-		move_run(ev, i, j);  /* the usual way */
-		return;
-	}
-	bool ok = !madvise((void *)a, len, MADV_DONTNEED);
+	if (!room)
+		return -ENOSPC;
+	int rc = madvise((void *)a, len, MADV_DONTNEED) ? -errno : 0;
+	/* madvise returns once a handler has read the event, maybe before
+	 * it has looked at it: keep the record until then. */
 	upg_events_barrier(up);
 	pthread_mutex_lock(&up->lock);
 	for (uint32_t z = 0; z < up->nown_zap; z++)
@@ -304,8 +299,23 @@ static void zap_clean(struct upg_evictor *ev, uint32_t i, uint32_t j)
 			break;
 		}
 	pthread_mutex_unlock(&up->lock);
+	return rc;
+}
+
+/* Drop the run v[i..j) of unchanged file pages where they are, with one
+ * madvise(): the file holds them.  Its REMOVE event is recognised as ours
+ * (up->own_zap).  A write to one meanwhile faults (they are
+ * write-protected) and waits until they are gone, then reads the file. */
+static void zap_clean(struct upg_evictor *ev, uint32_t i, uint32_t j)
+{
+	struct upg_region *r = ev->v[i].r;
+	int rc = zap_own(ev->up, r->base + (ev->v[i].page << r->pshift), (size_t)(j - i) << r->pshift);
+	if (rc == -ENOSPC) {
+		move_run(ev, i, j);  /* the usual way */
+		return;
+	}
 	for (uint32_t k = i; k < j; k++)
-		ev->v[k].kind = ok ? K_CLEAN : K_STAY;
+		ev->v[k].kind = rc ? K_STAY : K_CLEAN;
 }
 
 /* Classify the moved pages by looking at the scratch range. */
@@ -659,26 +669,8 @@ static void zap_copied(struct upg_evictor *ev, uint32_t n)
 		struct vict *v = &ev->v[i];
 		if (!v->copied || v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_GONE || v->kind == K_SYNCED)
 			continue;
-		uintptr_t a = v->r->base + (v->page << v->r->pshift);
-		pthread_mutex_lock(&up->lock);
-		bool room = up->nown_zap < sizeof up->own_zap / sizeof up->own_zap[0];
-		if (room) {
-			up->own_zap[up->nown_zap].start = a;
-			up->own_zap[up->nown_zap++].end = a + v->r->psize;
-		}
-		pthread_mutex_unlock(&up->lock);
-		if (!room || madvise((void *)a, v->r->psize, MADV_DONTNEED))
+		if (zap_own(up, v->r->base + (v->page << v->r->pshift), v->r->psize))
 			v->kind = K_STAY;
-		/* madvise returns once a handler has read the event, maybe
-		 * before it has looked at it: keep the record until then. */
-		upg_events_barrier(up);
-		pthread_mutex_lock(&up->lock);
-		for (uint32_t z = 0; z < up->nown_zap; z++)
-			if (up->own_zap[z].start == a) {
-				up->own_zap[z] = up->own_zap[--up->nown_zap];
-				break;
-			}
-		pthread_mutex_unlock(&up->lock);
 	}
 }
 

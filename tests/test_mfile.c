@@ -5,7 +5,7 @@
  * pread() of the file after eviction and refault, upager_sync(),
  * upager_unmap() and upager_close(); the end of the file (zeros in the
  * last page, SIGBUS past it); a sync racing writers; kill -9 after a sync;
- * bad arguments.
+ * changed pages written within file_dirty_age; bad arguments.
  */
 #include <check.h>
 #include <errno.h>
@@ -342,6 +342,33 @@ START_TEST(kill_after_sync)
 }
 END_TEST
 
+/* Changed pages reach the file within file_dirty_age (1 s here), with no
+ * sync and no eviction (a quarter of the budget is changed). */
+START_TEST(dirty_age_writes)
+{
+	make_file(1);
+	struct upager_config cfg;
+	upager_config_init(&cfg);
+	cfg.ram_budget = BUDGET;
+	cfg.file_dirty_age = 1;
+	up = upg_t_open_config(&cfg);
+	void *m;
+	ck_assert_int_eq(upager_map_file(up, fd, OFFPAGES * 4096, (size_t)FPAGES * 4096, UPAGER_MAP_SHARED, &m), 0);
+	uint64_t n = BUDGET / 4 / 4096;
+	write_gen(m, 0, n, 8);
+	ck_assert_uint_eq(stats().evictions, 0);
+	uint64_t bad = n;
+	for (int i = 0; i < 40 && bad; i++) {
+		usleep(100 * 1000);
+		bad = bad_on_file(0, n, 8);
+	}
+	ck_assert_msg(bad == 0, "%llu of %llu changed pages not on the file 4 s after the change, with an age of 1 s",
+		      (unsigned long long)bad, (unsigned long long)n);
+	ck_assert_uint_eq(bad_on_file(n, FPAGES, 1), 0);
+	ck_assert_uint_eq(bad_in_memory(m, 0, n, 8), 0);
+}
+END_TEST
+
 START_TEST(bad_arguments)
 {
 	make_file(1);
@@ -385,6 +412,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, end_of_file);
 	tcase_add_test(tc, sync_races_writers);
 	tcase_add_test(tc, kill_after_sync);
+	tcase_add_test(tc, dirty_age_writes);
 	tcase_add_test(tc, bad_arguments);
 	suite_add_tcase(s, tc);
 	return s;
