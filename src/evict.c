@@ -318,6 +318,33 @@ static void zap_clean(struct upg_evictor *ev, uint32_t i, uint32_t j)
 		ev->v[k].kind = rc ? K_STAY : K_CLEAN;
 }
 
+/* Sort the n victims, give each its place in the scratch range, and take
+ * them out of their regions, run by run.  The bytes of scratch used. */
+static size_t take_out(struct upg_evictor *ev, uint32_t n)
+{
+	qsort(ev->v, n, sizeof *ev->v, cmp_vict);
+	size_t off = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		ev->v[i].soff = off;
+		off += ev->v[i].r->psize;
+	}
+	for (uint32_t i = 0; i < n;) {
+		uint32_t j = i + 1;
+		while (j < n && ev->v[j].r == ev->v[i].r && ev->v[j].page == ev->v[j - 1].page + 1 &&
+		       ev->v[j].fclean == ev->v[i].fclean)
+			j++;
+		/* A run of unchanged file pages is dropped in place (1.6 times
+		 * the scan's rate here); a page or three alone cost as much
+		 * either way, and moving batches them. */
+		if (ev->v[i].fclean && j - i >= 4)
+			zap_clean(ev, i, j);
+		else
+			move_run(ev, i, j);
+		i = j;
+	}
+	return off;
+}
+
 /* Classify the moved pages by looking at the scratch range. */
 static void classify(struct upg_evictor *ev, uint32_t n)
 {
@@ -1064,18 +1091,7 @@ static void sync_batch(struct upg_evictor *ev, uint32_t n)
 {
 	struct upager *up = ev->up;
 	pthread_mutex_unlock(&up->lock);
-	size_t off = 0;
-	for (uint32_t i = 0; i < n; i++) {
-		ev->v[i].soff = off;
-		off += ev->v[i].r->psize;
-	}
-	for (uint32_t i = 0; i < n;) {
-		uint32_t j = i + 1;
-		while (j < n && ev->v[j].page == ev->v[j - 1].page + 1)
-			j++;
-		move_run(ev, i, j);
-		i = j;
-	}
+	size_t off = take_out(ev, n);
 	classify(ev, n);  /* changed pages of a shared mapping: K_FILE */
 	write_back(ev, n);
 	for (uint32_t i = 0; i < n; i++)
@@ -1377,26 +1393,7 @@ static void *evictor_main(void *arg)
 		}
 		pthread_mutex_unlock(&up->lock);
 
-		qsort(ev->v, n, sizeof *ev->v, cmp_vict);
-		size_t off = 0;
-		for (uint32_t i = 0; i < n; i++) {
-			ev->v[i].soff = off;
-			off += ev->v[i].r->psize;
-		}
-		for (uint32_t i = 0; i < n;) {
-			uint32_t j = i + 1;
-			while (j < n && ev->v[j].r == ev->v[i].r && ev->v[j].page == ev->v[j - 1].page + 1 &&
-			       ev->v[j].fclean == ev->v[i].fclean)
-				j++;
-			/* A run of unchanged file pages is dropped in place (1.6
-			 * times the scan's rate here); a page or three alone
-			 * cost as much either way, and moving batches them. */
-			if (ev->v[i].fclean && j - i >= 4)
-				zap_clean(ev, i, j);
-			else
-				move_run(ev, i, j);
-			i = j;
-		}
+		size_t off = take_out(ev, n);
 		classify(ev, n);
 		pool_pass(ev, n);
 		pthread_mutex_lock(&up->lock);
