@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -1119,6 +1120,11 @@ static int write_dirty(struct upg_evictor *ev, struct upg_region *r, uint64_t fi
 	struct upager *up = ev->up;
 	uint64_t pos = first;
 	uint32_t unframed = 0, failed = 0;
+	/* The file's size as it is now: a page's write stops at its end
+	 * (file_len()), which may have moved since the last fault looked. */
+	struct stat sb;
+	if (!fstat(r->file->fd, &sb))
+		__atomic_store_n(&r->file->size, (uint64_t)sb.st_size, __ATOMIC_RELAXED);
 	for (;;) {
 		if (pthread_mutex_trylock(&up->fork_lock)) {
 			pthread_mutex_unlock(&up->lock);
@@ -1471,6 +1477,12 @@ static void *evictor_main(void *arg)
 				up->store.grow_failed = false;  /* disk space may have come back */
 			timed_wait(up, stuck ? 50 : 5);
 		}
+	}
+	/* A sync asked for and not served: its caller must not wait on. */
+	if (up->sync_req && !up->sync_req->done) {
+		up->sync_req->res = -EIO;
+		up->sync_req->done = true;
+		pthread_cond_broadcast(&up->idle_cond);
 	}
 	pthread_mutex_unlock(&up->lock);
 	return NULL;

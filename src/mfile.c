@@ -266,11 +266,21 @@ int upg_mfile_sync_all(struct upager *up)
 	for (uint32_t i = 0;; i++) {
 		pthread_mutex_lock(&up->lock);
 		struct upg_region *r = i < up->nregions ? up->regions[i] : NULL;
+		bool shared = r && r->file && r->file->mode == UPAGER_MAP_SHARED && !r->dying;
+		if (shared)
+			r->busy++;  /* not unmapped under us */
 		pthread_mutex_unlock(&up->lock);
 		if (!r)
 			break;
-		if (r->file && r->file->mode == UPAGER_MAP_SHARED && sync_range(up, r, 0, r->npages))
+		if (!shared)
+			continue;
+		if (sync_range(up, r, 0, r->npages))
 			rc = -EIO;
+		pthread_mutex_lock(&up->lock);
+		r->busy--;
+		if (r->dying && !r->busy)
+			pthread_cond_broadcast(&up->idle_cond);
+		pthread_mutex_unlock(&up->lock);
 	}
 	return rc;
 }

@@ -505,6 +505,8 @@ static int unmap_region(upager_t *up, void *addr)
 			rc = -EIO;
 		pthread_mutex_lock(&up->lock);
 		r->busy--;
+		if (r->dying && !r->busy)
+			pthread_cond_broadcast(&up->idle_cond);  /* another unmap of it waits */
 		if (rc) {
 			pthread_mutex_unlock(&up->lock);
 			upg_log(up, UPAGER_LOG_ERROR, "upager_unmap: writing the file mapping at %#lx to its file "
