@@ -1170,9 +1170,7 @@ static bool file_pass(struct upg_evictor *ev, uint64_t now)
 		f->dirty_pass_ns = now;
 		r->busy++;  /* not unmapped between batches */
 		write_dirty(ev, r, 0, r->npages);
-		r->busy--;
-		if (r->dying && !r->busy)
-			pthread_cond_broadcast(&up->idle_cond);
+		upg_region_unbusy(up, r, 1);
 		return true;
 	}
 	return false;

@@ -150,13 +150,6 @@ static uint64_t fault_done(struct upager *up, uint64_t t0)
 	return ns;
 }
 
-static void region_unbusy(struct upager *up, struct upg_region *r, uint32_t n)
-{
-	r->busy -= n;
-	if (r->dying && !r->busy)
-		pthread_cond_broadcast(&up->idle_cond);
-}
-
 static enum upg_policy_hint hint_for(struct upager *up, struct upg_pte *p)
 {
 	uint64_t window = up->budget >> 12;  /* the data the budget holds, in the counter's units */
@@ -381,7 +374,7 @@ static void zero_fill(struct upg_handler *h, struct upg_region *r, uint64_t page
 		upg_log(up, UPAGER_LOG_DEBUG, "zero fill at %#lx failed: %s", (unsigned long)dst, strerror(-rc));
 		wake_page(up, r->base + (page << r->pshift), r->psize);
 	}
-	region_unbusy(up, r, (uint32_t)n);
+	upg_region_unbusy(up, r, (uint32_t)n);
 	fault_done(up, t0);
 }
 
@@ -720,7 +713,7 @@ static void read_give_up(struct upg_handler *h, struct upg_io *io, const char *w
 			p->flags = (uint8_t)((p->flags & PF_DEFERRED) | (poison ? PF_POISONED : 0));
 		}
 		upg_resident_sub(up, r->psize);
-		region_unbusy(up, r, 1);
+		upg_region_unbusy(up, r, 1);
 	}
 	uintptr_t a = r->base + (io->first << r->pshift);
 	size_t len = (size_t)io->npages << r->pshift;
@@ -792,7 +785,7 @@ static void pool_failed(struct upg_handler *h, struct upg_io *io, int res)
 			}
 		}
 	}
-	region_unbusy(up, r, io->npages);
+	upg_region_unbusy(up, r, io->npages);
 	pthread_mutex_unlock(&up->lock);
 	uintptr_t a = r->base + (io->first << r->pshift);
 	size_t len = (size_t)io->npages << r->pshift;
@@ -983,7 +976,7 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 		if (!io->pool)
 			up->c.bytes_read += len;
 	}
-	region_unbusy(up, r, io->npages);
+	upg_region_unbusy(up, r, io->npages);
 	pthread_mutex_unlock(&up->lock);
 	pthread_mutex_unlock(&up->uffd_lock);
 	io_put(h, io);
@@ -1116,7 +1109,7 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 		upg_frame_release(up, p);
 		upg_resident_sub(up, r->psize);
 		upg_zapwait(up, r, p);
-		region_unbusy(up, r, 1);
+		upg_region_unbusy(up, r, 1);
 		wake_page(up, a, r->psize);
 		return;
 	}
@@ -1143,7 +1136,7 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 	p->state = PG_RESIDENT;
 	if (framed)
 		up->pol_ops->insert(up->pol, p->frame, UPG_HINT_NEW);
-	region_unbusy(up, r, 1);
+	upg_region_unbusy(up, r, 1);
 	wake_page(up, a, r->psize);
 }
 

@@ -276,6 +276,10 @@ static inline void upg_events_barrier(struct upager *up)
 /* Write the changed pages of [first, end) of r (a shared file mapping) to
  * the file through the evictor, and wait.  0 or -EIO.  No lock held. */
 int upg_mfile_write_range(struct upager *up, struct upg_region *r, uint64_t first, uint64_t end);
+/* The same, called with up->lock held (returned with it held; dropped
+ * meanwhile, r held busy), and fdatasync() after when durable; the
+ * failure logged.  0 or -EIO. */
+int upg_mfile_flush(struct upager *up, struct upg_region *r, uint64_t first, uint64_t end, bool durable);
 /* Write every shared file mapping's changed pages and fdatasync() them:
  * upager_close().  0 or -EIO. */
 int upg_mfile_sync_all(struct upager *up);

@@ -248,40 +248,32 @@ int upg_mfile_write_range(struct upager *up, struct upg_region *r, uint64_t firs
 	return req.res;
 }
 
-/* Write [first, end) of r and make it durable.  0 or -EIO. */
-static int sync_range(struct upager *up, struct upg_region *r, uint64_t first, uint64_t end)
+int upg_mfile_flush(struct upager *up, struct upg_region *r, uint64_t first, uint64_t end, bool durable)
 {
+	r->busy++;  /* not unmapped under us */
+	pthread_mutex_unlock(&up->lock);
 	int rc = upg_mfile_write_range(up, r, first, end);
-	if (fdatasync(r->file->fd) && !rc)
+	if (durable && fdatasync(r->file->fd) && !rc)
 		rc = -EIO;
 	if (rc)
 		upg_log(up, UPAGER_LOG_ERROR, "writing the changed pages of the file mapping at %#lx to the file "
 			"failed: they stay in RAM, changed, and are written again later", (unsigned long)r->base);
+	pthread_mutex_lock(&up->lock);
+	upg_region_unbusy(up, r, 1);
 	return rc;
 }
 
 int upg_mfile_sync_all(struct upager *up)
 {
 	int rc = 0;
-	for (uint32_t i = 0;; i++) {
-		pthread_mutex_lock(&up->lock);
-		struct upg_region *r = i < up->nregions ? up->regions[i] : NULL;
-		bool shared = r && r->file && r->file->mode == UPAGER_MAP_SHARED && !r->dying;
-		if (shared)
-			r->busy++;  /* not unmapped under us */
-		pthread_mutex_unlock(&up->lock);
-		if (!r)
-			break;
-		if (!shared)
-			continue;
-		if (sync_range(up, r, 0, r->npages))
+	pthread_mutex_lock(&up->lock);
+	for (uint32_t i = 0; i < up->nregions; i++) {
+		struct upg_region *r = up->regions[i];
+		if (r->file && r->file->mode == UPAGER_MAP_SHARED && !r->dying &&
+		    upg_mfile_flush(up, r, 0, r->npages, true))
 			rc = -EIO;
-		pthread_mutex_lock(&up->lock);
-		r->busy--;
-		if (r->dying && !r->busy)
-			pthread_cond_broadcast(&up->idle_cond);
-		pthread_mutex_unlock(&up->lock);
 	}
+	pthread_mutex_unlock(&up->lock);
 	return rc;
 }
 
@@ -308,13 +300,7 @@ UPAGER_API int upager_sync(upager_t *up, void *addr, size_t len, int flags)
 		pthread_mutex_unlock(&up->lock);
 		return 0;
 	}
-	r->busy++;  /* not unmapped under us */
-	pthread_mutex_unlock(&up->lock);
-	int rc = sync_range(up, r, first, end);
-	pthread_mutex_lock(&up->lock);
-	r->busy--;
-	if (r->dying && !r->busy)
-		pthread_cond_broadcast(&up->idle_cond);
+	int rc = upg_mfile_flush(up, r, first, end, true);
 	pthread_mutex_unlock(&up->lock);
 	return rc;
 }

@@ -43,6 +43,13 @@ struct upg_stream *upg_stream_match(struct upg_region *r, struct upg_stream *set
 	return old;
 }
 
+void upg_region_unbusy(struct upager *up, struct upg_region *r, uint32_t n)
+{
+	r->busy -= n;
+	if (r->dying && !r->busy)
+		pthread_cond_broadcast(&up->idle_cond);
+}
+
 void upg_zapwait(struct upager *up, struct upg_region *r, struct upg_pte *p)
 {
 	upg_slot_free(up, r, p);

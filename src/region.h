@@ -121,6 +121,9 @@ struct upg_region {
 };
 
 struct upg_region *upg_region_find(struct upager *up, uintptr_t addr);
+/* n of r's pages, or a caller that held r, no longer busy: an unmap
+ * waiting for r to be idle is woken.  Lock held. */
+void upg_region_unbusy(struct upager *up, struct upg_region *r, uint32_t n);
 static inline struct upg_pte *upg_pte_get(struct upg_region *r, uint64_t page)
 {
 	uint64_t chunk = page / UPG_PTES_PER_CHUNK;

@@ -498,15 +498,7 @@ static int unmap_region(upager_t *up, void *addr)
 	if (r->file && r->file->mode == UPAGER_MAP_SHARED) {
 		/* Its changes go to the file first; should that fail, the
 		 * region stays, changes and all, for the caller to try again. */
-		r->busy++;
-		pthread_mutex_unlock(&up->lock);
-		int rc = upg_mfile_write_range(up, r, 0, r->npages);
-		if (fdatasync(r->file->fd) && !rc)
-			rc = -EIO;
-		pthread_mutex_lock(&up->lock);
-		r->busy--;
-		if (r->dying && !r->busy)
-			pthread_cond_broadcast(&up->idle_cond);  /* another unmap of it waits */
+		int rc = upg_mfile_flush(up, r, 0, r->npages, true);
 		if (rc) {
 			pthread_mutex_unlock(&up->lock);
 			upg_log(up, UPAGER_LOG_ERROR, "upager_unmap: writing the file mapping at %#lx to its file "
@@ -586,21 +578,13 @@ UPAGER_API int upager_advise(upager_t *up, void *addr, size_t len, int advice)
 	case UPAGER_ADV_DONTNEED: {
 		/* A shared file mapping's changes are the file's: they go
 		 * there first, and the range then reads the file again. */
-		bool to_file = r->file && r->file->mode == UPAGER_MAP_SHARED, in_mfile = r->file;
-		if (to_file)
-			r->busy++;
+		bool in_mfile = r->file;
+		if (in_mfile && r->file->mode == UPAGER_MAP_SHARED)
+			rc = upg_mfile_flush(up, r, (a - r->base) >> r->pshift, ((a + len - 1 - r->base) >> r->pshift) + 1,
+					     false);
 		pthread_mutex_unlock(&up->lock);
-		if (to_file) {
-			rc = upg_mfile_write_range(up, r, (a - r->base) >> r->pshift,
-						   ((a + len - 1 - r->base) >> r->pshift) + 1);
-			pthread_mutex_lock(&up->lock);
-			r->busy--;
-			if (r->dying && !r->busy)
-				pthread_cond_broadcast(&up->idle_cond);
-			pthread_mutex_unlock(&up->lock);
-			if (rc)
-				return rc;
-		}
+		if (rc)
+			return rc;
 		/* Whole 4 KiB pages inside the range only: bytes around it
 		 * are someone else's.  The kernel zaps them and tells the
 		 * handler through a REMOVE event; the handler frees the slots. */
