@@ -452,7 +452,8 @@ static void takeover(struct upager *up)
 	up->nown_zap = 0;
 
 	if (upg_store_open(&up->store, up->store_path, up->cfg.store_max, err, sizeof err) ||
-	    upg_seal_init(&up->seal, up->store.max_blocks, up->cfg.encrypt, err, sizeof err))
+	    upg_seal_init(&up->seal, up->store.max_blocks, up->cfg.encrypt, err, sizeof err) ||
+	    (up->redis && upg_redis_fork_child(up->redis, err, sizeof err)))
 		upg_fatal(up, "a forked child cannot open its store: %s", err);
 	uint64_t features;
 	if (upg_uffd_open(&up->uffd, &features, err, sizeof err))

@@ -38,6 +38,7 @@
 #include "policy.h"
 #include "store.h"
 #include "tier.h"
+#include "redis.h"
 #include "pool.h"
 #include "seal.h"
 #include "inject.h"
@@ -123,7 +124,8 @@ struct upager {
 	pthread_cond_t idle_cond;   /* unmap waits here for busy pages */
 
 	struct upg_store store;
-	struct upg_tier store_tier; /* the store's data path: the file tier, or a test's */
+	struct upg_tier store_tier; /* the store's data path: the file tier, Redis, or a test's */
+	struct upg_redis *redis;    /* the Redis store, or NULL */
 	struct upg_pool pool;       /* the compressed pool in front of the store (algo OFF: none) */
 	struct upg_tier pool_tier;
 	uint64_t pool_max;          /* most bytes the pool may hold now (up->share's figure, set

@@ -124,8 +124,18 @@ static int open_runtime(const struct upager_config *cfg, upager_t **out, char *e
 	if (rc)
 		goto out_uffd;
 	up->store_tier = upg_store_tier_test.ops ? upg_store_tier_test : (struct upg_tier){ &upg_file_tier, NULL };
+	if (up->store.is_remote) {
+		rc = upg_redis_open(up, up->store_path, up->store.max_blocks, &up->redis, err, errlen);
+		if (rc) {
+			upg_store_close(&up->store);
+			goto out_uffd;
+		}
+		up->store_tier = (struct upg_tier){ &upg_redis_tier, up->redis };
+		snprintf(up->store.where, sizeof up->store.where, "%s", upg_redis_where(up->redis));
+	}
 	rc = upg_seal_init(&up->seal, up->store.max_blocks, up->cfg.encrypt, err, errlen);
 	if (rc) {
+		upg_redis_close(up->redis, false);
 		upg_store_close(&up->store);
 		goto out_uffd;
 	}
@@ -142,6 +152,7 @@ static int open_runtime(const struct upager_config *cfg, upager_t **out, char *e
 	rc = upg_pool_init(&up->pool, algo, up->pool_max * 2 + (1u << 20), err, errlen);
 	if (rc) {
 		upg_seal_fini(&up->seal);
+		upg_redis_close(up->redis, false);
 		upg_store_close(&up->store);
 		goto out_uffd;
 	}
@@ -213,6 +224,7 @@ out_tables:
 		munmap(up->frames, page_round((size_t)up->nframes * sizeof *up->frames));
 	upg_pool_fini(&up->pool);
 	upg_seal_fini(&up->seal);
+	upg_redis_close(up->redis, false);
 	upg_store_close(&up->store);
 out_uffd:
 	close(up->uffd);
@@ -325,6 +337,7 @@ static int close_runtime(upager_t *up)
 	munmap(up->frames, page_round((size_t)up->nframes * sizeof *up->frames));
 	upg_pool_fini(&up->pool);
 	upg_seal_fini(&up->seal);
+	upg_redis_close(up->redis, children);
 	if (children) {
 		close(up->store.fd);
 		upg_store_forget(&up->store);

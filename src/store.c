@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "store.h"
 #include "inject.h"
+#include "redis.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -125,7 +126,11 @@ int upg_store_open(struct upg_store *s, const char *path, uint64_t max_bytes, ch
 	int fd = -1, rc;
 	struct stat st;
 
-	if (!path || !*path) {
+	if (upg_redis_url(path)) {
+		/* The blocks live on Redis (redis.c): the bitmap names them. */
+		s->is_remote = true;
+		snprintf(s->where, sizeof s->where, "%s", path);
+	} else if (!path || !*path) {
 		const char *dir = secure_getenv("TMPDIR");
 		if (!dir || !*dir)
 			dir = "/tmp";
@@ -201,7 +206,7 @@ int upg_store_open(struct upg_store *s, const char *path, uint64_t max_bytes, ch
 
 	s->fd = fd;
 	s->max_blocks = max_bytes / BLOCK;
-	if (s->is_blockdev)
+	if (s->is_blockdev || s->is_remote)
 		s->size_blocks = s->max_blocks;
 	size_t words = (s->max_blocks + 63) / 64;
 	s->bitmap_len = (words * 8 + 4095) & ~4095ULL;
@@ -360,7 +365,7 @@ static int extend(int fd, uint64_t from, uint64_t to)
 
 int upg_store_grow(struct upg_store *s, uint64_t want, uint64_t *new_size)
 {
-	if (s->is_blockdev)
+	if (s->is_blockdev || s->is_remote)
 		return -ENOSPC;
 	uint64_t cur = s->size_blocks;
 	uint64_t target = cur + want;

@@ -37,6 +37,7 @@ static inline uint64_t upg_slot_block(uint32_t slot)
 struct upg_store {
 	int fd;
 	bool is_blockdev;
+	bool is_remote;         /* no file: the blocks are on a Redis store (redis.c) */
 	bool grow_failed;       /* last growth attempt hit ENOSPC or the maximum */
 	uint64_t max_blocks;    /* configured maximum */
 	uint64_t size_blocks;   /* blocks the file holds now */
@@ -47,7 +48,7 @@ struct upg_store {
 	uint64_t *frozen;       /* 1: a forked child still reads this block */
 	uint64_t *zombie;       /* 1: freed while frozen; really freed at thaw */
 	size_t bitmap_len;
-	char where[256];        /* for messages */
+	char where[400];        /* for messages */
 };
 
 /* Open per the config rules (see upager_config.store_path). */

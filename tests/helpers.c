@@ -178,6 +178,10 @@ void upg_t_config_env(struct upager_config *cfg)
 	const char *c = getenv("UPG_TEST_COMPRESS");
 	if (c && *c)
 		cfg->compress = c;
+	/* And with the Redis store (tests/redis.sh): UPG_TEST_STORE. */
+	const char *s = getenv("UPG_TEST_STORE");
+	if (s && *s && !cfg->store_path)
+		cfg->store_path = s;
 }
 
 upager_t *upg_t_open_config(struct upager_config *cfg)

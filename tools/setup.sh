@@ -3,7 +3,7 @@
 # (Debian/Ubuntu, as root), then configure and build into ./build.
 set -euo pipefail
 
-UPAGER_PACKAGES="gcc g++ libc6-dev liburing-dev check meson ninja-build pkg-config libjemalloc-dev libsodium-dev liblz4-dev libzstd-dev sqlite3 python3 tmux"
+UPAGER_PACKAGES="gcc g++ libc6-dev liburing-dev check meson ninja-build pkg-config libjemalloc-dev libsodium-dev liblz4-dev libzstd-dev libhiredis-dev redis-server sqlite3 python3 tmux"
 
 upager_install_missing() {
 	local missing=() p

@@ -1,0 +1,1526 @@
+/* SPDX-License-Identifier: MIT */
+/* The Redis store (see redis.h). */
+#include "redis.h"
+#include "base.h"
+#include "seal.h"
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <liburing.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "upager.h"
+
+#define NODES_MAX 64
+#define CONNS_MAX 16
+#define FIFO_CAP 4096u           /* requests in flight on one connection */
+#define IBUF (256u << 10)        /* a connection's receive buffer */
+#define TICK_NS 10000000ull      /* the thread looks at deadlines this often */
+#define LEASE_S 60               /* default */
+#define RECONNECT_NS 100000000ull
+#define REDIRECTS_MAX 16
+#define VMAGIC 0x31475055u       /* "UPG1" */
+#define BLOCK 4096u
+
+enum { RQ_GET, RQ_SET, RQ_CTL };
+enum { REG_NONE, REG_PENDING, REG_DONE };
+enum { C_DOWN, C_UP, C_DRAINING };
+enum { T_KICK = 1, T_RECV, T_SEND };
+
+struct vhdr {
+	uint32_t magic;
+	uint32_t gen;
+	uint32_t crc;
+	uint16_t len;
+	uint16_t flags;
+};
+
+/* One submitted read or write: its blocks are requests of their own. */
+struct rop {
+	struct upg_tq *q;
+	uint64_t tag;
+	char *buf;
+	uint32_t len, left;
+	int res;
+};
+
+/* One block's GET or SET, or a control command (no op). */
+struct rq {
+	struct rop *op;
+	struct rq *next;
+	uint64_t deadline;
+	uint64_t not_before;     /* retry list: not before then */
+	uint32_t block, gen;
+	uint16_t part;
+	uint8_t kind, store, tries, redirects;
+	bool reg;                /* RQ_CTL: the namespace's registration */
+	int16_t ask;             /* node to send ASKING to first, or -1 */
+	char *ctl;               /* RQ_CTL: the formatted command */
+	int ctl_len;
+};
+
+struct conn {
+	int fd, state, err;
+	bool recv_on, send_on;
+	redisReader *rd;
+	char *ibuf;
+	char *out;               /* being sent */
+	size_t out_len, out_off, out_cap;
+	char *next;              /* gathering */
+	size_t next_len, next_cap;
+	struct rq **fifo;        /* sent, waiting for their replies, in order */
+	uint32_t head, tail;
+	uint64_t next_try;
+};
+
+struct node {
+	char name[300];          /* host:port or the socket's path */
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	struct conn c[CONNS_MAX];
+	uint32_t rr;
+	struct rq *wait;         /* no connection up yet */
+};
+
+struct upg_redis {
+	struct upager *up;
+	char where[400];
+	uint32_t timeout_ms, nconns, lease_s;
+	bool cluster;
+	struct node *nodes[NODES_MAX];
+	uint32_t nnodes;
+	uint8_t slot_node[16384];
+	/* namespaces: 0 this process's, k the k-th ancestor's */
+	char ns[1 + UPG_ANCESTORS][17];
+	uint32_t *gen[1 + UPG_ANCESTORS];
+	uint32_t nns;
+	size_t gen_len;
+	uint64_t blocks;
+	uint64_t hw;             /* own blocks written: [0, hw) */
+	/* upg:runs is a sorted set of "NS HOST PID", scored by when the
+	 * lease runs out (the registry node's clock: clock_off). */
+	char member[1 + UPG_ANCESTORS][96];
+	int64_t clock_off;
+	int reg;                 /* own namespace: REG_NONE, REG_PENDING, REG_DONE */
+	struct rq *held, *held_tail; /* writes waiting for the registration */
+
+	pthread_t tid;
+	bool running;
+	struct io_uring ring;
+	int kick_fd;
+	pthread_mutex_t lock;
+	struct rq *in, *in_tail; /* submitted, not yet taken by the thread */
+	bool stop;
+	struct rq *retry;        /* redirected or told to wait */
+	uint64_t renew_at;
+	uint64_t said_at;
+	char said[200];
+};
+
+/* ---- small things ---- */
+
+static uint16_t crc16(const char *buf, size_t len)
+{
+	/* CRC16-CCITT (XMODEM), as Redis Cluster's key slots. */
+	uint16_t crc = 0;
+	for (size_t i = 0; i < len; i++) {
+		crc ^= (uint16_t)((unsigned char)buf[i] << 8);
+		for (int b = 0; b < 8; b++)
+			crc = crc & 0x8000 ? (uint16_t)(crc << 1 ^ 0x1021) : (uint16_t)(crc << 1);
+	}
+	return crc;
+}
+
+static uint32_t key_slot(const char *key, size_t len)
+{
+	const char *o = memchr(key, '{', len);
+	if (o) {
+		const char *c = memchr(o + 1, '}', len - (size_t)(o + 1 - key));
+		if (c && c > o + 1)
+			return crc16(o + 1, (size_t)(c - o - 1)) & 16383;
+	}
+	return crc16(key, len) & 16383;
+}
+
+static int block_key(const struct upg_redis *rd, uint32_t store, uint32_t block, char *out, size_t len)
+{
+	return snprintf(out, len, "upg:%s:%x", rd->ns[store], block);
+}
+
+/* Say a trouble, at most once a second unless it is a new one. */
+static void say(struct upg_redis *rd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct upg_redis *rd, const char *fmt, ...)
+{
+	char m[sizeof rd->said];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(m, sizeof m, fmt, ap);
+	va_end(ap);
+	uint64_t now = upg_now_ns();
+	if (!strcmp(m, rd->said) && now - rd->said_at < 1000000000ull)
+		return;
+	rd->said_at = now;
+	memcpy(rd->said, m, sizeof m);
+	upg_log(rd->up, UPAGER_LOG_WARN, "redis store: %s", m);
+}
+
+bool upg_redis_url(const char *path)
+{
+	return path && (!strncmp(path, "redis://", 8) || !strncmp(path, "unix:/", 6));
+}
+
+const char *upg_redis_where(const struct upg_redis *rd)
+{
+	return rd->where;
+}
+
+/* ---- nodes and connections ---- */
+
+static int node_add(struct upg_redis *rd, const char *host, int port, const char *path, char *err, size_t errlen)
+{
+	char name[300];
+	if (path)
+		snprintf(name, sizeof name, "%s", path);
+	else
+		snprintf(name, sizeof name, "%s:%d", host, port);
+	for (uint32_t i = 0; i < rd->nnodes; i++)
+		if (!strcmp(rd->nodes[i]->name, name))
+			return (int)i;
+	if (rd->nnodes == NODES_MAX) {
+		snprintf(err, errlen, "more than %d Redis nodes", NODES_MAX);
+		return -E2BIG;
+	}
+	struct node *n = calloc(1, sizeof *n);
+	if (!n) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	memcpy(n->name, name, sizeof name);
+	if (path) {
+		struct sockaddr_un *un = (struct sockaddr_un *)&n->sa;
+		if (strlen(path) >= sizeof un->sun_path) {
+			free(n);
+			snprintf(err, errlen, "the Redis socket path '%s' is too long (at most %zu bytes)", path,
+				 sizeof un->sun_path - 1);
+			return -ENAMETOOLONG;
+		}
+		un->sun_family = AF_UNIX;
+		strcpy(un->sun_path, path);
+		n->salen = sizeof *un;
+	} else {
+		struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+		char ps[16];
+		snprintf(ps, sizeof ps, "%d", port);
+		int g = getaddrinfo(host, ps, &hints, &ai);
+		if (g || !ai) {
+			free(n);
+			snprintf(err, errlen, "Redis node '%s': cannot resolve '%s': %s", name, host, gai_strerror(g));
+			return -EHOSTUNREACH;
+		}
+		memcpy(&n->sa, ai->ai_addr, ai->ai_addrlen);
+		n->salen = ai->ai_addrlen;
+		freeaddrinfo(ai);
+	}
+	for (int c = 0; c < CONNS_MAX; c++)
+		n->c[c].fd = -1;
+	rd->nodes[rd->nnodes] = n;
+	return (int)rd->nnodes++;
+}
+
+/* A connected socket to n within ms, or -errno. */
+static int dial(const struct node *n, uint32_t ms)
+{
+	int fd = socket(n->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (n->sa.ss_family != AF_UNIX) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	}
+	if (connect(fd, (const struct sockaddr *)&n->sa, n->salen) && errno != EINPROGRESS) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	int pr = poll(&p, 1, (int)ms);
+	int soerr = 0;
+	socklen_t sl = sizeof soerr;
+	if (pr <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) || soerr) {
+		close(fd);
+		return pr == 0 ? -ETIMEDOUT : soerr ? -soerr : -EIO;
+	}
+	return fd;
+}
+
+static bool conn_open(struct upg_redis *rd, struct node *n, struct conn *c)
+{
+	int fd = dial(n, rd->timeout_ms < 1000 ? rd->timeout_ms : 1000);
+	if (fd < 0) {
+		c->err = fd;
+		c->next_try = upg_now_ns() + RECONNECT_NS;
+		say(rd, "cannot connect to %s: %s", n->name, strerror(-fd));
+		return false;
+	}
+	if (!c->fifo)
+		c->fifo = calloc(FIFO_CAP, sizeof *c->fifo);
+	if (!c->ibuf)
+		c->ibuf = malloc(IBUF);
+	c->rd = redisReaderCreate();
+	if (!c->fifo || !c->ibuf || !c->rd) {
+		close(fd);
+		if (c->rd)
+			redisReaderFree(c->rd);
+		c->rd = NULL;
+		c->err = -ENOMEM;
+		return false;
+	}
+	c->fd = fd;
+	c->state = C_UP;
+	c->head = c->tail = 0;
+	c->out_len = c->out_off = c->next_len = 0;
+	c->err = 0;
+	return true;
+}
+
+static void route(struct upg_redis *rd, struct rq *q);
+
+static void registered(struct upg_redis *rd, int res);
+
+static void done(struct upg_redis *rd, struct rq *q, int res)
+{
+	if (q->reg)
+		registered(rd, res);
+	struct rop *op = q->op;
+	if (op) {
+		if (res < 0 && op->res >= 0)
+			op->res = res;
+		if (--op->left == 0) {
+			upg_tq_post(op->q, op->tag, op->res < 0 ? op->res : (int)op->len);
+			free(op);
+		}
+	}
+	free(q->ctl);
+	free(q);
+}
+
+/* A request's attempt failed with res: once more, else it fails. */
+static void again(struct upg_redis *rd, struct rq *q, int res)
+{
+	if (q->kind == RQ_CTL || ++q->tries > 1) {
+		done(rd, q, res);
+		return;
+	}
+	q->deadline = 0;
+	q->ask = -1;
+	route(rd, q);
+}
+
+/* Take a connection down: its requests go again elsewhere (or fail). */
+static void conn_down(struct upg_redis *rd, struct node *n, struct conn *c, int why)
+{
+	if (c->state == C_DOWN)
+		return;
+	if (c->state == C_UP) {
+		say(rd, "connection to %s dropped: %s", n->name, strerror(-why));
+		c->err = why;
+		if (c->recv_on || c->send_on) {
+			/* Ends the requests on the ring; it closes once they are back. */
+			shutdown(c->fd, SHUT_RDWR);
+			c->state = C_DRAINING;
+		}
+	}
+	if (c->recv_on || c->send_on)
+		return;
+	close(c->fd);
+	c->fd = -1;
+	c->state = C_DOWN;
+	c->next_try = upg_now_ns() + (c->err == -ETIMEDOUT ? 0 : RECONNECT_NS);
+	if (c->rd)
+		redisReaderFree(c->rd);
+	c->rd = NULL;
+	uint32_t h = c->head, t = c->tail;
+	c->head = c->tail = 0;
+	c->out_len = c->out_off = c->next_len = 0;
+	for (; h != t; h++)
+		again(rd, c->fifo[h % FIFO_CAP], c->err ? c->err : -EIO);
+}
+
+static int buf_add(char **b, size_t *len, size_t *cap, const char *src, size_t n)
+{
+	if (*len + n > *cap) {
+		size_t nc = *cap ? *cap * 2 : 65536;
+		while (nc < *len + n)
+			nc *= 2;
+		char *p = realloc(*b, nc);
+		if (!p)
+			return -ENOMEM;
+		*b = p;
+		*cap = nc;
+	}
+	memcpy(*b + *len, src, n);
+	*len += n;
+	return 0;
+}
+
+static size_t trimmed(const char *p, size_t len)
+{
+	while (len >= 8) {
+		uint64_t w;
+		memcpy(&w, p + len - 8, 8);
+		if (w)
+			break;
+		len -= 8;
+	}
+	while (len && !p[len - 1])
+		len--;
+	return len;
+}
+
+static uint32_t value_crc(uint32_t block, uint32_t gen, const void *p, size_t len)
+{
+	uint32_t h[3] = { block, gen, (uint32_t)len };
+	return upg_crc32c(upg_crc32c(0, h, sizeof h), p, len);
+}
+
+/* Put q's command on c. */
+static int emit(struct upg_redis *rd, struct node *n, struct conn *c, struct rq *q)
+{
+	char key[64], val[sizeof(struct vhdr) + BLOCK], *cmd = NULL;
+	int klen = 0, len;
+	if (q->kind == RQ_CTL) {
+		cmd = q->ctl;
+		len = q->ctl_len;
+	} else {
+		klen = block_key(rd, q->store, q->block, key, sizeof key);
+		if (q->kind == RQ_GET) {
+			const char *argv[2] = { "GET", key };
+			size_t al[2] = { 3, (size_t)klen };
+			len = redisFormatCommandArgv(&cmd, 2, argv, al);
+		} else {
+			const char *src = q->op->buf + (size_t)q->part * BLOCK;
+			size_t plen = trimmed(src, BLOCK);
+			struct vhdr h = { VMAGIC, q->gen, value_crc(q->block, q->gen, src, plen), (uint16_t)plen, 0 };
+			memcpy(val, &h, sizeof h);
+			memcpy(val + sizeof h, src, plen);
+			const char *argv[3] = { "SET", key, val };
+			size_t al[3] = { 3, (size_t)klen, sizeof h + plen };
+			len = redisFormatCommandArgv(&cmd, 3, argv, al);
+		}
+	}
+	if (len < 0)
+		return -ENOMEM;
+	int rc = 0;
+	if (q->ask >= 0) {
+		static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
+		struct rq *a = calloc(1, sizeof *a);
+		if (!a)
+			rc = -ENOMEM;
+		else {
+			a->kind = RQ_CTL;
+			a->ask = -1;
+			a->deadline = q->deadline;
+			rc = buf_add(&c->next, &c->next_len, &c->next_cap, asking, sizeof asking - 1);
+			if (rc)
+				free(a);
+			else
+				c->fifo[c->tail++ % FIFO_CAP] = a;
+		}
+		q->ask = -1;
+	}
+	if (!rc)
+		rc = buf_add(&c->next, &c->next_len, &c->next_cap, cmd, (size_t)len);
+	if (q->kind != RQ_CTL)
+		redisFreeCommand(cmd);
+	if (!rc)
+		c->fifo[c->tail++ % FIFO_CAP] = q;
+	return rc;
+}
+
+/* Send q to its node, or park it until a connection is up. */
+static void route(struct upg_redis *rd, struct rq *q)
+{
+	uint64_t now = upg_now_ns();
+	if (!q->deadline)
+		q->deadline = now + (uint64_t)rd->timeout_ms * 1000000ull;
+	int ni = q->ask;
+	if (ni < 0 && q->kind != RQ_CTL && rd->cluster) {
+		char key[64];
+		int kl = block_key(rd, q->store, q->block, key, sizeof key);
+		ni = rd->slot_node[key_slot(key, (size_t)kl)];
+	} else if (ni < 0) {
+		ni = q->kind == RQ_CTL ? (int)q->block : 0;   /* a control command names its node */
+	}
+	struct node *n = rd->nodes[ni];
+	struct conn *c = NULL;
+	for (uint32_t i = 0; i < rd->nconns && !c; i++) {
+		struct conn *k = &n->c[(n->rr + i) % rd->nconns];
+		if (k->state == C_UP && k->tail - k->head < FIFO_CAP - 1)
+			c = k;
+	}
+	if (!c) {
+		for (uint32_t i = 0; i < rd->nconns && !c; i++) {
+			struct conn *k = &n->c[i];
+			if (k->state == C_DOWN && k->next_try <= now) {
+				if (conn_open(rd, n, k))
+					c = k;
+				else
+					break;      /* one failed: the others would too */
+			}
+		}
+	}
+	n->rr++;
+	if (!c) {
+		bool any = false;
+		for (uint32_t i = 0; i < rd->nconns; i++)
+			any |= n->c[i].state != C_DOWN;
+		if (!any && q->tries++ >= 1) {
+			say(rd, "node %s cannot be reached", n->name);
+			done(rd, q, n->c[0].err ? n->c[0].err : -EIO);
+			return;
+		}
+		q->next = n->wait;
+		n->wait = q;
+		return;
+	}
+	if (emit(rd, n, c, q))
+		done(rd, q, -ENOMEM);
+}
+
+/* ---- replies ---- */
+
+static int parse_redirect(struct upg_redis *rd, const char *s, int *slot)
+{
+	/* "MOVED 3999 127.0.0.1:6381" or "ASK 3999 ..." */
+	const char *sp = strchr(s, ' ');
+	if (!sp)
+		return -1;
+	*slot = atoi(sp + 1);
+	const char *addr = strchr(sp + 1, ' ');
+	if (!addr)
+		return -1;
+	addr++;
+	const char *colon = strrchr(addr, ':');
+	if (!colon || *slot < 0 || *slot > 16383)
+		return -1;
+	char host[256];
+	size_t hl = (size_t)(colon - addr);
+	if (hl >= sizeof host)
+		return -1;
+	memcpy(host, addr, hl);
+	host[hl] = 0;
+	char err[256];
+	return node_add(rd, host, atoi(colon + 1), NULL, err, sizeof err);
+}
+
+static void on_reply(struct upg_redis *rd, struct node *n, struct rq *q, redisReply *r)
+{
+	if (r->type == REDIS_REPLY_ERROR) {
+		const char *s = r->str;
+		int slot, ni;
+		if (q->kind == RQ_CTL) {
+			say(rd, "%s: %s", n->name, s);
+			done(rd, q, -EIO);
+		} else if ((!strncmp(s, "MOVED ", 6) || !strncmp(s, "ASK ", 4)) && q->redirects < REDIRECTS_MAX &&
+			   (ni = parse_redirect(rd, s, &slot)) >= 0) {
+			q->redirects++;
+			if (s[0] == 'M')
+				rd->slot_node[slot] = (uint8_t)ni;
+			else
+				q->ask = (int16_t)ni;
+			route(rd, q);
+		} else if (!strncmp(s, "TRYAGAIN", 8) || !strncmp(s, "LOADING", 7) || !strncmp(s, "CLUSTERDOWN", 11) ||
+			   !strncmp(s, "BUSY", 4) || !strncmp(s, "MASTERDOWN", 10)) {
+			q->not_before = upg_now_ns() + 20000000ull;
+			q->next = rd->retry;
+			rd->retry = q;
+		} else if (!strncmp(s, "OOM", 3)) {
+			say(rd, "node %s is full (%s): raise its maxmemory, or add nodes", n->name, s);
+			done(rd, q, -ENOSPC);
+		} else {
+			say(rd, "node %s: %s", n->name, s);
+			done(rd, q, -EIO);
+		}
+		return;
+	}
+	if (q->kind == RQ_CTL) {
+		done(rd, q, 0);
+		return;
+	}
+	if (q->kind == RQ_SET) {
+		done(rd, q, r->type == REDIS_REPLY_STATUS ? 0 : -EIO);
+		return;
+	}
+	char *dst = q->op->buf + (size_t)q->part * BLOCK;
+	if (r->type == REDIS_REPLY_NIL) {
+		say(rd, "block %#x of namespace %s is missing on %s (the node lost it: restarted empty, or "
+		    "its keys were deleted)", q->block, rd->ns[q->store], n->name);
+		done(rd, q, -ENODATA);
+		return;
+	}
+	struct vhdr h;
+	if (r->type != REDIS_REPLY_STRING || r->len < sizeof h) {
+		say(rd, "block %#x on %s: not a upager value", q->block, n->name);
+		done(rd, q, -EBADMSG);
+		return;
+	}
+	memcpy(&h, r->str, sizeof h);
+	const char *p = r->str + sizeof h;
+	if (h.magic != VMAGIC || h.len > BLOCK || r->len != sizeof h + h.len) {
+		say(rd, "block %#x on %s: not a upager value", q->block, n->name);
+		done(rd, q, -EBADMSG);
+	} else if (h.gen != q->gen) {
+		say(rd, "block %#x on %s is of generation %u, %u expected: the node holds an older copy "
+		    "(restored, or a write that came late)", q->block, n->name, h.gen, q->gen);
+		done(rd, q, -ESTALE);
+	} else if (h.crc != value_crc(q->block, h.gen, p, h.len)) {
+		say(rd, "block %#x on %s fails its checksum", q->block, n->name);
+		done(rd, q, -EBADMSG);
+	} else {
+		memcpy(dst, p, h.len);
+		memset(dst + h.len, 0, BLOCK - h.len);
+		done(rd, q, 0);
+	}
+}
+
+/* ---- the thread ---- */
+
+static uint64_t renew_ns(const struct upg_redis *rd)
+{
+	return (uint64_t)rd->lease_s * 1000000000ull / 3;
+}
+
+static uint64_t ctag(int kind, uint32_t ni, uint32_t ci)
+{
+	return (uint64_t)kind << 56 | (uint64_t)ni << 16 | ci;
+}
+
+static void arm_recv(struct upg_redis *rd, uint32_t ni, uint32_t ci)
+{
+	struct conn *c = &rd->nodes[ni]->c[ci];
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
+	if (!sqe) {
+		io_uring_submit(&rd->ring);
+		sqe = io_uring_get_sqe(&rd->ring);
+	}
+	io_uring_prep_recv(sqe, c->fd, c->ibuf, IBUF, 0);
+	io_uring_sqe_set_data64(sqe, ctag(T_RECV, ni, ci));
+	c->recv_on = true;
+}
+
+static void arm_send(struct upg_redis *rd, uint32_t ni, uint32_t ci)
+{
+	struct conn *c = &rd->nodes[ni]->c[ci];
+	if (c->out_off == c->out_len) {
+		if (!c->next_len)
+			return;
+		char *t = c->out;
+		size_t tc = c->out_cap;
+		c->out = c->next;
+		c->out_cap = c->next_cap;
+		c->out_len = c->next_len;
+		c->out_off = 0;
+		c->next = t;
+		c->next_cap = tc;
+		c->next_len = 0;
+	}
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
+	if (!sqe) {
+		io_uring_submit(&rd->ring);
+		sqe = io_uring_get_sqe(&rd->ring);
+	}
+	io_uring_prep_send(sqe, c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ctag(T_SEND, ni, ci));
+	c->send_on = true;
+}
+
+static void arm_kick(struct upg_redis *rd)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
+	if (!sqe) {
+		io_uring_submit(&rd->ring);
+		sqe = io_uring_get_sqe(&rd->ring);
+	}
+	io_uring_prep_poll_multishot(sqe, rd->kick_fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, ctag(T_KICK, 0, 0));
+}
+
+static struct rq *ctl_rq(uint32_t node, int argc, const char **argv)
+{
+	struct rq *q = calloc(1, sizeof *q);
+	if (!q)
+		return NULL;
+	q->kind = RQ_CTL;
+	q->ask = -1;
+	q->block = node;
+	q->ctl_len = redisFormatCommandArgv(&q->ctl, argc, argv, NULL);
+	if (q->ctl_len < 0) {
+		free(q);
+		return NULL;
+	}
+	return q;
+}
+
+static uint32_t node_of(const struct upg_redis *rd, const char *key)
+{
+	return rd->cluster ? rd->slot_node[key_slot(key, strlen(key))] : 0;
+}
+
+/* Renew the leases of the namespaces this process reads; own: register it. */
+static void renew(struct upg_redis *rd, bool own)
+{
+	char score[32];
+	snprintf(score, sizeof score, "%lld", (long long)time(NULL) + rd->clock_off + rd->lease_s);
+	for (uint32_t k = own || rd->reg == REG_DONE ? 0 : 1; k < rd->nns; k++) {
+		const char *argv[4] = { "ZADD", "upg:runs", score, rd->member[k] };
+		struct rq *q = ctl_rq(node_of(rd, "upg:runs"), 4, argv);
+		if (!q) {
+			if (own && !k)
+				registered(rd, -ENOMEM);
+			continue;
+		}
+		q->reg = own && !k;
+		route(rd, q);
+	}
+}
+
+/* The registration is in (res 0): the writes held for it go; else they fail. */
+static void registered(struct upg_redis *rd, int res)
+{
+	rd->reg = res < 0 ? REG_NONE : REG_DONE;
+	if (res < 0)
+		say(rd, "cannot register this run in upg:runs: %s", strerror(-res));
+	struct rq *h = rd->held;
+	rd->held = rd->held_tail = NULL;
+	while (h) {
+		struct rq *q = h;
+		h = h->next;
+		q->next = NULL;
+		if (res < 0)
+			done(rd, q, -EIO);
+		else
+			route(rd, q);
+	}
+}
+
+static void on_recv(struct upg_redis *rd, uint32_t ni, uint32_t ci, int res)
+{
+	struct node *n = rd->nodes[ni];
+	struct conn *c = &n->c[ci];
+	c->recv_on = false;
+	if (c->state != C_UP) {
+		conn_down(rd, n, c, c->err);
+		return;
+	}
+	if (res <= 0) {
+		conn_down(rd, n, c, res == 0 ? -ECONNRESET : res);
+		return;
+	}
+	if (redisReaderFeed(c->rd, c->ibuf, (size_t)res) != REDIS_OK) {
+		conn_down(rd, n, c, -EPROTO);
+		return;
+	}
+	for (;;) {
+		void *r = NULL;
+		if (redisReaderGetReply(c->rd, &r) != REDIS_OK) {
+			conn_down(rd, n, c, -EPROTO);
+			return;
+		}
+		if (!r)
+			break;
+		if (c->head == c->tail) {
+			freeReplyObject(r);
+			conn_down(rd, n, c, -EPROTO);
+			return;
+		}
+		struct rq *q = c->fifo[c->head++ % FIFO_CAP];
+		on_reply(rd, n, q, r);
+		freeReplyObject(r);
+	}
+	arm_recv(rd, ni, ci);
+}
+
+static void on_send(struct upg_redis *rd, uint32_t ni, uint32_t ci, int res)
+{
+	struct node *n = rd->nodes[ni];
+	struct conn *c = &n->c[ci];
+	c->send_on = false;
+	if (c->state != C_UP) {
+		conn_down(rd, n, c, c->err);
+		return;
+	}
+	if (res <= 0) {
+		conn_down(rd, n, c, res == 0 ? -EPIPE : res);
+		return;
+	}
+	c->out_off += (size_t)res;
+	arm_send(rd, ni, ci);
+}
+
+static void tick(struct upg_redis *rd, uint64_t now)
+{
+	for (uint32_t ni = 0; ni < rd->nnodes; ni++) {
+		struct node *n = rd->nodes[ni];
+		for (uint32_t ci = 0; ci < rd->nconns; ci++) {
+			struct conn *c = &n->c[ci];
+			if (c->state == C_UP && c->head != c->tail && c->fifo[c->head % FIFO_CAP]->deadline < now) {
+				say(rd, "node %s did not answer within %u ms", n->name, rd->timeout_ms);
+				conn_down(rd, n, c, -ETIMEDOUT);
+			}
+		}
+		struct rq *w = n->wait;
+		n->wait = NULL;
+		while (w) {
+			struct rq *q = w;
+			w = w->next;
+			if (q->deadline < now) {
+				say(rd, "node %s cannot be reached within %u ms", n->name, rd->timeout_ms);
+				done(rd, q, -ETIMEDOUT);
+			} else {
+				route(rd, q);
+			}
+		}
+	}
+	struct rq *w = rd->retry;
+	rd->retry = NULL;
+	while (w) {
+		struct rq *q = w;
+		w = w->next;
+		if (q->deadline < now) {
+			say(rd, "the cluster kept asking to wait past %u ms", rd->timeout_ms);
+			done(rd, q, -ETIMEDOUT);
+		} else if (q->not_before <= now) {
+			route(rd, q);
+		} else {
+			q->next = rd->retry;
+			rd->retry = q;
+		}
+	}
+	if (rd->renew_at <= now) {
+		rd->renew_at = now + renew_ns(rd);
+		renew(rd, false);
+	}
+}
+
+static void *loop(void *arg)
+{
+	struct upg_redis *rd = arg;
+	upg_internal_thread = 1;
+	arm_kick(rd);
+	uint64_t next_tick = upg_now_ns() + TICK_NS;
+	for (;;) {
+		pthread_mutex_lock(&rd->lock);
+		struct rq *in = rd->in;
+		rd->in = rd->in_tail = NULL;
+		bool stop = rd->stop;
+		pthread_mutex_unlock(&rd->lock);
+		if (stop)
+			break;
+		/* Submitted last first: put them back in order. */
+		while (in) {
+			struct rq *q = in;
+			in = in->next;
+			q->next = NULL;
+			if (q->kind == RQ_SET && rd->reg != REG_DONE) {
+				/* A namespace's keys come after its entry in
+				 * upg:runs, so that nothing is left unlisted. */
+				if (rd->held_tail)
+					rd->held_tail->next = q;
+				else
+					rd->held = q;
+				rd->held_tail = q;
+				if (rd->reg == REG_NONE) {
+					rd->reg = REG_PENDING;
+					renew(rd, true);
+				}
+				continue;
+			}
+			route(rd, q);
+		}
+		uint64_t now = upg_now_ns();
+		if (now >= next_tick) {
+			tick(rd, now);
+			next_tick = now + TICK_NS;
+		}
+		for (uint32_t ni = 0; ni < rd->nnodes; ni++)
+			for (uint32_t ci = 0; ci < rd->nconns; ci++) {
+				struct conn *c = &rd->nodes[ni]->c[ci];
+				if (c->state != C_UP)
+					continue;
+				if (!c->recv_on)
+					arm_recv(rd, ni, ci);
+				if (!c->send_on)
+					arm_send(rd, ni, ci);
+			}
+		struct __kernel_timespec ts = { 0, (long long)TICK_NS };
+		struct io_uring_cqe *cqe;
+		io_uring_submit_and_wait_timeout(&rd->ring, &cqe, 1, &ts, NULL);
+		unsigned head, seen = 0;
+		io_uring_for_each_cqe(&rd->ring, head, cqe) {
+			seen++;
+			uint64_t t = io_uring_cqe_get_data64(cqe);
+			int kind = (int)(t >> 56);
+			uint32_t ni = (uint32_t)(t >> 16 & 0xff), ci = (uint32_t)(t & 0xffff);
+			if (kind == T_KICK) {
+				uint64_t v;
+				(void)!read(rd->kick_fd, &v, sizeof v);
+				if (!(cqe->flags & IORING_CQE_F_MORE))
+					arm_kick(rd);
+			} else if (kind == T_RECV) {
+				on_recv(rd, ni, ci, cqe->res);
+			} else if (kind == T_SEND) {
+				on_send(rd, ni, ci, cqe->res);
+			}
+		}
+		io_uring_cq_advance(&rd->ring, seen);
+	}
+	return NULL;
+}
+
+/* ---- the tier ---- */
+
+static void submit(struct upg_redis *rd, struct upg_tq *q, uint64_t loc, char *buf, uint32_t len, uint64_t tag,
+		   int kind)
+{
+	uint32_t slot = (uint32_t)loc, store = upg_slot_store(slot);
+	uint64_t block = upg_slot_block(slot);
+	uint32_t n = len / BLOCK;
+	struct rop *op = malloc(sizeof *op);
+	if (!op || store >= rd->nns || (kind == RQ_SET && store) || !n || len % BLOCK || block + n > rd->blocks) {
+		free(op);
+		upg_tq_post(q, tag, op ? -EINVAL : -ENOMEM);
+		return;
+	}
+	*op = (struct rop){ .q = q, .tag = tag, .buf = buf, .len = len, .left = n };
+	struct rq *first = NULL, *last = NULL;
+	for (uint32_t i = 0; i < n; i++) {
+		struct rq *r = calloc(1, sizeof *r);
+		if (!r) {
+			/* The ones made so far go; the rest fail here. */
+			op->res = -ENOMEM;
+			op->left -= n - i;
+			break;
+		}
+		r->op = op;
+		r->kind = (uint8_t)kind;
+		r->store = (uint8_t)store;
+		r->block = (uint32_t)(block + i);
+		r->part = (uint16_t)i;
+		r->ask = -1;
+		r->gen = kind == RQ_SET ? ++rd->gen[0][block + i] : rd->gen[store][block + i];
+		if (last)
+			last->next = r;
+		else
+			first = r;
+		last = r;
+	}
+	if (kind == RQ_SET) {
+		uint64_t hw = __atomic_load_n(&rd->hw, __ATOMIC_RELAXED);
+		while (block + n > hw && !__atomic_compare_exchange_n(&rd->hw, &hw, block + n, false,
+								       __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			;
+	}
+	if (!first) {
+		upg_tq_post(q, tag, -ENOMEM);
+		free(op);
+		return;
+	}
+	pthread_mutex_lock(&rd->lock);
+	if (rd->in_tail)
+		rd->in_tail->next = first;
+	else
+		rd->in = first;
+	rd->in_tail = last;
+	pthread_mutex_unlock(&rd->lock);
+	uint64_t one = 1;
+	(void)!write(rd->kick_fd, &one, sizeof one);
+}
+
+static void redis_read(void *tier, struct upg_tq *q, uint64_t loc, void *buf, uint32_t len, uint64_t tag)
+{
+	submit(tier, q, loc, buf, len, tag, RQ_GET);
+}
+
+static void redis_write(void *tier, struct upg_tq *q, uint64_t loc, const void *buf, uint32_t len, uint64_t tag)
+{
+	submit(tier, q, loc, (char *)buf, len, tag, RQ_SET);
+}
+
+const struct upg_tier_ops upg_redis_tier = {
+	.name = "redis",
+	.on_ring = false,
+	.read = redis_read,
+	.write = redis_write,
+};
+
+/* ---- set-up, with hiredis's blocking calls ---- */
+
+static redisContext *sync_open(struct upg_redis *rd, const struct node *n, char *err, size_t errlen)
+{
+	int fd = dial(n, rd->timeout_ms);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot connect to the Redis store at %s: %s: start redis-server there, or "
+			 "point UPAGER_STORE elsewhere", n->name, strerror(-fd));
+		return NULL;
+	}
+	/* hiredis's blocking calls want a blocking socket. */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)) {
+		int e = errno;
+		close(fd);
+		snprintf(err, errlen, "%s: %s", n->name, strerror(e));
+		return NULL;
+	}
+	redisContext *c = redisConnectFd(fd);
+	if (!c || c->err) {
+		snprintf(err, errlen, "%s: %s", n->name, c ? c->errstr : "out of memory");
+		if (c)
+			redisFree(c);
+		else
+			close(fd);
+		return NULL;
+	}
+	struct timeval tv = { rd->timeout_ms / 1000, (rd->timeout_ms % 1000) * 1000 };
+	redisSetTimeout(c, tv);
+	return c;
+}
+
+/* A command's reply, or NULL with a message (an error reply is a reply). */
+static redisReply *sync_cmd(redisContext *c, const char *name, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *r = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	if (!r)
+		snprintf(err, errlen, "the Redis store at %s: %s", name, c->errstr[0] ? c->errstr : "no reply");
+	return r;
+}
+
+static int parse_url(struct upg_redis *rd, const char *url, char *err, size_t errlen)
+{
+	char buf[1024];
+	if (strlen(url) >= sizeof buf) {
+		snprintf(err, errlen, "the Redis store address is too long");
+		return -EINVAL;
+	}
+	strcpy(buf, url);
+	rd->timeout_ms = 3000;
+	rd->nconns = 4;
+	rd->lease_s = LEASE_S;
+	char *qs = strchr(buf, '?');
+	if (qs) {
+		*qs++ = 0;
+		for (char *save = NULL, *kv = strtok_r(qs, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
+			char *end;
+			if (!strncmp(kv, "timeout=", 8)) {
+				unsigned long v = strtoul(kv + 8, &end, 10);
+				if (*end || v < 10 || v > 600000) {
+					snprintf(err, errlen, "UPAGER_STORE: timeout=%s: give the deadline of one request "
+						 "in milliseconds, 10 to 600000", kv + 8);
+					return -EINVAL;
+				}
+				rd->timeout_ms = (uint32_t)v;
+			} else if (!strncmp(kv, "lease=", 6)) {
+				unsigned long v = strtoul(kv + 6, &end, 10);
+				if (*end || v < 2 || v > 86400) {
+					snprintf(err, errlen, "UPAGER_STORE: lease=%s: give the seconds a run's keys outlive "
+						 "it when it ends without closing, 2 to 86400", kv + 6);
+					return -EINVAL;
+				}
+				rd->lease_s = (uint32_t)v;
+			} else if (!strncmp(kv, "conns=", 6)) {
+				unsigned long v = strtoul(kv + 6, &end, 10);
+				if (*end || v < 1 || v > CONNS_MAX) {
+					snprintf(err, errlen, "UPAGER_STORE: conns=%s: give the connections per node, 1 to %d",
+						 kv + 6, CONNS_MAX);
+					return -EINVAL;
+				}
+				rd->nconns = (uint32_t)v;
+			} else {
+				snprintf(err, errlen, "UPAGER_STORE: unknown parameter '%s' (known: timeout=MS, conns=N, lease=S)", kv);
+				return -EINVAL;
+			}
+		}
+	}
+	if (!strncmp(buf, "unix:", 5)) {
+		int rc = node_add(rd, NULL, 0, buf + 5, err, errlen);
+		return rc < 0 ? rc : 0;
+	}
+	char *list = buf + 8;   /* after "redis://" */
+	for (char *save = NULL, *hp = strtok_r(list, ",", &save); hp; hp = strtok_r(NULL, ",", &save)) {
+		char *host = hp, *port = NULL;
+		if (*hp == '[') {
+			host = hp + 1;
+			char *e = strchr(host, ']');
+			if (!e) {
+				snprintf(err, errlen, "UPAGER_STORE: '%s': an IPv6 address needs its closing ']'", hp);
+				return -EINVAL;
+			}
+			*e = 0;
+			port = e[1] == ':' ? e + 2 : NULL;
+		} else if ((port = strrchr(hp, ':'))) {
+			*port++ = 0;
+		}
+		char *end = NULL;
+		long p = port ? strtol(port, &end, 10) : 6379;
+		if (!*host || (port && (*end || p < 1 || p > 65535))) {
+			snprintf(err, errlen, "UPAGER_STORE: '%s' is not HOST:PORT (as redis://127.0.0.1:6379, several "
+				 "separated by commas)", hp);
+			return -EINVAL;
+		}
+		int rc = node_add(rd, host, (int)p, NULL, err, errlen);
+		if (rc < 0)
+			return rc;
+	}
+	if (!rd->nnodes) {
+		snprintf(err, errlen, "UPAGER_STORE: no address after redis:// (as redis://127.0.0.1:6379)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void node_free(struct node *n)
+{
+	for (int c = 0; c < CONNS_MAX; c++) {
+		struct conn *k = &n->c[c];
+		if (k->fd >= 0)
+			close(k->fd);
+		if (k->rd)
+			redisReaderFree(k->rd);
+		free(k->ibuf);
+		free(k->out);
+		free(k->next);
+		free(k->fifo);
+	}
+	free(n);
+}
+
+/* The cluster's masters and slots, from the node c is connected to. */
+static int learn_cluster(struct upg_redis *rd, redisContext *c, const char *name, char *err, size_t errlen)
+{
+	redisReply *r = sync_cmd(c, name, err, errlen, "CLUSTER SLOTS");
+	if (!r)
+		return -EIO;
+	if (r->type == REDIS_REPLY_ERROR) {
+		freeReplyObject(r);
+		if (rd->nnodes > 1) {
+			snprintf(err, errlen, "the Redis store at %s is not a cluster, but UPAGER_STORE names %u addresses: "
+				 "give one, or start the nodes with cluster-enabled yes", name, rd->nnodes);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	char seed_host[300];
+	snprintf(seed_host, sizeof seed_host, "%s", name);
+	char *colon = strrchr(seed_host, ':');
+	if (colon)
+		*colon = 0;
+	for (uint32_t i = 0; i < rd->nnodes; i++)
+		node_free(rd->nodes[i]);
+	rd->nnodes = 0;
+	static uint8_t seen[16384];
+	memset(seen, 0, sizeof seen);
+	int rc = 0;
+	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && !rc; i++) {
+		redisReply *e = r->element[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 || e->element[2]->type != REDIS_REPLY_ARRAY ||
+		    e->element[2]->elements < 2)
+			continue;
+		long long lo = e->element[0]->integer, hi = e->element[1]->integer;
+		redisReply *m = e->element[2];
+		const char *host = m->element[0]->str && m->element[0]->str[0] ? m->element[0]->str : seed_host;
+		int ni = node_add(rd, host, (int)m->element[1]->integer, NULL, err, errlen);
+		if (ni < 0) {
+			rc = ni;
+			break;
+		}
+		for (long long s = lo; s <= hi && s < 16384; s++) {
+			rd->slot_node[s] = (uint8_t)ni;
+			seen[s] = 1;
+		}
+	}
+	freeReplyObject(r);
+	if (rc)
+		return rc;
+	for (int s = 0; s < 16384; s++)
+		if (!seen[s]) {
+			snprintf(err, errlen, "the Redis Cluster at %s does not cover slot %d: fix the cluster (redis-cli "
+				 "--cluster fix %s)", name, s, name);
+			return -EINVAL;
+		}
+	rd->cluster = true;
+	return 0;
+}
+
+static int check_policy(struct upg_redis *rd, redisContext *c, const char *name, char *err, size_t errlen)
+{
+	redisReply *r = sync_cmd(c, name, err, errlen, "CONFIG GET maxmemory-policy");
+	if (!r)
+		return -EIO;
+	int rc = 0;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[1]->type != REDIS_REPLY_STRING) {
+		snprintf(err, errlen, "cannot read the maxmemory-policy of the Redis store at %s (%s): upager needs to "
+			 "know it cannot drop pages; allow CONFIG GET", name,
+			 r->type == REDIS_REPLY_ERROR ? r->str : "no such setting");
+		rc = -EPERM;
+	} else if (!strncmp(r->element[1]->str, "allkeys-", 8)) {
+		snprintf(err, errlen, "the Redis store at %s has maxmemory-policy %s, which may evict upager's pages: "
+			 "set it to noeviction (redis-cli -h HOST -p PORT config set maxmemory-policy noeviction)",
+			 name, r->element[1]->str);
+		rc = -EINVAL;
+	}
+	freeReplyObject(r);
+	return rc;
+}
+
+/* Drain n pipelined replies from c; how many were errors. */
+static uint64_t drain(redisContext *c, uint64_t n)
+{
+	uint64_t bad = 0;
+	for (; n; n--) {
+		void *r = NULL;
+		if (redisGetReply(c, &r) != REDIS_OK || !r)
+			return bad + n;
+		bad += ((redisReply *)r)->type == REDIS_REPLY_ERROR;
+		freeReplyObject(r);
+	}
+	return bad;
+}
+
+/* Is the run behind an upg:runs member alive?  Known only on its host. */
+static bool run_alive(const char *member)
+{
+	char ns[17], host[64], me[64] = "";
+	int pid;
+	if (sscanf(member, "%16s %63s %d", ns, host, &pid) != 3)
+		return false;
+	gethostname(me, sizeof me - 1);
+	for (char *c = me; *c; c++)
+		if (*c == ' ')
+			*c = '_';
+	return !strcmp(host, me) && pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+/* Learn the registry node's clock, and delete the keys of namespaces
+ * whose lease has run out (and whose run is not seen alive here). */
+static void clean_dead(struct upg_redis *rd, redisContext **ctx)
+{
+	char err[256];
+	uint32_t rn = node_of(rd, "upg:runs");
+	const char *rname = rd->nodes[rn]->name;
+	redisReply *t = sync_cmd(ctx[rn], rname, err, sizeof err, "TIME");
+	if (t && t->type == REDIS_REPLY_ARRAY && t->elements == 2 && t->element[0]->str)
+		rd->clock_off = strtoll(t->element[0]->str, NULL, 10) - (int64_t)time(NULL);
+	if (t)
+		freeReplyObject(t);
+	redisReply *m = sync_cmd(ctx[rn], rname, err, sizeof err, "ZRANGEBYSCORE upg:runs -inf %lld",
+				 (long long)time(NULL) + (long long)rd->clock_off);
+	if (!m || m->type != REDIS_REPLY_ARRAY || !m->elements) {
+		if (m)
+			freeReplyObject(m);
+		return;
+	}
+	char (*dead)[17] = calloc(m->elements, sizeof *dead);
+	size_t *which = calloc(m->elements, sizeof *which);
+	uint32_t ndead = 0;
+	for (size_t i = 0; dead && which && i < m->elements; i++) {
+		redisReply *e = m->element[i];
+		if (e->type != REDIS_REPLY_STRING || e->len < 16 || run_alive(e->str))
+			continue;
+		memcpy(dead[ndead], e->str, 16);
+		dead[ndead][16] = 0;
+		which[ndead++] = i;
+	}
+	uint64_t gone = 0;
+	for (uint32_t ni = 0; ndead && ni < rd->nnodes; ni++) {
+		char cursor[32] = "0";
+		do {
+			redisReply *sc = sync_cmd(ctx[ni], rd->nodes[ni]->name, err, sizeof err,
+						  "SCAN %s MATCH upg:* COUNT 1000", cursor);
+			if (!sc || sc->type != REDIS_REPLY_ARRAY || sc->elements != 2) {
+				if (sc)
+					freeReplyObject(sc);
+				break;
+			}
+			snprintf(cursor, sizeof cursor, "%s", sc->element[0]->str);
+			uint64_t sent = 0;
+			redisReply *keys = sc->element[1];
+			for (size_t k = 0; k < keys->elements; k++) {
+				const char *key = keys->element[k]->str;
+				if (keys->element[k]->len < 21 || key[20] != ':')
+					continue;
+				for (uint32_t d = 0; d < ndead; d++)
+					if (!strncmp(key + 4, dead[d], 16)) {
+						redisAppendCommand(ctx[ni], "UNLINK %s", key);
+						sent++;
+						break;
+					}
+			}
+			drain(ctx[ni], sent);
+			gone += sent;
+			freeReplyObject(sc);
+		} while (strcmp(cursor, "0"));
+	}
+	for (uint32_t d = 0; d < ndead; d++) {
+		redisReply *x = sync_cmd(ctx[rn], rname, err, sizeof err, "ZREM upg:runs %b",
+					 m->element[which[d]]->str, m->element[which[d]]->len);
+		if (x)
+			freeReplyObject(x);
+	}
+	if (ndead)
+		upg_log(rd->up, UPAGER_LOG_INFO, "redis store: removed %llu keys of %u runs that ended without closing",
+			(unsigned long long)gone, ndead);
+	freeReplyObject(m);
+	free(dead);
+	free(which);
+}
+
+static int new_namespace(struct upg_redis *rd, char *err, size_t errlen)
+{
+	uint64_t v;
+	if (getrandom(&v, sizeof v, 0) != sizeof v) {
+		snprintf(err, errlen, "getrandom: %s", strerror(errno));
+		return -EIO;
+	}
+	snprintf(rd->ns[0], sizeof rd->ns[0], "%016llx", (unsigned long long)v);
+	char host[64] = "";
+	gethostname(host, sizeof host - 1);
+	for (char *c = host; *c; c++)
+		if (*c == ' ')
+			*c = '_';
+	snprintf(rd->member[0], sizeof rd->member[0], "%s %s %d", rd->ns[0], host, (int)getpid());
+	rd->gen[0] = mmap(NULL, rd->gen_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (rd->gen[0] == MAP_FAILED) {
+		rd->gen[0] = NULL;
+		snprintf(err, errlen, "the Redis store's generation table: %s", strerror(errno));
+		return -ENOMEM;
+	}
+	rd->hw = 0;
+	rd->reg = REG_NONE;
+	rd->held = rd->held_tail = NULL;
+	return 0;
+}
+
+static int start(struct upg_redis *rd, char *err, size_t errlen)
+{
+	pthread_mutex_init(&rd->lock, NULL);
+	rd->in = rd->in_tail = rd->retry = NULL;
+	rd->stop = false;
+	rd->renew_at = upg_now_ns() + renew_ns(rd);
+	rd->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int rc = rd->kick_fd < 0 ? -errno : io_uring_queue_init(512, &rd->ring, 0);
+	if (!rc) {
+		rc = upg_thread_start(&rd->tid, loop, rd, "upager-redis");
+		if (rc)
+			io_uring_queue_exit(&rd->ring);
+	}
+	if (rc) {
+		if (rd->kick_fd >= 0)
+			close(rd->kick_fd);
+		rd->kick_fd = -1;
+		snprintf(err, errlen, "the Redis store's thread: %s", strerror(-rc));
+		return rc;
+	}
+	rd->running = true;
+	return 0;
+}
+
+static void free_all(struct upg_redis *rd)
+{
+	for (uint32_t i = 0; i < rd->nnodes; i++)
+		node_free(rd->nodes[i]);
+	for (uint32_t k = 0; k < rd->nns; k++)
+		if (rd->gen[k])
+			munmap(rd->gen[k], rd->gen_len);
+	free(rd);
+}
+
+int upg_redis_open(struct upager *up, const char *url, uint64_t blocks, struct upg_redis **out, char *err,
+		   size_t errlen)
+{
+	int saved = upg_internal_thread;
+	upg_internal_thread = 1;
+	int rc = -ENOMEM;
+	redisContext *ctx[NODES_MAX] = { 0 };
+	struct upg_redis *rd = calloc(1, sizeof *rd);
+	if (!rd) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	rd->up = up;
+	rd->kick_fd = -1;
+	rd->blocks = blocks;
+	rd->gen_len = ((blocks * sizeof(uint32_t)) + 4095) & ~(size_t)4095;
+	rc = parse_url(rd, url, err, errlen);
+	if (rc)
+		goto fail;
+	for (uint32_t i = 0; i < rd->nnodes && !ctx[0]; i++)
+		ctx[0] = sync_open(rd, rd->nodes[i], err, errlen);
+	rc = -ECONNREFUSED;
+	if (!ctx[0])
+		goto fail;
+	char seed[300];
+	snprintf(seed, sizeof seed, "%s", rd->nodes[0]->name);
+	if (!strncmp(url, "redis://", 8) && (rc = learn_cluster(rd, ctx[0], seed, err, errlen)))
+		goto fail;
+	if (rd->cluster) {
+		redisFree(ctx[0]);
+		ctx[0] = NULL;
+	}
+	for (uint32_t i = 0; i < rd->nnodes; i++) {
+		if (!ctx[i] && !(ctx[i] = sync_open(rd, rd->nodes[i], err, errlen))) {
+			rc = -ECONNREFUSED;
+			goto fail;
+		}
+		rc = check_policy(rd, ctx[i], rd->nodes[i]->name, err, errlen);
+		if (rc)
+			goto fail;
+	}
+	clean_dead(rd, ctx);
+	rd->nns = 1;
+	rc = new_namespace(rd, err, errlen);
+	if (!rc)
+		rc = start(rd, err, errlen);
+	if (rc)
+		goto fail;
+	if (rd->cluster)
+		snprintf(rd->where, sizeof rd->where, "redis cluster of %u masters, from %s", rd->nnodes, seed);
+	else
+		snprintf(rd->where, sizeof rd->where, "redis %s", rd->nodes[0]->name);
+	*out = rd;
+	rc = 0;
+	goto out;
+fail:
+	if (rd)
+		free_all(rd);
+out:
+	for (uint32_t i = 0; i < NODES_MAX; i++)
+		if (ctx[i])
+			redisFree(ctx[i]);
+	upg_internal_thread = saved;
+	return rc;
+}
+
+static void stop(struct upg_redis *rd)
+{
+	if (!rd->running)
+		return;
+	pthread_mutex_lock(&rd->lock);
+	rd->stop = true;
+	pthread_mutex_unlock(&rd->lock);
+	uint64_t one = 1;
+	(void)!write(rd->kick_fd, &one, sizeof one);
+	pthread_join(rd->tid, NULL);
+	io_uring_queue_exit(&rd->ring);
+	close(rd->kick_fd);
+	rd->kick_fd = -1;
+	rd->running = false;
+}
+
+void upg_redis_close(struct upg_redis *rd, bool keep)
+{
+	if (!rd)
+		return;
+	int saved = upg_internal_thread;
+	upg_internal_thread = 1;
+	stop(rd);
+	if (!keep && rd->reg == REG_DONE) {
+		char err[256] = "", key[64];
+		redisContext *ctx[NODES_MAX] = { 0 };
+		uint64_t pend[NODES_MAX] = { 0 }, bad = 0;
+		for (uint32_t i = 0; i < rd->nnodes; i++)
+			ctx[i] = sync_open(rd, rd->nodes[i], err, sizeof err);
+		for (uint64_t b = 0; b < rd->hw; b++) {
+			int kl = block_key(rd, 0, (uint32_t)b, key, sizeof key);
+			uint32_t ni = rd->cluster ? rd->slot_node[key_slot(key, (size_t)kl)] : 0;
+			if (!ctx[ni]) {
+				bad++;
+				continue;
+			}
+			redisAppendCommand(ctx[ni], "UNLINK %s", key);
+			if (++pend[ni] == 1024) {
+				bad += drain(ctx[ni], pend[ni]);
+				pend[ni] = 0;
+			}
+		}
+		for (uint32_t i = 0; i < rd->nnodes; i++)
+			if (ctx[i])
+				bad += drain(ctx[i], pend[i]);
+		/* Out of the registry only once the keys are gone. */
+		uint32_t rn = node_of(rd, "upg:runs");
+		redisReply *r;
+		if (bad || !ctx[rn] || !(r = redisCommand(ctx[rn], "ZREM upg:runs %s", rd->member[0])))
+			bad++;
+		else
+			freeReplyObject(r);
+		if (bad)
+			upg_log(rd->up, UPAGER_LOG_WARN, "redis store: this run's keys could not all be deleted (%s); "
+				"the next upager start against the store deletes them once their lease runs out (%u s)",
+				err[0] ? err : "errors", rd->lease_s);
+		for (uint32_t i = 0; i < rd->nnodes; i++)
+			if (ctx[i])
+				redisFree(ctx[i]);
+	}
+	free_all(rd);
+	upg_internal_thread = saved;
+}
+
+int upg_redis_fork_child(struct upg_redis *rd, char *err, size_t errlen)
+{
+	/* The parent's thread is not here; its ring, eventfd and sockets
+	 * are the parent's (closing our copies leaves them be). */
+	if (rd->running) {
+		io_uring_queue_exit(&rd->ring);
+		close(rd->kick_fd);
+		rd->kick_fd = -1;
+		rd->running = false;
+	}
+	for (uint32_t i = 0; i < rd->nnodes; i++) {
+		struct node *n = rd->nodes[i];
+		n->wait = NULL;
+		for (int c = 0; c < CONNS_MAX; c++) {
+			struct conn *k = &n->c[c];
+			if (k->fd >= 0)
+				close(k->fd);
+			k->fd = -1;
+			k->state = C_DOWN;
+			k->recv_on = k->send_on = false;
+			if (k->rd)
+				redisReaderFree(k->rd);
+			k->rd = NULL;
+			k->head = k->tail = 0;
+			k->out_len = k->out_off = k->next_len = 0;
+			k->next_try = 0;
+		}
+	}
+	/* What was in flight was the parent's threads' business. */
+	if (rd->nns == 1 + UPG_ANCESTORS) {
+		snprintf(err, errlen, "a line of more than %d forked processes", UPG_ANCESTORS);
+		return -E2BIG;
+	}
+	memmove(&rd->ns[1], &rd->ns[0], rd->nns * sizeof rd->ns[0]);
+	memmove(&rd->gen[1], &rd->gen[0], rd->nns * sizeof rd->gen[0]);
+	memmove(&rd->member[1], &rd->member[0], rd->nns * sizeof rd->member[0]);
+	rd->nns++;
+	int rc = new_namespace(rd, err, errlen);
+	if (!rc)
+		rc = start(rd, err, errlen);
+	return rc;
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Redis store: pages on a Redis server or a Redis Cluster, as a tier
+ * (tier.h) in place of the file store.  UPAGER_STORE=redis://HOST:PORT
+ * [,HOST:PORT...][?timeout=MS&conns=N], or unix:/path/to/redis.sock.
+ *
+ * Every 4 KiB block of the store is one key, "upg:NS:BLOCK" (hex), NS being
+ * this process's namespace (16 random hex digits; a forked child has its
+ * own and reads its ancestors').  A value is a 16-byte header (magic, the
+ * block's generation, CRC-32C of the rest, the length) and the block with
+ * its trailing zeros cut (a compressed page spilled from the pool goes as
+ * its compressed bytes).  A read checks all four: a missing key, a stale
+ * generation or a bad checksum fails the read, never returns wrong data.
+ *
+ * The block allocator stays the store's (store.c, with no file behind it);
+ * this only moves the bytes.  Requests go to one thread of the tier's own
+ * that drives every connection (several per node, pipelined) on its
+ * io_uring, and completes each request to its submitter's queue
+ * (upg_tq_post()).  Each attempt has a deadline; a connection that misses
+ * one, or fails, is dropped, and its requests go again once, on another
+ * connection, before they fail with -ETIMEDOUT or -EIO.
+ *
+ * At start every node is asked its maxmemory-policy (one that may evict
+ * keys is refused), the namespace is registered in the set "upg:runs" with
+ * a lease key "upg:NS:lease" (60 s, renewed every 20 s), and the keys of
+ * namespaces whose lease has run out (a run killed with -9) are deleted.
+ * At close the namespace's keys are deleted, unless forked children still
+ * read them: then its lease runs out after they are done.
+ */
+#ifndef UPG_REDIS_H
+#define UPG_REDIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tier.h"
+
+struct upager;
+struct upg_redis;
+
+/* Does a store path name a Redis store? */
+bool upg_redis_url(const char *path);
+/* Connect, check the servers, clean up after dead runs and start the
+ * tier's thread.  blocks: the store's size in blocks.  0 or -errno with a
+ * message. */
+int upg_redis_open(struct upager *up, const char *url, uint64_t blocks, struct upg_redis **out, char *err,
+		   size_t errlen);
+/* Stop the thread; delete this namespace's keys unless keep. */
+void upg_redis_close(struct upg_redis *rd, bool keep);
+/* In a forked child (no other thread runs): let go of the parent's
+ * connections and thread, make the parent's namespace the nearest
+ * ancestor's, take a namespace of its own and start again.  0 or -errno
+ * with a message. */
+int upg_redis_fork_child(struct upg_redis *rd, char *err, size_t errlen);
+/* What the store is, for messages: "redis 127.0.0.1:6379 (cluster of 3)". */
+const char *upg_redis_where(const struct upg_redis *rd);
+
+extern const struct upg_tier_ops upg_redis_tier;
+
+#endif

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# The Redis store under test (see tests/meson.build): BUILD is the build
+# directory.  Starts its own servers with tools/redis.sh and stops them.
+set -uo pipefail
+build=$(cd "${1:?usage: redis.sh BUILD}" && pwd)
+src=$(cd "$(dirname "$0")/.." && pwd)
+pages=$build/tests/redis_pages
+work=$(mktemp -d /tmp/upager-redis-XXXXXX)
+fails=0
+export UPAGER_REDIS_PORT=${UPAGER_REDIS_PORT:-6390}
+trap '"$src/tools/redis.sh" stop "$work/srv" >/dev/null 2>&1; rm -rf "$work"' EXIT
+
+eval "$("$src/tools/redis.sh" start "$work/srv" | sed 's/^/export /')" || { echo "FAIL: cannot start redis"; exit 1; }
+P0=$UPAGER_REDIS_PORT P1=$((UPAGER_REDIS_PORT + 1)) P2=$((UPAGER_REDIS_PORT + 2)) P3=$((UPAGER_REDIS_PORT + 3))
+
+ok() { echo "ok: $*"; }
+bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+keys() {   # total keys on the given ports
+	local n=0 p
+	for p in "$@"; do n=$((n + $(redis-cli -p "$p" dbsize))); done
+	echo $n
+}
+cluster_ok() {
+	local i p c
+	for i in $(seq 100); do
+		c=0
+		for p in $P1 $P2 $P3; do
+			redis-cli -p "$p" cluster info 2>/dev/null | grep -q cluster_state:ok && c=$((c + 1))
+		done
+		[ $c -eq 3 ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+# Start redis_pages in the background; wait for "round 1 ok".
+start_pages() {   # store mib rounds
+	"$pages" "$@" >"$work/out" 2>"$work/err" &
+	pid=$!
+	for i in $(seq 600); do
+		grep -q "round 1 ok" "$work/out" 2>/dev/null && return 0
+		kill -0 $pid 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+# Wait for it to end within s seconds; sets st (exit status, 124: hung).
+wait_pages() {
+	local s=$1 i
+	for i in $(seq $((s * 10))); do
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 $pid 2>/dev/null; then
+		kill -9 $pid; wait $pid 2>/dev/null; st=124
+	else
+		wait $pid; st=$?
+	fi
+}
+# A fault must end the run with SIGBUS (135) or a clear error (1), never
+# wrong data (3), a clean exit as if nothing happened, or a hang.
+expect_fault() {
+	local what=$1
+	if grep -q "WRONG DATA" "$work/out"; then bad "$what: wrong data: $(grep WRONG "$work/out")"
+	elif [ $st -eq 124 ]; then bad "$what: hung"
+	elif [ $st -ne 135 ] && [ $st -ne 1 ]; then bad "$what: exit $st"
+	elif ! grep -q "redis store" "$work/err"; then bad "$what: no reason logged: $(tail -3 "$work/err")"
+	else ok "$what: exit $st after $(grep -c "round" "$work/out") rounds; $(grep -m1 "redis store" "$work/err" | cut -c1-150)"
+	fi
+}
+
+# ---- the suites, on a standalone server and on the cluster ----
+for store in "$UPAGER_TEST_REDIS" "$UPAGER_TEST_REDIS_CLUSTER"; do
+	for t in integrity fork threads kernel_io; do
+		start=$(date +%s)
+		if UPG_TEST_STORE=$store CK_FORK=yes CK_DEFAULT_TIMEOUT=600 "$build/tests/test_$t" >"$work/suite" 2>&1; then
+			ok "$t on $store ($(( $(date +%s) - start )) s): $(grep -m1 'Checks' "$work/suite")"
+		else
+			bad "$t on $store"; tail -20 "$work/suite"
+		fi
+	done
+done
+# Without the compressed pool: whole pages go to Redis.
+if UPG_TEST_COMPRESS=off UPG_TEST_STORE=$UPAGER_TEST_REDIS_CLUSTER CK_FORK=yes "$build/tests/test_integrity" >"$work/suite" 2>&1; then
+	ok "integrity, no pool, on the cluster"
+else
+	bad "integrity, no pool, on the cluster"; tail -20 "$work/suite"
+fi
+
+# ---- a unix socket ----
+if "$pages" "$UPAGER_TEST_REDIS_UNIX" 32 2 >"$work/out" 2>"$work/err" && grep -q "round 2 ok" "$work/out"; then
+	ok "unix socket"
+else
+	bad "unix socket: $(cat "$work/out" "$work/err" | tail -5)"
+fi
+
+# ---- what a run leaves: nothing after close; after kill -9, its keys
+# until its lease runs out and the next start ----
+redis-cli -p $P0 flushall >/dev/null
+"$pages" "$UPAGER_TEST_REDIS" 16 1 >/dev/null 2>&1
+n=$(keys $P0)
+[ "$n" -eq 0 ] && ok "a closed run leaves no key" || bad "a closed run left $n keys"
+if start_pages "$UPAGER_TEST_REDIS?lease=2" 32 1000; then
+	kill -9 $pid; wait $pid 2>/dev/null
+	n=$(keys $P0)
+	# Alive: not cleaned even past its lease.
+	sleep 3
+	"$pages" "$UPAGER_TEST_REDIS" 8 1 >/dev/null 2>&1
+	m=$(keys $P0)
+	if [ "$n" -gt 1000 ] && [ "$m" -eq 0 ]; then
+		ok "kill -9: $n keys left, gone at the next start after the lease"
+	else
+		bad "kill -9: $n keys, then $m after the next start"
+	fi
+else
+	bad "kill -9: the run did not start: $(tail -3 "$work/err")"
+fi
+# A paused (SIGSTOP) run keeps its keys past its lease: its pid is alive.
+if start_pages "$UPAGER_TEST_REDIS?lease=2" 16 1000; then
+	kill -STOP $pid
+	sleep 3
+	"$pages" "$UPAGER_TEST_REDIS" 8 1 >/dev/null 2>&1
+	kill -CONT $pid
+	sleep 1
+	kill -0 $pid 2>/dev/null && ! grep -q "WRONG" "$work/out" && ok "a stopped run's keys stay past its lease" ||
+		bad "a stopped run lost its pages: $(tail -3 "$work/out" "$work/err")"
+	kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+fi
+
+# ---- bad settings ----
+redis-cli -p $P0 config set maxmemory-policy allkeys-lru >/dev/null
+"$pages" "$UPAGER_TEST_REDIS" 8 1 >"$work/out" 2>"$work/err"; st=$?
+redis-cli -p $P0 config set maxmemory-policy noeviction >/dev/null
+[ $st -eq 1 ] && grep -q "noeviction" "$work/err" && ok "allkeys-lru refused: $(cut -c1-160 "$work/err")" ||
+	bad "allkeys-lru: exit $st, $(cat "$work/err")"
+"$pages" "redis://127.0.0.1:1" 8 1 >"$work/out" 2>"$work/err"; st=$?
+[ $st -eq 1 ] && grep -q "cannot connect" "$work/err" && ok "no server: $(cut -c1-160 "$work/err")" ||
+	bad "no server: exit $st, $(cat "$work/err")"
+"$pages" "redis://127.0.0.1:$P0?timeout=abc" 8 1 >"$work/out" 2>"$work/err"; st=$?
+[ $st -eq 1 ] && grep -q "timeout=abc" "$work/err" && ok "bad parameter: $(cut -c1-160 "$work/err")" ||
+	bad "bad parameter: exit $st, $(cat "$work/err")"
+
+# ---- faults under a run ----
+# A paused node: a clear error after the deadline, not a hang.
+if start_pages "$UPAGER_TEST_REDIS?timeout=300" 32 1000; then
+	spid=$(cat "$work/srv/redis-$P0.pid")
+	kill -STOP "$spid"
+	t0=$(date +%s.%N)
+	wait_pages 60
+	kill -CONT "$spid"
+	expect_fault "paused node ($(printf '%.1f' "$(echo "$(date +%s.%N) - $t0" | bc)") s)"
+else
+	bad "paused node: the run did not start"
+fi
+# A standalone node restarted empty.
+if start_pages "$UPAGER_TEST_REDIS" 32 1000; then
+	redis-cli -p $P0 shutdown nosave >/dev/null 2>&1
+	redis-server --port $P0 --bind 127.0.0.1 --daemonize yes --dir "$work/srv" --pidfile "$work/srv/redis-$P0.pid" \
+		--logfile "$work/srv/redis-$P0.log" --save "" --appendonly no --maxmemory-policy noeviction \
+		--unixsocket "$work/srv/standalone.sock" --unixsocketperm 700 >/dev/null
+	wait_pages 60
+	expect_fault "node restarted empty"
+else
+	bad "restarted empty: the run did not start"
+fi
+# A cluster resharded under a run: nothing lost.
+start=$(date +%s)
+"$pages" "$UPAGER_TEST_REDIS_CLUSTER" 48 8 >"$work/out" 2>"$work/err" &
+pid=$!
+while ! grep -q "round 1 ok" "$work/out" 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.1; done
+from=$(redis-cli -p $P1 cluster myid) to=$(redis-cli -p $P2 cluster myid)
+redis-cli --cluster reshard 127.0.0.1:$P1 --cluster-from "$from" --cluster-to "$to" --cluster-slots 2000 \
+	--cluster-yes >"$work/reshard" 2>&1 || bad "reshard failed: $(tail -3 "$work/reshard")"
+moved=$(grep -c "^Moving slot" "$work/reshard")
+wait_pages 300
+if [ $st -eq 0 ] && grep -q "round 8 ok" "$work/out"; then
+	ok "reshard of $moved slots under a run: every page right ($(( $(date +%s) - start )) s; $(grep -c . "$work/err") log lines)"
+else
+	bad "reshard: exit $st, $(tail -3 "$work/out") $(tail -3 "$work/err")"
+fi
+# A cluster node killed: SIGBUS or an error on its pages, never wrong data.
+if start_pages "$UPAGER_TEST_REDIS_CLUSTER" 32 1000; then
+	kill -9 "$(cat "$work/srv/redis-$P3.pid")"
+	wait_pages 120
+	expect_fault "cluster node killed"
+else
+	bad "node killed: the run did not start"
+fi
+
+echo "redis: $fails failure(s)"
+[ $fails -eq 0 ]
