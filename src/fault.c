@@ -559,14 +559,15 @@ static struct upg_io *begin_read(struct upg_handler *h, struct upg_region *r, ui
 	return io;
 }
 
-/* Start a store read of page of r (state STORED).  Locks as zero_fill. */
-static void store_read(struct upg_handler *h, struct upg_region *r, uint64_t page, bool write, uint64_t t0,
-		       bool prefetch)
+/* Start a store read of page of r (state STORED); how many pages it
+ * reads.  Locks as zero_fill. */
+static uint32_t store_read(struct upg_handler *h, struct upg_region *r, uint64_t page, bool write, uint64_t t0,
+			   bool prefetch)
 {
 	struct upager *up = h->up;
 	struct upg_pte *p = upg_pte_get(r, page);
 	if (p->flags & PF_POISONED)
-		return;  /* a prefetch: a fault would have raised SIGBUS */
+		return 0;  /* a prefetch: a fault would have raised SIGBUS */
 	struct upg_stream *st;
 	uint32_t want = read_window(h, r, page, prefetch, &st);
 
@@ -580,12 +581,23 @@ static void store_read(struct upg_handler *h, struct upg_region *r, uint64_t pag
 	}
 	struct upg_io *io = begin_read(h, r, page, n, write, t0, prefetch, st);
 	if (!io)
-		return;
+		return 0;
+	n = io->npages;
 	io->slot = p->slot;
 	io->ghost = hint_for(up, p) == UPG_HINT_GHOST;
 	if (!prefetch)
 		refilled(up, p, false);
 	submit_read(h, io);
+	/* From a remote store (Redis), whose round trips are long next to
+	 * copying a window in: a stream at its largest window reads the next
+	 * one now, as file_read() does. */
+	if (st && up->redis && n == up->cfg.readahead_max && n > 1 && page + n < r->npages &&
+	    upg_pte_get(r, page + n)->state == PG_STORED) {
+		uint32_t m = store_read(h, r, page + n, false, t0, true);
+		if (m)
+			st->next = page + n + m;
+	}
+	return n;
 }
 
 /* Copy [first, first+n) of io's pages in: writable, or write-protected

@@ -32,6 +32,7 @@
 #define CONNS_MAX 16
 #define FIFO_CAP 4096u           /* requests in flight on one connection */
 #define IBUF (256u << 10)        /* a connection's receive buffer */
+#define FEED 8192u               /* fed to the reply reader at a time */
 #define TICK_NS 10000000ull      /* the thread looks at deadlines this often */
 #define LEASE_S 60               /* default */
 #define RECONNECT_NS 100000000ull
@@ -733,26 +734,33 @@ static void on_recv(struct upg_redis *rd, uint32_t ni, uint32_t ci, int res)
 		conn_down(rd, n, c, res == 0 ? -ECONNRESET : res);
 		return;
 	}
-	if (redisReaderFeed(c->rd, c->ibuf, (size_t)res) != REDIS_OK) {
-		conn_down(rd, n, c, -EPROTO);
-		return;
-	}
-	for (;;) {
-		void *r = NULL;
-		if (redisReaderGetReply(c->rd, &r) != REDIS_OK) {
+	/* Fed in slices: hiredis's reader moves what it has not parsed to
+	 * the front of its buffer after each reply, so a large feed would
+	 * cost its length for every reply in it. */
+	for (size_t off = 0; off < (size_t)res;) {
+		size_t len = (size_t)res - off < FEED ? (size_t)res - off : FEED;
+		if (redisReaderFeed(c->rd, c->ibuf + off, len) != REDIS_OK) {
 			conn_down(rd, n, c, -EPROTO);
 			return;
 		}
-		if (!r)
-			break;
-		if (c->head == c->tail) {
+		off += len;
+		for (;;) {
+			void *r = NULL;
+			if (redisReaderGetReply(c->rd, &r) != REDIS_OK) {
+				conn_down(rd, n, c, -EPROTO);
+				return;
+			}
+			if (!r)
+				break;
+			if (c->head == c->tail) {
+				freeReplyObject(r);
+				conn_down(rd, n, c, -EPROTO);
+				return;
+			}
+			struct rq *q = c->fifo[c->head++ % FIFO_CAP];
+			on_reply(rd, n, q, r);
 			freeReplyObject(r);
-			conn_down(rd, n, c, -EPROTO);
-			return;
 		}
-		struct rq *q = c->fifo[c->head++ % FIFO_CAP];
-		on_reply(rd, n, q, r);
-		freeReplyObject(r);
 	}
 	arm_recv(rd, ni, ci);
 }

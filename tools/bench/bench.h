@@ -266,7 +266,7 @@ struct row {
 };
 
 /* The sides compare mode runs for each workload, in this order. */
-enum side { SIDE_KERNEL, SIDE_ZSWAP, SIDE_UPAGER, SIDE_NOPOOL, NSIDES };
+enum side { SIDE_KERNEL, SIDE_ZSWAP, SIDE_UPAGER, SIDE_NOPOOL, SIDE_REDIS, NSIDES };
 
 struct side_info {
 	const char *name;   /* --sides and the CSV's backend column */
@@ -290,6 +290,7 @@ struct opts {
 	/* compare mode */
 	bool compare, quick, no_device;
 	bool side[NSIDES];         /* --sides (--no-kernel drops both kernel sides) */
+	const char *redis;         /* --redis: the Redis store of the "upager on redis" side */
 	const char *plot;
 	uint64_t swap_bytes;       /* kernel side's swap file; 0: data + ram */
 	unsigned zswap_page_cluster; /* vm.page-cluster for the zswap side's runs */
@@ -491,7 +492,7 @@ struct target {
 	int met;                 /* 1 met, 0 not met, -1 not measured */
 };
 
-#define MAX_TARGETS 24
+#define MAX_TARGETS 28
 
 /* Is zswap's pool charged to the memory cgroup?  From one zswap-side row. */
 enum charge { CHARGE_UNKNOWN, CHARGE_NO, CHARGE_YES };

@@ -47,6 +47,7 @@ const struct side_info sides[NSIDES] = {
 	[SIDE_ZSWAP] = { "zswap", "zswap", "kernel swap+zswap", true },
 	[SIDE_UPAGER] = { "upager", "upager", "upager", false },
 	[SIDE_NOPOOL] = { "upager-nopool", "upager_nopool", "upager pool off", false },
+	[SIDE_REDIS] = { "upager-redis", "upager_redis", "upager on redis", false },
 };
 
 /* --sides: names from sides[] separated by commas, or "all". */
@@ -407,7 +408,7 @@ static unsigned plan_threads(const struct opts *o, const struct workload *wl, un
 /* Run side sd of trial t; false when the upager runtime failed (the run
  * stops), true otherwise (a kernel side's failure is recorded in t). */
 static bool run_side(struct trial *t, enum side sd, const struct opts *o, struct kernel_side *ks, struct zswap *zs,
-		     struct backend *be_pool, struct backend *be_nopool)
+		     struct backend *be_pool, struct backend *be_nopool, struct backend *be_redis)
 {
 	struct side_run *r = &t->s[sd];
 	if (!o->side[sd]) {
@@ -442,7 +443,8 @@ static bool run_side(struct trial *t, enum side sd, const struct opts *o, struct
 			fprintf(stderr, "\n%s: %s side of %s, %u thread%s failed: %s\n", PROG, sides[sd].label, t->wl->name,
 				t->threads, t->threads == 1 ? "" : "s", r->why);
 	} else {
-		if (run_one(sd == SIDE_UPAGER ? be_pool : be_nopool, o, t->wl, t->threads, &r->r, &r->lat, &r->nlat))
+		if (run_one(sd == SIDE_UPAGER ? be_pool : sd == SIDE_REDIS ? be_redis : be_nopool, o, t->wl, t->threads,
+			    &r->r, &r->lat, &r->nlat))
 			return false;
 		r->ok = true;
 	}
@@ -542,10 +544,15 @@ int compare_main(const struct upager_config *cfg, const struct opts *o, FILE *cs
 	}
 	struct upager_config nopool_cfg = *cfg;
 	nopool_cfg.compress = "off";
-	struct upager_backend ub, ub_nopool;
-	struct backend be, be_nopool;
+	/* The Redis side: the store on Redis, pool off, so that its faults
+	 * compare with the file store's on the "upager pool off" side. */
+	struct upager_config redis_cfg = nopool_cfg;
+	redis_cfg.store_path = o->redis;
+	struct upager_backend ub, ub_nopool, ub_redis;
+	struct backend be, be_nopool, be_redis;
 	backend_upager(&be, &ub, cfg);
 	backend_upager(&be_nopool, &ub_nopool, &nopool_cfg);
+	backend_upager(&be_redis, &ub_redis, &redis_cfg);
 	size_t n = 0;
 	bool data_ok = true, failed = false;
 	for (size_t w = 0; w < NWORKLOADS && !failed; w++) {
@@ -559,7 +566,7 @@ int compare_main(const struct upager_config *cfg, const struct opts *o, FILE *cs
 			if (!o->quiet)
 				fprintf(stderr, "%s: %s, %u thread%s:", PROG, t->wl->name, t->threads, t->threads == 1 ? "" : "s");
 			for (int sd = 0; sd < NSIDES && !failed; sd++)
-				failed = !run_side(t, (enum side)sd, o, &ks, &zs, &be, &be_nopool);
+				failed = !run_side(t, (enum side)sd, o, &ks, &zs, &be, &be_nopool, &be_redis);
 			if (!o->quiet)
 				fprintf(stderr, "\n");
 			print_trial(stdout, t, o, &ks, &zs);

@@ -364,6 +364,38 @@ size_t targets_eval(const struct trial *ts, size_t n, const struct device *dev, 
 		memcpy(v, x->value, sizeof v);
 		snprintf(x->value, sizeof x->value, "%s data: %.200s", content_name(o->content), v);
 	}
+
+	/* Far memory: a fault served from Redis against one from the file
+	 * store (both pool off), and sequential read over Redis. */
+	const char *noredis = o->side[SIDE_REDIS] ? "workload not run" : "no --redis";
+	x = &t[nt++];
+	snprintf(x->what, sizeof x->what, "redis: rand-read fault p50, redis/file store");
+	snprintf(x->goal, sizeof x->goal, "<= 1.5x");
+	const struct trial *rr = find_trial(ts, n, "rand-read", 1);
+	const struct row *rf = rr && rr->s[SIDE_REDIS].ok ? &rr->s[SIDE_REDIS].r : NULL;
+	const struct row *nf = rr && rr->s[SIDE_NOPOOL].ok ? &rr->s[SIDE_NOPOOL].r : NULL;
+	if (!rf || !nf || !rf->client_fault_samples || !nf->client_fault_samples) {
+		x->met = -1;
+		snprintf(x->value, sizeof x->value, "not measured (%s)", !o->side[SIDE_NOPOOL] ? "no upager-nopool side" : noredis);
+	} else {
+		double q = (double)rf->client_fault_p50_ns / (double)nf->client_fault_p50_ns;
+		snprintf(x->value, sizeof x->value, "%.2fx (%.1f us against %.1f us, rand-read, 1 thread)", q,
+			 rf->client_fault_p50_ns / 1e3, nf->client_fault_p50_ns / 1e3);
+		x->met = q <= 1.5;
+	}
+	x = &t[nt++];
+	snprintf(x->what, sizeof x->what, "redis: seq-read pages/s over one node");
+	snprintf(x->goal, sizeof x->goal, ">= 100K");
+	const struct trial *sr = find_trial(ts, n, "seq-read", 1);
+	if (!sr || !sr->s[SIDE_REDIS].ok) {
+		x->met = -1;
+		snprintf(x->value, sizeof x->value, "not measured (%s)", noredis);
+	} else {
+		double pps = side_rate(sr, SIDE_REDIS);
+		snprintf(x->value, sizeof x->value, "%.0f pages/s (%s; file store pool off: %.0f)", pps, o->redis,
+			 sr->s[SIDE_NOPOOL].ok ? side_rate(sr, SIDE_NOPOOL) : NAN);
+		x->met = pps >= 100000;
+	}
 	return nt;
 }
 
@@ -634,7 +666,7 @@ static int merge_sorted(const struct trial *ts, size_t n, enum side sd, uint64_t
 /* Write the data, a gnuplot script and the PNGs into dir; 0 or -errno. */
 int write_plots(const char *dir, const struct trial *ts, size_t n, const struct opts *o)
 {
-	static const char *const colour[NSIDES] = { "#888888", "#bbbb55", "#1f77b4", "#9ec7e8" };
+	static const char *const colour[NSIDES] = { "#888888", "#bbbb55", "#1f77b4", "#9ec7e8", "#d62728" };
 	char path[700];
 	snprintf(path, sizeof path, "%s/throughput.dat", dir);
 	FILE *f = fopen(path, "w");

@@ -113,7 +113,11 @@ ZSWAP_COMPRESSOR ", its other parameters as found) is on for the zswap side's ru
 "                     gnuplot script) into DIR; needs gnuplot\n"
 "                     (apt-get install -y gnuplot-nox)\n"
 "  --sides LIST       the sides to run, separated by commas, or \"all\" (the\n"
-"                     default): kernel, zswap, upager, upager-nopool\n"
+"                     default): kernel, zswap, upager, upager-nopool,\n"
+"                     upager-redis (with --redis)\n"
+"  --redis URL        also run upager with its store on Redis (pool off, to\n"
+"                     compare with upager-nopool's file store): URL as in\n"
+"                     UPAGER_STORE, such as redis://127.0.0.1:6379\n"
 "  --no-kernel        run upager alone (--sides upager,upager-nopool)\n"
 "  --zswap-page-cluster N  vm.page-cluster for the zswap side's runs (default\n"
 "                     0: no swap readahead, as for zram; with the kernel's 3,\n"
@@ -327,7 +331,7 @@ int main(int argc, char **argv)
 		static const char *const with_value[] = { "--ram", "--data", "--threads", "--page", "--policy",
 							  "--workload", "--accesses", "--content", "--seed", "--csv", "--json",
 							  "--plot", "--device-size", "--swap-size", "--sides",
-							  "--zswap-page-cluster", "--zswap-pool" };
+							  "--zswap-page-cluster", "--zswap-pool", "--redis" };
 		bool known = false;
 		for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
 			known |= !strcmp(name, with_value[k]);
@@ -337,7 +341,8 @@ int main(int argc, char **argv)
 		}
 		if (!o.compare && (!strcmp(name, "--plot") || !strcmp(name, "--device-size") ||
 				   !strcmp(name, "--swap-size") || !strcmp(name, "--sides") ||
-				   !strcmp(name, "--zswap-page-cluster") || !strcmp(name, "--zswap-pool"))) {
+				   !strcmp(name, "--zswap-page-cluster") || !strcmp(name, "--zswap-pool") ||
+				   !strcmp(name, "--redis"))) {
 			fprintf(stderr, PROG ": %s belongs to compare mode: " PROG " compare %s ...\n", name, name);
 			return 2;
 		}
@@ -376,10 +381,15 @@ int main(int argc, char **argv)
 			rc = parse_size_arg(name, val, &o.accesses, "a whole number above zero such as 100000 or 1M");
 			if (!rc && o.accesses == 0)
 				rc = bad_arg(name, val, "a whole number above zero such as 100000 or 1M");
+		} else if (!strcmp(name, "--redis")) {
+			if (strncmp(val, "redis://", 8) && strncmp(val, "unix:/", 6))
+				rc = bad_arg(name, val, "a Redis store as in UPAGER_STORE: redis://HOST:PORT[,HOST:PORT...] "
+					     "or unix:/PATH");
+			o.redis = val;
 		} else if (!strcmp(name, "--sides")) {
 			if (sides_parse(val, o.side))
 				rc = bad_arg(name, val, "\"all\" or names separated by commas from: kernel, zswap, upager, "
-					     "upager-nopool");
+					     "upager-nopool, upager-redis");
 		} else if (!strcmp(name, "--zswap-page-cluster")) {
 			char *end;
 			unsigned long v = strtoul(val, &end, 10);
@@ -424,6 +434,8 @@ int main(int argc, char **argv)
 
 	if (no_kernel)
 		o.side[SIDE_KERNEL] = o.side[SIDE_ZSWAP] = false;
+	if (!o.redis)
+		o.side[SIDE_REDIS] = false;
 	if (have_ram)
 		cfg.ram_budget = o.ram;
 	else if (o.quick)
