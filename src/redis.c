@@ -39,6 +39,10 @@
 #define REDIRECTS_MAX 16
 #define VMAGIC 0x31475055u       /* "UPG1" */
 #define BLOCK 4096u
+/* Blocks of one group share a hash slot ("{G}" in their keys), so that a
+ * run of them is one MGET or MSET, on one node of a cluster. */
+#define GROUP_SHIFT 6
+#define GROUP (1u << GROUP_SHIFT)
 
 enum { RQ_GET, RQ_SET, RQ_CTL };
 enum { REG_NONE, REG_PENDING, REG_DONE };
@@ -62,19 +66,21 @@ struct rop {
 	int res;
 };
 
-/* One block's GET or SET, or a control command (no op). */
+/* An MGET or MSET of up to GROUP blocks of one group (one hash slot), or
+ * a control command (no op). */
 struct rq {
 	struct rop *op;
 	struct rq *next;
 	uint64_t deadline;
 	uint64_t not_before;     /* retry list: not before then */
-	uint32_t block, gen;
-	uint16_t part;
+	uint32_t block;          /* the first */
+	uint16_t part, count;    /* the first's place in op, and how many */
 	uint8_t kind, store, tries, redirects;
 	bool reg;                /* RQ_CTL: the namespace's registration */
 	int16_t ask;             /* node to send ASKING to first, or -1 */
 	char *ctl;               /* RQ_CTL: the formatted command */
 	int ctl_len;
+	uint32_t gen[];          /* each block's generation: written, or expected */
 };
 
 struct conn {
@@ -133,6 +139,7 @@ struct upg_redis {
 	uint64_t renew_at;
 	uint64_t said_at;
 	char said[200];
+	uint64_t n_moved, n_ask, n_again, n_wait, n_fail;   /* for the closing line */
 };
 
 /* ---- small things ---- */
@@ -160,9 +167,10 @@ static uint32_t key_slot(const char *key, size_t len)
 	return crc16(key, len) & 16383;
 }
 
+/* "upg:NS:{G}L": G the block's group, L its place in it. */
 static int block_key(const struct upg_redis *rd, uint32_t store, uint32_t block, char *out, size_t len)
 {
-	return snprintf(out, len, "upg:%s:%x", rd->ns[store], block);
+	return snprintf(out, len, "upg:%s:{%x}%x", rd->ns[store], block >> GROUP_SHIFT, block & (GROUP - 1));
 }
 
 /* Say a trouble, at most once a second unless it is a new one. */
@@ -313,7 +321,8 @@ static void done(struct upg_redis *rd, struct rq *q, int res)
 	if (op) {
 		if (res < 0 && op->res >= 0)
 			op->res = res;
-		if (--op->left == 0) {
+		op->left -= q->count;
+		if (op->left == 0) {
 			upg_tq_post(op->q, op->tag, op->res < 0 ? op->res : (int)op->len);
 			free(op);
 		}
@@ -326,9 +335,11 @@ static void done(struct upg_redis *rd, struct rq *q, int res)
 static void again(struct upg_redis *rd, struct rq *q, int res)
 {
 	if (q->kind == RQ_CTL || ++q->tries > 1) {
+		rd->n_fail += q->kind != RQ_CTL;
 		done(rd, q, res);
 		return;
 	}
+	rd->n_again++;
 	q->deadline = 0;
 	q->ask = -1;
 	route(rd, q);
@@ -404,27 +415,37 @@ static uint32_t value_crc(uint32_t block, uint32_t gen, const void *p, size_t le
 /* Put q's command on c. */
 static int emit(struct upg_redis *rd, struct node *n, struct conn *c, struct rq *q)
 {
-	char key[64], val[sizeof(struct vhdr) + BLOCK], *cmd = NULL;
-	int klen = 0, len;
+	char keys[GROUP][48], *cmd = NULL, *vals = NULL;
+	const char *argv[1 + 2 * GROUP];
+	size_t al[1 + 2 * GROUP];
+	int len, argc = 1;
 	if (q->kind == RQ_CTL) {
 		cmd = q->ctl;
 		len = q->ctl_len;
 	} else {
-		klen = block_key(rd, q->store, q->block, key, sizeof key);
-		if (q->kind == RQ_GET) {
-			const char *argv[2] = { "GET", key };
-			size_t al[2] = { 3, (size_t)klen };
-			len = redisFormatCommandArgv(&cmd, 2, argv, al);
-		} else {
-			const char *src = q->op->buf + (size_t)q->part * BLOCK;
+		bool get = q->kind == RQ_GET;
+		argv[0] = get ? "MGET" : "MSET";
+		al[0] = 4;
+		if (!get && !(vals = malloc((size_t)q->count * (sizeof(struct vhdr) + BLOCK))))
+			return -ENOMEM;
+		char *v = vals;
+		for (uint32_t i = 0; i < q->count; i++) {
+			argv[argc] = keys[i];
+			al[argc++] = (size_t)block_key(rd, q->store, q->block + i, keys[i], sizeof keys[i]);
+			if (get)
+				continue;
+			const char *src = q->op->buf + (size_t)(q->part + i) * BLOCK;
 			size_t plen = trimmed(src, BLOCK);
-			struct vhdr h = { VMAGIC, q->gen, value_crc(q->block, q->gen, src, plen), (uint16_t)plen, 0 };
-			memcpy(val, &h, sizeof h);
-			memcpy(val + sizeof h, src, plen);
-			const char *argv[3] = { "SET", key, val };
-			size_t al[3] = { 3, (size_t)klen, sizeof h + plen };
-			len = redisFormatCommandArgv(&cmd, 3, argv, al);
+			struct vhdr h = { VMAGIC, q->gen[i], value_crc(q->block + i, q->gen[i], src, plen), (uint16_t)plen,
+					  0 };
+			memcpy(v, &h, sizeof h);
+			memcpy(v + sizeof h, src, plen);
+			argv[argc] = v;
+			al[argc++] = sizeof h + plen;
+			v += sizeof h + plen;
 		}
+		len = redisFormatCommandArgv(&cmd, argc, argv, al);
+		free(vals);
 	}
 	if (len < 0)
 		return -ENOMEM;
@@ -531,6 +552,41 @@ static int parse_redirect(struct upg_redis *rd, const char *s, int *slot)
 	return node_add(rd, host, atoi(colon + 1), NULL, err, sizeof err);
 }
 
+/* Block i of q's MGET: checked, and into its place; 0 or -errno. */
+static int check_value(struct upg_redis *rd, struct node *n, struct rq *q, uint32_t i, const redisReply *r)
+{
+	uint32_t block = q->block + i;
+	char *dst = q->op->buf + (size_t)(q->part + i) * BLOCK;
+	if (r->type == REDIS_REPLY_NIL) {
+		say(rd, "block %#x of namespace %s is missing on %s (the node lost it: restarted empty, or "
+		    "its keys were deleted)", block, rd->ns[q->store], n->name);
+		return -ENODATA;
+	}
+	struct vhdr h;
+	if (r->type != REDIS_REPLY_STRING || r->len < sizeof h) {
+		say(rd, "block %#x on %s: not a upager value", block, n->name);
+		return -EBADMSG;
+	}
+	memcpy(&h, r->str, sizeof h);
+	const char *p = r->str + sizeof h;
+	if (h.magic != VMAGIC || h.len > BLOCK || r->len != sizeof h + h.len) {
+		say(rd, "block %#x on %s: not a upager value", block, n->name);
+		return -EBADMSG;
+	}
+	if (h.gen != q->gen[i]) {
+		say(rd, "block %#x on %s is of generation %u, %u expected: the node holds an older copy "
+		    "(restored, or a write that came late)", block, n->name, h.gen, q->gen[i]);
+		return -ESTALE;
+	}
+	if (h.crc != value_crc(block, h.gen, p, h.len)) {
+		say(rd, "block %#x on %s fails its checksum", block, n->name);
+		return -EBADMSG;
+	}
+	memcpy(dst, p, h.len);
+	memset(dst + h.len, 0, BLOCK - h.len);
+	return 0;
+}
+
 static void on_reply(struct upg_redis *rd, struct node *n, struct rq *q, redisReply *r)
 {
 	if (r->type == REDIS_REPLY_ERROR) {
@@ -542,6 +598,8 @@ static void on_reply(struct upg_redis *rd, struct node *n, struct rq *q, redisRe
 		} else if ((!strncmp(s, "MOVED ", 6) || !strncmp(s, "ASK ", 4)) && q->redirects < REDIRECTS_MAX &&
 			   (ni = parse_redirect(rd, s, &slot)) >= 0) {
 			q->redirects++;
+			rd->n_moved += s[0] == 'M';
+			rd->n_ask += s[0] == 'A';
 			if (s[0] == 'M')
 				rd->slot_node[slot] = (uint8_t)ni;
 			else
@@ -550,6 +608,7 @@ static void on_reply(struct upg_redis *rd, struct node *n, struct rq *q, redisRe
 		} else if (!strncmp(s, "TRYAGAIN", 8) || !strncmp(s, "LOADING", 7) || !strncmp(s, "CLUSTERDOWN", 11) ||
 			   !strncmp(s, "BUSY", 4) || !strncmp(s, "MASTERDOWN", 10)) {
 			q->not_before = upg_now_ns() + 20000000ull;
+			rd->n_wait++;
 			q->next = rd->retry;
 			rd->retry = q;
 		} else if (!strncmp(s, "OOM", 3)) {
@@ -569,36 +628,18 @@ static void on_reply(struct upg_redis *rd, struct node *n, struct rq *q, redisRe
 		done(rd, q, r->type == REDIS_REPLY_STATUS ? 0 : -EIO);
 		return;
 	}
-	char *dst = q->op->buf + (size_t)q->part * BLOCK;
-	if (r->type == REDIS_REPLY_NIL) {
-		say(rd, "block %#x of namespace %s is missing on %s (the node lost it: restarted empty, or "
-		    "its keys were deleted)", q->block, rd->ns[q->store], n->name);
-		done(rd, q, -ENODATA);
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != q->count) {
+		say(rd, "%s answered an MGET of %u keys with something else", n->name, q->count);
+		done(rd, q, -EPROTO);
 		return;
 	}
-	struct vhdr h;
-	if (r->type != REDIS_REPLY_STRING || r->len < sizeof h) {
-		say(rd, "block %#x on %s: not a upager value", q->block, n->name);
-		done(rd, q, -EBADMSG);
-		return;
+	int res = 0;
+	for (uint32_t i = 0; i < q->count; i++) {
+		int e = check_value(rd, n, q, i, r->element[i]);
+		if (e && !res)
+			res = e;
 	}
-	memcpy(&h, r->str, sizeof h);
-	const char *p = r->str + sizeof h;
-	if (h.magic != VMAGIC || h.len > BLOCK || r->len != sizeof h + h.len) {
-		say(rd, "block %#x on %s: not a upager value", q->block, n->name);
-		done(rd, q, -EBADMSG);
-	} else if (h.gen != q->gen) {
-		say(rd, "block %#x on %s is of generation %u, %u expected: the node holds an older copy "
-		    "(restored, or a write that came late)", q->block, n->name, h.gen, q->gen);
-		done(rd, q, -ESTALE);
-	} else if (h.crc != value_crc(q->block, h.gen, p, h.len)) {
-		say(rd, "block %#x on %s fails its checksum", q->block, n->name);
-		done(rd, q, -EBADMSG);
-	} else {
-		memcpy(dst, p, h.len);
-		memset(dst + h.len, 0, BLOCK - h.len);
-		done(rd, q, 0);
-	}
+	done(rd, q, res);
 }
 
 /* ---- the thread ---- */
@@ -918,8 +959,12 @@ static void submit(struct upg_redis *rd, struct upg_tq *q, uint64_t loc, char *b
 	}
 	*op = (struct rop){ .q = q, .tag = tag, .buf = buf, .len = len, .left = n };
 	struct rq *first = NULL, *last = NULL;
-	for (uint32_t i = 0; i < n; i++) {
-		struct rq *r = calloc(1, sizeof *r);
+	for (uint32_t i = 0; i < n;) {
+		uint32_t b = (uint32_t)(block + i);
+		uint32_t k = GROUP - (b & (GROUP - 1));
+		if (k > n - i)
+			k = n - i;
+		struct rq *r = calloc(1, sizeof *r + k * sizeof r->gen[0]);
 		if (!r) {
 			/* The ones made so far go; the rest fail here. */
 			op->res = -ENOMEM;
@@ -929,15 +974,18 @@ static void submit(struct upg_redis *rd, struct upg_tq *q, uint64_t loc, char *b
 		r->op = op;
 		r->kind = (uint8_t)kind;
 		r->store = (uint8_t)store;
-		r->block = (uint32_t)(block + i);
+		r->block = b;
 		r->part = (uint16_t)i;
+		r->count = (uint16_t)k;
 		r->ask = -1;
-		r->gen = kind == RQ_SET ? ++rd->gen[0][block + i] : rd->gen[store][block + i];
+		for (uint32_t j = 0; j < k; j++)
+			r->gen[j] = kind == RQ_SET ? ++rd->gen[0][b + j] : rd->gen[store][b + j];
 		if (last)
 			last->next = r;
 		else
 			first = r;
 		last = r;
+		i += k;
 	}
 	if (kind == RQ_SET) {
 		uint64_t hw = __atomic_load_n(&rd->hw, __ATOMIC_RELAXED);
@@ -1449,21 +1497,32 @@ void upg_redis_close(struct upg_redis *rd, bool keep)
 	int saved = upg_internal_thread;
 	upg_internal_thread = 1;
 	stop(rd);
+	upg_log(rd->up, UPAGER_LOG_INFO, "redis store: %llu blocks written; %llu MOVED and %llu ASK redirections, "
+		"%llu requests told to wait, %llu sent again, %llu failed", (unsigned long long)rd->hw,
+		(unsigned long long)rd->n_moved, (unsigned long long)rd->n_ask, (unsigned long long)rd->n_wait,
+		(unsigned long long)rd->n_again, (unsigned long long)rd->n_fail);
 	if (!keep && rd->reg == REG_DONE) {
-		char err[256] = "", key[64];
+		char err[256] = "", keys[GROUP][48];
+		const char *argv[1 + GROUP] = { "UNLINK" };
+		size_t al[1 + GROUP] = { 6 };
 		redisContext *ctx[NODES_MAX] = { 0 };
 		uint64_t pend[NODES_MAX] = { 0 }, bad = 0;
 		for (uint32_t i = 0; i < rd->nnodes; i++)
 			ctx[i] = sync_open(rd, rd->nodes[i], err, sizeof err);
-		for (uint64_t b = 0; b < rd->hw; b++) {
-			int kl = block_key(rd, 0, (uint32_t)b, key, sizeof key);
-			uint32_t ni = rd->cluster ? rd->slot_node[key_slot(key, (size_t)kl)] : 0;
+		/* A group's keys in one UNLINK (one hash slot). */
+		for (uint64_t g = 0; g < rd->hw; g += GROUP) {
+			int argc = 1;
+			for (uint64_t b = g; b < g + GROUP && b < rd->hw; b++, argc++) {
+				argv[argc] = keys[argc - 1];
+				al[argc] = (size_t)block_key(rd, 0, (uint32_t)b, keys[argc - 1], sizeof keys[0]);
+			}
+			uint32_t ni = rd->cluster ? rd->slot_node[key_slot(keys[0], al[1])] : 0;
 			if (!ctx[ni]) {
 				bad++;
 				continue;
 			}
-			redisAppendCommand(ctx[ni], "UNLINK %s", key);
-			if (++pend[ni] == 1024) {
+			redisAppendCommandArgv(ctx[ni], argc, argv, al);
+			if (++pend[ni] == 64) {
 				bad += drain(ctx[ni], pend[ni]);
 				pend[ni] = 0;
 			}

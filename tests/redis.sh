@@ -164,7 +164,7 @@ else
 fi
 # A cluster resharded under a run: nothing lost.
 start=$(date +%s)
-"$pages" "$UPAGER_TEST_REDIS_CLUSTER" 48 8 >"$work/out" 2>"$work/err" &
+REDIS_PAGES_LOG=2 "$pages" "$UPAGER_TEST_REDIS_CLUSTER" 48 8 >"$work/out" 2>"$work/err" &
 pid=$!
 while ! grep -q "round 1 ok" "$work/out" 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.1; done
 from=$(redis-cli -p $P1 cluster myid) to=$(redis-cli -p $P2 cluster myid)
@@ -172,8 +172,8 @@ redis-cli --cluster reshard 127.0.0.1:$P1 --cluster-from "$from" --cluster-to "$
 	--cluster-yes >"$work/reshard" 2>&1 || bad "reshard failed: $(tail -3 "$work/reshard")"
 moved=$(grep -c "^Moving slot" "$work/reshard")
 wait_pages 300
-if [ $st -eq 0 ] && grep -q "round 8 ok" "$work/out"; then
-	ok "reshard of $moved slots under a run: every page right ($(( $(date +%s) - start )) s; $(grep -c . "$work/err") log lines)"
+if [ $st -eq 0 ] && grep -q "round 8 ok" "$work/out" && grep -q " [1-9][0-9]* MOVED" "$work/err"; then
+	ok "reshard of $moved slots under a run: every page right ($(( $(date +%s) - start )) s; $(grep -o "[0-9]* MOVED.*" "$work/err"))"
 else
 	bad "reshard: exit $st, $(tail -3 "$work/out") $(tail -3 "$work/err")"
 fi

@@ -41,7 +41,7 @@ int main(int argc, char **argv)
 	cfg.store_path = argv[1];
 	cfg.compress = getenv("UPG_TEST_COMPRESS");
 	cfg.log = log_cb;
-	cfg.log_level = UPAGER_LOG_WARN;
+	cfg.log_level = (int)upg_t_env_u64("REDIS_PAGES_LOG", UPAGER_LOG_WARN);
 	char err[512];
 	upager_t *up;
 	int rc = upager_open(&cfg, &up, err, sizeof err);
