@@ -288,6 +288,14 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 
 UPAGER_API const char *upager_version(void);
 
+/* Added in 0.5: for a Redis store (UPAGER_STORE=redis://... or unix:/...),
+ * delete what runs that ended without upager_close() left on it (a
+ * process killed, or a preloaded program, which never closes): on this
+ * host those whose process is gone, elsewhere those whose lease ran out.
+ * upager-run calls it when its program ends.  Returns how many runs, 0
+ * for any other store, or -errno with a message in err. */
+UPAGER_API int upager_store_clean(const char *store, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -124,6 +124,7 @@ struct upg_redis {
 	/* upg:runs is a sorted set of "NS HOST PID", scored by when the
 	 * lease runs out (the registry node's clock: clock_off). */
 	char member[1 + UPG_ANCESTORS][96];
+	char hostid[48];         /* this boot and pid namespace: where a pid means a process */
 	int64_t clock_off;
 	int reg;                 /* own namespace: REG_NONE, REG_PENDING, REG_DONE */
 	struct rq *held, *held_tail; /* writes waiting for the registration */
@@ -1260,23 +1261,52 @@ static uint64_t drain(redisContext *c, uint64_t n)
 	return bad;
 }
 
-/* Is the run behind an upg:runs member alive?  Known only on its host. */
-static bool run_alive(const char *member)
+/* Where a process id names a process: this boot (its boot_id) and pid
+ * namespace.  "HOST" in upg:runs's members. */
+static void host_id(char *out, size_t len)
 {
-	char ns[17], host[64], me[64] = "";
-	int pid;
-	if (sscanf(member, "%16s %63s %d", ns, host, &pid) != 3)
-		return false;
-	gethostname(me, sizeof me - 1);
-	for (char *c = me; *c; c++)
-		if (*c == ' ')
-			*c = '_';
-	return !strcmp(host, me) && pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+	char boot[64] = "", ns[64] = "";
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+	if (f) {
+		if (!fgets(boot, sizeof boot, f))
+			boot[0] = 0;
+		fclose(f);
+	}
+	boot[strcspn(boot, "\n")] = 0;
+	ssize_t n = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
+	ns[n > 0 ? n : 0] = 0;
+	char *d = out;
+	for (const char *c = boot; *c && d < out + len / 2; c++)
+		if (*c != '-')
+			*d++ = *c;
+	*d = 0;
+	const char *ino = strchr(ns, '[');
+	snprintf(d, len - (size_t)(d - out), "-%lu", ino ? strtoul(ino + 1, NULL, 10) : 0ul);
 }
 
-/* Learn the registry node's clock, and delete the keys of namespaces
- * whose lease has run out (and whose run is not seen alive here). */
-static void clean_dead(struct upg_redis *rd, redisContext **ctx)
+static void make_member(struct upg_redis *rd, uint32_t k)
+{
+	char ns[17];
+	memcpy(ns, rd->ns[k], sizeof ns);
+	snprintf(rd->member[k], sizeof rd->member[k], "%s %s %d", ns, rd->hostid, (int)getpid());
+}
+
+/* Is the run behind a member of upg:runs alive?  On this host its process
+ * says; elsewhere its lease (score, in the registry's clock). */
+static bool member_alive(const struct upg_redis *rd, const char *member, double score, double now)
+{
+	char ns[17], host[64];
+	int pid;
+	if (sscanf(member, "%16s %63s %d", ns, host, &pid) != 3)
+		return score >= now;
+	if (strcmp(host, rd->hostid))
+		return score >= now;
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+/* Learn the registry node's clock, and delete the keys of namespaces no
+ * live run reads (see member_alive()); how many namespaces. */
+static uint32_t clean_dead(struct upg_redis *rd, redisContext **ctx)
 {
 	char err[256];
 	uint32_t rn = node_of(rd, "upg:runs");
@@ -1286,38 +1316,51 @@ static void clean_dead(struct upg_redis *rd, redisContext **ctx)
 		rd->clock_off = strtoll(t->element[0]->str, NULL, 10) - (int64_t)time(NULL);
 	if (t)
 		freeReplyObject(t);
-	redisReply *m = sync_cmd(ctx[rn], rname, err, sizeof err, "ZRANGEBYSCORE upg:runs -inf %lld",
-				 (long long)time(NULL) + (long long)rd->clock_off);
-	if (!m || m->type != REDIS_REPLY_ARRAY || !m->elements) {
+	double now = (double)time(NULL) + (double)rd->clock_off;
+	redisReply *m = sync_cmd(ctx[rn], rname, err, sizeof err, "ZRANGE upg:runs 0 -1 WITHSCORES");
+	if (!m || m->type != REDIS_REPLY_ARRAY || m->elements < 2) {
 		if (m)
 			freeReplyObject(m);
-		return;
+		return 0;
 	}
-	char (*dead)[17] = calloc(m->elements, sizeof *dead);
-	size_t *which = calloc(m->elements, sizeof *which);
+	size_t nm = m->elements / 2;
+	bool *alive = calloc(nm, sizeof *alive);
+	char (*dead)[17] = calloc(nm, sizeof *dead);
 	uint32_t ndead = 0;
-	for (size_t i = 0; dead && which && i < m->elements; i++) {
-		redisReply *e = m->element[i];
-		if (e->type != REDIS_REPLY_STRING || e->len < 16 || run_alive(e->str))
+	for (size_t i = 0; alive && dead && i < nm; i++) {
+		redisReply *e = m->element[2 * i], *sc = m->element[2 * i + 1];
+		alive[i] = e->type != REDIS_REPLY_STRING || e->len < 16 ||
+			   member_alive(rd, e->str, sc->str ? strtod(sc->str, NULL) : 0, now);
+	}
+	/* A namespace is dead when no member for it is alive. */
+	for (size_t i = 0; alive && dead && i < nm; i++) {
+		if (alive[i])
 			continue;
-		memcpy(dead[ndead], e->str, 16);
-		dead[ndead][16] = 0;
-		which[ndead++] = i;
+		const char *ns = m->element[2 * i]->str;
+		bool any = false, seen = false;
+		for (size_t j = 0; j < nm && !any; j++)
+			any = alive[j] && !strncmp(m->element[2 * j]->str, ns, 16) && m->element[2 * j]->len >= 16;
+		for (uint32_t d = 0; d < ndead && !seen; d++)
+			seen = !strncmp(dead[d], ns, 16);
+		if (!any && !seen) {
+			memcpy(dead[ndead], ns, 16);
+			dead[ndead++][16] = 0;
+		}
 	}
 	uint64_t gone = 0;
 	for (uint32_t ni = 0; ndead && ni < rd->nnodes; ni++) {
 		char cursor[32] = "0";
 		do {
-			redisReply *sc = sync_cmd(ctx[ni], rd->nodes[ni]->name, err, sizeof err,
-						  "SCAN %s MATCH upg:* COUNT 1000", cursor);
-			if (!sc || sc->type != REDIS_REPLY_ARRAY || sc->elements != 2) {
-				if (sc)
-					freeReplyObject(sc);
+			redisReply *r = sync_cmd(ctx[ni], rd->nodes[ni]->name, err, sizeof err,
+						 "SCAN %s MATCH upg:* COUNT 1000", cursor);
+			if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+				if (r)
+					freeReplyObject(r);
 				break;
 			}
-			snprintf(cursor, sizeof cursor, "%s", sc->element[0]->str);
+			snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
 			uint64_t sent = 0;
-			redisReply *keys = sc->element[1];
+			redisReply *keys = r->element[1];
 			for (size_t k = 0; k < keys->elements; k++) {
 				const char *key = keys->element[k]->str;
 				if (keys->element[k]->len < 21 || key[20] != ':')
@@ -1331,21 +1374,25 @@ static void clean_dead(struct upg_redis *rd, redisContext **ctx)
 			}
 			drain(ctx[ni], sent);
 			gone += sent;
-			freeReplyObject(sc);
+			freeReplyObject(r);
 		} while (strcmp(cursor, "0"));
 	}
-	for (uint32_t d = 0; d < ndead; d++) {
-		redisReply *x = sync_cmd(ctx[rn], rname, err, sizeof err, "ZREM upg:runs %b",
-					 m->element[which[d]]->str, m->element[which[d]]->len);
+	/* Out of the registry: the dead members, once their keys are gone. */
+	for (size_t i = 0; alive && dead && i < nm; i++) {
+		if (alive[i])
+			continue;
+		redisReply *x = sync_cmd(ctx[rn], rname, err, sizeof err, "ZREM upg:runs %b", m->element[2 * i]->str,
+					 m->element[2 * i]->len);
 		if (x)
 			freeReplyObject(x);
 	}
-	if (ndead)
+	if (ndead && rd->up)
 		upg_log(rd->up, UPAGER_LOG_INFO, "redis store: removed %llu keys of %u runs that ended without closing",
 			(unsigned long long)gone, ndead);
 	freeReplyObject(m);
+	free(alive);
 	free(dead);
-	free(which);
+	return ndead;
 }
 
 static int new_namespace(struct upg_redis *rd, char *err, size_t errlen)
@@ -1356,12 +1403,7 @@ static int new_namespace(struct upg_redis *rd, char *err, size_t errlen)
 		return -EIO;
 	}
 	snprintf(rd->ns[0], sizeof rd->ns[0], "%016llx", (unsigned long long)v);
-	char host[64] = "";
-	gethostname(host, sizeof host - 1);
-	for (char *c = host; *c; c++)
-		if (*c == ' ')
-			*c = '_';
-	snprintf(rd->member[0], sizeof rd->member[0], "%s %s %d", rd->ns[0], host, (int)getpid());
+	make_member(rd, 0);
 	rd->gen[0] = mmap(NULL, rd->gen_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (rd->gen[0] == MAP_FAILED) {
 		rd->gen[0] = NULL;
@@ -1408,6 +1450,47 @@ static void free_all(struct upg_redis *rd)
 	free(rd);
 }
 
+/* Parse url, reach its node(s), learn the cluster, check every node's
+ * policy: ctx[i] open on node i.  0 or -errno with a message. */
+static int reach(struct upg_redis *rd, const char *url, redisContext **ctx, char *err, size_t errlen)
+{
+	int rc = parse_url(rd, url, err, errlen);
+	if (rc)
+		return rc;
+	host_id(rd->hostid, sizeof rd->hostid);
+	uint32_t seed = 0;
+	for (; seed < rd->nnodes && !ctx[0]; seed++)
+		ctx[0] = sync_open(rd, rd->nodes[seed], err, errlen);
+	if (!ctx[0])
+		return -ECONNREFUSED;
+	char name[300];
+	snprintf(name, sizeof name, "%s", rd->nodes[seed - 1]->name);
+	if (!strncmp(url, "redis://", 8) && (rc = learn_cluster(rd, ctx[0], name, err, errlen)))
+		return rc;
+	if (!rd->cluster && seed > 1) {
+		/* Not a cluster: the one address that answered. */
+		struct node *t = rd->nodes[0];
+		rd->nodes[0] = rd->nodes[seed - 1];
+		rd->nodes[seed - 1] = t;
+	}
+	if (rd->cluster) {
+		redisFree(ctx[0]);
+		ctx[0] = NULL;
+	}
+	for (uint32_t i = 0; i < rd->nnodes; i++) {
+		if (!ctx[i] && !(ctx[i] = sync_open(rd, rd->nodes[i], err, errlen)))
+			return -ECONNREFUSED;
+		rc = check_policy(rd, ctx[i], rd->nodes[i]->name, err, errlen);
+		if (rc)
+			return rc;
+	}
+	if (rd->cluster)
+		snprintf(rd->where, sizeof rd->where, "redis cluster of %u masters, from %s", rd->nnodes, name);
+	else
+		snprintf(rd->where, sizeof rd->where, "redis %s", rd->nodes[0]->name);
+	return 0;
+}
+
 int upg_redis_open(struct upager *up, const char *url, uint64_t blocks, struct upg_redis **out, char *err,
 		   size_t errlen)
 {
@@ -1424,31 +1507,9 @@ int upg_redis_open(struct upager *up, const char *url, uint64_t blocks, struct u
 	rd->kick_fd = -1;
 	rd->blocks = blocks;
 	rd->gen_len = ((blocks * sizeof(uint32_t)) + 4095) & ~(size_t)4095;
-	rc = parse_url(rd, url, err, errlen);
+	rc = reach(rd, url, ctx, err, errlen);
 	if (rc)
 		goto fail;
-	for (uint32_t i = 0; i < rd->nnodes && !ctx[0]; i++)
-		ctx[0] = sync_open(rd, rd->nodes[i], err, errlen);
-	rc = -ECONNREFUSED;
-	if (!ctx[0])
-		goto fail;
-	char seed[300];
-	snprintf(seed, sizeof seed, "%s", rd->nodes[0]->name);
-	if (!strncmp(url, "redis://", 8) && (rc = learn_cluster(rd, ctx[0], seed, err, errlen)))
-		goto fail;
-	if (rd->cluster) {
-		redisFree(ctx[0]);
-		ctx[0] = NULL;
-	}
-	for (uint32_t i = 0; i < rd->nnodes; i++) {
-		if (!ctx[i] && !(ctx[i] = sync_open(rd, rd->nodes[i], err, errlen))) {
-			rc = -ECONNREFUSED;
-			goto fail;
-		}
-		rc = check_policy(rd, ctx[i], rd->nodes[i]->name, err, errlen);
-		if (rc)
-			goto fail;
-	}
 	clean_dead(rd, ctx);
 	rd->nns = 1;
 	rc = new_namespace(rd, err, errlen);
@@ -1456,10 +1517,6 @@ int upg_redis_open(struct upager *up, const char *url, uint64_t blocks, struct u
 		rc = start(rd, err, errlen);
 	if (rc)
 		goto fail;
-	if (rd->cluster)
-		snprintf(rd->where, sizeof rd->where, "redis cluster of %u masters, from %s", rd->nnodes, seed);
-	else
-		snprintf(rd->where, sizeof rd->where, "redis %s", rd->nodes[0]->name);
 	*out = rd;
 	rc = 0;
 	goto out;
@@ -1470,6 +1527,26 @@ out:
 	for (uint32_t i = 0; i < NODES_MAX; i++)
 		if (ctx[i])
 			redisFree(ctx[i]);
+	upg_internal_thread = saved;
+	return rc;
+}
+
+int upg_redis_clean(const char *url, char *err, size_t errlen)
+{
+	int saved = upg_internal_thread;
+	upg_internal_thread = 1;
+	redisContext *ctx[NODES_MAX] = { 0 };
+	struct upg_redis *rd = calloc(1, sizeof *rd);
+	int rc = rd ? reach(rd, url, ctx, err, errlen) : -ENOMEM;
+	if (!rc)
+		rc = (int)clean_dead(rd, ctx);
+	else if (rc == -ENOMEM)
+		snprintf(err, errlen, "out of memory");
+	for (uint32_t i = 0; i < NODES_MAX; i++)
+		if (ctx[i])
+			redisFree(ctx[i]);
+	if (rd)
+		free_all(rd);
 	upg_internal_thread = saved;
 	return rc;
 }
@@ -1545,6 +1622,19 @@ void upg_redis_close(struct upg_redis *rd, bool keep)
 			if (ctx[i])
 				redisFree(ctx[i]);
 	}
+	if (rd->nns > 1) {
+		/* This process reads its ancestors' namespaces no more. */
+		char err[256];
+		uint32_t rn = node_of(rd, "upg:runs");
+		redisContext *c = sync_open(rd, rd->nodes[rn], err, sizeof err);
+		for (uint32_t k = 1; c && k < rd->nns; k++) {
+			redisReply *r = redisCommand(c, "ZREM upg:runs %s", rd->member[k]);
+			if (r)
+				freeReplyObject(r);
+		}
+		if (c)
+			redisFree(c);
+	}
 	free_all(rd);
 	upg_internal_thread = saved;
 }
@@ -1584,10 +1674,14 @@ int upg_redis_fork_child(struct upg_redis *rd, char *err, size_t errlen)
 	}
 	memmove(&rd->ns[1], &rd->ns[0], rd->nns * sizeof rd->ns[0]);
 	memmove(&rd->gen[1], &rd->gen[0], rd->nns * sizeof rd->gen[0]);
-	memmove(&rd->member[1], &rd->member[0], rd->nns * sizeof rd->member[0]);
 	rd->nns++;
 	int rc = new_namespace(rd, err, errlen);
+	/* The ancestors' namespaces are read by this process too: listed
+	 * under its pid at once, so that they outlive their writers. */
+	for (uint32_t k = 1; k < rd->nns; k++)
+		make_member(rd, k);
 	if (!rc)
 		rc = start(rd, err, errlen);
+	rd->renew_at = 0;
 	return rc;
 }

@@ -46,6 +46,10 @@ bool upg_redis_url(const char *path);
  * message. */
 int upg_redis_open(struct upager *up, const char *url, uint64_t blocks, struct upg_redis **out, char *err,
 		   size_t errlen);
+/* Delete the keys of runs that ended without closing (on this host: whose
+ * process is gone; elsewhere: whose lease ran out).  How many runs, or
+ * -errno with a message. */
+int upg_redis_clean(const char *url, char *err, size_t errlen);
 /* Stop the thread; delete this namespace's keys unless keep. */
 void upg_redis_close(struct upg_redis *rd, bool keep);
 /* In a forked child (no other thread runs): let go of the parent's

@@ -15,6 +15,20 @@
 #define RETRY_CAP 65536u
 #define REGIONS_MAX 16384u
 
+UPAGER_API int upager_store_clean(const char *store, char *err, size_t errlen)
+{
+	if (err && errlen)
+		err[0] = 0;
+	if (!upg_redis_url(store))
+		return 0;
+	char tmp[8];
+	if (!err || !errlen) {
+		err = tmp;
+		errlen = sizeof tmp;
+	}
+	return UPG_AS_RUNTIME(upg_redis_clean(store, err, errlen));
+}
+
 UPAGER_API const char *upager_version(void)
 {
 	return UPAGER_VERSION_STRING;

@@ -141,6 +141,12 @@ static int supervise(char **cmd, const char *tree, struct upg_domain_area *area)
 		;
 	if (tree[0])
 		unlink(tree);
+	/* A preloaded program never closes its runtime: what it left on a
+	 * Redis store goes now that it is gone. */
+	const char *store = getenv("UPAGER_STORE");
+	char cerr[512];
+	if (store && upager_store_clean(store, cerr, sizeof cerr) < 0)
+		fprintf(stderr, "upager-run: cleaning the Redis store up after the program: %s\n", cerr);
 	const char *rep = getenv("UPAGER_REPORT");
 	if (rep && *rep && strcmp(rep, "0") && tree[0] && area->joined > 1) {
 		/* The tree's line: the per-process reports came from each. */
