@@ -681,8 +681,14 @@ static void write_back(struct upg_evictor *ev, uint32_t n)
 				upg_log(up, UPAGER_LOG_WARN, "write-back of %u page(s) to the %s failed (%s); they "
 					"stay in RAM and will be written again later", last - first,
 					file ? "mapped file" : "store", res < 0 ? strerror(-res) : "short write");
-				for (uint32_t k = first; k < last; k++)
+				for (uint32_t k = first; k < last; k++) {
 					ev->v[k].kind = K_KEEP;
+					/* Sent and never answered (a remote store): the
+					 * write may still land, so its blocks are not
+					 * used again, lest it land over a newer one. */
+					if (res == -ETIMEDOUT)
+						ev->v[k].fresh_slot = 0;
+				}
 			}
 		}
 	}
@@ -979,7 +985,7 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 				up->c.bytes_written += 4096;
 				continue;
 			}
-			if (s->slot)
+			if (s->slot && res[i] != -ETIMEDOUT)  /* as in write_back() */
 				upg_store_free(&up->store, s->slot - 1, 1);
 			if (mine) {
 				upg_pool_requeue(&up->pool, s->handle);  /* stays; tried again later */

@@ -159,6 +159,7 @@ static void prepare(void)
 		if (runtimes[i]) {
 			pthread_mutex_lock(&runtimes[i]->fork_lock);
 			__atomic_store_n(&runtimes[i]->fork_admit, true, __ATOMIC_RELAXED);
+			upg_redis_fork_prepare(runtimes[i]->redis);
 		}
 	touch_glibc_state();
 	for (int i = 0; i < MAX_RUNTIMES; i++) {

@@ -46,8 +46,8 @@
 
 enum { RQ_GET, RQ_SET, RQ_CTL };
 enum { REG_NONE, REG_PENDING, REG_DONE };
-enum { C_DOWN, C_UP, C_DRAINING };
-enum { T_KICK = 1, T_RECV, T_SEND };
+enum { C_DOWN, C_CONNECTING, C_UP, C_DRAINING };
+enum { T_KICK = 1, T_RECV, T_SEND, T_CONN };
 
 struct vhdr {
 	uint32_t magic;
@@ -66,6 +66,13 @@ struct rop {
 	int res;
 };
 
+struct rwait {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	bool done;
+	int res;
+};
+
 /* An MGET or MSET of up to GROUP blocks of one group (one hash slot), or
  * a control command (no op). */
 struct rq {
@@ -77,6 +84,10 @@ struct rq {
 	uint16_t part, count;    /* the first's place in op, and how many */
 	uint8_t kind, store, tries, redirects;
 	bool reg;                /* RQ_CTL: the namespace's registration */
+	bool renewal;            /* RQ_CTL: a lease's renewal */
+	bool unsure;             /* RQ_SET: was on a connection that went down unanswered */
+	int16_t slot;            /* RQ_CTL: its key's hash slot; -1: sent to node `block` */
+	struct rwait *w;         /* someone waits for it (upg_redis_fork_prepare()) */
 	int16_t ask;             /* node to send ASKING to first, or -1 */
 	char *ctl;               /* RQ_CTL: the formatted command */
 	int ctl_len;
@@ -85,7 +96,9 @@ struct rq {
 
 struct conn {
 	int fd, state, err;
-	bool recv_on, send_on;
+	bool recv_on, send_on, poll_on;  /* on the ring: a recv, a send, a connect's poll */
+	bool gave_up;            /* C_CONNECTING past its time: shut down */
+	uint64_t connect_by;
 	redisReader *rd;
 	char *ibuf;
 	char *out;               /* being sent */
@@ -103,6 +116,7 @@ struct node {
 	socklen_t salen;
 	struct conn c[CONNS_MAX];
 	uint32_t rr;
+	int err;                 /* the last connection's failure */
 	struct rq *wait;         /* no connection up yet */
 };
 
@@ -141,6 +155,7 @@ struct upg_redis {
 	uint64_t said_at;
 	char said[200];
 	uint64_t n_moved, n_ask, n_again, n_wait, n_fail;   /* for the closing line */
+	uint32_t forks;          /* placeholders made (upg_redis_fork_prepare()) */
 };
 
 /* ---- small things ---- */
@@ -280,37 +295,90 @@ static int dial(const struct node *n, uint32_t ms)
 	return fd;
 }
 
-static bool conn_open(struct upg_redis *rd, struct node *n, struct conn *c)
+static uint64_t ctag(int kind, uint32_t ni, uint32_t ci);
+static struct io_uring_sqe *sqe_get(struct upg_redis *rd);
+static void route(struct upg_redis *rd, struct rq *q);
+
+/* Start connecting c (of node ni) without waiting: its poll completes on
+ * the ring (conn_ready()).  false when it failed at once. */
+static bool conn_start(struct upg_redis *rd, uint32_t ni, uint32_t ci)
 {
-	int fd = dial(n, rd->timeout_ms < 1000 ? rd->timeout_ms : 1000);
-	if (fd < 0) {
-		c->err = fd;
-		c->next_try = upg_now_ns() + RECONNECT_NS;
-		say(rd, "cannot connect to %s: %s", n->name, strerror(-fd));
-		return false;
+	struct node *n = rd->nodes[ni];
+	struct conn *c = &n->c[ci];
+	int fd = socket(n->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd >= 0 && n->sa.ss_family != AF_UNIX) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	}
-	if (!c->fifo)
-		c->fifo = calloc(FIFO_CAP, sizeof *c->fifo);
-	if (!c->ibuf)
-		c->ibuf = malloc(IBUF);
-	c->rd = redisReaderCreate();
-	if (!c->fifo || !c->ibuf || !c->rd) {
-		close(fd);
-		if (c->rd)
-			redisReaderFree(c->rd);
-		c->rd = NULL;
-		c->err = -ENOMEM;
+	if (fd < 0 || (connect(fd, (const struct sockaddr *)&n->sa, n->salen) && errno != EINPROGRESS)) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		c->err = n->err = -e;
+		c->next_try = upg_now_ns() + RECONNECT_NS;
+		say(rd, "cannot connect to %s: %s", n->name, strerror(e));
 		return false;
 	}
 	c->fd = fd;
-	c->state = C_UP;
-	c->head = c->tail = 0;
-	c->out_len = c->out_off = c->next_len = 0;
-	c->err = 0;
+	c->state = C_CONNECTING;
+	c->gave_up = false;
+	c->connect_by = upg_now_ns() + (uint64_t)(rd->timeout_ms < 1000 ? rd->timeout_ms : 1000) * 1000000ull;
+	struct io_uring_sqe *sqe = sqe_get(rd);
+	io_uring_prep_poll_add(sqe, fd, POLLOUT);
+	io_uring_sqe_set_data64(sqe, ctag(T_CONN, ni, ci));
+	c->poll_on = true;
 	return true;
 }
 
-static void route(struct upg_redis *rd, struct rq *q);
+/* c's connect is done, one way or the other: up, or down until
+ * next_try.  Either way the node's parked requests are routed again. */
+static void conn_ready(struct upg_redis *rd, uint32_t ni, uint32_t ci, int res)
+{
+	struct node *n = rd->nodes[ni];
+	struct conn *c = &n->c[ci];
+	c->poll_on = false;
+	int soerr = 0;
+	socklen_t sl = sizeof soerr;
+	if (c->gave_up)
+		soerr = ETIMEDOUT;
+	else if (res < 0)
+		soerr = -res;
+	else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl))
+		soerr = errno;
+	if (!soerr) {
+		if (!c->fifo)
+			c->fifo = calloc(FIFO_CAP, sizeof *c->fifo);
+		if (!c->ibuf)
+			c->ibuf = malloc(IBUF);
+		c->rd = redisReaderCreate();
+		if (!c->fifo || !c->ibuf || !c->rd)
+			soerr = ENOMEM;
+	}
+	if (soerr) {
+		close(c->fd);
+		c->fd = -1;
+		if (c->rd)
+			redisReaderFree(c->rd);
+		c->rd = NULL;
+		c->state = C_DOWN;
+		c->err = n->err = -soerr;
+		c->next_try = upg_now_ns() + RECONNECT_NS;
+		say(rd, "cannot connect to %s: %s", n->name, strerror(soerr));
+	} else {
+		c->state = C_UP;
+		c->head = c->tail = 0;
+		c->out_len = c->out_off = c->next_len = 0;
+		c->err = n->err = 0;
+	}
+	struct rq *w = n->wait;
+	n->wait = NULL;
+	while (w) {
+		struct rq *q = w;
+		w = w->next;
+		q->next = NULL;
+		route(rd, q);
+	}
+}
 
 static void registered(struct upg_redis *rd, int res);
 
@@ -318,9 +386,27 @@ static void done(struct upg_redis *rd, struct rq *q, int res)
 {
 	if (q->reg)
 		registered(rd, res);
+	if (q->renewal && res < 0) {
+		say(rd, "cannot renew this run's lease in upg:runs (%s): trying again in a second; another run may "
+		    "take this one's keys for dead if it stays so", strerror(-res));
+		uint64_t soon = upg_now_ns() + 1000000000ull;
+		if (rd->renew_at > soon)
+			rd->renew_at = soon;
+	}
+	if (q->w) {
+		pthread_mutex_lock(&q->w->m);
+		q->w->res = res;
+		q->w->done = true;
+		pthread_cond_signal(&q->w->c);
+		pthread_mutex_unlock(&q->w->m);
+	}
+	/* A write sent and never answered may still land: the caller must
+	 * not use its blocks again (see evict.c). */
+	if (res < 0 && q->unsure)
+		res = -ETIMEDOUT;
 	struct rop *op = q->op;
 	if (op) {
-		if (res < 0 && op->res >= 0)
+		if (res < 0 && (op->res >= 0 || res == -ETIMEDOUT))
 			op->res = res;
 		op->left -= q->count;
 		if (op->left == 0) {
@@ -335,7 +421,7 @@ static void done(struct upg_redis *rd, struct rq *q, int res)
 /* A request's attempt failed with res: once more, else it fails. */
 static void again(struct upg_redis *rd, struct rq *q, int res)
 {
-	if (q->kind == RQ_CTL || ++q->tries > 1) {
+	if ((q->kind == RQ_CTL && !q->ctl) || ++q->tries > 1) {
 		rd->n_fail += q->kind != RQ_CTL;
 		done(rd, q, res);
 		return;
@@ -369,11 +455,24 @@ static void conn_down(struct upg_redis *rd, struct node *n, struct conn *c, int 
 	if (c->rd)
 		redisReaderFree(c->rd);
 	c->rd = NULL;
-	uint32_t h = c->head, t = c->tail;
+	/* Off the FIFO first: a retry may open this connection again and
+	 * fill it anew. */
+	struct rq *list = NULL, **tail = &list;
+	for (uint32_t h = c->head; h != c->tail; h++) {
+		struct rq *q = c->fifo[h % FIFO_CAP];
+		q->next = NULL;
+		q->unsure |= q->kind == RQ_SET;
+		*tail = q;
+		tail = &q->next;
+	}
 	c->head = c->tail = 0;
 	c->out_len = c->out_off = c->next_len = 0;
-	for (; h != t; h++)
-		again(rd, c->fifo[h % FIFO_CAP], c->err ? c->err : -EIO);
+	while (list) {
+		struct rq *q = list;
+		list = q->next;
+		q->next = NULL;
+		again(rd, q, c->err ? c->err : -EIO);
+	}
 }
 
 static int buf_add(char **b, size_t *len, size_t *cap, const char *src, size_t n)
@@ -459,6 +558,7 @@ static int emit(struct upg_redis *rd, struct node *n, struct conn *c, struct rq 
 		else {
 			a->kind = RQ_CTL;
 			a->ask = -1;
+			a->slot = -1;
 			a->deadline = q->deadline;
 			rc = buf_add(&c->next, &c->next_len, &c->next_cap, asking, sizeof asking - 1);
 			if (rc)
@@ -484,7 +584,9 @@ static void route(struct upg_redis *rd, struct rq *q)
 	if (!q->deadline)
 		q->deadline = now + (uint64_t)rd->timeout_ms * 1000000ull;
 	int ni = q->ask;
-	if (ni < 0 && q->kind != RQ_CTL && rd->cluster) {
+	if (ni < 0 && q->kind == RQ_CTL && q->slot >= 0) {
+		ni = rd->cluster ? rd->slot_node[q->slot] : 0;
+	} else if (ni < 0 && q->kind != RQ_CTL && rd->cluster) {
 		char key[64];
 		int kl = block_key(rd, q->store, q->block, key, sizeof key);
 		ni = rd->slot_node[key_slot(key, (size_t)kl)];
@@ -498,27 +600,22 @@ static void route(struct upg_redis *rd, struct rq *q)
 		if (k->state == C_UP && k->tail - k->head < FIFO_CAP - 1)
 			c = k;
 	}
-	if (!c) {
-		for (uint32_t i = 0; i < rd->nconns && !c; i++) {
-			struct conn *k = &n->c[i];
-			if (k->state == C_DOWN && k->next_try <= now) {
-				if (conn_open(rd, n, k))
-					c = k;
-				else
-					break;      /* one failed: the others would too */
-			}
+	/* The node's connections open one at a time, as requests come:
+	 * the first before the request can go, the others beside it. */
+	bool connecting = false;
+	for (uint32_t i = 0; i < rd->nconns; i++)
+		connecting |= n->c[i].state == C_CONNECTING;
+	for (uint32_t i = 0; i < rd->nconns && !connecting; i++) {
+		struct conn *k = &n->c[i];
+		if (k->state == C_DOWN && k->next_try <= now) {
+			conn_start(rd, (uint32_t)ni, i);
+			break;
 		}
 	}
 	n->rr++;
 	if (!c) {
-		bool any = false;
-		for (uint32_t i = 0; i < rd->nconns; i++)
-			any |= n->c[i].state != C_DOWN;
-		if (!any && q->tries++ >= 1) {
-			say(rd, "node %s cannot be reached", n->name);
-			done(rd, q, n->c[0].err ? n->c[0].err : -EIO);
-			return;
-		}
+		/* Parked until a connection is up; tick() fails it at its
+		 * deadline. */
 		q->next = n->wait;
 		n->wait = q;
 		return;
@@ -529,7 +626,7 @@ static void route(struct upg_redis *rd, struct rq *q)
 
 /* ---- replies ---- */
 
-static int parse_redirect(struct upg_redis *rd, const char *s, int *slot)
+static int parse_redirect(struct upg_redis *rd, const struct node *from, const char *s, int *slot)
 {
 	/* "MOVED 3999 127.0.0.1:6381" or "ASK 3999 ..." */
 	const char *sp = strchr(s, ' ');
@@ -543,12 +640,19 @@ static int parse_redirect(struct upg_redis *rd, const char *s, int *slot)
 	const char *colon = strrchr(addr, ':');
 	if (!colon || *slot < 0 || *slot > 16383)
 		return -1;
-	char host[256];
+	char host[300];
 	size_t hl = (size_t)(colon - addr);
 	if (hl >= sizeof host)
 		return -1;
 	memcpy(host, addr, hl);
 	host[hl] = 0;
+	if (!hl) {
+		/* "MOVED 3999 :6381": the same host as the node that said it. */
+		snprintf(host, sizeof host, "%s", from->name);
+		char *c = strrchr(host, ':');
+		if (c)
+			*c = 0;
+	}
 	char err[256];
 	return node_add(rd, host, atoi(colon + 1), NULL, err, sizeof err);
 }
@@ -593,11 +697,12 @@ static void on_reply(struct upg_redis *rd, struct node *n, struct rq *q, redisRe
 	if (r->type == REDIS_REPLY_ERROR) {
 		const char *s = r->str;
 		int slot, ni;
-		if (q->kind == RQ_CTL) {
+		bool keyed = q->kind != RQ_CTL || q->slot >= 0;
+		if (!keyed) {
 			say(rd, "%s: %s", n->name, s);
 			done(rd, q, -EIO);
 		} else if ((!strncmp(s, "MOVED ", 6) || !strncmp(s, "ASK ", 4)) && q->redirects < REDIRECTS_MAX &&
-			   (ni = parse_redirect(rd, s, &slot)) >= 0) {
+			   (ni = parse_redirect(rd, n, s, &slot)) >= 0) {
 			q->redirects++;
 			rd->n_moved += s[0] == 'M';
 			rd->n_ask += s[0] == 'A';
@@ -612,6 +717,9 @@ static void on_reply(struct upg_redis *rd, struct node *n, struct rq *q, redisRe
 			rd->n_wait++;
 			q->next = rd->retry;
 			rd->retry = q;
+		} else if (q->kind == RQ_CTL) {
+			say(rd, "%s: %s", n->name, s);
+			done(rd, q, -EIO);
 		} else if (!strncmp(s, "OOM", 3)) {
 			say(rd, "node %s is full (%s): raise its maxmemory, or add nodes", n->name, s);
 			done(rd, q, -ENOSPC);
@@ -653,6 +761,16 @@ static uint64_t renew_ns(const struct upg_redis *rd)
 static uint64_t ctag(int kind, uint32_t ni, uint32_t ci)
 {
 	return (uint64_t)kind << 56 | (uint64_t)ni << 16 | ci;
+}
+
+static struct io_uring_sqe *sqe_get(struct upg_redis *rd)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
+	if (!sqe) {
+		io_uring_submit(&rd->ring);
+		sqe = io_uring_get_sqe(&rd->ring);
+	}
+	return sqe;
 }
 
 static void arm_recv(struct upg_redis *rd, uint32_t ni, uint32_t ci)
@@ -705,14 +823,15 @@ static void arm_kick(struct upg_redis *rd)
 	io_uring_sqe_set_data64(sqe, ctag(T_KICK, 0, 0));
 }
 
-static struct rq *ctl_rq(uint32_t node, int argc, const char **argv)
+/* A control command on key (routed by its slot, redirections followed). */
+static struct rq *ctl_rq(const char *key, int argc, const char **argv)
 {
 	struct rq *q = calloc(1, sizeof *q);
 	if (!q)
 		return NULL;
 	q->kind = RQ_CTL;
 	q->ask = -1;
-	q->block = node;
+	q->slot = (int16_t)key_slot(key, strlen(key));
 	q->ctl_len = redisFormatCommandArgv(&q->ctl, argc, argv, NULL);
 	if (q->ctl_len < 0) {
 		free(q);
@@ -733,13 +852,14 @@ static void renew(struct upg_redis *rd, bool own)
 	snprintf(score, sizeof score, "%lld", (long long)time(NULL) + rd->clock_off + rd->lease_s);
 	for (uint32_t k = own || rd->reg == REG_DONE ? 0 : 1; k < rd->nns; k++) {
 		const char *argv[4] = { "ZADD", "upg:runs", score, rd->member[k] };
-		struct rq *q = ctl_rq(node_of(rd, "upg:runs"), 4, argv);
+		struct rq *q = ctl_rq("upg:runs", 4, argv);
 		if (!q) {
 			if (own && !k)
 				registered(rd, -ENOMEM);
 			continue;
 		}
 		q->reg = own && !k;
+		q->renewal = !q->reg;
 		route(rd, q);
 	}
 }
@@ -830,10 +950,18 @@ static void tick(struct upg_redis *rd, uint64_t now)
 		struct node *n = rd->nodes[ni];
 		for (uint32_t ci = 0; ci < rd->nconns; ci++) {
 			struct conn *c = &n->c[ci];
-			if (c->state == C_UP && c->head != c->tail && c->fifo[c->head % FIFO_CAP]->deadline < now) {
-				say(rd, "node %s did not answer within %u ms", n->name, rd->timeout_ms);
-				conn_down(rd, n, c, -ETIMEDOUT);
+			if (c->state == C_CONNECTING && !c->gave_up && c->connect_by < now) {
+				c->gave_up = true;
+				shutdown(c->fd, SHUT_RDWR);   /* its poll completes */
 			}
+			if (c->state != C_UP)
+				continue;
+			for (uint32_t h = c->head; h != c->tail; h++)
+				if (c->fifo[h % FIFO_CAP]->deadline < now) {
+					say(rd, "node %s did not answer within %u ms", n->name, rd->timeout_ms);
+					conn_down(rd, n, c, -ETIMEDOUT);
+					break;
+				}
 		}
 		struct rq *w = n->wait;
 		n->wait = NULL;
@@ -841,8 +969,11 @@ static void tick(struct upg_redis *rd, uint64_t now)
 			struct rq *q = w;
 			w = w->next;
 			if (q->deadline < now) {
-				say(rd, "node %s cannot be reached within %u ms", n->name, rd->timeout_ms);
-				done(rd, q, -ETIMEDOUT);
+				say(rd, "node %s cannot be reached within %u ms (%s)", n->name, rd->timeout_ms,
+				    strerror(n->err ? -n->err : ETIMEDOUT));
+				/* It waited its whole deadline, with reconnections
+				 * tried every RECONNECT_NS meanwhile. */
+				done(rd, q, n->err ? n->err : -ETIMEDOUT);
 			} else {
 				route(rd, q);
 			}
@@ -904,11 +1035,6 @@ static void *loop(void *arg)
 			}
 			route(rd, q);
 		}
-		uint64_t now = upg_now_ns();
-		if (now >= next_tick) {
-			tick(rd, now);
-			next_tick = now + TICK_NS;
-		}
 		for (uint32_t ni = 0; ni < rd->nnodes; ni++)
 			for (uint32_t ci = 0; ci < rd->nconns; ci++) {
 				struct conn *c = &rd->nodes[ni]->c[ci];
@@ -937,9 +1063,17 @@ static void *loop(void *arg)
 				on_recv(rd, ni, ci, cqe->res);
 			} else if (kind == T_SEND) {
 				on_send(rd, ni, ci, cqe->res);
+			} else if (kind == T_CONN) {
+				conn_ready(rd, ni, ci, cqe->res);
 			}
 		}
 		io_uring_cq_advance(&rd->ring, seen);
+		/* After the completions: a reply already here is not late. */
+		uint64_t now = upg_now_ns();
+		if (now >= next_tick) {
+			tick(rd, now);
+			next_tick = now + TICK_NS;
+		}
 	}
 	return NULL;
 }
@@ -1121,6 +1255,11 @@ static int parse_url(struct upg_redis *rd, const char *url, char *err, size_t er
 		return rc < 0 ? rc : 0;
 	}
 	char *list = buf + 8;   /* after "redis://" */
+	if (strchr(list, '@')) {
+		snprintf(err, errlen, "UPAGER_STORE: a user or password in the address is not supported (no AUTH): "
+			 "give redis://HOST:PORT of a server that lets upager in without one");
+		return -EINVAL;
+	}
 	for (char *save = NULL, *hp = strtok_r(list, ",", &save); hp; hp = strtok_r(NULL, ",", &save)) {
 		char *host = hp, *port = NULL;
 		if (*hp == '[') {
@@ -1175,6 +1314,13 @@ static int learn_cluster(struct upg_redis *rd, redisContext *c, const char *name
 	redisReply *r = sync_cmd(c, name, err, errlen, "CLUSTER SLOTS");
 	if (!r)
 		return -EIO;
+	if (r->type == REDIS_REPLY_ERROR && !strstr(r->str, "cluster support disabled")) {
+		snprintf(err, errlen, "the Redis store at %s answered CLUSTER SLOTS with \"%s\"%s", name, r->str,
+			 !strncmp(r->str, "NOAUTH", 6) ? ": upager does not support passwords; let it in without one "
+			 "(a separate server, or one bound to a private address)" : "");
+		freeReplyObject(r);
+		return -EIO;
+	}
 	if (r->type == REDIS_REPLY_ERROR) {
 		freeReplyObject(r);
 		if (rd->nnodes > 1) {
@@ -1192,9 +1338,8 @@ static int learn_cluster(struct upg_redis *rd, redisContext *c, const char *name
 	for (uint32_t i = 0; i < rd->nnodes; i++)
 		node_free(rd->nodes[i]);
 	rd->nnodes = 0;
-	static uint8_t seen[16384];
-	memset(seen, 0, sizeof seen);
-	int rc = 0;
+	uint8_t *seen = calloc(16384, 1);
+	int rc = seen ? 0 : -ENOMEM;
 	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && !rc; i++) {
 		redisReply *e = r->element[i];
 		if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 || e->element[2]->type != REDIS_REPLY_ARRAY ||
@@ -1214,14 +1359,18 @@ static int learn_cluster(struct upg_redis *rd, redisContext *c, const char *name
 		}
 	}
 	freeReplyObject(r);
-	if (rc)
+	if (rc) {
+		free(seen);
 		return rc;
+	}
 	for (int s = 0; s < 16384; s++)
 		if (!seen[s]) {
+			free(seen);
 			snprintf(err, errlen, "the Redis Cluster at %s does not cover slot %d: fix the cluster (redis-cli "
 				 "--cluster fix %s)", name, s, name);
 			return -EINVAL;
 		}
+	free(seen);
 	rd->cluster = true;
 	return 0;
 }
@@ -1233,9 +1382,12 @@ static int check_policy(struct upg_redis *rd, redisContext *c, const char *name,
 		return -EIO;
 	int rc = 0;
 	if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[1]->type != REDIS_REPLY_STRING) {
-		snprintf(err, errlen, "cannot read the maxmemory-policy of the Redis store at %s (%s): upager needs to "
-			 "know it cannot drop pages; allow CONFIG GET", name,
-			 r->type == REDIS_REPLY_ERROR ? r->str : "no such setting");
+		bool auth = r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOAUTH", 6);
+		snprintf(err, errlen, "cannot read the maxmemory-policy of the Redis store at %s (%s): %s", name,
+			 r->type == REDIS_REPLY_ERROR ? r->str : "no such setting",
+			 auth ? "upager does not support passwords; let it in without one (a separate server, or "
+				"one bound to a private address)"
+			      : "upager needs to know it cannot drop pages; allow CONFIG GET");
 		rc = -EPERM;
 	} else if (!strncmp(r->element[1]->str, "allkeys-", 8)) {
 		snprintf(err, errlen, "the Redis store at %s has maxmemory-policy %s, which may evict upager's pages: "
@@ -1348,6 +1500,7 @@ static uint32_t clean_dead(struct upg_redis *rd, redisContext **ctx)
 		}
 	}
 	uint64_t gone = 0;
+	bool failed = false;
 	for (uint32_t ni = 0; ndead && ni < rd->nnodes; ni++) {
 		char cursor[32] = "0";
 		do {
@@ -1356,6 +1509,7 @@ static uint32_t clean_dead(struct upg_redis *rd, redisContext **ctx)
 			if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
 				if (r)
 					freeReplyObject(r);
+				failed = true;
 				break;
 			}
 			snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
@@ -1372,13 +1526,14 @@ static uint32_t clean_dead(struct upg_redis *rd, redisContext **ctx)
 						break;
 					}
 			}
-			drain(ctx[ni], sent);
+			failed |= drain(ctx[ni], sent) != 0;
 			gone += sent;
 			freeReplyObject(r);
 		} while (strcmp(cursor, "0"));
 	}
-	/* Out of the registry: the dead members, once their keys are gone. */
-	for (size_t i = 0; alive && dead && i < nm; i++) {
+	/* Out of the registry: the dead members, once their keys are gone
+	 * (else the next cleanup tries again). */
+	for (size_t i = 0; !failed && alive && dead && i < nm; i++) {
 		if (alive[i])
 			continue;
 		redisReply *x = sync_cmd(ctx[rn], rname, err, sizeof err, "ZREM upg:runs %b", m->element[2 * i]->str,
@@ -1639,6 +1794,53 @@ void upg_redis_close(struct upg_redis *rd, bool keep)
 	upg_internal_thread = saved;
 }
 
+void upg_redis_fork_prepare(struct upg_redis *rd)
+{
+	if (!rd || !rd->running)
+		return;
+	uint32_t from = __atomic_load_n(&rd->reg, __ATOMIC_ACQUIRE) == REG_DONE ? 0 : 1;
+	if (from >= rd->nns)
+		return;  /* nothing on the store yet */
+	/* Until the child lists the namespaces under its own pid, a
+	 * placeholder for each, alive by its lease: the parent may exit at
+	 * once, and a cleanup then must not take them for dead. */
+	char score[32], members[1 + UPG_ANCESTORS][96];
+	const char *argv[2 + 2 * (1 + UPG_ANCESTORS)] = { "ZADD", "upg:runs" };
+	int argc = 2;
+	snprintf(score, sizeof score, "%lld", (long long)time(NULL) + rd->clock_off + rd->lease_s);
+	uint32_t seq = ++rd->forks;
+	for (uint32_t k = from; k < rd->nns; k++) {
+		char ns[17];
+		memcpy(ns, rd->ns[k], sizeof ns);
+		snprintf(members[k], sizeof members[k], "%s %s F%d.%u", ns, rd->hostid, (int)getpid(), seq);
+		argv[argc++] = score;
+		argv[argc++] = members[k];
+	}
+	struct rq *q = ctl_rq("upg:runs", argc, argv);
+	if (!q)
+		return;
+	struct rwait w = { .m = PTHREAD_MUTEX_INITIALIZER, .c = PTHREAD_COND_INITIALIZER };
+	q->w = &w;
+	pthread_mutex_lock(&rd->lock);
+	if (rd->in_tail)
+		rd->in_tail->next = q;
+	else
+		rd->in = q;
+	rd->in_tail = q;
+	pthread_mutex_unlock(&rd->lock);
+	uint64_t one = 1;
+	(void)!write(rd->kick_fd, &one, sizeof one);
+	/* Done by its deadline at the latest (tick()). */
+	pthread_mutex_lock(&w.m);
+	while (!w.done)
+		pthread_cond_wait(&w.c, &w.m);
+	pthread_mutex_unlock(&w.m);
+	if (w.res < 0)
+		upg_log(rd->up, UPAGER_LOG_WARN, "redis store: cannot list this fork's namespaces in upg:runs (%s): if "
+			"the parent ends before the child lists them, a cleanup may delete pages the child reads",
+			strerror(-w.res));
+}
+
 int upg_redis_fork_child(struct upg_redis *rd, char *err, size_t errlen)
 {
 	/* The parent's thread is not here; its ring, eventfd and sockets
@@ -1656,15 +1858,9 @@ int upg_redis_fork_child(struct upg_redis *rd, char *err, size_t errlen)
 			struct conn *k = &n->c[c];
 			if (k->fd >= 0)
 				close(k->fd);
-			k->fd = -1;
-			k->state = C_DOWN;
-			k->recv_on = k->send_on = false;
-			if (k->rd)
-				redisReaderFree(k->rd);
-			k->rd = NULL;
-			k->head = k->tail = 0;
-			k->out_len = k->out_off = k->next_len = 0;
-			k->next_try = 0;
+			/* Left, not freed: the parent's thread may have been
+			 * changing them when it forked. */
+			*k = (struct conn){ .fd = -1, .state = C_DOWN };
 		}
 	}
 	/* What was in flight was the parent's threads' business. */

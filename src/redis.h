@@ -21,11 +21,13 @@
  * connection, before they fail with -ETIMEDOUT or -EIO.
  *
  * At start every node is asked its maxmemory-policy (one that may evict
- * keys is refused), the namespace is registered in the set "upg:runs" with
- * a lease key "upg:NS:lease" (60 s, renewed every 20 s), and the keys of
- * namespaces whose lease has run out (a run killed with -9) are deleted.
- * At close the namespace's keys are deleted, unless forked children still
- * read them: then its lease runs out after they are done.
+ * keys is refused), and the keys of namespaces no live run reads are
+ * deleted.  Before its first write a run lists its namespace in the sorted
+ * set "upg:runs" as "NS HOST PID", scored by a lease (60 s, renewed every
+ * 20 s); a forked child lists its ancestors' namespaces under its own pid.
+ * A namespace is dead when no member for it is alive: on this host (boot
+ * and pid namespace) by its process, elsewhere by its lease.  At close the
+ * namespace's keys are deleted, unless forked children still read them.
  */
 #ifndef UPG_REDIS_H
 #define UPG_REDIS_H
@@ -52,6 +54,10 @@ int upg_redis_open(struct upager *up, const char *url, uint64_t blocks, struct u
 int upg_redis_clean(const char *url, char *err, size_t errlen);
 /* Stop the thread; delete this namespace's keys unless keep. */
 void upg_redis_close(struct upg_redis *rd, bool keep);
+/* Before fork() (fork.c's prepare): the namespaces the child will read
+ * get a placeholder in upg:runs, alive by its lease, until the child lists
+ * them under its own pid. */
+void upg_redis_fork_prepare(struct upg_redis *rd);
 /* In a forked child (no other thread runs): let go of the parent's
  * connections and thread, make the parent's namespace the nearest
  * ancestor's, take a namespace of its own and start again.  0 or -errno
