@@ -883,19 +883,28 @@ static void registered(struct upg_redis *rd, int res)
 	}
 }
 
+/* A recv or send came back with res: false (and c on its way down) when
+ * the connection is going or gone (eof: the error a 0 means). */
+static bool io_ok(struct upg_redis *rd, struct node *n, struct conn *c, int res, int eof)
+{
+	if (c->state != C_UP) {
+		conn_down(rd, n, c, c->err);
+		return false;
+	}
+	if (res <= 0) {
+		conn_down(rd, n, c, res == 0 ? eof : res);
+		return false;
+	}
+	return true;
+}
+
 static void on_recv(struct upg_redis *rd, uint32_t ni, uint32_t ci, int res)
 {
 	struct node *n = rd->nodes[ni];
 	struct conn *c = &n->c[ci];
 	c->recv_on = false;
-	if (c->state != C_UP) {
-		conn_down(rd, n, c, c->err);
+	if (!io_ok(rd, n, c, res, -ECONNRESET))
 		return;
-	}
-	if (res <= 0) {
-		conn_down(rd, n, c, res == 0 ? -ECONNRESET : res);
-		return;
-	}
 	/* Fed in slices: hiredis's reader moves what it has not parsed to
 	 * the front of its buffer after each reply, so a large feed would
 	 * cost its length for every reply in it. */
@@ -932,14 +941,8 @@ static void on_send(struct upg_redis *rd, uint32_t ni, uint32_t ci, int res)
 	struct node *n = rd->nodes[ni];
 	struct conn *c = &n->c[ci];
 	c->send_on = false;
-	if (c->state != C_UP) {
-		conn_down(rd, n, c, c->err);
+	if (!io_ok(rd, n, c, res, -EPIPE))
 		return;
-	}
-	if (res <= 0) {
-		conn_down(rd, n, c, res == 0 ? -EPIPE : res);
-		return;
-	}
 	c->out_off += (size_t)res;
 	arm_send(rd, ni, ci);
 }
