@@ -67,7 +67,10 @@ struct vict {
 	uint8_t ghost;      /* a refault soon after counts as a ghost hit */
 	uint8_t copied;     /* could not move: copied to ev->copy, zapped in place */
 	uint8_t sync;       /* taken by a pass that writes a file mapping's changes, not an eviction */
-	uint8_t fclean;     /* a file's page, unchanged: zapped in place, not moved (zap_clean()) */
+	uint8_t fclean;     /* unchanged, and held elsewhere: a file's page, or one of the store's
+			     * (PF_WPCLEAN): zapped in place, not moved (zap_clean()) */
+	uint8_t digested;   /* read back from its slot, not PF_WPCLEAN: the digests told
+			     * whether it was written (upg_wpc_count()) */
 	uint16_t zeroed;    /* zmask parts zeroed in what was moved out */
 	uint32_t handle;    /* K_POOL: its object in the pool */
 };
@@ -243,9 +246,16 @@ static void move_run(struct upg_evictor *ev, uint32_t i, uint32_t j)
 			 * which defer faults on an EVICTING page: this thread
 			 * would wait on itself.  So lift any protection
 			 * first. */
-			if (up->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)
+			if (up->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) {
+				/* Writable now: a write may land before the
+				 * move, so the digests must tell. */
+				pthread_mutex_lock(&up->lock);
+				upg_pte_get(r, v->page)->flags &= (uint8_t)~PF_WPCLEAN;
+				pthread_mutex_unlock(&up->lock);
+				v->fclean = 0;
 				while (upg_uffd_writeprotect(up->uffd, a + part, r->psize - part, false) == -EAGAIN)
 					back_off();
+			}
 			unshare_page(a + part, r->psize - part);
 			size_t m1 = 0;
 			if (!ev_move(up, up->scratch + v->soff + part, a + part, r->psize - part, &m1)) {
@@ -303,10 +313,11 @@ static int zap_own(struct upager *up, uintptr_t a, size_t len)
 	return rc;
 }
 
-/* Drop the run v[i..j) of unchanged file pages where they are, with one
- * madvise(): the file holds them.  Its REMOVE event is recognised as ours
- * (up->own_zap).  A write to one meanwhile faults (they are
- * write-protected) and waits until they are gone, then reads the file. */
+/* Drop the run v[i..j) of unchanged pages where they are, with one
+ * madvise(): the file or the store holds them.  Its REMOVE event is
+ * recognised as ours (up->own_zap).  A write to one meanwhile faults
+ * (they are write-protected) and waits until they are gone, then reads
+ * them back. */
 static void zap_clean(struct upg_evictor *ev, uint32_t i, uint32_t j)
 {
 	struct upg_region *r = ev->v[i].r;
@@ -334,8 +345,8 @@ static size_t take_out(struct upg_evictor *ev, uint32_t n)
 		while (j < n && ev->v[j].r == ev->v[i].r && ev->v[j].page == ev->v[j - 1].page + 1 &&
 		       ev->v[j].fclean == ev->v[i].fclean)
 			j++;
-		/* A run of unchanged file pages is dropped in place (1.6 times
-		 * the scan's rate here); a page or three alone cost as much
+		/* A run of unchanged pages is dropped in place (1.6 times a
+		 * file scan's rate here); a page or three alone cost as much
 		 * either way, and moving batches them. */
 		if (ev->v[i].fclean && j - i >= 4)
 			zap_clean(ev, i, j);
@@ -383,6 +394,7 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 		uint16_t zm = p->zmask;
 		uint32_t slot = !(p->flags & PF_DIRTY) && !zm ? p->slot : 0;
 		bool fclean = r->file && !(p->flags & PF_DIRTY) && !zm && !p->slot;
+		bool wpclean = slot && !r->file && (p->flags & PF_WPCLEAN);
 		pthread_mutex_unlock(&up->lock);
 		v->zeroed = zm;
 		if (present < sub) {
@@ -400,7 +412,10 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 			continue;
 		}
 		upg_zero_parts(s, r->psize, zm);
-		if (slot && upg_seal_unchanged(upg_slot_seal(up, slot), upg_slot_block(slot), s, r->psize))
+		v->digested = slot && !wpclean;
+		if (wpclean)
+			v->kind = K_CLEAN;  /* never written since it came from slot */
+		else if (slot && upg_seal_unchanged(upg_slot_seal(up, slot), upg_slot_block(slot), s, r->psize))
 			v->kind = K_CLEAN;
 		else if (r->file)
 			/* Unchanged, it is the file's (no store copy); zeros
@@ -759,6 +774,12 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 		if (v->kind != K_STAY)
 			p->zmask &= (uint16_t)~v->zeroed;  /* what left (or came back) has zeros there */
 		bool back = v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_BACK || v->kind == K_SYNCED;
+		if (back)
+			p->flags &= (uint8_t)~PF_WPCLEAN;  /* it may have gone back writable */
+		else if (v->kind == K_CLEAN && (p->flags & PF_WPCLEAN))
+			upg_wpc_count(r, false);
+		else if (v->digested && !r->file)
+			upg_wpc_count(r, v->kind != K_CLEAN);  /* as if it had gone in protected */
 		if (back && !discarded) {
 			if (v->kind == K_SYNCED) {
 				p->flags &= (uint8_t)~PF_DIRTY;  /* the file has it now */
@@ -1045,9 +1066,11 @@ static uint32_t pick(struct upg_evictor *ev)
 		}
 		p->state = PG_EVICTING;
 		r->busy++;
-		/* Unchanged (write-protected: a write now waits for us) and
-		 * the file's: nothing to keep, so nothing to move out. */
-		bool fclean = r->file && !(p->flags & (PF_DIRTY | PF_SHARED)) && !p->slot && !p->zmask;
+		/* Unchanged (write-protected: a write now waits for us), and
+		 * the file's or the store's: nothing to keep, so nothing to
+		 * move out. */
+		bool fclean = !(p->flags & (PF_DIRTY | PF_SHARED)) && !p->zmask &&
+			      (r->file ? !p->slot : p->slot && (p->flags & PF_WPCLEAN));
 		ev->v[n++] = (struct vict){ .r = r, .page = fr->page, .ghost = ghost, .fclean = fclean };
 		bytes += r->psize;
 	}

@@ -63,6 +63,7 @@ struct upg_io {
 	uint8_t ghost;
 	uint8_t pool;         /* from the pool, not the store */
 	uint8_t file;         /* from the region's mapped file, not the store */
+	uint8_t wp;           /* store pages go in write-protected, PF_WPCLEAN (wp_worth()) */
 };
 
 struct upg_handler {
@@ -559,6 +560,20 @@ static struct upg_io *begin_read(struct upg_handler *h, struct upg_region *r, ui
 	return io;
 }
 
+/* Whether a store read installs its pages write-protected, so that the
+ * evictor can drop them unlooked-at while they stay unwritten
+ * (PF_WPCLEAN): while at most a quarter of the pages read back were
+ * written before they left (each such write would cost a write-protect
+ * fault).  Pages that went in writable are counted too, by what the
+ * digests said of them at eviction, so the choice follows the program
+ * either way.  Lock held. */
+static bool wp_worth(struct upager *up, struct upg_region *r)
+{
+	if (!(up->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) || r->file)
+		return false;
+	return (uint64_t)r->wpc_dirtied * 4 <= (uint64_t)r->wpc_clean + r->wpc_dirtied;
+}
+
 /* Start a store read of page of r (state STORED); how many pages it
  * reads.  Locks as zero_fill. */
 static uint32_t store_read(struct upg_handler *h, struct upg_region *r, uint64_t page, bool write, uint64_t t0,
@@ -584,6 +599,7 @@ static uint32_t store_read(struct upg_handler *h, struct upg_region *r, uint64_t
 		return 0;
 	n = io->npages;
 	io->slot = p->slot;
+	io->wp = wp_worth(up, r);
 	io->ghost = hint_for(up, p) == UPG_HINT_GHOST;
 	if (!prefetch)
 		refilled(up, p, false);
@@ -601,21 +617,23 @@ static uint32_t store_read(struct upg_handler *h, struct upg_region *r, uint64_t
 }
 
 /* Copy [first, first+n) of io's pages in: writable, or write-protected
- * from a file (its first write tells the page changed). */
+ * from a file or for PF_WPCLEAN (their first write tells the page
+ * changed). */
 static int copy_in(struct upager *up, struct upg_io *io, uint64_t first, uint64_t n, char *src)
 {
 	struct upg_region *r = io->reg;
 	if (!n)
 		return 0;
-	return upg_uffd_copy_wp(up->uffd, r->base + (first << r->pshift), src, n << r->pshift, NULL, io->file);
+	return upg_uffd_copy_wp(up->uffd, r->base + (first << r->pshift), src, n << r->pshift, NULL,
+				io->file || io->wp);
 }
 
-/* Copy all of io's pages in from buf.  A file's page that a write faulted
- * on goes in writable (and counts as changed): protected, its write would
- * fault a second time at once. */
+/* Copy all of io's pages in from buf.  A protected read's page that a
+ * write faulted on goes in writable (and counts as changed): protected,
+ * its write would fault a second time at once. */
 static int copy_in_all(struct upager *up, struct upg_io *io, char *buf)
 {
-	if (!io->file || !io->fault_write || io->fault_page == NO_PAGE)
+	if (!(io->file || io->wp) || !io->fault_write || io->fault_page == NO_PAGE)
 		return copy_in(up, io, io->first, io->npages, buf);
 	struct upg_region *r = io->reg;
 	uint64_t k = io->fault_page - io->first;
@@ -876,7 +894,9 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 
 	/* Pages go in writable, as the kernel maps a page it swaps in: a
 	 * first write costs no fault, and the evictor tells a page that still
-	 * holds its store copy by the store's digests (upg_seal_unchanged()). */
+	 * holds its store copy by the store's digests (upg_seal_unchanged()).
+	 * Or, while few are written before they leave, write-protected
+	 * (io->wp): one still unwritten then leaves without being looked at. */
 	int rc;
 	pthread_mutex_lock(&up->uffd_lock);
 	for (;;) {
@@ -950,6 +970,8 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 		if (io->file ? pg == io->fault_page && io->fault_write
 			     : discarded || !p->slot || p->zmask || (pg == io->fault_page && io->fault_write))
 			p->flags |= PF_DIRTY;
+		else if (io->wp && !io->file && !io->pool)
+			p->flags |= PF_WPCLEAN;
 		p->zmask = 0;
 		enum upg_policy_hint hint = UPG_HINT_READAHEAD;
 		if (pg == io->fault_page)
@@ -1080,6 +1102,8 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 	if (framed)
 		up->pol_ops->remove(up->pol, p->frame);
 	p->state = PG_FILLING;
+	/* What is filled goes in writable: the digests tell from now on. */
+	p->flags &= (uint8_t)~PF_WPCLEAN;
 	r->busy++;
 	uint16_t zm = p->zmask;
 	pthread_mutex_unlock(&up->lock);
@@ -1161,7 +1185,9 @@ static void wp_fault(struct upg_handler *h, uintptr_t addr, uint64_t t0, int tid
 	if (r) {
 		uint64_t page = (addr - r->base) >> r->pshift;
 		struct upg_pte *p = upg_pte_get(r, page);
-		if (p->state == PG_EVICTING) {
+		if (p->state == PG_EVICTING || p->state == PG_READING) {
+			/* Leaving, or copied in protected by a read that has
+			 * not yet marked it: a retry finds it settled. */
 			struct upg_retry rt = { .reg = r, .page = page, .t0 = t0, .write = 1, .wp = 1, .tid = tid };
 			if (!(p->flags & PF_DEFERRED) && upg_retry_push(up, &rt))
 				p->flags |= PF_DEFERRED;
@@ -1181,6 +1207,13 @@ static void wp_fault(struct upg_handler *h, uintptr_t addr, uint64_t t0, int tid
 			}
 			upg_resident_charge(up, p, r->psize);
 			p->flags |= PF_DIRTY;
+			up->c.wp_faults++;
+		} else if (p->state == PG_RESIDENT && (p->flags & PF_WPCLEAN)) {
+			/* Read in protected: from now on the digests tell
+			 * whether it changed (a write of the bytes it holds
+			 * leaves it clean). */
+			p->flags &= (uint8_t)~PF_WPCLEAN;
+			upg_wpc_count(r, true);
 			up->c.wp_faults++;
 		} else if (p->state == PG_RESIDENT) {
 			/* Protected by an eviction that kept it (a read-only

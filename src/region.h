@@ -43,6 +43,10 @@ enum upg_pflag {
 				* read completes (a forked child puts it back in the pool) */
 	PF_SPILL = 1 << 7,     /* POOLED, being written on to the store by the evictor; any
 				* change of state clears it, and the write is then dropped */
+	PF_WPCLEAN = 1 << 7,   /* RESIDENT or EVICTING (PF_SPILL's bit: only POOLED pages have
+				* that): went in write-protected from the store and not written
+				* since, so the store copy at slot is its data; it leaves RAM
+				* without being looked at (a write clears it: wp_fault()) */
 };
 
 /* One page of a region.  16 bytes; the array is reserved with MAP_NORESERVE
@@ -117,6 +121,10 @@ struct upg_region {
 	struct upg_stream fa[UPG_STREAMS];  /* first touches */
 	uint32_t stream_clock;
 	uint32_t busy;          /* pages of this region in FILLING or READING */
+	/* Pages read back from the store that then left clean, and those
+	 * written first: store reads install their pages write-protected only
+	 * while few are written (wp_worth() in fault.c). */
+	uint32_t wpc_clean, wpc_dirtied;
 	bool dying;
 };
 
@@ -156,6 +164,21 @@ static inline uint64_t upg_pte_next(const struct upg_region *r, uint64_t pg)
 		chunk = (chunk / 64 + 1) * 64;
 	}
 	return r->npages;
+}
+
+/* Count a page read back from the store: it left RAM clean, or was
+ * written first.  The counts are halved now and then, so they follow the program's
+ * phases.  Lock held. */
+static inline void upg_wpc_count(struct upg_region *r, bool dirtied)
+{
+	if (dirtied)
+		r->wpc_dirtied++;
+	else
+		r->wpc_clean++;
+	if (r->wpc_clean + r->wpc_dirtied >= 4096) {
+		r->wpc_clean /= 2;
+		r->wpc_dirtied /= 2;
+	}
 }
 
 /* The stream whose next fault is page, its window grown (doubled up to

@@ -202,8 +202,9 @@ START_TEST(clean_and_changed_pages)
 	for (int pass = 0; pass < 2; pass++)
 		ck_assert_uint_eq(sweep(base, npages, psize, poked), 0);
 	ck_assert_int_eq(upager_stats(up, &b), 0);
-	printf("  after %llu pages changed: %llu written, %llu clean drops\n", (unsigned long long)changed,
-	       (unsigned long long)(b.writebacks - a.writebacks), (unsigned long long)(b.clean_drops - a.clean_drops));
+	printf("  after %llu pages changed: %llu written, %llu clean drops, %llu write-protect faults\n",
+	       (unsigned long long)changed, (unsigned long long)(b.writebacks - a.writebacks),
+	       (unsigned long long)(b.clean_drops - a.clean_drops), (unsigned long long)(b.wp_faults - a.wp_faults));
 	/* Each changed page out once, as it was before the sweeps; none of
 	 * the others.  With the compressed pool a changed page may go there
 	 * instead (and be written later, or not), and a page that was in the
