@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <liburing.h>
+#include <lz4.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -39,6 +40,8 @@
 #define REDIRECTS_MAX 16
 #define VMAGIC 0x31475055u       /* "UPG1" */
 #define BLOCK 4096u
+#define VF_LZ4 1u                /* vhdr.flags: the bytes are the block compressed with LZ4 */
+#define LZ4_MOST (BLOCK / 4 * 3) /* a block that compresses to more goes as it is */
 /* Blocks of one group share a hash slot ("{G}" in their keys), so that a
  * run of them is one MGET or MSET, on one node of a cluster. */
 #define GROUP_SHIFT 6
@@ -135,6 +138,7 @@ struct upg_redis {
 	size_t gen_len;
 	uint64_t blocks;
 	uint64_t hw;             /* own blocks written: [0, hw) */
+	bool lz4;                /* values go compressed (upg_redis_compress()) */
 	/* upg:runs is a sorted set of "NS HOST PID", scored by when the
 	 * lease runs out (the registry node's clock: clock_off). */
 	char member[1 + UPG_ANCESTORS][96];
@@ -209,6 +213,11 @@ static void say(struct upg_redis *rd, const char *fmt, ...)
 bool upg_redis_url(const char *path)
 {
 	return path && (!strncmp(path, "redis://", 8) || !strncmp(path, "unix:/", 6));
+}
+
+void upg_redis_compress(struct upg_redis *rd, bool on)
+{
+	rd->lz4 = on;
 }
 
 const char *upg_redis_where(const struct upg_redis *rd)
@@ -536,10 +545,22 @@ static int emit(struct upg_redis *rd, struct node *n, struct conn *c, struct rq 
 				continue;
 			const char *src = q->op->buf + (size_t)(q->part + i) * BLOCK;
 			size_t plen = trimmed(src, BLOCK);
+			uint16_t flags = 0;
+			if (rd->lz4 && plen > 64) {
+				/* Compressed in place after the header: it fits,
+				 * LZ4_MOST being under BLOCK. */
+				int clen = LZ4_compress_default(src, v + sizeof(struct vhdr), (int)plen, (int)LZ4_MOST);
+				if (clen > 0 && (size_t)clen < plen) {
+					src = v + sizeof(struct vhdr);
+					plen = (size_t)clen;
+					flags = VF_LZ4;
+				}
+			}
 			struct vhdr h = { VMAGIC, q->gen[i], value_crc(q->block + i, q->gen[i], src, plen), (uint16_t)plen,
-					  0 };
+					  flags };
 			memcpy(v, &h, sizeof h);
-			memcpy(v + sizeof h, src, plen);
+			if (!flags)
+				memcpy(v + sizeof h, src, plen);
 			argv[argc] = v;
 			al[argc++] = sizeof h + plen;
 			v += sizeof h + plen;
@@ -674,7 +695,7 @@ static int check_value(struct upg_redis *rd, struct node *n, struct rq *q, uint3
 	}
 	memcpy(&h, r->str, sizeof h);
 	const char *p = r->str + sizeof h;
-	if (h.magic != VMAGIC || h.len > BLOCK || r->len != sizeof h + h.len) {
+	if (h.magic != VMAGIC || h.len > BLOCK || r->len != sizeof h + h.len || (h.flags & ~VF_LZ4)) {
 		say(rd, "block %#x on %s: not a upager value", block, n->name);
 		return -EBADMSG;
 	}
@@ -687,8 +708,18 @@ static int check_value(struct upg_redis *rd, struct node *n, struct rq *q, uint3
 		say(rd, "block %#x on %s fails its checksum", block, n->name);
 		return -EBADMSG;
 	}
-	memcpy(dst, p, h.len);
-	memset(dst + h.len, 0, BLOCK - h.len);
+	size_t got = h.len;
+	if (h.flags & VF_LZ4) {
+		int d = LZ4_decompress_safe(p, dst, (int)h.len, (int)BLOCK);
+		if (d < 0) {
+			say(rd, "block %#x on %s does not decompress", block, n->name);
+			return -EBADMSG;
+		}
+		got = (size_t)d;
+	} else {
+		memcpy(dst, p, h.len);
+	}
+	memset(dst + got, 0, BLOCK - got);
 	return 0;
 }
 
