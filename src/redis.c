@@ -138,7 +138,7 @@ struct upg_redis {
 	size_t gen_len;
 	uint64_t blocks;
 	uint64_t hw;             /* own blocks written: [0, hw) */
-	bool lz4;                /* values go compressed (upg_redis_compress()) */
+	bool lz4;                /* values go compressed: compress=lz4 (the default), not encrypted */
 	/* upg:runs is a sorted set of "NS HOST PID", scored by when the
 	 * lease runs out (the registry node's clock: clock_off). */
 	char member[1 + UPG_ANCESTORS][96];
@@ -215,9 +215,9 @@ bool upg_redis_url(const char *path)
 	return path && (!strncmp(path, "redis://", 8) || !strncmp(path, "unix:/", 6));
 }
 
-void upg_redis_compress(struct upg_redis *rd, bool on)
+void upg_redis_compress(struct upg_redis *rd, bool can)
 {
-	rd->lz4 = on;
+	rd->lz4 = rd->lz4 && can;
 }
 
 const char *upg_redis_where(const struct upg_redis *rd)
@@ -1249,6 +1249,7 @@ static int parse_url(struct upg_redis *rd, const char *url, char *err, size_t er
 	rd->timeout_ms = 3000;
 	rd->nconns = 4;
 	rd->lease_s = LEASE_S;
+	rd->lz4 = true;
 	char *qs = strchr(buf, '?');
 	if (qs) {
 		*qs++ = 0;
@@ -1278,8 +1279,16 @@ static int parse_url(struct upg_redis *rd, const char *url, char *err, size_t er
 					return -EINVAL;
 				}
 				rd->nconns = (uint32_t)v;
+			} else if (!strncmp(kv, "compress=", 9)) {
+				if (strcmp(kv + 9, "lz4") && strcmp(kv + 9, "off")) {
+					snprintf(err, errlen, "UPAGER_STORE: compress=%s: give lz4 (values compressed, "
+						 "the default) or off (whole pages)", kv + 9);
+					return -EINVAL;
+				}
+				rd->lz4 = !strcmp(kv + 9, "lz4");
 			} else {
-				snprintf(err, errlen, "UPAGER_STORE: unknown parameter '%s' (known: timeout=MS, conns=N, lease=S)", kv);
+				snprintf(err, errlen, "UPAGER_STORE: unknown parameter '%s' (known: timeout=MS, conns=N, "
+					 "lease=S, compress=lz4|off)", kv);
 				return -EINVAL;
 			}
 		}

@@ -2,14 +2,15 @@
 /*
  * The Redis store: pages on a Redis server or a Redis Cluster, as a tier
  * (tier.h) in place of the file store.  UPAGER_STORE=redis://HOST:PORT
- * [,HOST:PORT...][?timeout=MS&conns=N], or unix:/path/to/redis.sock.
+ * [,HOST:PORT...][?timeout=MS&conns=N&lease=S&compress=lz4|off], or
+ * unix:/path/to/redis.sock.
  *
  * Every 4 KiB block of the store is one key, "upg:NS:BLOCK" (hex), NS being
  * this process's namespace (16 random hex digits; a forked child has its
  * own and reads its ancestors').  A value is a 16-byte header (magic, the
  * block's generation, CRC-32C of the rest, the length, flags) and the
- * block with its trailing zeros cut, compressed with LZ4 when the
- * compressed pool is on and it shrinks.  A read checks all four: a missing key, a stale
+ * block with its trailing zeros cut, compressed with LZ4 when it shrinks
+ * (unless compress=off, or the store is encrypted).  A read checks all four: a missing key, a stale
  * generation or a bad checksum fails the read, never returns wrong data.
  *
  * The block allocator stays the store's (store.c, with no file behind it);
@@ -64,9 +65,11 @@ void upg_redis_fork_prepare(struct upg_redis *rd);
  * with a message. */
 int upg_redis_fork_child(struct upg_redis *rd, char *err, size_t errlen);
 /* What the store is, for messages: "redis 127.0.0.1:6379 (cluster of 3)". */
-/* Values go compressed with LZ4 from now on (when they shrink); reads
- * take either kind.  Before the first write. */
-void upg_redis_compress(struct upg_redis *rd, bool on);
+/* Whether values can be compressed (not when the blocks are encrypted:
+ * they would not shrink); with compress=lz4 (the default) they go
+ * compressed with LZ4 when they shrink.  Reads take either kind.  Before
+ * the first write. */
+void upg_redis_compress(struct upg_redis *rd, bool can);
 const char *upg_redis_where(const struct upg_redis *rd);
 
 extern const struct upg_tier_ops upg_redis_tier;

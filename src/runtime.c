@@ -163,10 +163,10 @@ static int open_runtime(const struct upager_config *cfg, upager_t **out, char *e
 	up->pool_max = up->budget / 100 * share;
 	if (up->pool_max < (256u << 10))
 		algo = UPG_POOL_OFF;  /* too small to hold a useful share of pages beside its spans */
-	/* Pages go to Redis over the network, and take its RAM: compressed
-	 * when the pool is on, unless encrypted (they would not shrink). */
+	/* Pages go to Redis over the network, and take its RAM: compressed,
+	 * unless encrypted (they would not shrink). */
 	if (up->redis)
-		upg_redis_compress(up->redis, algo != UPG_POOL_OFF && !up->cfg.encrypt);
+		upg_redis_compress(up->redis, !up->cfg.encrypt);
 	rc = upg_pool_init(&up->pool, algo, up->pool_max * 2 + (1u << 20), err, errlen);
 	if (rc) {
 		upg_seal_fini(&up->seal);

@@ -100,6 +100,17 @@ else
 	bad "unix socket: $(cat "$work/out" "$work/err" | tail -5)"
 fi
 
+# Of up to 50 block values on port $1: how many are at most 3088 bytes
+# (compressed), and how many were looked at.
+value_sizes() {
+	local short=0 total=0 k
+	for k in $(redis-cli -p "$1" --scan --pattern 'upg:*:*' | head -50); do
+		total=$((total + 1))
+		[ "$(redis-cli -p "$1" strlen "$k")" -le 3088 ] && short=$((short + 1))
+	done
+	echo $short $total
+}
+
 # ---- what a run leaves: nothing after close; after kill -9, its keys
 # until its lease runs out and the next start ----
 redis-cli -p $P0 flushall >/dev/null
@@ -109,13 +120,9 @@ n=$(keys $P0)
 if start_pages "$UPAGER_TEST_REDIS" 32 1000; then
 	kill -9 $pid; wait $pid 2>/dev/null
 	n=$(keys $P0)
-	# With the compressed pool on, values go compressed: the pattern
-	# pages (about 2.5x with LZ4) are far under their 4 KiB + header.
-	short=0 total=0
-	for k in $(redis-cli -p $P0 --scan --pattern 'upg:*:*' | head -50); do
-		total=$((total + 1))
-		[ "$(redis-cli -p $P0 strlen "$k")" -le 3088 ] && short=$((short + 1))
-	done
+	# Values go compressed: the pattern pages (about 2.5x with LZ4) are
+	# far under their 4 KiB + header.
+	read -r short total < <(value_sizes $P0)
 	if [ $total -gt 0 ] && [ $short -eq $total ]; then
 		ok "values go compressed: $short of $total sampled under 3088 bytes"
 	else
@@ -130,6 +137,17 @@ if start_pages "$UPAGER_TEST_REDIS" 32 1000; then
 	fi
 else
 	bad "kill -9: the run did not start: $(tail -3 "$work/err")"
+fi
+# compress=off: whole pages (the pattern has no trailing zeros).
+redis-cli -p $P0 flushall >/dev/null
+if start_pages "$UPAGER_TEST_REDIS?compress=off" 32 1000; then
+	kill -9 $pid; wait $pid 2>/dev/null
+	read -r short total < <(value_sizes $P0)
+	[ $total -gt 0 ] && [ $short -eq 0 ] && ok "compress=off: $total values sampled, all whole" ||
+		bad "compress=off: $short of $total sampled values compressed"
+	redis-cli -p $P0 flushall >/dev/null
+else
+	bad "compress=off: the run did not start: $(tail -3 "$work/err")"
 fi
 # A program under upager-run and the preload (which never closes its
 # runtime): its output right, pages read back from Redis, and nothing
@@ -173,9 +191,12 @@ redis-cli -p $P0 config set maxmemory-policy noeviction >/dev/null
 "$pages" "redis://127.0.0.1:1" 8 1 >"$work/out" 2>"$work/err"; st=$?
 [ $st -eq 1 ] && grep -q "cannot connect" "$work/err" && ok "no server: $(cut -c1-160 "$work/err")" ||
 	bad "no server: exit $st, $(cat "$work/err")"
-"$pages" "redis://127.0.0.1:$P0?timeout=abc" 8 1 >"$work/out" 2>"$work/err"; st=$?
+"$pages" "redis://127.0.0.1:$P0?conns=2&timeout=abc" 8 1 >"$work/out" 2>"$work/err"; st=$?
 [ $st -eq 1 ] && grep -q "timeout=abc" "$work/err" && ok "bad parameter: $(cut -c1-160 "$work/err")" ||
 	bad "bad parameter: exit $st, $(cat "$work/err")"
+"$pages" "redis://127.0.0.1:$P0?compress=zip" 8 1 >"$work/out" 2>"$work/err"; st=$?
+[ $st -eq 1 ] && grep -q "compress=zip: give lz4" "$work/err" && ok "bad compress: $(cut -c1-160 "$work/err")" ||
+	bad "bad compress: exit $st, $(cat "$work/err")"
 
 # ---- faults under a run ----
 # A paused node: a clear error after the deadline, not a hang.
