@@ -562,16 +562,17 @@ static struct upg_io *begin_read(struct upg_handler *h, struct upg_region *r, ui
 
 /* Whether a store read installs its pages write-protected, so that the
  * evictor can drop them unlooked-at while they stay unwritten
- * (PF_WPCLEAN): while at most a quarter of the pages read back were
- * written before they left (each such write would cost a write-protect
- * fault).  Pages that went in writable are counted too, by what the
- * digests said of them at eviction, so the choice follows the program
- * either way.  Lock held. */
+ * (PF_WPCLEAN): while at most an eighth of the pages read back were
+ * written before they left.  Each such write costs a write-protect fault,
+ * about two or three digests' worth here, so a quarter would be even; an
+ * eighth leaves a margin.  Pages that went in writable are counted too,
+ * by what the digests said of them at eviction, so the choice follows the
+ * program either way.  Lock held. */
 static bool wp_worth(struct upager *up, struct upg_region *r)
 {
 	if (!(up->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) || r->file)
 		return false;
-	return (uint64_t)r->wpc_dirtied * 4 <= (uint64_t)r->wpc_clean + r->wpc_dirtied;
+	return (uint64_t)r->wpc_dirtied * 8 <= (uint64_t)r->wpc_clean + r->wpc_dirtied;
 }
 
 /* Start a store read of page of r (state STORED); how many pages it
