@@ -67,8 +67,7 @@ struct vict {
 	uint8_t ghost;      /* a refault soon after counts as a ghost hit */
 	uint8_t copied;     /* could not move: copied to ev->copy, zapped in place */
 	uint8_t sync;       /* taken by a pass that writes a file mapping's changes, not an eviction */
-	uint8_t fclean;     /* unchanged, and held elsewhere: a file's page, or one of the store's
-			     * (PF_WPCLEAN): zapped in place, not moved (zap_clean()) */
+	uint8_t fclean;     /* a file's page, unchanged: zapped in place, not moved (zap_clean()) */
 	uint8_t digested;   /* read back from its slot, not PF_WPCLEAN: the digests told
 			     * whether it was written (upg_wpc_count()) */
 	uint16_t zeroed;    /* zmask parts zeroed in what was moved out */
@@ -248,11 +247,14 @@ static void move_run(struct upg_evictor *ev, uint32_t i, uint32_t j)
 			 * first. */
 			if (up->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) {
 				/* Writable now: a write may land before the
-				 * move, so the digests must tell. */
+				 * move, so the digests must tell (a file's
+				 * page, which has none, counts as changed). */
 				pthread_mutex_lock(&up->lock);
-				upg_pte_get(r, v->page)->flags &= (uint8_t)~PF_WPCLEAN;
+				struct upg_pte *p = upg_pte_get(r, v->page);
+				p->flags &= (uint8_t)~PF_WPCLEAN;
+				if (r->file)
+					p->flags |= PF_DIRTY;
 				pthread_mutex_unlock(&up->lock);
-				v->fclean = 0;
 				while (upg_uffd_writeprotect(up->uffd, a + part, r->psize - part, false) == -EAGAIN)
 					back_off();
 			}
@@ -313,11 +315,14 @@ static int zap_own(struct upager *up, uintptr_t a, size_t len)
 	return rc;
 }
 
-/* Drop the run v[i..j) of unchanged pages where they are, with one
- * madvise(): the file or the store holds them.  Its REMOVE event is
- * recognised as ours (up->own_zap).  A write to one meanwhile faults
- * (they are write-protected) and waits until they are gone, then reads
- * them back. */
+/* Drop the run v[i..j) of unchanged file pages where they are, with one
+ * madvise(): the file holds them.  Its REMOVE event is recognised as ours
+ * (up->own_zap).  A write to one meanwhile faults (they are
+ * write-protected) and waits until they are gone, then reads the file.
+ * (Unchanged anonymous pages, PF_WPCLEAN, are moved out as usual: an
+ * application's discard of them read while ours is recorded would be
+ * taken for ours, and they would come back from the store instead of as
+ * zeros.  Moving them measured as fast.) */
 static void zap_clean(struct upg_evictor *ev, uint32_t i, uint32_t j)
 {
 	struct upg_region *r = ev->v[i].r;
@@ -345,8 +350,8 @@ static size_t take_out(struct upg_evictor *ev, uint32_t n)
 		while (j < n && ev->v[j].r == ev->v[i].r && ev->v[j].page == ev->v[j - 1].page + 1 &&
 		       ev->v[j].fclean == ev->v[i].fclean)
 			j++;
-		/* A run of unchanged pages is dropped in place (1.6 times a
-		 * file scan's rate here); a page or three alone cost as much
+		/* A run of unchanged file pages is dropped in place (1.6 times
+		 * the scan's rate here); a page or three alone cost as much
 		 * either way, and moving batches them. */
 		if (ev->v[i].fclean && j - i >= 4)
 			zap_clean(ev, i, j);
@@ -1066,11 +1071,9 @@ static uint32_t pick(struct upg_evictor *ev)
 		}
 		p->state = PG_EVICTING;
 		r->busy++;
-		/* Unchanged (write-protected: a write now waits for us), and
-		 * the file's or the store's: nothing to keep, so nothing to
-		 * move out. */
-		bool fclean = !(p->flags & (PF_DIRTY | PF_SHARED)) && !p->zmask &&
-			      (r->file ? !p->slot : p->slot && (p->flags & PF_WPCLEAN));
+		/* Unchanged (write-protected: a write now waits for us) and
+		 * the file's: nothing to keep, so nothing to move out. */
+		bool fclean = r->file && !(p->flags & (PF_DIRTY | PF_SHARED)) && !p->slot && !p->zmask;
 		ev->v[n++] = (struct vict){ .r = r, .page = fr->page, .ghost = ghost, .fclean = fclean };
 		bytes += r->psize;
 	}
