@@ -99,19 +99,37 @@ void upg_fc_forget(struct upg_forecast *f)
 	*f = (struct upg_forecast){ .seq = seq, .seq_main = seq_main };
 }
 
+/* Of the refills in n, those with a distance under quick units. */
+static double quick_ones(const uint64_t *n, uint64_t quick)
+{
+	return total(n) - remain(n, quick);
+}
+
 uint64_t upg_fc_estimate(const struct upg_forecast *f, uint64_t refills, uint64_t evictions, uint64_t ram,
-			 uint64_t extra, uint64_t main_ram, uint64_t main_extra)
+			 uint64_t extra, uint64_t main_ram, uint64_t main_extra, uint64_t small_ram)
 {
 	double all = (double)f->cold + total(f->n) + total(f->m);
 	if (!refills || all <= 0)
 		return 0;
 	double scale = (double)refills / all;  /* the run's count over the histogram's */
-	uint64_t quick = main_ram / 2;
-	double cyclers = scale * (total(f->m) - remain(f->m, quick));
+	uint64_t quick = main_ram / 2, quick_small = f->main_ev ? small_ram / 4 : 0;
+	double main_cyc = quick_ones(f->m, quick);
+	/* A cycler from main comes back to the small queue and leaves that
+	 * too before it is seen again (read hits are invisible), to come
+	 * back soon (within a quarter of the small queue's worth of
+	 * evictions): as many such refills in n as main's cyclers at most
+	 * are cyclers too. */
+	double nq = quick_ones(f->n, quick_small), small_cyc = nq < main_cyc ? nq : main_cyc;
+	double part = nq > 0 ? small_cyc / nq : 0;
+	double cyclers = scale * (main_cyc + small_cyc);
 	/* The others, by distance: every refill left at extra but the
 	 * cyclers among them. */
-	double others = scale * ((double)f->cold + remain(f->n, extra) + remain(f->m, main_extra) -
-				 (main_extra < quick ? remain(f->m, main_extra) - remain(f->m, quick) : 0));
+	double n_left = remain(f->n, extra), m_left = remain(f->m, main_extra);
+	if (extra < quick_small)
+		n_left -= part * (n_left - remain(f->n, quick_small));
+	if (main_extra < quick)
+		m_left -= m_left - remain(f->m, quick);
+	double others = scale * ((double)f->cold + n_left + m_left);
 	/* Cyclers at the larger budget: cyclers * ram / (ram + extra) *
 	 * evictions' / evictions, where evictions' = evictions - refills +
 	 * refills' (each refill saved is an eviction saved).  With

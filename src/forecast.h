@@ -32,9 +32,13 @@
  * is, to come back at once.  Such a refill (a page evicted from main,
  * back within half of main's worth of its evictions) is a "cycler": with more
  * RAM the queue is longer and the page passes through it less often, in
- * proportion to RAM, and to the evictions there would be.  The estimate
- * takes the others by their distances as above and the cyclers so, which
- * is one linear equation (upg_fc_estimate()).
+ * proportion to RAM, and to the evictions there would be.  Back, such a
+ * page enters the small queue, and leaves that too before it is seen
+ * again, to come back soon once more: so as many refills of pages evicted
+ * from small, within a quarter of the small queue's worth of evictions, as
+ * there are cyclers from main count as cyclers too.  The estimate takes
+ * the others by their distances as above and the cyclers so, which is one
+ * linear equation (upg_fc_estimate()).
  *
  * Distances are kept in a log-linear histogram (UPG_FC_SUB buckets per
  * power of two, so any distance is placed within an eighth of itself),
@@ -79,7 +83,7 @@ uint64_t upg_fc_age(const struct upg_forecast *f, uint32_t seq);
  * top for the two kinds of refill.
  */
 uint64_t upg_fc_estimate(const struct upg_forecast *f, uint64_t refills, uint64_t evictions, uint64_t ram,
-			 uint64_t extra, uint64_t main_ram, uint64_t main_extra);
+			 uint64_t extra, uint64_t main_ram, uint64_t main_extra, uint64_t small_ram);
 /* Start over (a forked child's own run), keeping the counters, which its
  * inherited pages' evict_seq refer to. */
 void upg_fc_forget(struct upg_forecast *f);

@@ -688,7 +688,7 @@ static uint64_t forecast_above(struct upager *up, uint64_t ram_budget, uint64_t 
 	uint64_t main_ram = ram > small * 2 ? ram - small : ram / 2;
 	uint64_t main_then = ram_then > small_then * 2 ? ram_then - small_then : ram_then / 2;
 	return upg_fc_estimate(&up->fc, refills, up->c.evictions, ram, ram_then - ram, main_ram,
-			       main_then > main_ram ? main_then - main_ram : 0);
+			       main_then > main_ram ? main_then - main_ram : 0, ram - main_ram);
 }
 
 /* The knee (see struct upager_forecast), up->lock held: in 256 steps from

@@ -2,9 +2,9 @@
 /*
  * The forecast (upager_forecast()): refills predicted from one run at its
  * budget for 1.5 and 2 times that budget hold within 20% of real runs at
- * those budgets, on deterministic workloads of three shapes; below the
- * run's budget the run's own count is given as a lower bound.  Every run
- * checks every page it reads.
+ * those budgets (two at each, averaged), on deterministic workloads of
+ * three shapes; below the run's budget the run's own count is given as a
+ * lower bound.  Every run checks every page it reads.
  */
 #include <check.h>
 #include <stddef.h>
@@ -44,8 +44,9 @@ struct outcome {
 };
 
 /* One run at budget: fill the data, then accesses of shape s, reading each
- * page and rewriting one in four; refills are the faults that read a page
- * back, from the store or the pool. */
+ * page and rewriting one in four (four times as many for the skewed shape,
+ * whose accesses mostly hit, so that its count is steadier); refills are
+ * the faults that read a page back, from the store or the pool. */
 static struct outcome run(enum shape s, uint64_t budget)
 {
 	struct upager_config cfg;
@@ -57,7 +58,7 @@ static struct outcome run(enum shape s, uint64_t budget)
 	uint32_t *gen = calloc(PAGES, sizeof *gen);
 	for (uint64_t pg = 0; pg < PAGES; pg++)
 		upg_t_fill(base + pg * 4096, 4096, pg, gen[pg] = 1);
-	uint64_t rng = 42, accesses = upg_t_scale(12 * PAGES);
+	uint64_t rng = 42, accesses = upg_t_scale((s == SKEWED ? 48 : 12) * PAGES);
 	for (uint64_t i = 0; i < accesses; i++) {
 		uint64_t pg = next_page(s, &rng);
 		ck_assert_msg(upg_t_check(base + pg * 4096, 4096, pg, gen[pg]) == 0, "%s: page %llu wrong", names[s],
@@ -117,16 +118,20 @@ static void near(enum shape s, const char *what, uint64_t predicted, uint64_t re
 	double err = real ? ((double)predicted - (double)real) / (double)real : 0;
 	const char *c = getenv("UPG_TEST_COMPRESS");
 	bool pool = !(c && !strcmp(c, "off"));
-	fprintf(stderr, "%-8s %s: predicted %llu refills, a real run made %llu (%+.1f%%)%s\n", names[s], what,
+	fprintf(stderr, "%-8s %s: predicted %llu refills, real runs made %llu (%+.1f%%)%s\n", names[s], what,
 		(unsigned long long)predicted, (unsigned long long)real, err * 100, pool ? "" : ", no pool");
-	ck_assert_msg(err <= 0.2 && err >= -0.2, "%s %s: predicted %llu refills, a real run made %llu", names[s],
+	ck_assert_msg(err <= 0.2 && err >= -0.2, "%s %s: predicted %llu refills, real runs made %llu", names[s],
 		      what, (unsigned long long)predicted, (unsigned long long)real);
 }
 
 START_TEST(prediction_holds)
 {
 	enum shape s = (enum shape)_i;
-	struct outcome base = run(s, BUDGET), more = run(s, BUDGET * 3 / 2), most = run(s, BUDGET * 2);
+	struct outcome base = run(s, BUDGET);
+	/* The real counts move a few per cent from run to run with the
+	 * evictor's timing: two runs at each budget, averaged. */
+	uint64_t more = (run(s, BUDGET * 3 / 2).refills + run(s, BUDGET * 3 / 2).refills) / 2;
+	uint64_t most = (run(s, BUDGET * 2).refills + run(s, BUDGET * 2).refills) / 2;
 	fprintf(stderr, "%-8s at the budget: %llu refills; knee %.1f MiB; footprint %llu MiB\n", names[s],
 		(unsigned long long)base.refills, (double)base.knee / (1 << 20),
 		(unsigned long long)(base.at[0].footprint >> 20));
@@ -136,8 +141,8 @@ START_TEST(prediction_holds)
 	ck_assert_uint_eq(base.at[2].refills, base.refills);
 	ck_assert_uint_ge(base.at[0].refills, base.at[1].refills);
 	ck_assert_uint_gt(base.at[0].footprint, BUDGET);
-	near(s, "1.5x", base.at[0].refills, more.refills);
-	near(s, "2x  ", base.at[1].refills, most.refills);
+	near(s, "1.5x", base.at[0].refills, more);
+	near(s, "2x  ", base.at[1].refills, most);
 }
 END_TEST
 
