@@ -105,6 +105,17 @@ static double quick_ones(const uint64_t *n, uint64_t quick)
 	return total(n) - remain(n, quick);
 }
 
+/* Of the refills in n, those left with extra bytes more RAM, taking part
+ * of the quick ones (distance under quick) as cyclers, counted apart:
+ * those left at quick stay. */
+static double left_by_distance(const uint64_t *n, uint64_t extra, uint64_t quick, double part)
+{
+	double left = remain(n, extra);
+	if (extra < quick)
+		left -= part * (left - remain(n, quick));
+	return left;
+}
+
 uint64_t upg_fc_estimate(const struct upg_forecast *f, uint64_t refills, uint64_t evictions, uint64_t ram,
 			 uint64_t extra, uint64_t main_ram, uint64_t main_extra, uint64_t small_ram)
 {
@@ -124,12 +135,8 @@ uint64_t upg_fc_estimate(const struct upg_forecast *f, uint64_t refills, uint64_
 	double cyclers = scale * (main_cyc + small_cyc);
 	/* The others, by distance: every refill left at extra but the
 	 * cyclers among them. */
-	double n_left = remain(f->n, extra), m_left = remain(f->m, main_extra);
-	if (extra < quick_small)
-		n_left -= part * (n_left - remain(f->n, quick_small));
-	if (main_extra < quick)
-		m_left -= m_left - remain(f->m, quick);
-	double others = scale * ((double)f->cold + n_left + m_left);
+	double others = scale * ((double)f->cold + left_by_distance(f->n, extra, quick_small, part) +
+				 left_by_distance(f->m, main_extra, quick, 1));
 	/* Cyclers at the larger budget: cyclers * ram / (ram + extra) *
 	 * evictions' / evictions, where evictions' = evictions - refills +
 	 * refills' (each refill saved is an eviction saved).  With

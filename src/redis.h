@@ -64,12 +64,12 @@ void upg_redis_fork_prepare(struct upg_redis *rd);
  * ancestor's, take a namespace of its own and start again.  0 or -errno
  * with a message. */
 int upg_redis_fork_child(struct upg_redis *rd, char *err, size_t errlen);
-/* What the store is, for messages: "redis 127.0.0.1:6379 (cluster of 3)". */
 /* Whether values can be compressed (not when the blocks are encrypted:
  * they would not shrink); with compress=lz4 (the default) they go
  * compressed with LZ4 when they shrink.  Reads take either kind.  Before
  * the first write. */
 void upg_redis_compress(struct upg_redis *rd, bool can);
+/* What the store is, for messages: "redis 127.0.0.1:6379 (cluster of 3)". */
 const char *upg_redis_where(const struct upg_redis *rd);
 
 extern const struct upg_tier_ops upg_redis_tier;
