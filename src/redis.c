@@ -92,7 +92,7 @@ struct rq {
 	int16_t slot;            /* RQ_CTL: its key's hash slot; -1: sent to node `block` */
 	struct rwait *w;         /* someone waits for it (upg_redis_fork_prepare()) */
 	int16_t ask;             /* node to send ASKING to first, or -1 */
-	char *ctl;               /* RQ_CTL: the formatted command */
+	char *ctl;               /* RQ_CTL, RQ_SET: the formatted command */
 	int ctl_len;
 	uint32_t gen[];          /* each block's generation: written, or expected */
 };
@@ -110,6 +110,7 @@ struct conn {
 	size_t next_len, next_cap;
 	struct rq **fifo;        /* sent, waiting for their replies, in order */
 	uint32_t head, tail;
+	uint32_t sets;           /* MSETs among them */
 	uint64_t next_try;
 };
 
@@ -474,7 +475,7 @@ static void conn_down(struct upg_redis *rd, struct node *n, struct conn *c, int 
 		*tail = q;
 		tail = &q->next;
 	}
-	c->head = c->tail = 0;
+	c->head = c->tail = c->sets = 0;
 	c->out_len = c->out_off = c->next_len = 0;
 	while (list) {
 		struct rq *q = list;
@@ -521,52 +522,65 @@ static uint32_t value_crc(uint32_t block, uint32_t gen, const void *p, size_t le
 	return upg_crc32c(upg_crc32c(0, h, sizeof h), p, len);
 }
 
+/* An MSET's command, made by the thread that submits it (the evictor), so
+ * that compressing its values never holds up the reads behind it on
+ * this store's thread: q->ctl.  0 or -ENOMEM. */
+static int format_set(const struct upg_redis *rd, struct rq *q, const char *buf)
+{
+	char keys[GROUP][48], *vals;
+	const char *argv[1 + 2 * GROUP];
+	size_t al[1 + 2 * GROUP];
+	int argc = 1;
+	argv[0] = "MSET";
+	al[0] = 4;
+	if (!(vals = malloc((size_t)q->count * (sizeof(struct vhdr) + BLOCK))))
+		return -ENOMEM;
+	char *v = vals;
+	for (uint32_t i = 0; i < q->count; i++) {
+		argv[argc] = keys[i];
+		al[argc++] = (size_t)block_key(rd, q->store, q->block + i, keys[i], sizeof keys[i]);
+		const char *src = buf + (size_t)(q->part + i) * BLOCK;
+		size_t plen = trimmed(src, BLOCK);
+		uint16_t flags = 0;
+		if (rd->lz4 && plen > 64) {
+			/* Compressed in place after the header: it fits,
+			 * LZ4_MOST being under BLOCK. */
+			int clen = LZ4_compress_default(src, v + sizeof(struct vhdr), (int)plen, (int)LZ4_MOST);
+			if (clen > 0 && (size_t)clen < plen) {
+				src = v + sizeof(struct vhdr);
+				plen = (size_t)clen;
+				flags = VF_LZ4;
+			}
+		}
+		struct vhdr h = { VMAGIC, q->gen[i], value_crc(q->block + i, q->gen[i], src, plen), (uint16_t)plen,
+				  flags };
+		memcpy(v, &h, sizeof h);
+		if (!flags)
+			memcpy(v + sizeof h, src, plen);
+		argv[argc] = v;
+		al[argc++] = sizeof h + plen;
+		v += sizeof h + plen;
+	}
+	q->ctl_len = redisFormatCommandArgv(&q->ctl, argc, argv, al);
+	free(vals);
+	return q->ctl_len < 0 ? -ENOMEM : 0;
+}
+
 /* Put q's command on c. */
 static int emit(struct upg_redis *rd, struct node *n, struct conn *c, struct rq *q)
 {
-	char keys[GROUP][48], *cmd = NULL, *vals = NULL;
-	const char *argv[1 + 2 * GROUP];
-	size_t al[1 + 2 * GROUP];
-	int len, argc = 1;
-	if (q->kind == RQ_CTL) {
-		cmd = q->ctl;
-		len = q->ctl_len;
-	} else {
-		bool get = q->kind == RQ_GET;
-		argv[0] = get ? "MGET" : "MSET";
+	char keys[GROUP][48], *cmd = q->ctl;
+	const char *argv[1 + GROUP];
+	size_t al[1 + GROUP];
+	int len = q->ctl_len;
+	if (q->kind == RQ_GET) {
+		argv[0] = "MGET";
 		al[0] = 4;
-		if (!get && !(vals = malloc((size_t)q->count * (sizeof(struct vhdr) + BLOCK))))
-			return -ENOMEM;
-		char *v = vals;
 		for (uint32_t i = 0; i < q->count; i++) {
-			argv[argc] = keys[i];
-			al[argc++] = (size_t)block_key(rd, q->store, q->block + i, keys[i], sizeof keys[i]);
-			if (get)
-				continue;
-			const char *src = q->op->buf + (size_t)(q->part + i) * BLOCK;
-			size_t plen = trimmed(src, BLOCK);
-			uint16_t flags = 0;
-			if (rd->lz4 && plen > 64) {
-				/* Compressed in place after the header: it fits,
-				 * LZ4_MOST being under BLOCK. */
-				int clen = LZ4_compress_default(src, v + sizeof(struct vhdr), (int)plen, (int)LZ4_MOST);
-				if (clen > 0 && (size_t)clen < plen) {
-					src = v + sizeof(struct vhdr);
-					plen = (size_t)clen;
-					flags = VF_LZ4;
-				}
-			}
-			struct vhdr h = { VMAGIC, q->gen[i], value_crc(q->block + i, q->gen[i], src, plen), (uint16_t)plen,
-					  flags };
-			memcpy(v, &h, sizeof h);
-			if (!flags)
-				memcpy(v + sizeof h, src, plen);
-			argv[argc] = v;
-			al[argc++] = sizeof h + plen;
-			v += sizeof h + plen;
+			argv[1 + i] = keys[i];
+			al[1 + i] = (size_t)block_key(rd, q->store, q->block + i, keys[i], sizeof keys[i]);
 		}
-		len = redisFormatCommandArgv(&cmd, argc, argv, al);
-		free(vals);
+		len = redisFormatCommandArgv(&cmd, 1 + (int)q->count, argv, al);
 	}
 	if (len < 0)
 		return -ENOMEM;
@@ -591,11 +605,36 @@ static int emit(struct upg_redis *rd, struct node *n, struct conn *c, struct rq 
 	}
 	if (!rc)
 		rc = buf_add(&c->next, &c->next_len, &c->next_cap, cmd, (size_t)len);
-	if (q->kind != RQ_CTL)
+	if (q->kind == RQ_GET)
 		redisFreeCommand(cmd);
-	if (!rc)
+	if (!rc) {
 		c->fifo[c->tail++ % FIFO_CAP] = q;
+		c->sets += q->kind == RQ_SET;
+	}
 	return rc;
+}
+
+/* A connection of n that is up with room, or NULL.  A read takes one
+ * with the fewest writes ahead of it: an MSET of 64 blocks keeps the
+ * server a while, and a fault waits for the read.  While a node has two
+ * connections up, writes leave the first to reads. */
+static struct conn *pick(const struct upg_redis *rd, struct node *n, bool set)
+{
+	struct conn *c = NULL;
+	uint32_t up = 0;
+	for (uint32_t i = 0; i < rd->nconns; i++)
+		up += n->c[i].state == C_UP;
+	for (uint32_t i = 0; i < rd->nconns; i++) {
+		uint32_t ci = (n->rr + i) % rd->nconns;
+		struct conn *k = &n->c[ci];
+		if (k->state != C_UP || k->tail - k->head >= FIFO_CAP - 1 || (set && ci == 0 && up > 1))
+			continue;
+		if (!c || (!set && k->sets < c->sets))
+			c = k;
+		if (set || !c->sets)
+			break;
+	}
+	return c;
 }
 
 /* Send q to its node, or park it until a connection is up. */
@@ -615,12 +654,7 @@ static void route(struct upg_redis *rd, struct rq *q)
 		ni = q->kind == RQ_CTL ? (int)q->block : 0;   /* a control command names its node */
 	}
 	struct node *n = rd->nodes[ni];
-	struct conn *c = NULL;
-	for (uint32_t i = 0; i < rd->nconns && !c; i++) {
-		struct conn *k = &n->c[(n->rr + i) % rd->nconns];
-		if (k->state == C_UP && k->tail - k->head < FIFO_CAP - 1)
-			c = k;
-	}
+	struct conn *c = pick(rd, n, q->kind == RQ_SET);
 	/* The node's connections open one at a time, as requests come:
 	 * the first before the request can go, the others beside it. */
 	bool connecting = false;
@@ -960,6 +994,7 @@ static void on_recv(struct upg_redis *rd, uint32_t ni, uint32_t ci, int res)
 				return;
 			}
 			struct rq *q = c->fifo[c->head++ % FIFO_CAP];
+			c->sets -= q->kind == RQ_SET;
 			on_reply(rd, n, q, r);
 			freeReplyObject(r);
 		}
@@ -1134,21 +1169,24 @@ static void submit(struct upg_redis *rd, struct upg_tq *q, uint64_t loc, char *b
 		if (k > n - i)
 			k = n - i;
 		struct rq *r = calloc(1, sizeof *r + k * sizeof r->gen[0]);
-		if (!r) {
+		if (r) {
+			r->op = op;
+			r->kind = (uint8_t)kind;
+			r->store = (uint8_t)store;
+			r->block = b;
+			r->part = (uint16_t)i;
+			r->count = (uint16_t)k;
+			r->ask = -1;
+			for (uint32_t j = 0; j < k; j++)
+				r->gen[j] = kind == RQ_SET ? ++rd->gen[0][b + j] : rd->gen[store][b + j];
+		}
+		if (!r || (kind == RQ_SET && format_set(rd, r, buf))) {
+			free(r);
 			/* The ones made so far go; the rest fail here. */
 			op->res = -ENOMEM;
 			op->left -= n - i;
 			break;
 		}
-		r->op = op;
-		r->kind = (uint8_t)kind;
-		r->store = (uint8_t)store;
-		r->block = b;
-		r->part = (uint16_t)i;
-		r->count = (uint16_t)k;
-		r->ask = -1;
-		for (uint32_t j = 0; j < k; j++)
-			r->gen[j] = kind == RQ_SET ? ++rd->gen[0][b + j] : rd->gen[store][b + j];
 		if (last)
 			last->next = r;
 		else
