@@ -160,6 +160,7 @@ static void child_run(const struct fopts *o, enum fside s, enum fwl w, struct fr
 		upager_config_init(&cfg);
 		char err[512];
 		if (upager_config_from_env(&cfg, err, sizeof err)) {
+			fprintf(stderr, PROG ": %s\n", err);
 			r->rc = 11;
 			return;
 		}
@@ -170,7 +171,9 @@ static void child_run(const struct fopts *o, enum fside s, enum fwl w, struct fr
 			return;
 		}
 		void *m;
-		if (upager_map_file(up, fd, 0, o->data, UPAGER_MAP_SHARED, &m)) {
+		int e = upager_map_file(up, fd, 0, o->data, UPAGER_MAP_SHARED, &m);
+		if (e) {
+			fprintf(stderr, PROG ": upager_map_file: %s\n", strerror(e < 0 ? -e : e));
 			r->rc = 13;
 			return;
 		}
