@@ -36,7 +36,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <langinfo.h>
 #include <liburing.h>
+#include <locale.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -130,6 +132,15 @@ static void touch_glibc_state(void)
 	void *actions;
 	if (nss_get)
 		nss_get(0, &actions);
+	/* The child's own threads, at their start (__ctype_init()), read the
+	 * global locale's LC_CTYPE data, which a program's setlocale() has
+	 * malloc'd: evicted, it is a fault that no thread of the child could
+	 * serve yet (python3's os.fork() at a 16 MiB budget hung so every
+	 * time). */
+	locale_t was = uselocale(LC_GLOBAL_LOCALE);
+	(void)nl_langinfo(_NL_ITEM(LC_CTYPE, 0));
+	(void)nl_langinfo(_NL_ITEM(LC_CTYPE, _NL_NUM_LC_CTYPE - 1));
+	uselocale(was);
 	if (files && files_lock && files_unlock) {
 		files_lock();
 		for (volatile FILE *f = *files; f; f = f->_chain)

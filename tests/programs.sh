@@ -294,6 +294,26 @@ forked() {
 forked rewrite
 forked kill
 
+# python3's os.fork() with its heap mostly evicted: the child's own threads
+# read the locale python set up (malloc'd) as they start, so that data
+# must be in RAM at the fork (this hung every time before).  The child
+# hashes the heap as it was at the fork, the parent after.
+cat >"$work/forkpy.py" <<'PY'
+import hashlib, os, random
+r = random.Random(11)
+a = [r.randbytes(4096) for _ in range(12000)]
+pid = os.fork()
+h = hashlib.sha256()
+for x in a:
+    h.update(x)
+if pid == 0:
+    os.write(1, ("child  " + h.hexdigest() + "\n").encode())
+    os._exit(0)
+_, st = os.waitpid(pid, 0)
+print("parent", h.hexdigest(), "child status", st)
+PY
+check fork-python 16M /usr/bin/python3 "$work/forkpy.py"
+
 cat >"$work/dict.py" <<'PY'
 import hashlib
 d = {}
