@@ -160,6 +160,12 @@ for _ in range(2):
     for x in a:
         h.update(x)
 print(h.hexdigest())'
+# A program that carries its own hiredis (redis-cli does), under the
+# preload with the Redis store: the preload's calls must reach its own
+# hiredis, not the program's.
+got=$(UPAGER_STORE=$UPAGER_TEST_REDIS "$build/tools/upager-run" --ram 16M -- redis-cli -p $P0 ping 2>"$work/err")
+[ "$got" = PONG ] && ok "redis-cli (its own hiredis) under upager-run on the Redis store" ||
+	bad "redis-cli under upager-run: '$got'; $(tail -2 "$work/err")"
 py=/usr/bin/python3   # not a pyenv shim: one process
 # The fork suite's runs above left their namespaces listed under fork
 # placeholders, alive by their lease (60 s): counted here, they would be
