@@ -41,7 +41,7 @@
 #define TAG_UFFD 2
 #define TAG_KICK 4
 #define UNIT 4096u
-#define HUGE ((size_t)2 << 20)   /* a huge page, for the bounce buffers */
+#define BOUNCE_ALIGN ((size_t)2 << 20)   /* a huge page, for the bounce buffers */
 #define UFFD_MSG_BATCH 64
 #define READ_TRIES 4
 #define NO_PAGE UINT64_MAX
@@ -1622,21 +1622,21 @@ static int handler_init(struct upager *up, struct upg_handler *h, char *err, siz
 	 * bounded count of segments per request (254 on virtio-blk here), so
 	 * a 1 MiB read into small pages went to the disk as two requests, and
 	 * on a disk whose cost is per request that halves a scan's rate. */
-	len = (len + HUGE - 1) & ~(HUGE - 1);
+	len = (len + BOUNCE_ALIGN - 1) & ~(BOUNCE_ALIGN - 1);
 	h->bounce_len = len;
 	h->units = (uint32_t)(h->bounce_len / UNIT);
 	/* Not populated or registered yet: a process that never reads from
 	 * the store (most short-lived ones) never pays for it (see
 	 * submit_read()). */
-	char *m = mmap(NULL, len + HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *m = mmap(NULL, len + BOUNCE_ALIGN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED) {
 		snprintf(err, errlen, "bounce buffers: out of memory");
 		return -ENOMEM;
 	}
-	size_t lead = (HUGE - ((uintptr_t)m & (HUGE - 1))) & (HUGE - 1);
+	size_t lead = (BOUNCE_ALIGN - ((uintptr_t)m & (BOUNCE_ALIGN - 1))) & (BOUNCE_ALIGN - 1);
 	if (lead)
 		munmap(m, lead);
-	munmap(m + lead + len, HUGE - lead);
+	munmap(m + lead + len, BOUNCE_ALIGN - lead);
 	h->bounce = m + lead;
 	madvise(h->bounce, len, MADV_HUGEPAGE);
 	h->unit_map = calloc((h->units + 63) / 64, 8);
