@@ -1507,6 +1507,7 @@ static void *handler_main(void *arg)
 	struct upg_handler *h = arg;
 	struct upager *up = h->up;
 	h->q.owner = pthread_self();
+	h->q.tier_cqes = true;
 	if (h->deferred) {
 		int rc = ring_enable(&h->ring);
 		if (rc) {
@@ -1546,6 +1547,8 @@ static void *handler_main(void *arg)
 					arm_poll(h, h->kick_fd, TAG_KICK);
 			} else if (tag == 0) {
 				/* a poll removal's own completion */
+			} else if (tag & UPG_TQ_TIER) {
+				upg_tq_tier_cqe(&h->q, tag, cqe->res);
 			} else if (tag & UPG_TAG_CHILD) {
 				upg_child_gone(up, tag, cqe->res);
 			} else if (ndone < 256) {

@@ -160,6 +160,7 @@ struct upg_redis {
 	uint64_t said_at;
 	char said[200];
 	uint64_t n_moved, n_ask, n_again, n_wait, n_fail;   /* for the closing line */
+	uint64_t n_direct, n_handoff; /* reads a handler sent itself; of those, handed to the thread */
 	uint32_t forks;          /* placeholders made (upg_redis_fork_prepare()) */
 };
 
@@ -276,7 +277,9 @@ static int node_add(struct upg_redis *rd, const char *host, int port, const char
 	for (int c = 0; c < CONNS_MAX; c++)
 		n->c[c].fd = -1;
 	rd->nodes[rd->nnodes] = n;
-	return (int)rd->nnodes++;
+	/* Read by the handlers' direct reads. */
+	__atomic_store_n(&rd->nnodes, rd->nnodes + 1, __ATOMIC_RELEASE);
+	return (int)rd->nnodes - 1;
 }
 
 /* A connected socket to n within ms, or -errno. */
@@ -416,11 +419,14 @@ static void done(struct upg_redis *rd, struct rq *q, int res)
 		res = -ETIMEDOUT;
 	struct rop *op = q->op;
 	if (op) {
-		if (res < 0 && (op->res >= 0 || res == -ETIMEDOUT))
-			op->res = res;
-		op->left -= q->count;
-		if (op->left == 0) {
-			upg_tq_post(op->q, op->tag, op->res < 0 ? op->res : (int)op->len);
+		/* A read's parts may end on two threads (the direct reads). */
+		int was = __atomic_load_n(&op->res, __ATOMIC_RELAXED);
+		while (res < 0 && (was >= 0 || res == -ETIMEDOUT) &&
+		       !__atomic_compare_exchange_n(&op->res, &was, res, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+			;
+		if (__atomic_sub_fetch(&op->left, q->count, __ATOMIC_ACQ_REL) == 0) {
+			int r = __atomic_load_n(&op->res, __ATOMIC_ACQUIRE);
+			upg_tq_post(op->q, op->tag, r < 0 ? r : (int)op->len);
 			free(op);
 		}
 	}
@@ -712,41 +718,49 @@ static int parse_redirect(struct upg_redis *rd, const struct node *from, const c
 	return node_add(rd, host, atoi(colon + 1), NULL, err, sizeof err);
 }
 
-/* Block i of q's MGET: checked, and into its place; 0 or -errno. */
-static int check_value(struct upg_redis *rd, struct node *n, struct rq *q, uint32_t i, const redisReply *r)
+/* Block i of q's MGET: checked, and into its place; 0 or -errno (said,
+ * unless quiet). */
+static int check_value(struct upg_redis *rd, struct node *n, struct rq *q, uint32_t i, const redisReply *r,
+		       bool quiet)
 {
 	uint32_t block = q->block + i;
 	char *dst = q->op->buf + (size_t)(q->part + i) * BLOCK;
 	if (r->type == REDIS_REPLY_NIL) {
-		say(rd, "block %#x of namespace %s is missing on %s (the node lost it: restarted empty, or "
-		    "its keys were deleted)", block, rd->ns[q->store], n->name);
+		if (!quiet)
+			say(rd, "block %#x of namespace %s is missing on %s (the node lost it: restarted empty, "
+			    "or its keys were deleted)", block, rd->ns[q->store], n->name);
 		return -ENODATA;
 	}
 	struct vhdr h;
 	if (r->type != REDIS_REPLY_STRING || r->len < sizeof h) {
-		say(rd, "block %#x on %s: not a upager value", block, n->name);
+		if (!quiet)
+			say(rd, "block %#x on %s: not a upager value", block, n->name);
 		return -EBADMSG;
 	}
 	memcpy(&h, r->str, sizeof h);
 	const char *p = r->str + sizeof h;
 	if (h.magic != VMAGIC || h.len > BLOCK || r->len != sizeof h + h.len || (h.flags & ~VF_LZ4)) {
-		say(rd, "block %#x on %s: not a upager value", block, n->name);
+		if (!quiet)
+			say(rd, "block %#x on %s: not a upager value", block, n->name);
 		return -EBADMSG;
 	}
 	if (h.gen != q->gen[i]) {
-		say(rd, "block %#x on %s is of generation %u, %u expected: the node holds an older copy "
-		    "(restored, or a write that came late)", block, n->name, h.gen, q->gen[i]);
+		if (!quiet)
+			say(rd, "block %#x on %s is of generation %u, %u expected: the node holds an older "
+			    "copy (restored, or a write that came late)", block, n->name, h.gen, q->gen[i]);
 		return -ESTALE;
 	}
 	if (h.crc != value_crc(block, h.gen, p, h.len)) {
-		say(rd, "block %#x on %s fails its checksum", block, n->name);
+		if (!quiet)
+			say(rd, "block %#x on %s fails its checksum", block, n->name);
 		return -EBADMSG;
 	}
 	size_t got = h.len;
 	if (h.flags & VF_LZ4) {
 		int d = LZ4_decompress_safe(p, dst, (int)h.len, (int)BLOCK);
 		if (d < 0) {
-			say(rd, "block %#x on %s does not decompress", block, n->name);
+			if (!quiet)
+				say(rd, "block %#x on %s does not decompress", block, n->name);
 			return -EBADMSG;
 		}
 		got = (size_t)d;
@@ -772,7 +786,7 @@ static void on_reply(struct upg_redis *rd, struct node *n, struct rq *q, redisRe
 			rd->n_moved += s[0] == 'M';
 			rd->n_ask += s[0] == 'A';
 			if (s[0] == 'M')
-				rd->slot_node[slot] = (uint8_t)ni;
+				__atomic_store_n(&rd->slot_node[slot], (uint8_t)ni, __ATOMIC_RELEASE);
 			else
 				q->ask = (int16_t)ni;
 			route(rd, q);
@@ -809,7 +823,7 @@ static void on_reply(struct upg_redis *rd, struct node *n, struct rq *q, redisRe
 	}
 	int res = 0;
 	for (uint32_t i = 0; i < q->count; i++) {
-		int e = check_value(rd, n, q, i, r->element[i]);
+		int e = check_value(rd, n, q, i, r->element[i], false);
 		if (e && !res)
 			res = e;
 	}
@@ -1147,6 +1161,331 @@ static void *loop(void *arg)
 	return NULL;
 }
 
+/* ---- reads a fault handler sends itself ---- */
+
+/*
+ * A read submitted by a queue's owner that takes its tiers' completions
+ * (tier.h: tier_cqes; the fault handlers) goes on a connection of that
+ * thread's own to the node, when one is up: sent at once, its reply
+ * received on the owner's ring and checked there.  That saves the two
+ * hand-offs through the tier's thread (each a sleep and a wake-up) that
+ * the other requests take.  Anything but clean values (a redirection, an
+ * error reply, a missing key or a bad value, a deadline passed, a
+ * connection lost) hands the request to the tier's thread, which sends it
+ * again and has the last word, as for any request of its own: so a
+ * failure is said, retried and reported in one place.
+ */
+#define DFIFO 256u               /* reads in flight on one direct connection */
+#define DIBUF (64u << 10)
+
+enum { D_DOWN, D_CONNECTING, D_UP, D_CLOSING };
+enum { DT_RECV = 1, DT_TIMEOUT };
+
+struct dconn {
+	int fd, state;
+	bool recv_on;
+	uint16_t epoch;          /* in the tags: a completion of an earlier connection is known */
+	uint64_t next_try, connect_by;
+	redisReader *rd;
+	char *ibuf;
+	struct rq *fifo[DFIFO];
+	uint32_t head, tail;
+	struct __kernel_timespec ts;
+};
+
+struct dq {
+	struct upg_redis *rd;
+	struct dconn *c[NODES_MAX];
+};
+
+static uint64_t dtag(int kind, uint32_t ni, uint16_t epoch)
+{
+	return UPG_TQ_TIER | (uint64_t)kind << 32 | (uint64_t)epoch << 16 | ni;
+}
+
+/* Requests to the tier's thread, in order. */
+static void to_thread(struct upg_redis *rd, struct rq *first, struct rq *last)
+{
+	if (!first)
+		return;
+	pthread_mutex_lock(&rd->lock);
+	if (rd->in_tail)
+		rd->in_tail->next = first;
+	else
+		rd->in = first;
+	rd->in_tail = last;
+	pthread_mutex_unlock(&rd->lock);
+	uint64_t one = 1;
+	(void)!write(rd->kick_fd, &one, sizeof one);
+}
+
+/* q back to the tier's thread, as new (tries: attempts it has had). */
+static void d_handoff(struct upg_redis *rd, struct rq *q, uint8_t tries)
+{
+	q->next = NULL;
+	q->deadline = 0;
+	q->ask = -1;
+	q->tries = tries;
+	__atomic_fetch_add(&rd->n_handoff, 1, __ATOMIC_RELAXED);
+	to_thread(rd, q, q);
+}
+
+/* A read's part done on the owner's thread: its values are in place. */
+static void d_done(struct rq *q)
+{
+	struct rop *op = q->op;
+	if (__atomic_sub_fetch(&op->left, q->count, __ATOMIC_ACQ_REL) == 0) {
+		int res = __atomic_load_n(&op->res, __ATOMIC_ACQUIRE);
+		upg_tq_post(op->q, op->tag, res < 0 ? res : (int)op->len);
+		free(op);
+	}
+	free(q);
+}
+
+static void d_close(struct dconn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	if (c->rd)
+		redisReaderFree(c->rd);
+	c->rd = NULL;
+	c->state = D_DOWN;
+	c->epoch++;
+}
+
+/* c fails (why, for the tier's thread to say if it fails there too): its
+ * reads go to the tier's thread.  A recv still on the ring ends with the
+ * shutdown; the socket closes when it is back. */
+static void d_down(struct dq *d, struct dconn *c, int why)
+{
+	uint8_t tries = why == -ETIMEDOUT ? 1 : 0;
+	for (uint32_t h = c->head; h != c->tail; h++)
+		d_handoff(d->rd, c->fifo[h % DFIFO], tries);
+	c->head = c->tail = 0;
+	c->next_try = upg_now_ns() + RECONNECT_NS;
+	if (c->recv_on) {
+		shutdown(c->fd, SHUT_RDWR);
+		c->state = D_CLOSING;
+	} else {
+		d_close(c);
+	}
+}
+
+static void d_arm(struct dq *d, struct upg_tq *q, uint32_t ni, struct dconn *c)
+{
+	if (io_uring_sq_space_left(q->ring) < 2)
+		io_uring_submit(q->ring);
+	uint64_t now = upg_now_ns(), by = c->fifo[c->head % DFIFO]->deadline;
+	uint64_t left = by > now + 1000000ull ? by - now : 1000000ull;
+	c->ts = (struct __kernel_timespec){ (long long)(left / 1000000000ull), (long long)(left % 1000000000ull) };
+	struct io_uring_sqe *sqe = io_uring_get_sqe(q->ring);
+	io_uring_prep_recv(sqe, c->fd, c->ibuf, DIBUF, 0);
+	io_uring_sqe_set_data64(sqe, dtag(DT_RECV, ni, c->epoch));
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = io_uring_get_sqe(q->ring);
+	io_uring_prep_link_timeout(sqe, &c->ts, 0);
+	io_uring_sqe_set_data64(sqe, dtag(DT_TIMEOUT, ni, c->epoch));
+	c->recv_on = true;
+	(void)d;
+}
+
+static void d_cqe(struct upg_tq *q, uint64_t tag, int res)
+{
+	struct dq *d = q->tier_local;
+	struct upg_redis *rd = d->rd;
+	uint32_t ni = (uint32_t)(tag & 0xffff);
+	uint16_t epoch = (uint16_t)(tag >> 16);
+	struct dconn *c = ni < NODES_MAX ? d->c[ni] : NULL;
+	if ((int)(tag >> 32 & 0xff) != DT_RECV || !c || !c->recv_on)
+		return;      /* a link timeout's own completion, fired or not: the recv's tells */
+	if (c->state == D_CLOSING || epoch != c->epoch) {
+		c->recv_on = false;
+		if (c->state == D_CLOSING)
+			d_close(c);
+		return;
+	}
+	c->recv_on = false;
+	if (res == -ECANCELED || res == -EINTR || res == -EAGAIN) {
+		if (c->head == c->tail)
+			return;
+		if (c->fifo[c->head % DFIFO]->deadline <= upg_now_ns()) {
+			d_down(d, c, -ETIMEDOUT);
+			return;
+		}
+		d_arm(d, q, ni, c);
+		return;
+	}
+	if (res <= 0) {
+		d_down(d, c, res ? res : -ECONNRESET);
+		return;
+	}
+	struct node *n = rd->nodes[ni];
+	for (size_t off = 0; off < (size_t)res;) {
+		size_t len = (size_t)res - off < FEED ? (size_t)res - off : FEED;
+		if (redisReaderFeed(c->rd, c->ibuf + off, len) != REDIS_OK) {
+			d_down(d, c, -EPROTO);
+			return;
+		}
+		off += len;
+		for (;;) {
+			redisReply *r = NULL;
+			if (redisReaderGetReply(c->rd, (void **)&r) != REDIS_OK || (r && c->head == c->tail)) {
+				if (r)
+					freeReplyObject(r);
+				d_down(d, c, -EPROTO);
+				return;
+			}
+			if (!r)
+				break;
+			struct rq *g = c->fifo[c->head++ % DFIFO];
+			bool ok = r->type == REDIS_REPLY_ARRAY && r->elements == g->count;
+			for (uint32_t i = 0; ok && i < g->count; i++)
+				ok = !check_value(rd, n, g, i, r->element[i], true);
+			freeReplyObject(r);
+			if (ok) {
+				__atomic_fetch_add(&rd->n_direct, 1, __ATOMIC_RELAXED);
+				d_done(g);
+			} else {
+				d_handoff(rd, g, 0);
+			}
+		}
+	}
+	if (c->head != c->tail)
+		d_arm(d, q, ni, c);
+}
+
+static void d_free(void *local)
+{
+	struct dq *d = local;
+	for (uint32_t ni = 0; ni < NODES_MAX; ni++) {
+		struct dconn *c = d->c[ni];
+		if (!c)
+			continue;
+		d_close(c);
+		free(c->ibuf);
+		free(c);
+	}
+	free(d);
+}
+
+/* The calling thread's direct connections, when it owns q and takes its
+ * tiers' completions; NULL else. */
+static struct dq *d_of(struct upg_redis *rd, struct upg_tq *q)
+{
+	if (!q->tier_cqes || !pthread_equal(q->owner, pthread_self()))
+		return NULL;
+	if (q->tier_local)
+		return q->tier_cqe == d_cqe ? q->tier_local : NULL;
+	struct dq *d = calloc(1, sizeof *d);
+	if (!d)
+		return NULL;
+	d->rd = rd;
+	q->tier_local = d;
+	q->tier_cqe = d_cqe;
+	q->tier_free = d_free;
+	return d;
+}
+
+/* Node ni's direct connection if it is up; else it starts connecting
+ * (without waiting) and NULL: the read goes through the tier's thread. */
+static struct dconn *d_conn(struct upg_redis *rd, struct dq *d, uint32_t ni)
+{
+	struct dconn *c = d->c[ni];
+	if (!c) {
+		c = d->c[ni] = calloc(1, sizeof *c);
+		if (!c)
+			return NULL;
+		c->fd = -1;
+	}
+	if (c->state == D_UP)
+		return c->tail - c->head < DFIFO ? c : NULL;
+	uint64_t now = upg_now_ns();
+	if (c->state == D_CONNECTING) {
+		struct pollfd p = { .fd = c->fd, .events = POLLOUT };
+		int soerr = 0;
+		socklen_t sl = sizeof soerr;
+		if (poll(&p, 1, 0) == 0) {
+			if (now < c->connect_by)
+				return NULL;
+			soerr = ETIMEDOUT;
+		} else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl)) {
+			soerr = errno;
+		}
+		if (soerr) {
+			d_close(c);
+			c->next_try = now + RECONNECT_NS;
+			return NULL;
+		}
+		c->state = D_UP;
+		return c;
+	}
+	if (c->state != D_DOWN || now < c->next_try)
+		return NULL;
+	struct node *n = rd->nodes[ni];
+	if (!c->ibuf && !(c->ibuf = malloc(DIBUF)))
+		return NULL;
+	c->rd = redisReaderCreate();
+	c->fd = socket(n->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (c->fd >= 0 && n->sa.ss_family != AF_UNIX) {
+		int one = 1;
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	}
+	int rc = c->fd >= 0 && c->rd ? connect(c->fd, (const struct sockaddr *)&n->sa, n->salen) : -1;
+	c->head = c->tail = 0;
+	if (rc && errno != EINPROGRESS) {
+		d_close(c);
+		c->next_try = now + RECONNECT_NS;
+		return NULL;
+	}
+	c->connect_by = now + (uint64_t)(rd->timeout_ms < 1000 ? rd->timeout_ms : 1000) * 1000000ull;
+	c->state = rc ? D_CONNECTING : D_UP;
+	return rc ? NULL : c;
+}
+
+/* Send read g on the calling thread's own connection; false: it goes
+ * through the tier's thread. */
+static bool d_send(struct upg_redis *rd, struct dq *d, struct upg_tq *q, struct rq *g)
+{
+	uint32_t ni = 0;
+	if (rd->cluster) {
+		char key[64];
+		int kl = block_key(rd, g->store, g->block, key, sizeof key);
+		ni = __atomic_load_n(&rd->slot_node[key_slot(key, (size_t)kl)], __ATOMIC_ACQUIRE);
+	}
+	if (ni >= __atomic_load_n(&rd->nnodes, __ATOMIC_ACQUIRE))
+		return false;
+	struct dconn *c = d_conn(rd, d, ni);
+	if (!c)
+		return false;
+	char keys[GROUP][48], *cmd = NULL;
+	const char *argv[1 + GROUP];
+	size_t al[1 + GROUP];
+	argv[0] = "MGET";
+	al[0] = 4;
+	for (uint32_t i = 0; i < g->count; i++) {
+		argv[1 + i] = keys[i];
+		al[1 + i] = (size_t)block_key(rd, g->store, g->block + i, keys[i], sizeof keys[i]);
+	}
+	int len = redisFormatCommandArgv(&cmd, 1 + (int)g->count, argv, al);
+	if (len < 0)
+		return false;
+	ssize_t sent = send(c->fd, cmd, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	redisFreeCommand(cmd);
+	if (sent != len) {
+		/* Nothing sent: the connection stays, this read takes the
+		 * thread's way.  Part of it: the stream is broken. */
+		if (sent > 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+			d_down(d, c, sent > 0 ? -EPIPE : -errno);
+		return false;
+	}
+	g->deadline = upg_now_ns() + (uint64_t)rd->timeout_ms * 1000000ull;
+	c->fifo[c->tail++ % DFIFO] = g;
+	if (!c->recv_on)
+		d_arm(d, q, ni, c);
+	return true;
+}
+
 /* ---- the tier ---- */
 
 static void submit(struct upg_redis *rd, struct upg_tq *q, uint64_t loc, char *buf, uint32_t len, uint64_t tag,
@@ -1205,15 +1544,28 @@ static void submit(struct upg_redis *rd, struct upg_tq *q, uint64_t loc, char *b
 		free(op);
 		return;
 	}
-	pthread_mutex_lock(&rd->lock);
-	if (rd->in_tail)
-		rd->in_tail->next = first;
-	else
-		rd->in = first;
-	rd->in_tail = last;
-	pthread_mutex_unlock(&rd->lock);
-	uint64_t one = 1;
-	(void)!write(rd->kick_fd, &one, sizeof one);
+	struct dq *d = kind == RQ_GET ? d_of(rd, q) : NULL;
+	if (d) {
+		/* Sent here what can be; the rest, in order, to the thread.
+		 * From the first send on, op may be done (and freed) by
+		 * either side. */
+		struct rq *tf = NULL, *tl = NULL;
+		while (first) {
+			struct rq *g = first;
+			first = g->next;
+			g->next = NULL;
+			if (d_send(rd, d, q, g))
+				continue;
+			if (tl)
+				tl->next = g;
+			else
+				tf = g;
+			tl = g;
+		}
+		first = tf;
+		last = tl;
+	}
+	to_thread(rd, first, last);
 }
 
 static void redis_read(void *tier, struct upg_tq *q, uint64_t loc, void *buf, uint32_t len, uint64_t tag)
@@ -1811,9 +2163,11 @@ void upg_redis_close(struct upg_redis *rd, bool keep)
 	upg_internal_thread = 1;
 	stop(rd);
 	upg_log(rd->up, UPAGER_LOG_INFO, "redis store: %llu blocks written; %llu MOVED and %llu ASK redirections, "
-		"%llu requests told to wait, %llu sent again, %llu failed", (unsigned long long)rd->hw,
+		"%llu requests told to wait, %llu sent again, %llu failed; %llu reads answered on the handlers' own "
+		"connections, %llu handed from them to the store's thread", (unsigned long long)rd->hw,
 		(unsigned long long)rd->n_moved, (unsigned long long)rd->n_ask, (unsigned long long)rd->n_wait,
-		(unsigned long long)rd->n_again, (unsigned long long)rd->n_fail);
+		(unsigned long long)rd->n_again, (unsigned long long)rd->n_fail, (unsigned long long)rd->n_direct,
+		(unsigned long long)rd->n_handoff);
 	if (!keep && rd->reg == REG_DONE) {
 		char err[256] = "", keys[GROUP][48];
 		const char *argv[1 + GROUP] = { "UNLINK" };

@@ -14,12 +14,17 @@
  * generation or a bad checksum fails the read, never returns wrong data.
  *
  * The block allocator stays the store's (store.c, with no file behind it);
- * this only moves the bytes.  Requests go to one thread of the tier's own
- * that drives every connection (several per node, pipelined) on its
- * io_uring, and completes each request to its submitter's queue
- * (upg_tq_post()).  Each attempt has a deadline; a connection that misses
- * one, or fails, is dropped, and its requests go again once, on another
- * connection, before they fail with -ETIMEDOUT or -EIO.
+ * this only moves the bytes.  A fault handler sends its reads itself, on
+ * a connection of its own to each node, and takes their replies on its
+ * own io_uring (tier.h's tier_cqes).  Everything else (the evictor's
+ * writes, control commands, and any read that did not come back clean:
+ * a redirection, an error, a bad value, a lost connection, a deadline
+ * passed) goes to one thread of the tier's own that drives its
+ * connections (several per node, pipelined) on its io_uring, and
+ * completes each request to its submitter's queue (upg_tq_post()).  Each
+ * attempt has a deadline; a connection that misses one, or fails, is
+ * dropped, and its requests go again once, on another connection, before
+ * they fail with -ETIMEDOUT or -EIO.
  *
  * At start every node is asked its maxmemory-policy (one that may evict
  * keys is refused), and the keys of namespaces no live run reads are

@@ -21,6 +21,9 @@ int upg_tq_init(struct upg_tq *q, struct io_uring *ring, int kick_fd, uint32_t c
 
 void upg_tq_fini(struct upg_tq *q)
 {
+	if (q->tier_free && q->tier_local)
+		q->tier_free(q->tier_local);
+	q->tier_local = NULL;
 	if (!q->done)
 		return;
 	pthread_mutex_destroy(&q->lock);

@@ -47,7 +47,29 @@ struct upg_tq {
 	pthread_mutex_t lock;   /* done, ndone: posted from any thread */
 	struct upg_tq_done *done;
 	uint32_t ndone, cap;
+	/* A tier may do its I/O on the owner's ring itself, with state of its
+	 * own for this queue (a remote store's connections): when tier_cqes
+	 * is set, the owner hands every completion whose tag has UPG_TQ_TIER
+	 * to upg_tq_tier_cqe(), in its own thread, before it takes the list.
+	 * The tier sets tier_local and the two functions on its first use of
+	 * the queue, from the owner's thread; upg_tq_fini() calls tier_free
+	 * (also in a forked child, where the ring is the parent's: it must not
+	 * touch the ring). */
+	bool tier_cqes;
+	void *tier_local;
+	void (*tier_cqe)(struct upg_tq *q, uint64_t tag, int res);
+	void (*tier_free)(void *local);
 };
+
+/* Tags of a tier's own completions on its owner's ring (see tier_cqes);
+ * other tags are the owner's (pointers, small constants). */
+#define UPG_TQ_TIER (1ull << 62)
+
+static inline void upg_tq_tier_cqe(struct upg_tq *q, uint64_t tag, int res)
+{
+	if (q->tier_cqe)
+		q->tier_cqe(q, tag, res);
+}
 
 struct upg_tier_ops {
 	const char *name;

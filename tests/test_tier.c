@@ -7,10 +7,15 @@
  * evictor sees its writes do the same.  Some requests fail (-EIO) on their
  * first try: a failed write keeps its pages in RAM, a failed read is
  * retried.  Data are checked after eviction and refault, by several
- * threads at once.
+ * threads at once.  In the on-ring case the reads a handler submits are
+ * done on that handler's own ring instead (tier.h's tier_cqes, as the
+ * Redis store's direct reads): each waits on a timeout of its own length,
+ * so they end out of order, and is answered in the tier's callback on the
+ * handler's thread.
  */
 #include <check.h>
 #include <errno.h>
+#include <liburing.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,9 +48,10 @@ static struct fake {
 	uint32_t n;
 	uint64_t seq;
 	char *mem;
-	bool stop, fail;
+	bool stop, fail, on_ring;
 	uint8_t failed[2][STORE_MAX / 4096];  /* [write][block]: it failed once */
 	uint64_t reads, writes, out_of_order, failed_reads, failed_writes;
+	uint64_t ring_reads, locals, locals_freed;   /* the on-ring case */
 	pthread_t thr;
 } fk = { .m = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
@@ -61,9 +67,100 @@ static void enqueue(struct upg_tq *q, uint64_t loc, void *buf, const void *src, 
 	pthread_mutex_unlock(&fk.m);
 }
 
+/* Do r, failing it now and then; its completion to its queue. */
+static void answer(struct req *r)
+{
+	char *at = fk.mem + upg_slot_block((uint32_t)r->loc) * 4096;
+	ck_assert(at + r->len <= fk.mem + STORE_MAX);
+	/* A block fails once at most, or a read retried four times could
+	 * fail every time by chance. */
+	pthread_mutex_lock(&fk.m);
+	uint8_t *once = &fk.failed[r->write][upg_slot_block((uint32_t)r->loc)];
+	bool fail = fk.fail && r->seq % 11 == 5 && !*once;
+	*once |= fail;
+	if (r->write) {
+		fk.writes++;
+		fk.failed_writes += fail;
+	} else {
+		fk.reads++;
+		fk.failed_reads += fail;
+	}
+	pthread_mutex_unlock(&fk.m);
+	int res = fail ? -EIO : (int)r->len;
+	if (r->write && !fail)
+		memcpy(at, r->src, r->len);
+	else if (!fail)
+		memcpy(r->buf, at, r->len);
+	upg_tq_post(r->q, r->tag, res);
+}
+
+/* The on-ring case: a handler's reads wait on its ring. */
+struct ring_read {
+	struct req r;
+	struct __kernel_timespec ts;
+	bool used;
+};
+
+struct local {
+	struct ring_read rr[MAXREQ];
+	uint64_t last;           /* the latest read answered so far */
+};
+
+static void local_cqe(struct upg_tq *q, uint64_t tag, int res)
+{
+	struct local *l = q->tier_local;
+	struct ring_read *x = &l->rr[tag & 0xffff];
+	ck_assert(x->used);
+	ck_assert_int_eq(res, -ETIME);
+	ck_assert(pthread_equal(q->owner, pthread_self()));
+	x->used = false;
+	__atomic_fetch_add(&fk.ring_reads, 1, __ATOMIC_RELAXED);
+	if (x->r.seq < l->last)
+		__atomic_fetch_add(&fk.out_of_order, 1, __ATOMIC_RELAXED);
+	else
+		l->last = x->r.seq;
+	answer(&x->r);
+}
+
+static void local_free(void *l)
+{
+	__atomic_fetch_add(&fk.locals_freed, 1, __ATOMIC_RELAXED);
+	free(l);
+}
+
+static bool ring_read(struct upg_tq *q, uint64_t loc, void *buf, uint32_t len, uint64_t tag)
+{
+	if (!fk.on_ring || !q->tier_cqes || !pthread_equal(q->owner, pthread_self()))
+		return false;
+	if (!q->tier_local) {
+		ck_assert_ptr_null(q->tier_cqe);
+		q->tier_local = calloc(1, sizeof(struct local));
+		ck_assert_ptr_nonnull(q->tier_local);
+		q->tier_cqe = local_cqe;
+		q->tier_free = local_free;
+		__atomic_fetch_add(&fk.locals, 1, __ATOMIC_RELAXED);
+	}
+	struct local *l = q->tier_local;
+	uint32_t i = 0;
+	while (i < MAXREQ && l->rr[i].used)
+		i++;
+	ck_assert_uint_lt(i, MAXREQ);
+	struct ring_read *x = &l->rr[i];
+	pthread_mutex_lock(&fk.m);
+	uint64_t seq = fk.seq++;
+	pthread_mutex_unlock(&fk.m);
+	*x = (struct ring_read){ .r = { .q = q, .loc = loc, .tag = tag, .seq = seq, .buf = buf, .len = len },
+				 .ts = { 0, (long long)(seq * 7919 % 300) * 1000 }, .used = true };
+	struct io_uring_sqe *sqe = upg_tq_sqe(q);
+	io_uring_prep_timeout(sqe, &x->ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, UPG_TQ_TIER | i);
+	return true;
+}
+
 static void fake_read(void *t, struct upg_tq *q, uint64_t loc, void *buf, uint32_t len, uint64_t tag)
 {
-	enqueue(q, loc, buf, NULL, len, tag, false);
+	if (!ring_read(q, loc, buf, len, tag))
+		enqueue(q, loc, buf, NULL, len, tag, false);
 }
 
 static void fake_write(void *t, struct upg_tq *q, uint64_t loc, const void *buf, uint32_t len, uint64_t tag)
@@ -91,29 +188,9 @@ static void *completer(void *arg)
 		fk.n = 0;
 		pthread_mutex_unlock(&fk.m);
 		for (uint32_t i = n; i-- > 0;) {
-			struct req *r = &batch[i];
-			char *at = fk.mem + upg_slot_block((uint32_t)r->loc) * 4096;
-			ck_assert(at + r->len <= fk.mem + STORE_MAX);
-			/* A block fails once at most, or a read retried
-			 * four times could fail every time by chance. */
-			uint8_t *once = &fk.failed[r->write][upg_slot_block((uint32_t)r->loc)];
-			bool fail = fk.fail && r->seq % 11 == 5 && !*once;
-			*once |= fail;
-			int res = fail ? -EIO : (int)r->len;
 			if (i + 1 < n)
 				__atomic_fetch_add(&fk.out_of_order, 1, __ATOMIC_RELAXED);
-			if (r->write) {
-				if (!fail)
-					memcpy(at, r->src, r->len);
-				fk.writes++;
-				fk.failed_writes += fail;
-			} else {
-				if (!fail)
-					memcpy(r->buf, at, r->len);
-				fk.reads++;
-				fk.failed_reads += fail;
-			}
-			upg_tq_post(r->q, r->tag, res);
+			answer(&batch[i]);
 		}
 		pthread_mutex_lock(&fk.m);
 	}
@@ -127,13 +204,15 @@ static uint32_t psize;
 static uint64_t npages;
 static uint32_t *gen;
 
-static void start(uint32_t ps, bool fail)
+static void start(uint32_t ps, bool fail, bool on_ring)
 {
 	memset(&fk.req, 0, sizeof fk.req);
 	fk.n = 0;
 	fk.stop = false;
 	fk.fail = fail;
+	fk.on_ring = on_ring;
 	fk.reads = fk.writes = fk.out_of_order = fk.failed_reads = fk.failed_writes = 0;
+	fk.ring_reads = fk.locals = fk.locals_freed = 0;
 	memset(fk.failed, 0, sizeof fk.failed);
 	fk.mem = mmap(NULL, STORE_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	ck_assert_ptr_ne(fk.mem, MAP_FAILED);
@@ -194,17 +273,18 @@ static void *worker(void *arg)
 	return (void *)(uintptr_t)bad;
 }
 
-static void run(uint32_t ps, bool fail)
+static void run(uint32_t ps, bool fail, bool on_ring)
 {
-	start(ps, fail);
+	start(ps, fail, on_ring);
 	uint64_t bad = upg_t_threads_sum(worker, NTHREADS);
 	for (uint64_t pg = 0; pg < npages; pg++)
 		bad += upg_t_check(region + pg * psize, psize, pg, gen[pg]) != 0;
 	struct upager_stats st = { .size = sizeof st };
 	ck_assert_int_eq(upager_stats(up, &st), 0);
-	printf("%u-byte pages%s: %lu reads and %lu writes through the fake tier, %lu out of order, "
-	       "%lu and %lu failed; %lu evictions, %lu store reads\n", ps, fail ? ", failures" : "",
-	       (unsigned long)fk.reads, (unsigned long)fk.writes, (unsigned long)fk.out_of_order,
+	printf("%u-byte pages%s%s: %lu reads (%lu on a handler's ring) and %lu writes through the fake tier, "
+	       "%lu out of order, %lu and %lu failed; %lu evictions, %lu store reads\n", ps, fail ? ", failures" : "",
+	       on_ring ? ", on ring" : "", (unsigned long)fk.reads, (unsigned long)fk.ring_reads,
+	       (unsigned long)fk.writes, (unsigned long)fk.out_of_order,
 	       (unsigned long)fk.failed_reads, (unsigned long)fk.failed_writes, (unsigned long)st.evictions,
 	       (unsigned long)st.store_reads);
 	ck_assert_uint_eq(bad, 0);
@@ -212,6 +292,8 @@ static void run(uint32_t ps, bool fail)
 	 * were answered out of order. */
 	ck_assert_uint_gt(fk.reads, 100);
 	ck_assert_uint_gt(fk.writes, 10);
+	if (on_ring)
+		ck_assert_uint_gt(fk.ring_reads, 100);
 	ck_assert_uint_gt(fk.out_of_order, 10);
 	ck_assert_uint_ge(st.store_reads, 100);
 	if (fail) {
@@ -220,13 +302,21 @@ static void run(uint32_t ps, bool fail)
 		ck_assert_uint_gt(st.write_errors, 0);
 	}
 	stop();
+	/* Each handler's state went with it. */
+	ck_assert_uint_eq(fk.locals_freed, fk.locals);
+	if (on_ring)
+		ck_assert_uint_gt(fk.locals, 0);
 }
 
-START_TEST(test_out_of_order_4k) { run(4096, false); }
+START_TEST(test_out_of_order_4k) { run(4096, false, false); }
 END_TEST
-START_TEST(test_out_of_order_64k) { run(65536, false); }
+START_TEST(test_out_of_order_64k) { run(65536, false, false); }
 END_TEST
-START_TEST(test_failures) { run(4096, true); }
+START_TEST(test_failures) { run(4096, true, false); }
+END_TEST
+START_TEST(test_on_ring) { run(4096, false, true); }
+END_TEST
+START_TEST(test_on_ring_failures) { run(65536, true, true); }
 END_TEST
 
 int main(void)
@@ -236,6 +326,8 @@ int main(void)
 	tcase_add_test(tc, test_out_of_order_4k);
 	tcase_add_test(tc, test_out_of_order_64k);
 	tcase_add_test(tc, test_failures);
+	tcase_add_test(tc, test_on_ring);
+	tcase_add_test(tc, test_on_ring_failures);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
