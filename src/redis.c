@@ -88,6 +88,7 @@ struct rq {
 	uint8_t kind, store, tries, redirects;
 	bool reg;                /* RQ_CTL: the namespace's registration */
 	bool renewal;            /* RQ_CTL: a lease's renewal */
+	uint8_t unplace;         /* RQ_CTL: a renewal of namespace k, whose fork placeholder goes once it is in */
 	bool unsure;             /* RQ_SET: was on a connection that went down unanswered */
 	int16_t slot;            /* RQ_CTL: its key's hash slot; -1: sent to node `block` */
 	struct rwait *w;         /* someone waits for it (upg_redis_fork_prepare()) */
@@ -162,6 +163,11 @@ struct upg_redis {
 	uint64_t n_moved, n_ask, n_again, n_wait, n_fail;   /* for the closing line */
 	uint64_t n_direct, n_handoff; /* reads a handler sent itself; of those, handed to the thread */
 	uint32_t forks;          /* placeholders made (upg_redis_fork_prepare()) */
+	int fork_pid;            /* the process that made the last of them */
+	bool placed;             /* for the fork under way (upg_redis_fork_prepare()) */
+	/* In a forked child: the placeholders its parent made for the
+	 * namespaces it reads, removed once it has listed them itself. */
+	char placeholder[1 + UPG_ANCESTORS][96];
 };
 
 /* ---- small things ---- */
@@ -394,11 +400,14 @@ static void conn_ready(struct upg_redis *rd, uint32_t ni, uint32_t ci, int res)
 }
 
 static void registered(struct upg_redis *rd, int res);
+static void unplace(struct upg_redis *rd, uint32_t k);
 
 static void done(struct upg_redis *rd, struct rq *q, int res)
 {
 	if (q->reg)
 		registered(rd, res);
+	if (q->unplace && res >= 0)
+		unplace(rd, q->unplace);
 	if (q->renewal && res < 0) {
 		say(rd, "cannot renew this run's lease in upg:runs (%s): trying again in a second; another run may "
 		    "take this one's keys for dead if it stays so", strerror(-res));
@@ -939,8 +948,22 @@ static void renew(struct upg_redis *rd, bool own)
 		}
 		q->reg = own && !k;
 		q->renewal = !q->reg;
+		q->unplace = k && rd->placeholder[k][0] ? (uint8_t)k : 0;
 		route(rd, q);
 	}
+}
+
+/* Namespace k is listed under this process's pid: its fork placeholder
+ * goes, so that it no longer outlives the process by a lease. */
+static void unplace(struct upg_redis *rd, uint32_t k)
+{
+	if (!rd->placeholder[k][0])
+		return;
+	const char *argv[3] = { "ZREM", "upg:runs", rd->placeholder[k] };
+	struct rq *q = ctl_rq("upg:runs", 3, argv);
+	if (q)
+		route(rd, q);
+	rd->placeholder[k][0] = 0;
 }
 
 /* The registration is in (res 0): the writes held for it go; else they fail. */
@@ -2231,7 +2254,10 @@ void upg_redis_close(struct upg_redis *rd, bool keep)
 
 void upg_redis_fork_prepare(struct upg_redis *rd)
 {
-	if (!rd || !rd->running)
+	if (!rd)
+		return;
+	rd->placed = false;
+	if (!rd->running)
 		return;
 	uint32_t from = __atomic_load_n(&rd->reg, __ATOMIC_ACQUIRE) == REG_DONE ? 0 : 1;
 	if (from >= rd->nns)
@@ -2244,6 +2270,7 @@ void upg_redis_fork_prepare(struct upg_redis *rd)
 	int argc = 2;
 	snprintf(score, sizeof score, "%lld", (long long)time(NULL) + rd->clock_off + rd->lease_s);
 	uint32_t seq = ++rd->forks;
+	rd->fork_pid = (int)getpid();
 	for (uint32_t k = from; k < rd->nns; k++) {
 		char ns[17];
 		memcpy(ns, rd->ns[k], sizeof ns);
@@ -2270,6 +2297,7 @@ void upg_redis_fork_prepare(struct upg_redis *rd)
 	while (!w.done)
 		pthread_cond_wait(&w.c, &w.m);
 	pthread_mutex_unlock(&w.m);
+	rd->placed = w.res >= 0;
 	if (w.res < 0)
 		upg_log(rd->up, UPAGER_LOG_WARN, "redis store: cannot list this fork's namespaces in upg:runs (%s): if "
 			"the parent ends before the child lists them, a cleanup may delete pages the child reads",
@@ -2309,8 +2337,17 @@ int upg_redis_fork_child(struct upg_redis *rd, char *err, size_t errlen)
 	int rc = new_namespace(rd, err, errlen);
 	/* The ancestors' namespaces are read by this process too: listed
 	 * under its pid at once, so that they outlive their writers. */
-	for (uint32_t k = 1; k < rd->nns; k++)
+	memset(rd->placeholder, 0, sizeof rd->placeholder);
+	for (uint32_t k = 1; k < rd->nns; k++) {
 		make_member(rd, k);
+		/* As upg_redis_fork_prepare() named it (the parent's k - 1). */
+		char ns[17];
+		memcpy(ns, rd->ns[k], sizeof ns);
+		if (rd->placed)
+			snprintf(rd->placeholder[k], sizeof rd->placeholder[k], "%s %s F%d.%u", ns, rd->hostid,
+				 rd->fork_pid, rd->forks);
+	}
+	rd->placed = false;
 	if (!rc)
 		rc = start(rd, err, errlen);
 	rd->renew_at = 0;

@@ -62,7 +62,7 @@ int upg_redis_clean(const char *url, char *err, size_t errlen);
 void upg_redis_close(struct upg_redis *rd, bool keep);
 /* Before fork() (fork.c's prepare): the namespaces the child will read
  * get a placeholder in upg:runs, alive by its lease, until the child lists
- * them under its own pid. */
+ * them under its own pid and removes it. */
 void upg_redis_fork_prepare(struct upg_redis *rd);
 /* In a forked child (no other thread runs): let go of the parent's
  * connections and thread, make the parent's namespace the nearest

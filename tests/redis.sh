@@ -93,6 +93,33 @@ else
 	bad "integrity, no pool, on the cluster"; tail -20 "$work/suite"
 fi
 
+# ---- a fork's placeholders ----
+# The parent lists the namespaces a child will read under a placeholder
+# (F<pid>.<n>) before fork(); once the child has listed them under its own
+# pid, the placeholder goes, rather than a lease later.
+UPG_TEST_COMPRESS=off REDIS_PAGES_FORK=3 "$pages" "$UPAGER_TEST_REDIS" 16 1 >"$work/out" 2>"$work/err" &
+pid=$!
+for i in $(seq 600); do
+	grep -q "child ok" "$work/out" 2>/dev/null && break
+	kill -0 $pid 2>/dev/null || break
+	sleep 0.1
+done
+cpid=$(sed -n 's/^child ok \([0-9]*\)$/\1/p' "$work/out")
+placed=-1 listed=0
+for i in $(seq 20); do
+	[ -n "$cpid" ] || break
+	placed=$(redis-cli -p $P0 zrange upg:runs 0 -1 | grep -c " F$pid\\.")
+	listed=$(redis-cli -p $P0 zrange upg:runs 0 -1 | grep -c " $cpid\$")
+	[ "$placed" -eq 0 ] && [ "$listed" -gt 0 ] && break
+	sleep 0.1
+done
+wait_pages 60
+if [ $st -eq 0 ] && [ -n "$cpid" ] && [ "$placed" -eq 0 ] && [ "$listed" -gt 0 ]; then
+	ok "a fork's placeholder goes once the child has listed the namespaces ($listed under pid $cpid)"
+else
+	bad "fork placeholder: exit $st, child ${cpid:-none}, $placed placeholder(s) of pid $pid left, $listed listed: $(tail -3 "$work/out")"
+fi
+
 # ---- a unix socket ----
 if "$pages" "$UPAGER_TEST_REDIS_UNIX" 32 2 >"$work/out" 2>"$work/err" && grep -q "round 2 ok" "$work/out"; then
 	ok "unix socket"

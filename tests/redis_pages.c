@@ -11,10 +11,15 @@
  * DATA ...") when a page held anything but its pattern; 1 when upager
  * could not open.  A page the store cannot give back ends the program with
  * SIGBUS, as a bad disk block does.
+ *
+ * With REDIS_PAGES_FORK=S, after the rounds it forks a child that checks
+ * every page, prints "child ok PID", stays S seconds and closes; the parent
+ * waits for it ("child failed" and exit 3 unless it ended well).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -72,6 +77,32 @@ int main(int argc, char **argv)
 		}
 		printf("round %d ok\n", r);
 		fflush(stdout);
+	}
+	unsigned fork_s = (unsigned)upg_t_env_u64("REDIS_PAGES_FORK", 0);
+	if (fork_s) {
+		pid_t c = fork();
+		if (c < 0) {
+			perror("fork");
+			return 1;
+		}
+		if (c == 0) {
+			for (size_t i = 0; i < n; i++)
+				if (upg_t_check(m + i * PS, PS, i, (uint32_t)rounds + 1)) {
+					printf("WRONG DATA in the child, page %zu\n", i);
+					fflush(stdout);
+					_exit(3);
+				}
+			printf("child ok %d\n", (int)getpid());
+			fflush(stdout);
+			sleep(fork_s);
+			_exit(upager_close(up) ? 1 : 0);
+		}
+		int ws;
+		if (waitpid(c, &ws, 0) != c || !WIFEXITED(ws) || WEXITSTATUS(ws)) {
+			printf("child failed\n");
+			fflush(stdout);
+			return 3;
+		}
 	}
 	rc = upager_close(up);
 	if (rc) {
