@@ -69,6 +69,7 @@ struct upg_io {
 
 struct upg_handler {
 	struct upager *up;
+	bool forgotten;       /* in a forked child: the parent's thread's (upg_handlers_forget()) */
 	pthread_t tid;
 	struct io_uring ring;
 	struct upg_tq q;      /* its queue to the tiers, on ring */
@@ -1591,9 +1592,14 @@ static void *handler_main(void *arg)
 
 static void handler_destroy(struct upg_handler *h)
 {
-	upg_tq_fini(&h->q);
+	/* The ring first: a tier's recv may still be on it, into a buffer
+	 * its state owns. */
 	if (h->ring_ok)
 		io_uring_queue_exit(&h->ring);
+	if (h->forgotten)
+		upg_tq_forget(&h->q);
+	else
+		upg_tq_fini(&h->q);
 	if (h->kick_fd >= 0)
 		close(h->kick_fd);
 	if (h->bounce)
@@ -1704,8 +1710,10 @@ int upg_handlers_start(struct upager *up, char *err, size_t errlen)
 
 void upg_handlers_forget(struct upager *up)
 {
-	for (uint32_t i = 0; up->handlers && i < up->nhandlers; i++)
+	for (uint32_t i = 0; up->handlers && i < up->nhandlers; i++) {
 		up->handlers[i].started = false;
+		up->handlers[i].forgotten = true;
+	}
 	upg_handlers_stop(up);
 }
 

@@ -1299,6 +1299,12 @@ static void d_arm(struct dq *d, struct upg_tq *q, uint32_t ni, struct dconn *c)
 {
 	if (io_uring_sq_space_left(q->ring) < 2)
 		io_uring_submit(q->ring);
+	if (io_uring_sq_space_left(q->ring) < 2) {
+		/* No room for the recv and its timeout together: the reads
+		 * go the thread's way. */
+		d_down(d, c, -EBUSY);
+		return;
+	}
 	uint64_t now = upg_now_ns(), by = c->fifo[c->head % DFIFO]->deadline;
 	uint64_t left = by > now + 1000000ull ? by - now : 1000000ull;
 	c->ts = (struct __kernel_timespec){ (long long)(left / 1000000000ull), (long long)(left % 1000000000ull) };
@@ -1310,7 +1316,6 @@ static void d_arm(struct dq *d, struct upg_tq *q, uint32_t ni, struct dconn *c)
 	io_uring_prep_link_timeout(sqe, &c->ts, 0);
 	io_uring_sqe_set_data64(sqe, dtag(DT_TIMEOUT, ni, c->epoch));
 	c->recv_on = true;
-	(void)d;
 }
 
 static void d_cqe(struct upg_tq *q, uint64_t tag, int res)
@@ -1378,18 +1383,26 @@ static void d_cqe(struct upg_tq *q, uint64_t tag, int res)
 		d_arm(d, q, ni, c);
 }
 
-static void d_free(void *local)
+static void d_free(void *local, bool forked)
 {
 	struct dq *d = local;
 	for (uint32_t ni = 0; ni < NODES_MAX; ni++) {
 		struct dconn *c = d->c[ni];
 		if (!c)
 			continue;
+		if (forked) {
+			/* Our copies of the parent's sockets; the rest may
+			 * have been mid-change: left. */
+			if (c->fd >= 0)
+				close(c->fd);
+			continue;
+		}
 		d_close(c);
 		free(c->ibuf);
 		free(c);
 	}
-	free(d);
+	if (!forked)
+		free(d);
 }
 
 /* The calling thread's direct connections, when it owns q and takes its
@@ -1416,10 +1429,11 @@ static struct dconn *d_conn(struct upg_redis *rd, struct dq *d, uint32_t ni)
 {
 	struct dconn *c = d->c[ni];
 	if (!c) {
-		c = d->c[ni] = calloc(1, sizeof *c);
+		c = calloc(1, sizeof *c);
 		if (!c)
 			return NULL;
 		c->fd = -1;
+		d->c[ni] = c;
 	}
 	if (c->state == D_UP)
 		return c->tail - c->head < DFIFO ? c : NULL;
@@ -1448,13 +1462,14 @@ static struct dconn *d_conn(struct upg_redis *rd, struct dq *d, uint32_t ni)
 	struct node *n = rd->nodes[ni];
 	if (!c->ibuf && !(c->ibuf = malloc(DIBUF)))
 		return NULL;
-	c->rd = redisReaderCreate();
+	if (!(c->rd = redisReaderCreate()))
+		return NULL;
 	c->fd = socket(n->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (c->fd >= 0 && n->sa.ss_family != AF_UNIX) {
 		int one = 1;
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	}
-	int rc = c->fd >= 0 && c->rd ? connect(c->fd, (const struct sockaddr *)&n->sa, n->salen) : -1;
+	int rc = c->fd >= 0 ? connect(c->fd, (const struct sockaddr *)&n->sa, n->salen) : -1;
 	c->head = c->tail = 0;
 	if (rc && errno != EINPROGRESS) {
 		d_close(c);

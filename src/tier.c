@@ -19,16 +19,26 @@ int upg_tq_init(struct upg_tq *q, struct io_uring *ring, int kick_fd, uint32_t c
 	return 0;
 }
 
-void upg_tq_fini(struct upg_tq *q)
+static void tq_fini(struct upg_tq *q, bool forked)
 {
 	if (q->tier_free && q->tier_local)
-		q->tier_free(q->tier_local);
+		q->tier_free(q->tier_local, forked);
 	q->tier_local = NULL;
 	if (!q->done)
 		return;
 	pthread_mutex_destroy(&q->lock);
 	free(q->done);
 	q->done = NULL;
+}
+
+void upg_tq_fini(struct upg_tq *q)
+{
+	tq_fini(q, false);
+}
+
+void upg_tq_forget(struct upg_tq *q)
+{
+	tq_fini(q, true);
 }
 
 void upg_tq_post(struct upg_tq *q, uint64_t tag, int res)

@@ -53,12 +53,13 @@ struct upg_tq {
 	 * to upg_tq_tier_cqe(), in its own thread, before it takes the list.
 	 * The tier sets tier_local and the two functions on its first use of
 	 * the queue, from the owner's thread; upg_tq_fini() calls tier_free
-	 * (also in a forked child, where the ring is the parent's: it must not
-	 * touch the ring). */
+	 * once the ring is gone.  In a forked child (upg_tq_forget()) forked
+	 * is true: the owner may have been changing the state when another
+	 * thread forked, so the tier closes what it must and frees nothing. */
 	bool tier_cqes;
 	void *tier_local;
 	void (*tier_cqe)(struct upg_tq *q, uint64_t tag, int res);
-	void (*tier_free)(void *local);
+	void (*tier_free)(void *local, bool forked);
 };
 
 /* Tags of a tier's own completions on its owner's ring (see tier_cqes);
@@ -106,6 +107,9 @@ static inline void upg_tier_write(const struct upg_tier *t, struct upg_tq *q, ui
  * completions it may hold outside the ring.  0 or -ENOMEM. */
 int upg_tq_init(struct upg_tq *q, struct io_uring *ring, int kick_fd, uint32_t cap);
 void upg_tq_fini(struct upg_tq *q);
+/* upg_tq_fini() in a forked child, of a queue whose owner was the
+ * parent's thread. */
+void upg_tq_forget(struct upg_tq *q);
 /* Report a completion; from any thread. */
 void upg_tq_post(struct upg_tq *q, uint64_t tag, int res);
 /* Are completions waiting in the list?  (The owner then must not sleep in

@@ -122,8 +122,9 @@ static void local_cqe(struct upg_tq *q, uint64_t tag, int res)
 	answer(&x->r);
 }
 
-static void local_free(void *l)
+static void local_free(void *l, bool forked)
 {
+	ck_assert(!forked);
 	__atomic_fetch_add(&fk.locals_freed, 1, __ATOMIC_RELAXED);
 	free(l);
 }
