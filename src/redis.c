@@ -289,7 +289,9 @@ static int node_add(struct upg_redis *rd, const char *host, int port, const char
 }
 
 /* A connected socket to n within ms, or -errno. */
-static int dial(const struct node *n, uint32_t ms)
+/* A non-blocking socket to n, its connect started (or done): the fd, or
+ * -errno. */
+static int sock_open(const struct node *n)
 {
 	int fd = socket(n->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
@@ -303,6 +305,14 @@ static int dial(const struct node *n, uint32_t ms)
 		close(fd);
 		return -e;
 	}
+	return fd;
+}
+
+static int dial(const struct node *n, uint32_t ms)
+{
+	int fd = sock_open(n);
+	if (fd < 0)
+		return fd;
 	struct pollfd p = { .fd = fd, .events = POLLOUT };
 	int pr = poll(&p, 1, (int)ms);
 	int soerr = 0;
@@ -324,18 +334,11 @@ static bool conn_start(struct upg_redis *rd, uint32_t ni, uint32_t ci)
 {
 	struct node *n = rd->nodes[ni];
 	struct conn *c = &n->c[ci];
-	int fd = socket(n->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd >= 0 && n->sa.ss_family != AF_UNIX) {
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	}
-	if (fd < 0 || (connect(fd, (const struct sockaddr *)&n->sa, n->salen) && errno != EINPROGRESS)) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		c->err = n->err = -e;
+	int fd = sock_open(n);
+	if (fd < 0) {
+		c->err = n->err = fd;
 		c->next_try = upg_now_ns() + RECONNECT_NS;
-		say(rd, "cannot connect to %s: %s", n->name, strerror(e));
+		say(rd, "cannot connect to %s: %s", n->name, strerror(-fd));
 		return false;
 	}
 	c->fd = fd;
@@ -402,6 +405,22 @@ static void conn_ready(struct upg_redis *rd, uint32_t ni, uint32_t ci, int res)
 static void registered(struct upg_redis *rd, int res);
 static void unplace(struct upg_redis *rd, uint32_t k);
 
+/* count blocks of op ended with res; the last part completes it.  A
+ * read's parts may end on two threads (a handler's direct reads and the
+ * tier's thread). */
+static void part_done(struct rop *op, uint32_t count, int res)
+{
+	int was = __atomic_load_n(&op->res, __ATOMIC_RELAXED);
+	while (res < 0 && (was >= 0 || res == -ETIMEDOUT) &&
+	       !__atomic_compare_exchange_n(&op->res, &was, res, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		;
+	if (__atomic_sub_fetch(&op->left, count, __ATOMIC_ACQ_REL) == 0) {
+		int r = __atomic_load_n(&op->res, __ATOMIC_ACQUIRE);
+		upg_tq_post(op->q, op->tag, r < 0 ? r : (int)op->len);
+		free(op);
+	}
+}
+
 static void done(struct upg_redis *rd, struct rq *q, int res)
 {
 	if (q->reg)
@@ -426,19 +445,8 @@ static void done(struct upg_redis *rd, struct rq *q, int res)
 	 * not use its blocks again (see evict.c). */
 	if (res < 0 && q->unsure)
 		res = -ETIMEDOUT;
-	struct rop *op = q->op;
-	if (op) {
-		/* A read's parts may end on two threads (the direct reads). */
-		int was = __atomic_load_n(&op->res, __ATOMIC_RELAXED);
-		while (res < 0 && (was >= 0 || res == -ETIMEDOUT) &&
-		       !__atomic_compare_exchange_n(&op->res, &was, res, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
-			;
-		if (__atomic_sub_fetch(&op->left, q->count, __ATOMIC_ACQ_REL) == 0) {
-			int r = __atomic_load_n(&op->res, __ATOMIC_ACQUIRE);
-			upg_tq_post(op->q, op->tag, r < 0 ? r : (int)op->len);
-			free(op);
-		}
-	}
+	if (q->op)
+		part_done(q->op, q->count, res);
 	free(q->ctl);
 	free(q);
 }
@@ -582,21 +590,23 @@ static int format_set(const struct upg_redis *rd, struct rq *q, const char *buf)
 }
 
 /* Put q's command on c. */
+/* q's MGET, formatted into *cmd (redisFreeCommand()): its length, or -1. */
+static int format_get(const struct upg_redis *rd, const struct rq *q, char **cmd)
+{
+	char keys[GROUP][48];
+	const char *argv[1 + GROUP] = { "MGET" };
+	size_t al[1 + GROUP] = { 4 };
+	for (uint32_t i = 0; i < q->count; i++) {
+		argv[1 + i] = keys[i];
+		al[1 + i] = (size_t)block_key(rd, q->store, q->block + i, keys[i], sizeof keys[i]);
+	}
+	return redisFormatCommandArgv(cmd, 1 + (int)q->count, argv, al);
+}
+
 static int emit(struct upg_redis *rd, struct node *n, struct conn *c, struct rq *q)
 {
-	char keys[GROUP][48], *cmd = q->ctl;
-	const char *argv[1 + GROUP];
-	size_t al[1 + GROUP];
-	int len = q->ctl_len;
-	if (q->kind == RQ_GET) {
-		argv[0] = "MGET";
-		al[0] = 4;
-		for (uint32_t i = 0; i < q->count; i++) {
-			argv[1 + i] = keys[i];
-			al[1 + i] = (size_t)block_key(rd, q->store, q->block + i, keys[i], sizeof keys[i]);
-		}
-		len = redisFormatCommandArgv(&cmd, 1 + (int)q->count, argv, al);
-	}
+	char *cmd = q->ctl;
+	int len = q->kind == RQ_GET ? format_get(rd, q, &cmd) : q->ctl_len;
 	if (len < 0)
 		return -ENOMEM;
 	int rc = 0;
@@ -1253,18 +1263,6 @@ static void d_handoff(struct upg_redis *rd, struct rq *q, uint8_t tries)
 	to_thread(rd, q, q);
 }
 
-/* A read's part done on the owner's thread: its values are in place. */
-static void d_done(struct rq *q)
-{
-	struct rop *op = q->op;
-	if (__atomic_sub_fetch(&op->left, q->count, __ATOMIC_ACQ_REL) == 0) {
-		int res = __atomic_load_n(&op->res, __ATOMIC_ACQUIRE);
-		upg_tq_post(op->q, op->tag, res < 0 ? res : (int)op->len);
-		free(op);
-	}
-	free(q);
-}
-
 static void d_close(struct dconn *c)
 {
 	if (c->fd >= 0)
@@ -1373,7 +1371,8 @@ static void d_cqe(struct upg_tq *q, uint64_t tag, int res)
 			freeReplyObject(r);
 			if (ok) {
 				__atomic_fetch_add(&rd->n_direct, 1, __ATOMIC_RELAXED);
-				d_done(g);
+				part_done(g->op, g->count, 0);
+				free(g);
 			} else {
 				d_handoff(rd, g, 0);
 			}
@@ -1438,6 +1437,21 @@ static struct dconn *d_conn(struct upg_redis *rd, struct dq *d, uint32_t ni)
 	if (c->state == D_UP)
 		return c->tail - c->head < DFIFO ? c : NULL;
 	uint64_t now = upg_now_ns();
+	if (c->state == D_DOWN && now >= c->next_try) {
+		if (!c->ibuf && !(c->ibuf = malloc(DIBUF)))
+			return NULL;
+		if (!(c->rd = redisReaderCreate()))
+			return NULL;
+		c->fd = sock_open(rd->nodes[ni]);
+		if (c->fd < 0) {
+			d_close(c);
+			c->next_try = now + RECONNECT_NS;
+			return NULL;
+		}
+		c->head = c->tail = 0;
+		c->connect_by = now + (uint64_t)(rd->timeout_ms < 1000 ? rd->timeout_ms : 1000) * 1000000ull;
+		c->state = D_CONNECTING;   /* up at once, as on loopback, just below */
+	}
 	if (c->state == D_CONNECTING) {
 		struct pollfd p = { .fd = c->fd, .events = POLLOUT };
 		int soerr = 0;
@@ -1457,28 +1471,7 @@ static struct dconn *d_conn(struct upg_redis *rd, struct dq *d, uint32_t ni)
 		c->state = D_UP;
 		return c;
 	}
-	if (c->state != D_DOWN || now < c->next_try)
-		return NULL;
-	struct node *n = rd->nodes[ni];
-	if (!c->ibuf && !(c->ibuf = malloc(DIBUF)))
-		return NULL;
-	if (!(c->rd = redisReaderCreate()))
-		return NULL;
-	c->fd = socket(n->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (c->fd >= 0 && n->sa.ss_family != AF_UNIX) {
-		int one = 1;
-		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	}
-	int rc = c->fd >= 0 ? connect(c->fd, (const struct sockaddr *)&n->sa, n->salen) : -1;
-	c->head = c->tail = 0;
-	if (rc && errno != EINPROGRESS) {
-		d_close(c);
-		c->next_try = now + RECONNECT_NS;
-		return NULL;
-	}
-	c->connect_by = now + (uint64_t)(rd->timeout_ms < 1000 ? rd->timeout_ms : 1000) * 1000000ull;
-	c->state = rc ? D_CONNECTING : D_UP;
-	return rc ? NULL : c;
+	return NULL;
 }
 
 /* Send read g on the calling thread's own connection; false: it goes
@@ -1496,16 +1489,8 @@ static bool d_send(struct upg_redis *rd, struct dq *d, struct upg_tq *q, struct 
 	struct dconn *c = d_conn(rd, d, ni);
 	if (!c)
 		return false;
-	char keys[GROUP][48], *cmd = NULL;
-	const char *argv[1 + GROUP];
-	size_t al[1 + GROUP];
-	argv[0] = "MGET";
-	al[0] = 4;
-	for (uint32_t i = 0; i < g->count; i++) {
-		argv[1 + i] = keys[i];
-		al[1 + i] = (size_t)block_key(rd, g->store, g->block + i, keys[i], sizeof keys[i]);
-	}
-	int len = redisFormatCommandArgv(&cmd, 1 + (int)g->count, argv, al);
+	char *cmd = NULL;
+	int len = format_get(rd, g, &cmd);
 	if (len < 0)
 		return false;
 	ssize_t sent = send(c->fd, cmd, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -2298,15 +2283,7 @@ void upg_redis_fork_prepare(struct upg_redis *rd)
 		return;
 	struct rwait w = { .m = PTHREAD_MUTEX_INITIALIZER, .c = PTHREAD_COND_INITIALIZER };
 	q->w = &w;
-	pthread_mutex_lock(&rd->lock);
-	if (rd->in_tail)
-		rd->in_tail->next = q;
-	else
-		rd->in = q;
-	rd->in_tail = q;
-	pthread_mutex_unlock(&rd->lock);
-	uint64_t one = 1;
-	(void)!write(rd->kick_fd, &one, sizeof one);
+	to_thread(rd, q, q);
 	/* Done by its deadline at the latest (tick()). */
 	pthread_mutex_lock(&w.m);
 	while (!w.done)
