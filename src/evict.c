@@ -1099,7 +1099,7 @@ static uint32_t pick(struct upg_evictor *ev)
 			upg_fatal(up, "the replacement policy chose frame %u, whose page is in state %u", f, p->state);
 		}
 		bool to_store = r->file ? r->file->mode != UPAGER_MAP_SHARED && (p->flags & PF_DIRTY)
-				: (p->flags & PF_DIRTY) || !p->slot;
+				: ((p->flags & PF_DIRTY) || !p->slot) && !(p->flags & PF_POOLCOPY);
 		if (full && to_store) {
 			up->pol_ops->insert(up->pol, f, UPG_HINT_GHOST);
 			up->c.store_full++;

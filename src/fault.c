@@ -967,6 +967,11 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 			 * nothing (PF_POOLCOPY). */
 			p->evict_seq = handle;
 			p->flags |= PF_WPCLEAN | PF_POOLCOPY;
+			/* A spill may have taken its entry off the cold ring
+			 * while it was being read: put it back (a second
+			 * entry of a live object is passed over once it is
+			 * gone). */
+			upg_pool_requeue(&up->pool, handle);
 			up->pool_copies++;
 		} else if (io->pool) {
 			/* In RAM now: the pool's copy goes (a clean page keeps
@@ -1114,9 +1119,10 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 	bool framed = p->frame != UPG_NOFRAME;
 	if (framed)
 		up->pol_ops->remove(up->pol, p->frame);
-	p->state = PG_FILLING;
-	/* What is filled goes in writable: the digests tell from now on. */
+	/* What is filled goes in writable: the digests tell from now on
+	 * (and a pool copy goes while the page is still RESIDENT). */
 	upg_poolcopy_free(up, p);
+	p->state = PG_FILLING;
 	p->flags &= (uint8_t)~PF_WPCLEAN;
 	r->busy++;
 	uint16_t zm = p->zmask;
