@@ -245,8 +245,8 @@ struct upager_stats {
 	/* Also in 0.5: pages read from the pool and not written while in RAM
 	 * keep their object there, and go back to it for nothing. */
 	uint64_t pool_repools;         /* evicted pages that went back to their object */
-	/* Dirty pages sent to the store without a try, in batches passed
-	 * over while few of those tried compressed. */
+	/* Also in 0.5: dirty pages sent to the store without a try, in
+	 * batches passed over while few of those tried compressed. */
 	uint64_t pool_skips;
 };
 

@@ -459,8 +459,8 @@ static bool pool_skip(struct upg_evictor *ev)
 {
 	struct upager *up = ev->up;
 	uint64_t tried = up->c.pool_puts + up->c.pool_rejects, put = up->c.pool_puts;
-	ev->w_tried += (double)(tried - ev->seen_tried);
-	ev->w_put += (double)(put - ev->seen_put);
+	ev->w_tried += tried > ev->seen_tried ? (double)(tried - ev->seen_tried) : 0;
+	ev->w_put += put > ev->seen_put ? (double)(put - ev->seen_put) : 0;
 	ev->seen_tried = tried, ev->seen_put = put;
 	if (ev->w_tried > 32768) {
 		ev->w_tried /= 2, ev->w_put /= 2;
@@ -488,10 +488,14 @@ static void pool_pass(struct upg_evictor *ev, uint32_t n)
 	pthread_mutex_lock(&up->lock);
 	if (up->pool_unowned)
 		upg_pool_own(up, up->pool.bytes);
-	bool skip = pool_skip(ev);
+	/* Only a batch with pages to try counts, so the one tried in
+	 * SKIP_EVERY always has some. */
+	uint32_t candidates = 0;
+	for (uint32_t i = 0; i < n; i++)
+		candidates += ev->v[i].kind == K_WRITE && ev->v[i].r->psize == UPG_POOL_PAGE;
+	bool skip = candidates && pool_skip(ev);
 	if (skip)
-		for (uint32_t i = 0; i < n; i++)
-			up->c.pool_skips += ev->v[i].kind == K_WRITE && ev->v[i].r->psize == UPG_POOL_PAGE;
+		up->c.pool_skips += candidates;
 	pthread_mutex_unlock(&up->lock);
 	if (skip)
 		return;

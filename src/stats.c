@@ -116,10 +116,11 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 		}
 		uint64_t served = st->pool_hits + st->store_reads;
 		char back[96] = "";
-		if (st->size >= offsetof(struct upager_stats, pool_skips) + sizeof st->pool_skips &&
-		    (st->pool_repools || st->pool_skips))
-			snprintf(back, sizeof back, "; %llu back unwritten; %llu passed over", (unsigned long long)st->pool_repools,
-				 (unsigned long long)st->pool_skips);
+		int k = 0;
+		if (st->size >= offsetof(struct upager_stats, pool_repools) + sizeof st->pool_repools && st->pool_repools)
+			k = snprintf(back, sizeof back, "; %llu back unwritten", (unsigned long long)st->pool_repools);
+		if (st->size >= offsetof(struct upager_stats, pool_skips) + sizeof st->pool_skips && st->pool_skips)
+			snprintf(back + k, sizeof back - (size_t)k, "; %llu passed over", (unsigned long long)st->pool_skips);
 		snprintf(pool, sizeof pool,
 			 "  compressed pool   %s holding %llu pages (ratio %.2f); %llu faults served from it "
 			 "(%.1f%% of refills); %llu pages in, %llu too poor%s; %llu written on, %llu dropped clean%s\n",

@@ -102,6 +102,7 @@ static void compressible(const char *compress)
 	stats(&st);
 	print(compress, &st);
 	ck_assert_uint_gt(st.pool_puts, NPAGES);
+	ck_assert_uint_eq(st.pool_skips, 0);  /* they compress: every batch tried */
 	ck_assert_uint_gt(st.pool_hits, 1000);
 	ck_assert_uint_gt(st.pool_writebacks, 100);  /* 8x the budget does not fit: it spills */
 	ck_assert_uint_gt(st.store_reads, 0);        /* and what spilled comes back */
@@ -140,7 +141,7 @@ START_TEST(test_incompressible)
 	ck_assert_uint_eq(st.pool_bytes, 0);
 	/* Tried until a few thousand had been refused, then one batch in
 	 * eight: the others were passed over. */
-	ck_assert_uint_gt(st.pool_rejects, 4096);
+	ck_assert_uint_gt(st.pool_rejects, 6000);  /* tries went on, one batch in eight */
 	ck_assert_uint_gt(st.pool_skips, NPAGES / 2);
 	ck_assert_uint_gt(st.pool_rejects + st.pool_skips, NPAGES);
 	ck_assert_uint_gt(st.store_reads, 10000);
