@@ -242,9 +242,6 @@ struct upager_stats {
 	 * moves with the program's refills (see UPAGER_COMPRESS_POOL). */
 	uint64_t pool_share_bytes;     /* the most the pool may hold now */
 	uint64_t pool_share_most;      /* the most it may ever hold (0: no pool) */
-	/* Also in 0.5: pages read from the pool and not written while in RAM
-	 * keep their object there, and go back to it for nothing. */
-	uint64_t pool_repools;         /* evicted pages that went back to their object */
 	/* Also in 0.5: dirty pages sent to the store without a try, in
 	 * batches passed over while few of those tried compressed. */
 	uint64_t pool_skips;
