@@ -437,6 +437,12 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 	}
 }
 
+/* A victim the pool may take: a dirty page of 4 KiB. */
+static bool poolable(const struct vict *v)
+{
+	return v->kind == K_WRITE && v->r->psize == UPG_POOL_PAGE;
+}
+
 /* Whether this batch's dirty pages go to the store without a try of the
  * pool (pool_pass()): while fewer than one in 8 of the recent pages tried
  * (the last 16K to 32K, halved as they grow) compressed well enough, as
@@ -487,7 +493,7 @@ static void pool_pass(struct upg_evictor *ev, uint32_t n)
 	 * SKIP_EVERY always has some. */
 	uint32_t candidates = 0;
 	for (uint32_t i = 0; i < n; i++)
-		candidates += ev->v[i].kind == K_WRITE && ev->v[i].r->psize == UPG_POOL_PAGE;
+		candidates += poolable(&ev->v[i]);
 	bool skip = candidates && pool_skip(ev);
 	if (skip)
 		up->c.pool_skips += candidates;
@@ -500,7 +506,7 @@ static void pool_pass(struct upg_evictor *ev, uint32_t n)
 			leaving += ev->v[i].r->psize / 4096;
 	for (uint32_t i = 0; i < n; i++) {
 		struct vict *v = &ev->v[i];
-		if (v->kind != K_WRITE || v->r->psize != UPG_POOL_PAGE)
+		if (!poolable(v))
 			continue;
 		/* Full: to the store, until spill() has made room. */
 		if (__atomic_load_n(&up->pool.bytes, __ATOMIC_RELAXED) >= __atomic_load_n(&up->pool_max, __ATOMIC_RELAXED))
