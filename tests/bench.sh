@@ -217,6 +217,22 @@ bash "$check" -b "$build" 4X -- true >"$work/bad" 2>&1
 rc=$?
 [ $rc -eq 2 ] && grep -q "RAM '4X' is not a size" "$work/bad" || { bad "forecast-check.sh 4X: exit status $rc"; cat "$work/bad"; }
 
+# floor: the round trip's three ways, the disk and the kernel's fault, and
+# the bounds, each a figure; a bad value refused with the option named.
+"$bench" floor --faults 5000 --reads 2000 --file-size 64M >"$work/floor" 2>&1
+rc=$?
+[ $rc -eq 0 ] || { bad "floor: exit status $rc"; cat "$work/floor"; }
+for x in '^  answerer sleeping in poll\(\) between faults +[0-9.]+ us$' '^  answerer spinning on the descriptor +[0-9.]+ us$' \
+	'^  both threads on one CPU +[0-9.]+ us$' '^  4 KiB O_DIRECT random read, depth 1, io_uring +[0-9.]+ us$' \
+	'^  kernel fault, MAP_SHARED \+ MADV_RANDOM +[0-9.]+ us$' '^    at most [0-9.]+x the kernel.s fault on a MADV_RANDOM mapping'; do
+	grep -Eq "$x" "$work/floor" || { bad "floor: no line like $x"; cat "$work/floor"; }
+done
+ls /var/tmp/upager-bench-floor-* /tmp/upager-bench-floor-* >/dev/null 2>&1 && bad "floor: its file was left behind"
+"$bench" floor --faults 12 >"$work/bad" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q -- "--faults needs a number of at least 1000" "$work/bad" ||
+	{ bad "floor --faults 12: exit status $rc, expected 2 and a message"; cat "$work/bad"; }
+
 # Bad input: a clear message naming the option, exit status 2.
 refused() { # option value
 	"$bench" compare "$1" "$2" >"$work/bad" 2>&1

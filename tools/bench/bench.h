@@ -366,6 +366,8 @@ uint64_t cg_peak(const struct cgroup *cg);  /* v1 only; 0 otherwise */
 int cg_set_limit(const struct cgroup *cg, uint64_t limit);
 /* upager-bench file: file workloads on upager_map_file() against kernel mmap. */
 int filemap_main(int argc, char **argv);
+/* floor.c: upager-bench floor */
+int floor_main(int argc, char **argv);
 void undo_zswap(void);
 void guardian_start(void);
 bool pid_gone(pid_t pid);

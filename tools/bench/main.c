@@ -24,6 +24,7 @@ static void usage(FILE *f)
 "                    [--policy NAME] [--seed N] [--quiet]\n"
 "       " PROG " file [--ram SIZE] [--data SIZE] [--accesses N] [--file PATH]\n"
 "                    [--workload scan,rand-read,rand-update] [--sides upager,mmap,mmap-random]\n"
+"       " PROG " floor [--faults N] [--reads N] [--file-size SIZE]\n"
 "\n"
 "Run access patterns over a paged region larger than the RAM budget and print\n"
 "one line of figures per workload and thread count.  Each run gets a fresh\n"
@@ -89,6 +90,11 @@ static void usage(FILE *f)
 "scan, rand-read and rand-update, every page read checked and the updates\n"
 "counted on the file afterwards.  Needs root.  Defaults: --ram 128M, data 4\n"
 "times the budget, 100K random accesses, a new file in $TMPDIR or /var/tmp.\n"
+"\n"
+"floor: what a fault answered from user space through userfaultfd costs here\n"
+"with no I/O (the answering thread asleep, spinning, or on the faulting\n"
+"thread's CPU), beside a 4 KiB O_DIRECT read and the kernel's fault on a\n"
+"MADV_RANDOM file mapping, and the bounds that follow for any such pager.\n"
 "\n"
 "compare: run every workload on four sides, back to back on fresh memory: the\n"
 "kernel's own swap, the kernel's swap with zswap, upager (with its compressed\n"
@@ -275,6 +281,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "file"))
 		return filemap_main(argc, argv);
+	if (argc > 1 && !strcmp(argv[1], "floor"))
+		return floor_main(argc, argv);
 	upager_config_init(&cfg);
 	if (upager_config_from_env(&cfg, err, sizeof err)) {
 		fprintf(stderr, PROG ": %s\n", err);

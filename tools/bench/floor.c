@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * upager-bench floor: what a fault through userfaultfd costs on this
+ * machine before upager does anything, beside what the disk and the
+ * kernel's own fault cost, and the bounds that follow for any pager that
+ * serves faults from user space here.
+ *
+ *   round trip  a thread touches pages of a region registered for missing
+ *               faults; a second thread reads each fault message and answers
+ *               it with UFFDIO_COPY of a 4 KiB page it holds ready, which
+ *               wakes the first.  No I/O: the fault's path alone.  Three
+ *               ways: the answering thread sleeping in poll() between faults
+ *               (as upager's handlers sleep in their ring), spinning on the
+ *               descriptor, and both threads on one CPU.
+ *   disk        4 KiB O_DIRECT random reads at queue depth 1 through
+ *               io_uring, on a file in the store's directory.
+ *   kernel      faults on the same file mapped MAP_SHARED after
+ *               madvise(MADV_RANDOM), its page cache dropped first: one
+ *               4 KiB read a fault, as the kernel's swap-in or file fault at
+ *               page-cluster 0.
+ *
+ * A fault that a user-space pager serves from its disk waits for the same
+ * read and the round trip besides; one it serves from RAM (a compressed
+ * pool) costs at least the round trip.  The figures are means.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <liburing.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct answerer {
+	int uffd;
+	bool spin;
+	const char *page;      /* what every fault is answered with */
+	volatile bool stop;
+	int rc;                /* 0, or the -errno that ended it */
+};
+
+static void *answer(void *arg)
+{
+	struct answerer *a = arg;
+	while (!a->stop) {
+		if (!a->spin) {
+			struct pollfd p = { .fd = a->uffd, .events = POLLIN };
+			if (poll(&p, 1, 100) < 0 && errno != EINTR) {
+				a->rc = -errno;
+				return NULL;
+			}
+		}
+		struct uffd_msg m;
+		ssize_t n = read(a->uffd, &m, sizeof m);
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			a->rc = -errno;
+			return NULL;
+		}
+		if (n != sizeof m || m.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		struct uffdio_copy c = { .dst = m.arg.pagefault.address & ~4095ULL, .src = (uintptr_t)a->page,
+					 .len = 4096 };
+		if (ioctl(a->uffd, UFFDIO_COPY, &c) < 0 && errno != EEXIST) {
+			a->rc = -errno;
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+static int pin_to(int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return pthread_setaffinity_np(pthread_self(), sizeof set, &set) ? -EINVAL : 0;
+}
+
+/* Mean microseconds of a fault answered from user space over npages
+ * distinct pages touched in a scattered order, or a negative -errno. */
+static double round_trip(uint64_t npages, bool spin, bool one_cpu, char *why, size_t wlen)
+{
+	int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0) {
+		snprintf(why, wlen, "userfaultfd(): %s (as root, or with vm.unprivileged_userfaultfd = 1)",
+			 strerror(errno));
+		return -errno;
+	}
+	struct uffdio_api api = { .api = UFFD_API };
+	size_t len = npages * 4096;
+	char *region = MAP_FAILED, *page = MAP_FAILED;
+	double us = -EINVAL;
+	if (ioctl(uffd, UFFDIO_API, &api) < 0) {
+		snprintf(why, wlen, "UFFDIO_API: %s", strerror(errno));
+		goto out;
+	}
+	region = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (region == MAP_FAILED || page == MAP_FAILED) {
+		snprintf(why, wlen, "mmap of %zu bytes: %s", len, strerror(errno));
+		goto out;
+	}
+	memset(page, 0x5a, 4096);
+	struct uffdio_register reg = { .range = { .start = (uintptr_t)region, .len = len },
+				       .mode = UFFDIO_REGISTER_MODE_MISSING };
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
+		snprintf(why, wlen, "UFFDIO_REGISTER: %s", strerror(errno));
+		goto out;
+	}
+	struct answerer a = { .uffd = uffd, .spin = spin, .page = page };
+	cpu_set_t before;
+	bool pinned = false;
+	if (one_cpu && !sched_getaffinity(0, sizeof before, &before)) {
+		int cpu = sched_getcpu();
+		pinned = pin_to(cpu < 0 ? 0 : cpu) == 0;
+	}
+	pthread_t t;
+	if (pthread_create(&t, NULL, answer, &a)) {
+		snprintf(why, wlen, "starting a thread failed");
+		goto out_pin;
+	}
+	/* A stride prime to npages: every page once, no two neighbours in a
+	 * row, so the kernel's fault-around has nothing to map. */
+	uint64_t stride = 7919 % npages ? 7919 : 7907, sum = 0, t0 = now_ns();
+	for (uint64_t i = 0; i < npages; i++)
+		sum += (unsigned char)region[(i * stride % npages) * 4096];
+	uint64_t ns = now_ns() - t0;
+	a.stop = true;
+	pthread_join(t, NULL);
+	if (a.rc) {
+		snprintf(why, wlen, "answering a fault: %s", strerror(-a.rc));
+		us = a.rc;
+	} else if (sum != npages * 0x5a) {
+		snprintf(why, wlen, "pages read back wrong (sum %" PRIu64 ", expected %" PRIu64 ")", sum,
+			 npages * 0x5a);
+		us = -EIO;
+	} else {
+		us = ns / 1e3 / (double)npages;
+	}
+out_pin:
+	if (pinned)
+		sched_setaffinity(0, sizeof before, &before);
+out:
+	if (region != MAP_FAILED)
+		munmap(region, len);
+	if (page != MAP_FAILED)
+		munmap(page, 4096);
+	close(uffd);
+	return us;
+}
+
+/* A file of bytes in dir holding data (reads of unwritten extents cost no
+ * I/O), written through the page cache, synced, and dropped from it; its
+ * descriptor, or -errno. */
+static int make_file(const char *dir, uint64_t bytes, char *path, size_t plen, char *why, size_t wlen)
+{
+	snprintf(path, plen, "%s/upager-bench-floor-%d", dir, (int)getpid());
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(why, wlen, "creating %s: %s (choose another directory with TMPDIR)", path, strerror(e));
+		return -e;
+	}
+	static uint64_t buf[1 << 17];  /* 1 MiB */
+	for (uint64_t off = 0; off < bytes; off += sizeof buf) {
+		for (size_t i = 0; i < sizeof buf / 8; i++)
+			buf[i] = mix(off + i * 8);
+		if (pwrite(fd, buf, sizeof buf, (off_t)off) != (ssize_t)sizeof buf) {
+			int e = errno ? errno : ENOSPC;
+			snprintf(why, wlen, "writing %s: %s (it needs %" PRIu64 " MiB free)", path, strerror(e),
+				 bytes >> 20);
+			close(fd);
+			unlink(path);
+			return -e;
+		}
+	}
+	if (fsync(fd) || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)) {
+		int e = errno;
+		snprintf(why, wlen, "syncing %s: %s", path, strerror(e));
+		close(fd);
+		unlink(path);
+		return -e;
+	}
+	return fd;
+}
+
+/* Mean microseconds of n 4 KiB O_DIRECT random reads of path, one at a
+ * time through io_uring, or -errno. */
+static double disk_reads(const char *path, uint64_t bytes, uint64_t n, char *why, size_t wlen)
+{
+	int fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, wlen, "opening %s with O_DIRECT: %s (its filesystem must support O_DIRECT; set TMPDIR "
+			 "to a directory on a disk)", path, strerror(errno));
+		return -errno;
+	}
+	struct io_uring ring;
+	int rc = io_uring_queue_init(4, &ring, 0);
+	if (rc) {
+		snprintf(why, wlen, "io_uring_queue_init: %s", strerror(-rc));
+		close(fd);
+		return rc;
+	}
+	void *buf = NULL;
+	if (posix_memalign(&buf, 4096, 4096)) {
+		io_uring_queue_exit(&ring);
+		close(fd);
+		return -ENOMEM;
+	}
+	uint64_t rng = 42, blocks = bytes / 4096, t0 = now_ns();
+	double us = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+		io_uring_prep_read(sqe, fd, buf, 4096, rng_below(&rng, blocks) * 4096);
+		struct io_uring_cqe *cqe;
+		rc = io_uring_submit_and_wait(&ring, 1);
+		if (rc >= 0)
+			rc = io_uring_wait_cqe(&ring, &cqe);
+		if (rc < 0 || cqe->res != 4096) {
+			int e = rc < 0 ? rc : cqe->res < 0 ? cqe->res : -EIO;
+			snprintf(why, wlen, "reading %s: %s", path, strerror(-e));
+			us = e;
+			break;
+		}
+		io_uring_cqe_seen(&ring, cqe);
+	}
+	if (us == 0)
+		us = (now_ns() - t0) / 1e3 / (double)n;
+	free(buf);
+	io_uring_queue_exit(&ring);
+	close(fd);
+	return us;
+}
+
+/* Mean microseconds of a fault on n random pages of fd mapped after
+ * MADV_RANDOM, the page cache dropped first, or -errno. */
+static double kernel_faults(int fd, uint64_t bytes, uint64_t n, char *why, size_t wlen)
+{
+	if (posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)) {
+		snprintf(why, wlen, "dropping the file's page cache: %s", strerror(errno));
+		return -errno;
+	}
+	volatile char *m = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		snprintf(why, wlen, "mmap of the file: %s", strerror(errno));
+		return -errno;
+	}
+	madvise((void *)m, bytes, MADV_RANDOM);
+	uint64_t rng = 4242, blocks = bytes / 4096, t0 = now_ns();
+	uint64_t sum = 0;
+	for (uint64_t i = 0; i < n; i++)
+		sum += (unsigned char)m[rng_below(&rng, blocks) * 4096];
+	double us = (now_ns() - t0) / 1e3 / (double)n;
+	munmap((void *)m, bytes);
+	(void)sum;
+	return us;
+}
+
+static int usage(FILE *out)
+{
+	fprintf(out, "usage: " PROG " floor [--faults N] [--reads N] [--file-size SIZE]\n"
+		"Measures what a fault answered from user space through userfaultfd costs on this machine, with\n"
+		"no I/O (--faults pages, default 200K), beside 4 KiB O_DIRECT random reads at queue depth 1\n"
+		"(--reads, default 20K) and the kernel's fault on a MADV_RANDOM file mapping, both on a file of\n"
+		"--file-size (default 1G) in the store's directory, and prints the bounds that follow.\n");
+	return out == stdout ? 0 : 2;
+}
+
+int floor_main(int argc, char **argv)
+{
+	uint64_t faults = 200000, reads = 20000, fsize = 1ULL << 30;
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+			return usage(stdout);
+		uint64_t *dst = !strcmp(a, "--faults") ? &faults : !strcmp(a, "--reads") ? &reads :
+				!strcmp(a, "--file-size") ? &fsize : NULL;
+		if (!dst) {
+			fprintf(stderr, PROG ": unknown option %s for floor mode\n", a);
+			return usage(stderr);
+		}
+		if (!v || upager_parse_size(v, dst) || *dst < 1000 || (dst == &fsize && *dst < (16ULL << 20))) {
+			fprintf(stderr, PROG ": %s needs a number of at least 1000 (sizes: at least 16M, such as 1G)\n",
+				a);
+			return 2;
+		}
+		i++;
+	}
+	fsize &= ~((1ULL << 20) - 1);
+	char why[1200] = "", dir[512], note[512], path[600];
+	struct upager_config cfg;
+	upager_config_init(&cfg);
+	if (upager_config_from_env(&cfg, why, sizeof why)) {
+		fprintf(stderr, PROG ": %s\n", why);
+		return 2;
+	}
+	store_dir(&cfg, dir, sizeof dir, note, sizeof note);
+
+	static const struct {
+		const char *name;
+		bool spin, one_cpu;
+	} ways[] = {
+		{ "answerer sleeping in poll() between faults", false, false },
+		{ "answerer spinning on the descriptor", true, false },
+		{ "both threads on one CPU", false, true },
+	};
+	double rt[3];
+	printf("userfaultfd round trip, no I/O (fault, read of the message, UFFDIO_COPY of 4 KiB, the faulting\n"
+	       "thread resumed), %" PRIu64 " pages touched once each:\n", faults);
+	for (int w = 0; w < 3; w++) {
+		rt[w] = round_trip(faults, ways[w].spin, ways[w].one_cpu, why, sizeof why);
+		if (rt[w] < 0) {
+			fprintf(stderr, PROG ": %s\n", why);
+			return 1;
+		}
+		printf("  %-46s %8.1f us\n", ways[w].name, rt[w]);
+		fflush(stdout);
+	}
+	int fd = make_file(dir, fsize, path, sizeof path, why, sizeof why);
+	if (fd < 0) {
+		fprintf(stderr, PROG ": %s\n", why);
+		return 1;
+	}
+	double disk = disk_reads(path, fsize, reads, why, sizeof why);
+	double kern = disk < 0 ? disk : kernel_faults(fd, fsize, reads, why, sizeof why);
+	close(fd);
+	unlink(path);
+	if (disk < 0 || kern < 0) {
+		fprintf(stderr, PROG ": %s\n", why);
+		return 1;
+	}
+	printf("on a %" PRIu64 " MiB file in %s (%s), %" PRIu64 " reads each:\n", fsize >> 20, dir, fs_name(dir), reads);
+	printf("  %-46s %8.1f us\n", "4 KiB O_DIRECT random read, depth 1, io_uring", disk);
+	printf("  %-46s %8.1f us\n", "kernel fault, MAP_SHARED + MADV_RANDOM", kern);
+	double best = rt[1] < rt[0] ? rt[1] : rt[0];
+	printf("bounds for a pager answering faults from user space here:\n");
+	printf("  a fault it serves from the disk takes at least %.1f us (the read and the quickest round trip):\n"
+	       "    at most %.2fx the kernel's fault on a MADV_RANDOM mapping (%.2fx with the answerer asleep)\n",
+	       disk + best, kern / (disk + best), kern / (disk + rt[0]));
+	printf("  a fault it serves from RAM (a compressed pool) takes at least %.1f us, before decompression:\n"
+	       "    at most %.2fx the kernel's fault from this disk (a swap-in at page-cluster 0 reads as much)\n",
+	       best, kern / best);
+	return 0;
+}
