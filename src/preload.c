@@ -445,6 +445,7 @@ static void write_report(void)
 			     "\"write_errors\":%llu,\"read_errors\":%llu,\"integrity_errors\":%llu,\"poisoned_pages\":%llu,"
 			     "\"polls\":%llu,\"poll_hits\":%llu,\"poll_cpu_seconds\":%.6f,"
 			     "\"pool_puts\":%llu,\"pool_hits\":%llu,\"pool_rejects\":%llu,\"pool_writebacks\":%llu,"
+			     "\"pool_drops\":%llu,\"pool_skips\":%llu,"
 			     "\"pool_pages\":%llu,\"pool_bytes\":%llu,\"pool_share_bytes\":%llu,\"pool_share_most\":%llu,"
 			     "\"wall_seconds\":%.6f,\"stall_some_seconds\":%.6f,\"stall_all_seconds\":%.6f,"
 			     "\"stall_threads\":%u,\"thrashed\":%s,"
@@ -466,7 +467,8 @@ static void write_report(void)
 			     (unsigned long long)st.poisoned_pages, (unsigned long long)st.polls,
 			     (unsigned long long)st.poll_hits, st.poll_cpu_ns / 1e9, (unsigned long long)st.pool_puts,
 			     (unsigned long long)st.pool_hits, (unsigned long long)st.pool_rejects,
-			     (unsigned long long)st.pool_writebacks, (unsigned long long)st.pool_pages,
+			     (unsigned long long)st.pool_writebacks, (unsigned long long)st.pool_drops,
+			     (unsigned long long)st.pool_skips, (unsigned long long)st.pool_pages,
 			     (unsigned long long)st.pool_bytes, (unsigned long long)st.pool_share_bytes,
 			     (unsigned long long)st.pool_share_most, st.wall_ns / 1e9, st.stall_some_ns / 1e9,
 			     st.stall_all_ns / 1e9, st.stall_threads, upg_stats_thrashed(&st) ? "true" : "false",

@@ -79,7 +79,9 @@ done
 out=$("$run" --ram 16M --report=json -- ls / 2>&1 >/dev/null)
 if echo "$out" | python3 -c 'import json, sys; r = json.load(sys.stdin)
 assert r["kernel_rss_peak"] > 0 and r["outside_peak"] <= r["kernel_rss_peak"], r
-assert r["mmap_min"] == 65536 and r["mostly_outside"] is False, r'; then
+assert r["mmap_min"] == 65536 and r["mostly_outside"] is False, r
+for k in ("pool_puts", "pool_hits", "pool_rejects", "pool_writebacks", "pool_drops", "pool_skips", "pool_share_most"):
+    assert isinstance(r[k], int) and r[k] >= 0, (k, r)'; then
 	ok "--report=json has the kernel's peak RSS and what stayed outside"
 else
 	bad "--report=json: '$out'"
