@@ -44,36 +44,42 @@
 struct answerer {
 	int uffd;
 	bool spin;
+	uintptr_t start;       /* the registered range, unregistered should */
+	size_t len;            /* answering fail, to wake the faulting thread */
 	const char *page;      /* what every fault is answered with */
-	volatile bool stop;
+	bool stop;
 	int rc;                /* 0, or the -errno that ended it */
 };
+
+/* Ends answer() with -e: the range unregistered, so that the faulting
+ * thread's fault (and every later one) is served by the kernel. */
+static void *give_up(struct answerer *a, int e)
+{
+	a->rc = -e;
+	struct uffdio_range range = { .start = a->start, .len = a->len };
+	ioctl(a->uffd, UFFDIO_UNREGISTER, &range);
+	return NULL;
+}
 
 static void *answer(void *arg)
 {
 	struct answerer *a = arg;
-	while (!a->stop) {
+	while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) {
 		if (!a->spin) {
 			struct pollfd p = { .fd = a->uffd, .events = POLLIN };
-			if (poll(&p, 1, 100) < 0 && errno != EINTR) {
-				a->rc = -errno;
-				return NULL;
-			}
+			if (poll(&p, 1, 100) < 0 && errno != EINTR)
+				return give_up(a, errno);
 		}
 		struct uffd_msg m;
 		ssize_t n = read(a->uffd, &m, sizeof m);
-		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			a->rc = -errno;
-			return NULL;
-		}
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return give_up(a, errno);
 		if (n != sizeof m || m.event != UFFD_EVENT_PAGEFAULT)
 			continue;
 		struct uffdio_copy c = { .dst = m.arg.pagefault.address & ~4095ULL, .src = (uintptr_t)a->page,
 					 .len = 4096 };
-		if (ioctl(a->uffd, UFFDIO_COPY, &c) < 0 && errno != EEXIST) {
-			a->rc = -errno;
-			return NULL;
-		}
+		if (ioctl(a->uffd, UFFDIO_COPY, &c) < 0 && errno != EEXIST)
+			return give_up(a, errno);
 	}
 	return NULL;
 }
@@ -86,18 +92,36 @@ static int pin_to(int cpu)
 	return pthread_setaffinity_np(pthread_self(), sizeof set, &set) ? -EINVAL : 0;
 }
 
+/* A step through n items that visits each once (i * step % n), no two
+ * neighbours in a row: a prime that does not divide n. */
+static uint64_t coprime_step(uint64_t n)
+{
+	static const uint64_t primes[] = { 7919, 7907, 7901, 7883 };
+	for (size_t i = 0; i < sizeof primes / sizeof primes[0]; i++)
+		if (n % primes[i])
+			return primes[i] % n ? primes[i] : 1;
+	return 1;  /* n the product of all four: no such n below 2^51 */
+}
+
+/* Pages of the region the round trip touches before it empties it again
+ * (untimed), so that it holds 64 MiB at most whatever --faults says. */
+#define WINDOW 16384u
+
 /* Mean microseconds of a fault answered from user space over npages
- * distinct pages touched in a scattered order, or a negative -errno. */
+ * touches of distinct pages (in windows of WINDOW, each emptied again
+ * before the next), or a negative -errno. */
 static double round_trip(uint64_t npages, bool spin, bool one_cpu, char *why, size_t wlen)
 {
 	int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (uffd < 0) {
-		snprintf(why, wlen, "userfaultfd(): %s (as root, or with vm.unprivileged_userfaultfd = 1)",
-			 strerror(errno));
-		return -errno;
+		int e = errno;
+		snprintf(why, wlen, "userfaultfd(): %s (run as root, or set vm.unprivileged_userfaultfd to 1)",
+			 strerror(e));
+		return -e;
 	}
 	struct uffdio_api api = { .api = UFFD_API };
-	size_t len = npages * 4096;
+	uint64_t win = npages < WINDOW ? npages : WINDOW;
+	size_t len = win * 4096;
 	char *region = MAP_FAILED, *page = MAP_FAILED;
 	double us = -EINVAL;
 	if (ioctl(uffd, UFFDIO_API, &api) < 0) {
@@ -117,25 +141,35 @@ static double round_trip(uint64_t npages, bool spin, bool one_cpu, char *why, si
 		snprintf(why, wlen, "UFFDIO_REGISTER: %s", strerror(errno));
 		goto out;
 	}
-	struct answerer a = { .uffd = uffd, .spin = spin, .page = page };
+	struct answerer a = { .uffd = uffd, .spin = spin, .start = (uintptr_t)region, .len = len, .page = page };
 	cpu_set_t before;
 	bool pinned = false;
-	if (one_cpu && !sched_getaffinity(0, sizeof before, &before)) {
+	if (one_cpu) {
 		int cpu = sched_getcpu();
-		pinned = pin_to(cpu < 0 ? 0 : cpu) == 0;
+		if (sched_getaffinity(0, sizeof before, &before) || pin_to(cpu < 0 ? 0 : cpu)) {
+			snprintf(why, wlen, "could not put both threads on one CPU (sched_setaffinity refused; a "
+				 "cpuset or a container may forbid it)");
+			goto out;
+		}
+		pinned = true;  /* the answering thread inherits it */
 	}
 	pthread_t t;
 	if (pthread_create(&t, NULL, answer, &a)) {
 		snprintf(why, wlen, "starting a thread failed");
 		goto out_pin;
 	}
-	/* A stride prime to npages: every page once, no two neighbours in a
-	 * row, so the kernel's fault-around has nothing to map. */
-	uint64_t stride = 7919 % npages ? 7919 : 7907, sum = 0, t0 = now_ns();
-	for (uint64_t i = 0; i < npages; i++)
-		sum += (unsigned char)region[(i * stride % npages) * 4096];
-	uint64_t ns = now_ns() - t0;
-	a.stop = true;
+	/* Every page of a window once, no two neighbours in a row, so the
+	 * kernel's fault-around has nothing to map. */
+	uint64_t step = coprime_step(win), sum = 0, ns = 0, done = 0;
+	while (done < npages && !a.rc) {
+		uint64_t n = npages - done < win ? npages - done : win, t0 = now_ns();
+		for (uint64_t i = 0; i < n; i++)
+			sum += (unsigned char)region[(i * step % win) * 4096];
+		ns += now_ns() - t0;
+		done += n;
+		madvise(region, len, MADV_DONTNEED);  /* missing again */
+	}
+	__atomic_store_n(&a.stop, true, __ATOMIC_RELEASE);
 	pthread_join(t, NULL);
 	if (a.rc) {
 		snprintf(why, wlen, "answering a fault: %s", strerror(-a.rc));
@@ -160,75 +194,82 @@ out:
 }
 
 /* A file of bytes in dir holding data (reads of unwritten extents cost no
- * I/O), written through the page cache, synced, and dropped from it; its
- * descriptor, or -errno. */
-static int make_file(const char *dir, uint64_t bytes, char *path, size_t plen, char *why, size_t wlen)
+ * I/O), written through the page cache, synced, dropped from it, and
+ * unlinked at once (nothing is left behind, whatever ends the run): 0 with
+ * a descriptor for the page cache and one with O_DIRECT, or -errno. */
+static int make_file(const char *dir, uint64_t bytes, int *fd, int *dfd, char *why, size_t wlen)
 {
-	snprintf(path, plen, "%s/upager-bench-floor-%d", dir, (int)getpid());
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
+	char path[600];
+	snprintf(path, sizeof path, "%s/upager-bench-floor-%d", dir, (int)getpid());
+	*fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (*fd < 0) {
 		int e = errno;
-		snprintf(why, wlen, "creating %s: %s (choose another directory with TMPDIR)", path, strerror(e));
+		snprintf(why, wlen, "creating %s: %s (the store's directory: choose another with UPAGER_STORE or "
+			 "TMPDIR)", path, strerror(e));
+		return -e;
+	}
+	*dfd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	int e = *dfd < 0 ? errno : 0;
+	unlink(path);
+	if (e) {
+		snprintf(why, wlen, "opening %s with O_DIRECT: %s (its filesystem must support O_DIRECT: choose a "
+			 "directory on a disk with UPAGER_STORE or TMPDIR)", path, strerror(e));
+		close(*fd);
 		return -e;
 	}
 	static uint64_t buf[1 << 17];  /* 1 MiB */
-	for (uint64_t off = 0; off < bytes; off += sizeof buf) {
+	for (uint64_t off = 0; off < bytes && !e; off += sizeof buf) {
 		for (size_t i = 0; i < sizeof buf / 8; i++)
 			buf[i] = mix(off + i * 8);
-		if (pwrite(fd, buf, sizeof buf, (off_t)off) != (ssize_t)sizeof buf) {
-			int e = errno ? errno : ENOSPC;
-			snprintf(why, wlen, "writing %s: %s (it needs %" PRIu64 " MiB free)", path, strerror(e),
-				 bytes >> 20);
-			close(fd);
-			unlink(path);
-			return -e;
+		if (pwrite(*fd, buf, sizeof buf, (off_t)off) != (ssize_t)sizeof buf) {
+			e = errno ? errno : ENOSPC;
+			snprintf(why, wlen, "writing %s: %s (it needs %" PRIu64 " MiB free: free some, or choose a "
+				 "smaller --file-size)", path, strerror(e), bytes >> 20);
 		}
 	}
-	if (fsync(fd) || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)) {
-		int e = errno;
+	if (!e && fsync(*fd)) {
+		e = errno;
 		snprintf(why, wlen, "syncing %s: %s", path, strerror(e));
-		close(fd);
-		unlink(path);
+	}
+	if (!e && (e = posix_fadvise(*fd, 0, 0, POSIX_FADV_DONTNEED)))
+		snprintf(why, wlen, "dropping %s from the page cache: %s", path, strerror(e));
+	if (e) {
+		close(*dfd);
+		close(*fd);
 		return -e;
 	}
-	return fd;
+	return 0;
 }
 
-/* Mean microseconds of n 4 KiB O_DIRECT random reads of path, one at a
+/* Mean microseconds of n 4 KiB O_DIRECT random reads of dfd, one at a
  * time through io_uring, or -errno. */
-static double disk_reads(const char *path, uint64_t bytes, uint64_t n, char *why, size_t wlen)
+static double disk_reads(int dfd, uint64_t bytes, uint64_t n, char *why, size_t wlen)
 {
-	int fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(why, wlen, "opening %s with O_DIRECT: %s (its filesystem must support O_DIRECT; set TMPDIR "
-			 "to a directory on a disk)", path, strerror(errno));
-		return -errno;
-	}
 	struct io_uring ring;
 	int rc = io_uring_queue_init(4, &ring, 0);
 	if (rc) {
-		snprintf(why, wlen, "io_uring_queue_init: %s", strerror(-rc));
-		close(fd);
+		snprintf(why, wlen, "io_uring_queue_init: %s (io_uring must be allowed: kernel.io_uring_disabled = 0)",
+			 strerror(-rc));
 		return rc;
 	}
 	void *buf = NULL;
 	if (posix_memalign(&buf, 4096, 4096)) {
+		snprintf(why, wlen, "out of memory for a 4 KiB buffer");
 		io_uring_queue_exit(&ring);
-		close(fd);
 		return -ENOMEM;
 	}
 	uint64_t rng = 42, blocks = bytes / 4096, t0 = now_ns();
 	double us = 0;
 	for (uint64_t i = 0; i < n; i++) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-		io_uring_prep_read(sqe, fd, buf, 4096, rng_below(&rng, blocks) * 4096);
+		io_uring_prep_read(sqe, dfd, buf, 4096, rng_below(&rng, blocks) * 4096);
 		struct io_uring_cqe *cqe;
 		rc = io_uring_submit_and_wait(&ring, 1);
 		if (rc >= 0)
 			rc = io_uring_wait_cqe(&ring, &cqe);
 		if (rc < 0 || cqe->res != 4096) {
 			int e = rc < 0 ? rc : cqe->res < 0 ? cqe->res : -EIO;
-			snprintf(why, wlen, "reading %s: %s", path, strerror(-e));
+			snprintf(why, wlen, "reading the file with O_DIRECT: %s", strerror(-e));
 			us = e;
 			break;
 		}
@@ -238,28 +279,29 @@ static double disk_reads(const char *path, uint64_t bytes, uint64_t n, char *why
 		us = (now_ns() - t0) / 1e3 / (double)n;
 	free(buf);
 	io_uring_queue_exit(&ring);
-	close(fd);
 	return us;
 }
 
-/* Mean microseconds of a fault on n random pages of fd mapped after
- * MADV_RANDOM, the page cache dropped first, or -errno. */
+/* Mean microseconds of a fault on n distinct pages of fd (in a scattered
+ * order), mapped after MADV_RANDOM with the page cache dropped first, or
+ * -errno. */
 static double kernel_faults(int fd, uint64_t bytes, uint64_t n, char *why, size_t wlen)
 {
-	if (posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)) {
-		snprintf(why, wlen, "dropping the file's page cache: %s", strerror(errno));
-		return -errno;
+	int e = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	if (e) {
+		snprintf(why, wlen, "dropping the file's page cache: %s", strerror(e));
+		return -e;
 	}
 	volatile char *m = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED) {
-		snprintf(why, wlen, "mmap of the file: %s", strerror(errno));
-		return -errno;
+		e = errno;
+		snprintf(why, wlen, "mmap of the file: %s", strerror(e));
+		return -e;
 	}
 	madvise((void *)m, bytes, MADV_RANDOM);
-	uint64_t rng = 4242, blocks = bytes / 4096, t0 = now_ns();
-	uint64_t sum = 0;
+	uint64_t blocks = bytes / 4096, step = coprime_step(blocks), t0 = now_ns(), sum = 0;
 	for (uint64_t i = 0; i < n; i++)
-		sum += (unsigned char)m[rng_below(&rng, blocks) * 4096];
+		sum += (unsigned char)m[(i * step + 12345) % blocks * 4096];
 	double us = (now_ns() - t0) / 1e3 / (double)n;
 	munmap((void *)m, bytes);
 	(void)sum;
@@ -270,9 +312,10 @@ static int usage(FILE *out)
 {
 	fprintf(out, "usage: " PROG " floor [--faults N] [--reads N] [--file-size SIZE]\n"
 		"Measures what a fault answered from user space through userfaultfd costs on this machine, with\n"
-		"no I/O (--faults pages, default 200K), beside 4 KiB O_DIRECT random reads at queue depth 1\n"
-		"(--reads, default 20K) and the kernel's fault on a MADV_RANDOM file mapping, both on a file of\n"
-		"--file-size (default 1G) in the store's directory, and prints the bounds that follow.\n");
+		"no I/O (--faults pages, default 200K, touched in windows of 64 MiB), beside 4 KiB O_DIRECT\n"
+		"random reads at queue depth 1 (--reads, default 20K) and the kernel's fault on a MADV_RANDOM\n"
+		"file mapping, both on a file of --file-size (default 1G) in the store's directory, and prints\n"
+		"the bounds that follow.\n");
 	return out == stdout ? 0 : 2;
 }
 
@@ -297,7 +340,13 @@ int floor_main(int argc, char **argv)
 		i++;
 	}
 	fsize &= ~((1ULL << 20) - 1);
-	char why[1200] = "", dir[512], note[512], path[600];
+	if (reads > fsize / 4096) {
+		fprintf(stderr, PROG ": --reads %" PRIu64 " is more than the file's %" PRIu64 " pages: the kernel's "
+			"faults must each find a page not read yet; raise --file-size or lower --reads\n", reads,
+			fsize / 4096);
+		return 2;
+	}
+	char why[1200] = "", dir[512], note[512];
 	struct upager_config cfg;
 	upager_config_init(&cfg);
 	if (upager_config_from_env(&cfg, why, sizeof why)) {
@@ -326,15 +375,15 @@ int floor_main(int argc, char **argv)
 		printf("  %-46s %8.1f us\n", ways[w].name, rt[w]);
 		fflush(stdout);
 	}
-	int fd = make_file(dir, fsize, path, sizeof path, why, sizeof why);
-	if (fd < 0) {
+	int fd = -1, dfd = -1;
+	if (make_file(dir, fsize, &fd, &dfd, why, sizeof why)) {
 		fprintf(stderr, PROG ": %s\n", why);
 		return 1;
 	}
-	double disk = disk_reads(path, fsize, reads, why, sizeof why);
+	double disk = disk_reads(dfd, fsize, reads, why, sizeof why);
 	double kern = disk < 0 ? disk : kernel_faults(fd, fsize, reads, why, sizeof why);
+	close(dfd);
 	close(fd);
-	unlink(path);
 	if (disk < 0 || kern < 0) {
 		fprintf(stderr, PROG ": %s\n", why);
 		return 1;
@@ -342,7 +391,9 @@ int floor_main(int argc, char **argv)
 	printf("on a %" PRIu64 " MiB file in %s (%s), %" PRIu64 " reads each:\n", fsize >> 20, dir, fs_name(dir), reads);
 	printf("  %-46s %8.1f us\n", "4 KiB O_DIRECT random read, depth 1, io_uring", disk);
 	printf("  %-46s %8.1f us\n", "kernel fault, MAP_SHARED + MADV_RANDOM", kern);
-	double best = rt[1] < rt[0] ? rt[1] : rt[0];
+	double best = rt[0];
+	for (int w = 1; w < 3; w++)
+		best = rt[w] < best ? rt[w] : best;
 	printf("bounds for a pager answering faults from user space here:\n");
 	printf("  a fault it serves from the disk takes at least %.1f us (the read and the quickest round trip):\n"
 	       "    at most %.2fx the kernel's fault on a MADV_RANDOM mapping (%.2fx with the answerer asleep)\n",
