@@ -940,6 +940,16 @@ static bool relocate(void *arg, uint64_t owner, uint64_t page, uint32_t from, ui
  * of state clears the mark, so that the write is then dropped.  A failed
  * write leaves the page in the pool.  fork_lock held, not up->lock.
  */
+/* Give back the RAM of spill()'s buffers, the first n entries of each
+ * (outside the lock: the zap flushes TLBs). */
+static void spill_release(struct upg_evictor *ev, uint32_t n)
+{
+	if (!n)
+		return;
+	madvise(ev->copy, (size_t)n * 4096, MADV_DONTNEED);
+	madvise(ev->spill_c, (size_t)n * UPG_POOL_MAX_CLEN, MADV_DONTNEED);
+}
+
 static void spill(struct upg_evictor *ev, uint64_t max)
 {
 	struct upager *up = ev->up;
@@ -961,6 +971,7 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 	 * refills show the pool's pages would serve better as resident ones:
 	 * at one round a batch, zipf at 256 MiB over 1 GiB ran most of its
 	 * timed phase with the pool at 100 MiB over a share of 13 MiB. */
+	uint32_t used = 0;  /* the most entries of ev->copy and ev->spill_c a round filled */
 	for (int round = 0; up->pool.bytes > max && !up->stopping && round < SPILL_ROUNDS; round++) {
 		if (round) {
 			uint64_t before = up->pool.bytes;
@@ -996,6 +1007,7 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 				break;  /* the ring is empty */
 			continue;
 		}
+		used = k > used ? k : used;
 		pthread_mutex_unlock(&up->lock);
 
 		qsort(ev->sp, k, sizeof ev->sp[0], cmp_spilled);
@@ -1085,14 +1097,15 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 			pthread_mutex_unlock(&up->lock);
 			upg_log(up, UPAGER_LOG_WARN, "writing %u page(s) from the compressed pool on to the store "
 				"failed; they stay in the pool", failed);
-			madvise(ev->copy, (size_t)k * 4096, MADV_DONTNEED);
-			madvise(ev->spill_c, (size_t)SPILL_MAX * UPG_POOL_MAX_CLEN, MADV_DONTNEED);
+			spill_release(ev, used);
 			return;  /* the next batch tries again */
 		}
-		madvise(ev->copy, (size_t)k * 4096, MADV_DONTNEED);
-		madvise(ev->spill_c, (size_t)SPILL_MAX * UPG_POOL_MAX_CLEN, MADV_DONTNEED);
+		/* Faults deferred for want of room may go in now. */
+		if (up->retry_count)
+			upg_kick_handlers(up);
 	}
 	pthread_mutex_unlock(&up->lock);
+	spill_release(ev, used);
 }
 
 /* Take victims from the policy.  Lock held.  Returns how many. */
