@@ -217,6 +217,16 @@ bash "$check" -b "$build" 4X -- true >"$work/bad" 2>&1
 rc=$?
 [ $rc -eq 2 ] && grep -q "RAM '4X' is not a size" "$work/bad" || { bad "forecast-check.sh 4X: exit status $rc"; cat "$work/bad"; }
 
+# file mode, small: every workload on upager and mmap-random, the data
+# checked by the tool (exit status 1 on a wrong page or a lost update).
+"$bench" file --ram 8M --data 64M --accesses 2000 --sides upager,mmap-random >"$work/file" 2>&1
+rc=$?
+[ $rc -eq 0 ] || { bad "file: exit status $rc"; cat "$work/file"; }
+grep -q "FAILED" "$work/file" && { bad "file: a run failed"; cat "$work/file"; }
+for w in scan rand-read rand-update; do
+	grep -Eq "^  $w +upager/mmap-random [0-9.]+x$" "$work/file" || { bad "file: no ratio for $w"; cat "$work/file"; }
+done
+
 # floor: the round trip's three ways, the disk and the kernel's fault, and
 # the bounds, each a figure; a bad value refused with the option named.
 "$bench" floor --faults 5000 --reads 2000 --file-size 64M >"$work/floor" 2>&1
