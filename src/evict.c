@@ -929,6 +929,16 @@ static bool relocate(void *arg, uint64_t owner, uint64_t page, uint32_t from, ui
 	return true;
 }
 
+/* Give back the RAM of spill()'s buffers, the first n entries of each
+ * (outside the lock: the zap flushes TLBs). */
+static void spill_release(struct upg_evictor *ev, uint32_t n)
+{
+	if (!n)
+		return;
+	madvise(ev->copy, (size_t)n * 4096, MADV_DONTNEED);
+	madvise(ev->spill_c, (size_t)n * UPG_POOL_MAX_CLEN, MADV_DONTNEED);
+}
+
 /*
  * The pool holds more than its share of the budget: write its coldest
  * pages on to the store, SPILL_MAX at a time, until it is under 15/16 of
@@ -940,16 +950,6 @@ static bool relocate(void *arg, uint64_t owner, uint64_t page, uint32_t from, ui
  * of state clears the mark, so that the write is then dropped.  A failed
  * write leaves the page in the pool.  fork_lock held, not up->lock.
  */
-/* Give back the RAM of spill()'s buffers, the first n entries of each
- * (outside the lock: the zap flushes TLBs). */
-static void spill_release(struct upg_evictor *ev, uint32_t n)
-{
-	if (!n)
-		return;
-	madvise(ev->copy, (size_t)n * 4096, MADV_DONTNEED);
-	madvise(ev->spill_c, (size_t)n * UPG_POOL_MAX_CLEN, MADV_DONTNEED);
-}
-
 static void spill(struct upg_evictor *ev, uint64_t max)
 {
 	struct upager *up = ev->up;
