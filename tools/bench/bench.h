@@ -466,6 +466,11 @@ const char *fs_name(const char *dir);
 bool device_base_qd(unsigned qd);
 double device_iops_at(const struct device *dev, unsigned qd);
 void device_measure(struct device *dev, const char *dir);
+struct io_uring;
+/* qd O_DIRECT reads of bs bytes kept in flight on fd through ring, for
+ * secs seconds or until max_ops complete (0: no limit); see device.c. */
+int ring_reads(struct io_uring *ring, int fd, uint64_t file_bytes, unsigned bs, unsigned qd, bool seq, double secs,
+	       uint64_t max_ops, char *buf, uint64_t *ops, double *elapsed);
 void print_device(FILE *out, const struct device *dev);
 
 /* --------------------------------------------------------- compare_report.c */

@@ -108,16 +108,17 @@ double device_iops_at(const struct device *dev, unsigned qd)
 }
 
 /* Keep qd reads of bs bytes in flight over the first file_bytes of fd for
- * `secs` seconds: sequential (wrapping at the end) or uniformly random.
- * 0 with the completed reads and elapsed seconds, or -errno. */
-static int ring_reads(struct io_uring *ring, int fd, uint64_t file_bytes, unsigned bs, unsigned qd, bool seq,
-		      double secs, char *buf, uint64_t *ops, double *elapsed)
+ * `secs` seconds, or until max_ops have completed (0: no such limit):
+ * sequential (wrapping at the end) or uniformly random, into buf (qd * bs
+ * bytes).  0 with the completed reads and elapsed seconds, or -errno. */
+int ring_reads(struct io_uring *ring, int fd, uint64_t file_bytes, unsigned bs, unsigned qd, bool seq, double secs,
+	       uint64_t max_ops, char *buf, uint64_t *ops, double *elapsed)
 {
 	uint64_t nblocks = file_bytes / bs, next = 0, rng = 12345, done = 0;
 	uint64_t t0 = now_ns(), deadline = t0 + (uint64_t)(secs * 1e9);
 	unsigned inflight = 0;
 	int rc = 0;
-	for (unsigned i = 0; i < qd; i++) {
+	for (unsigned i = 0; i < qd && (!max_ops || i < max_ops); i++) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
 		if (!sqe)
 			break;
@@ -148,7 +149,7 @@ static int ring_reads(struct io_uring *ring, int fd, uint64_t file_bytes, unsign
 		} else {
 			done++;
 		}
-		if (!stop && now_ns() >= deadline)
+		if (!stop && (now_ns() >= deadline || (max_ops && done + inflight >= max_ops)))
 			stop = true;
 		if (stop)
 			continue;
@@ -233,7 +234,7 @@ void device_measure(struct device *dev, const char *dir)
 	for (size_t t = 0; t < 4; t++) {
 		uint64_t ops;
 		double secs;
-		rc = ring_reads(&ring, fd, dev->file_bytes, tests[t].bs, tests[t].qd, tests[t].seq, dev->seconds, buf,
+		rc = ring_reads(&ring, fd, dev->file_bytes, tests[t].bs, tests[t].qd, tests[t].seq, dev->seconds, 0, buf,
 				&ops, &secs);
 		if (rc) {
 			msgf(dev->why, sizeof dev->why, "O_DIRECT reads of %u bytes from %s: %s", tests[t].bs, dev->path,
@@ -255,7 +256,8 @@ void device_measure(struct device *dev, const char *dir)
 			dev->qd_iops[i] = dev->qd[i] == 1 ? dev->qd1_iops : dev->qd32_iops;
 			continue;
 		}
-		rc = ring_reads(&ring, fd, dev->file_bytes, 4096, dev->qd[i], false, dev->seconds, buf, &ops, &secs);
+		rc = ring_reads(&ring, fd, dev->file_bytes, 4096, dev->qd[i], false, dev->seconds, 0, buf, &ops,
+				&secs);
 		if (rc) {
 			msgf(dev->why, sizeof dev->why, "O_DIRECT reads of 4096 bytes at queue depth %u from %s: %s",
 			     dev->qd[i], dev->path, strerror(-rc));

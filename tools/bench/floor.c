@@ -242,7 +242,7 @@ static int make_file(const char *dir, uint64_t bytes, int *fd, int *dfd, char *w
 }
 
 /* Mean microseconds of n 4 KiB O_DIRECT random reads of dfd, one at a
- * time through io_uring, or -errno. */
+ * time through io_uring (ring_reads() at depth 1), or -errno. */
 static double disk_reads(int dfd, uint64_t bytes, uint64_t n, char *why, size_t wlen)
 {
 	struct io_uring ring;
@@ -258,28 +258,16 @@ static double disk_reads(int dfd, uint64_t bytes, uint64_t n, char *why, size_t 
 		io_uring_queue_exit(&ring);
 		return -ENOMEM;
 	}
-	uint64_t rng = 42, blocks = bytes / 4096, t0 = now_ns();
-	double us = 0;
-	for (uint64_t i = 0; i < n; i++) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-		io_uring_prep_read(sqe, dfd, buf, 4096, rng_below(&rng, blocks) * 4096);
-		struct io_uring_cqe *cqe;
-		rc = io_uring_submit_and_wait(&ring, 1);
-		if (rc >= 0)
-			rc = io_uring_wait_cqe(&ring, &cqe);
-		if (rc < 0 || cqe->res != 4096) {
-			int e = rc < 0 ? rc : cqe->res < 0 ? cqe->res : -EIO;
-			snprintf(why, wlen, "reading the file with O_DIRECT: %s", strerror(-e));
-			us = e;
-			break;
-		}
-		io_uring_cqe_seen(&ring, cqe);
-	}
-	if (us == 0)
-		us = (now_ns() - t0) / 1e3 / (double)n;
+	uint64_t ops = 0;
+	double secs = 0;
+	rc = ring_reads(&ring, dfd, bytes, 4096, 1, false, 3600.0, n, buf, &ops, &secs);
+	if (!rc && ops < n)
+		rc = -ETIMEDOUT;  /* an hour for the reads: a disk that slow is not measured */
+	if (rc)
+		snprintf(why, wlen, "reading the file with O_DIRECT: %s", strerror(-rc));
 	free(buf);
 	io_uring_queue_exit(&ring);
-	return us;
+	return rc ? rc : secs * 1e6 / (double)ops;
 }
 
 /* Mean microseconds of a fault on n distinct pages of fd (in a scattered
