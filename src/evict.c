@@ -82,7 +82,6 @@ struct spilled {
 	char *data;         /* its compressed bytes, copied out */
 };
 #define SPILL_MAX 256u
-#define SPILL_ROUNDS 16
 
 struct upg_evictor {
 	struct upager *up;
@@ -929,16 +928,6 @@ static bool relocate(void *arg, uint64_t owner, uint64_t page, uint32_t from, ui
 	return true;
 }
 
-/* Give back the RAM of spill()'s buffers, the first n entries of each
- * (outside the lock: the zap flushes TLBs). */
-static void spill_release(struct upg_evictor *ev, uint32_t n)
-{
-	if (!n)
-		return;
-	madvise(ev->copy, (size_t)n * 4096, MADV_DONTNEED);
-	madvise(ev->spill_c, (size_t)n * UPG_POOL_MAX_CLEN, MADV_DONTNEED);
-}
-
 /*
  * The pool holds more than its share of the budget: write its coldest
  * pages on to the store, SPILL_MAX at a time, until it is under 15/16 of
@@ -963,21 +952,10 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 		upg_pool_compact(&up->pool, 256, relocate, NULL);
 		upg_pool_account(up, before);
 	}
-	/* Rounds of SPILL_MAX until the pool is back within its share, at
-	 * most SPILL_ROUNDS a batch, packing its spans again before each
-	 * after the first (writing out the oldest objects may free little
-	 * RAM while their spans hold others).  In steady state one round
-	 * does; the others are for a share that has just fallen, as when the
-	 * refills show the pool's pages would serve better as resident ones:
-	 * at one round a batch, zipf at 256 MiB over 1 GiB ran most of its
-	 * timed phase with the pool at 100 MiB over a share of 13 MiB. */
-	uint32_t used = 0;  /* the most entries of ev->copy and ev->spill_c a round filled */
-	for (int round = 0; up->pool.bytes > max && !up->stopping && round < SPILL_ROUNDS; round++) {
-		if (round) {
-			uint64_t before = up->pool.bytes;
-			upg_pool_compact(&up->pool, 256, relocate, NULL);
-			upg_pool_account(up, before);
-		}
+	/* One round per batch: with spans part-filled, writing out the
+	 * oldest objects may free little RAM, and the next batch's
+	 * compaction reclaims what they left. */
+	for (int round = 0; up->pool.bytes > max && !up->stopping && round < 1; round++) {
 		uint64_t goal = up->pool.bytes - max / 16 * 15, est = 0;
 		uint32_t k = 0, h;
 		uint64_t owner, page;
@@ -1007,7 +985,6 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 				break;  /* the ring is empty */
 			continue;
 		}
-		used = k > used ? k : used;
 		pthread_mutex_unlock(&up->lock);
 
 		qsort(ev->sp, k, sizeof ev->sp[0], cmp_spilled);
@@ -1097,15 +1074,14 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 			pthread_mutex_unlock(&up->lock);
 			upg_log(up, UPAGER_LOG_WARN, "writing %u page(s) from the compressed pool on to the store "
 				"failed; they stay in the pool", failed);
-			spill_release(ev, used);
+			madvise(ev->copy, (size_t)k * 4096, MADV_DONTNEED);
+			madvise(ev->spill_c, (size_t)SPILL_MAX * UPG_POOL_MAX_CLEN, MADV_DONTNEED);
 			return;  /* the next batch tries again */
 		}
-		/* Faults deferred for want of room may go in now. */
-		if (up->retry_count)
-			upg_kick_handlers(up);
+		madvise(ev->copy, (size_t)k * 4096, MADV_DONTNEED);
+		madvise(ev->spill_c, (size_t)SPILL_MAX * UPG_POOL_MAX_CLEN, MADV_DONTNEED);
 	}
 	pthread_mutex_unlock(&up->lock);
-	spill_release(ev, used);
 }
 
 /* Take victims from the policy.  Lock held.  Returns how many. */
