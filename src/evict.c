@@ -99,6 +99,7 @@ struct upg_evictor {
 	int mem_fd;         /* /proc/self/mem: reads pages whatever their protection */
 	char *ctmp;         /* one page's compressed output */
 	struct spilled sp[SPILL_MAX];
+	uint32_t reading[SPILL_MAX];  /* handles of pages being read back, met by spill() */
 	char *spill_c;      /* SPILL_MAX compressed objects, copied out of the pool */
 	int64_t pool_delta;  /* change of the pool's RAM by this batch, not yet counted (finish()) */
 	/* What the pool's recent tries came to (pool_skip()), halved as they grow: */
@@ -957,13 +958,23 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 	 * compaction reclaims what they left. */
 	for (int round = 0; up->pool.bytes > max && !up->stopping && round < 1; round++) {
 		uint64_t goal = up->pool.bytes - max / 16 * 15, est = 0;
-		uint32_t k = 0, h;
+		uint32_t k = 0, h, nreading = 0;
 		uint64_t owner, page;
-		while (k < SPILL_MAX && est < goal && upg_pool_coldest(&up->pool, &h, &owner, &page)) {
+		while (k < SPILL_MAX && nreading < SPILL_MAX && est < goal &&
+		       upg_pool_coldest(&up->pool, &h, &owner, &page)) {
 			struct upg_region *r = (struct upg_region *)(uintptr_t)owner;
 			struct upg_pte *p = upg_pte_get(r, page);
+			if (p->state == PG_READING && (p->flags & PF_POOLREAD) && p->evict_seq == h) {
+				/* Being read back (pool_read()): the object goes
+				 * when the copy-in lands, but should that fail the
+				 * page is POOLED again, and must still be on the
+				 * ring to be written on some day.  Back on it, after
+				 * this loop (else the loop would meet it again). */
+				ev->reading[nreading++] = h;
+				continue;
+			}
 			if (p->state != PG_POOLED || p->frame != h)
-				continue;  /* cannot be: every object's page is POOLED */
+				continue;  /* cannot be: every other object's page is POOLED */
 			uint32_t clen;
 			const void *d = upg_pool_data(&up->pool, h, &clen);
 			est += clen + 16;
@@ -980,6 +991,8 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 			r->busy++;  /* an unmap waits for it */
 			ev->sp[k++] = (struct spilled){ .r = r, .page = page, .handle = h, .clen = clen, .data = c };
 		}
+		for (uint32_t i = 0; i < nreading; i++)
+			upg_pool_requeue(&up->pool, ev->reading[i]);
 		if (!k) {
 			if (!est)
 				break;  /* the ring is empty */
