@@ -234,7 +234,8 @@ rc=$?
 [ $rc -eq 0 ] || { bad "floor: exit status $rc"; cat "$work/floor"; }
 for x in '^  answerer sleeping in poll\(\) between faults +[0-9.]+ us$' '^  answerer spinning on the descriptor +[0-9.]+ us$' \
 	'^  both threads on one CPU +[0-9.]+ us$' '^  in the faulting thread \(SIGBUS handler\) +[0-9.]+ us$' \
-	'^  a fault it serves from RAM \(a compressed pool\) takes at least [0-9.]+ us' '^  4 KiB O_DIRECT random read, depth 1, io_uring +[0-9.]+ us$' \
+	'^  a fault it serves from RAM \(a compressed pool\) takes at least [0-9.]+ us' '^  answered in the faulting thread, a read\(\) into a missing page failed with EFAULT' \
+	'^  4 KiB O_DIRECT random read, depth 1, io_uring +[0-9.]+ us$' \
 	'^  kernel fault, MAP_SHARED \+ MADV_RANDOM +[0-9.]+ us$' '^    at most [0-9.]+x the kernel.s fault on a MADV_RANDOM mapping'; do
 	grep -Eq "$x" "$work/floor" || { bad "floor: no line like $x"; cat "$work/floor"; }
 done
