@@ -973,8 +973,8 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 				ev->reading[nreading++] = h;
 				continue;
 			}
-			if (p->state != PG_POOLED || p->frame != h)
-				continue;  /* cannot be: every other object's page is POOLED */
+			if (p->state != PG_POOLED || p->frame != h || (p->flags & PF_SPILL))
+				continue;  /* cannot be: every other object's page is POOLED, on the ring once */
 			uint32_t clen;
 			const void *d = upg_pool_data(&up->pool, h, &clen);
 			est += clen + 16;
@@ -1081,6 +1081,13 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 				failed++;
 				if (res[i] != -ENOSPC)
 					up->c.write_errors++;
+			} else if ((p->state == PG_POOLED && p->frame == s->handle) ||
+				   (p->state == PG_READING && (p->flags & PF_POOLREAD) && p->evict_seq == s->handle)) {
+				/* A fault read it back meanwhile (which cleared the
+				 * mark) and failed its copy-in, or is still reading:
+				 * still in the pool, it goes back on the ring that
+				 * this spill took it off (as in the loop above). */
+				upg_pool_requeue(&up->pool, s->handle);
 			}
 		}
 		if (failed) {
