@@ -945,7 +945,8 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 {
 	struct upager *up = ev->up;
 	pthread_mutex_lock(&up->lock);
-	if (!max)
+	bool live = !max;  /* the share, read again each round (it moves) */
+	if (live)
 		max = up->pool_max;
 	/* Objects freed out of order leave spans part-filled: pack them
 	 * first, which costs copies in RAM and no I/O. */
@@ -965,6 +966,10 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 	for (int round = 0; up->pool.bytes > max && !up->stopping &&
 			    round < (up->pool.bytes > 2 * max ? SPILL_ROUNDS : 1); round++) {
 		if (round) {
+			if (live)
+				max = up->pool_max;
+			if (up->pool.bytes <= 2 * max)
+				break;
 			uint64_t before = up->pool.bytes;
 			upg_pool_compact(&up->pool, 256, relocate, NULL);
 			upg_pool_account(up, before);
@@ -987,6 +992,8 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 			}
 			if (p->state != PG_POOLED || p->frame != h || (p->flags & PF_SPILL))
 				continue;  /* cannot be: every other object's page is POOLED, on the ring once */
+			if (r->dying)
+				continue;  /* its unmap frees the object, and waits for r->busy */
 			uint32_t clen;
 			const void *d = upg_pool_data(&up->pool, h, &clen);
 			est += clen + 16;
@@ -1102,16 +1109,19 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 				upg_pool_requeue(&up->pool, s->handle);
 			}
 		}
-		if (failed) {
-			pthread_mutex_unlock(&up->lock);
-			upg_log(up, UPAGER_LOG_WARN, "writing %u page(s) from the compressed pool on to the store "
-				"failed; they stay in the pool", failed);
-			madvise(ev->copy, (size_t)k * 4096, MADV_DONTNEED);
-			madvise(ev->spill_c, (size_t)SPILL_MAX * UPG_POOL_MAX_CLEN, MADV_DONTNEED);
-			return;  /* the next batch tries again */
-		}
+		/* Room made: faults waiting for it go on now, not after the
+		 * last round. */
+		if (up->retry_count)
+			upg_kick_handlers(up);
+		pthread_mutex_unlock(&up->lock);
 		madvise(ev->copy, (size_t)k * 4096, MADV_DONTNEED);
 		madvise(ev->spill_c, (size_t)SPILL_MAX * UPG_POOL_MAX_CLEN, MADV_DONTNEED);
+		if (failed) {
+			upg_log(up, UPAGER_LOG_WARN, "writing %u page(s) from the compressed pool on to the store "
+				"failed; they stay in the pool", failed);
+			return;  /* the next batch tries again */
+		}
+		pthread_mutex_lock(&up->lock);
 	}
 	pthread_mutex_unlock(&up->lock);
 }
