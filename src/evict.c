@@ -940,6 +940,20 @@ static bool relocate(void *arg, uint64_t owner, uint64_t page, uint32_t from, ui
  * of state clears the mark, so that the write is then dropped.  A failed
  * write leaves the page in the pool.  fork_lock held, not up->lock.
  */
+/* Does pool object h belong to p as a page being read back from the pool
+ * (pool_read(): READING, its handle kept in evict_seq)? */
+static bool pool_reading(const struct upg_pte *p, uint32_t h)
+{
+	return p->state == PG_READING && (p->flags & PF_POOLREAD) && p->evict_seq == h;
+}
+
+/* Give back the RAM of spill()'s buffers, their first n entries. */
+static void spill_release(struct upg_evictor *ev, uint32_t n)
+{
+	madvise(ev->copy, (size_t)n * 4096, MADV_DONTNEED);
+	madvise(ev->spill_c, (size_t)n * UPG_POOL_MAX_CLEN, MADV_DONTNEED);
+}
+
 static void spill(struct upg_evictor *ev, uint64_t max)
 {
 	struct upager *up = ev->up;
@@ -964,7 +978,7 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 		       upg_pool_coldest(&up->pool, &h, &owner, &page)) {
 			struct upg_region *r = (struct upg_region *)(uintptr_t)owner;
 			struct upg_pte *p = upg_pte_get(r, page);
-			if (p->state == PG_READING && (p->flags & PF_POOLREAD) && p->evict_seq == h) {
+			if (pool_reading(p, h)) {
 				/* Being read back (pool_read()): the object goes
 				 * when the copy-in lands, but should that fail the
 				 * page is POOLED again, and must still be on the
@@ -1081,8 +1095,7 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 				failed++;
 				if (res[i] != -ENOSPC)
 					up->c.write_errors++;
-			} else if ((p->state == PG_POOLED && p->frame == s->handle) ||
-				   (p->state == PG_READING && (p->flags & PF_POOLREAD) && p->evict_seq == s->handle)) {
+			} else if ((p->state == PG_POOLED && p->frame == s->handle) || pool_reading(p, s->handle)) {
 				/* A fault read it back meanwhile (which cleared the
 				 * mark) and failed its copy-in, or is still reading:
 				 * still in the pool, it goes back on the ring that
@@ -1094,12 +1107,10 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 			pthread_mutex_unlock(&up->lock);
 			upg_log(up, UPAGER_LOG_WARN, "writing %u page(s) from the compressed pool on to the store "
 				"failed; they stay in the pool", failed);
-			madvise(ev->copy, (size_t)k * 4096, MADV_DONTNEED);
-			madvise(ev->spill_c, (size_t)SPILL_MAX * UPG_POOL_MAX_CLEN, MADV_DONTNEED);
+			spill_release(ev, k);
 			return;  /* the next batch tries again */
 		}
-		madvise(ev->copy, (size_t)k * 4096, MADV_DONTNEED);
-		madvise(ev->spill_c, (size_t)SPILL_MAX * UPG_POOL_MAX_CLEN, MADV_DONTNEED);
+		spill_release(ev, k);
 	}
 	pthread_mutex_unlock(&up->lock);
 }
