@@ -673,14 +673,20 @@ static uint64_t small_queue(uint64_t budget)
 static uint64_t forecast_above(struct upager *up, uint64_t ram_budget, uint64_t refills)
 {
 	/* With the pool, a part of the budget holds compressed pages, whose
-	 * faults are refills too.  A pool at (nine tenths of) its share of
-	 * the budget would keep that share of more RAM; one below it holds
-	 * what it is given, and more RAM goes to pages. */
+	 * faults are refills too.  A pool that fills (nine tenths of) its
+	 * share, with the share at one of its bounds (within a tenth), would
+	 * keep that part of more RAM: the refills pushed it against a bound
+	 * that is a part of the budget.  A share between its bounds is where
+	 * the refills' pulls balance (see share.h), which the program's reuse
+	 * distances set, not the budget; and a pool below its share holds
+	 * what it is given.  Either keeps the bytes it has, and more RAM
+	 * goes to pages. */
 	uint64_t pool = up->pool.bytes, budget = up->budget;
 	if (pool > budget - budget / 20)
 		pool = budget - budget / 20;
 	uint64_t pool_then = pool;
-	if (up->pool_max && pool >= up->pool_max / 10 * 9)
+	bool bound = up->pool_max >= up->share.hi / 10 * 9 || up->pool_max <= up->share.lo + up->share.lo / 10;
+	if (up->pool_max && pool >= up->pool_max / 10 * 9 && bound)
 		pool_then = (uint64_t)((double)pool * (double)ram_budget / (double)budget);
 	uint64_t ram = budget - pool, ram_then = ram_budget - pool_then > ram ? ram_budget - pool_then : ram;
 	/* The main queue: the rest of RAM beside the small queue. */
