@@ -245,6 +245,9 @@ struct upager_stats {
 	/* Also in 0.5: dirty pages sent to the store without a try, in
 	 * batches passed over while few of those tried compressed. */
 	uint64_t pool_skips;
+	/* Also in 0.5: pages read from the pool and not written while in RAM
+	 * keep their object there, and go back to it for nothing. */
+	uint64_t pool_repools;         /* evicted pages that went back to their object */
 };
 
 UPAGER_API int upager_stats(upager_t *up, struct upager_stats *st);

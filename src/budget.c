@@ -167,8 +167,21 @@ void upg_slot_free(struct upager *up, struct upg_region *r, struct upg_pte *p)
 	p->slot = 0;
 }
 
+void upg_poolcopy_free(struct upager *up, struct upg_pte *p)
+{
+	if (!(p->flags & PF_POOLCOPY) || (p->state != PG_RESIDENT && p->state != PG_EVICTING))
+		return;
+	uint64_t before = up->pool.bytes;
+	upg_pool_free(&up->pool, p->evict_seq);
+	p->evict_seq = 0;
+	p->flags &= (uint8_t)~PF_POOLCOPY;
+	up->pool_copies--;
+	upg_pool_account(up, before);
+}
+
 void upg_resident_release(struct upager *up, struct upg_region *r, struct upg_pte *p)
 {
+	upg_poolcopy_free(up, p);
 	if (p->frame != UPG_NOFRAME)
 		up->pol_ops->remove(up->pol, p->frame);
 	upg_frame_release(up, p);

@@ -68,6 +68,10 @@ void upg_pool_account(struct upager *up, uint64_t before);
 /* A POOLED page leaves the pool (its object is freed; p->frame is
  * UPG_NOFRAME after).  Lock held. */
 void upg_pooled_free(struct upager *up, struct upg_pte *p);
+/* A page with PF_POOLCOPY may change, or has: its pool copy (handle in
+ * evict_seq) is freed and the flag cleared.  Nothing if it has none.
+ * Lock held. */
+void upg_poolcopy_free(struct upager *up, struct upg_pte *p);
 /* Free the page's store copy, if it has one.  Lock held. */
 void upg_slot_free(struct upager *up, struct upg_region *r, struct upg_pte *p);
 /* Free blocks blocks at slot when they are this process's own (an

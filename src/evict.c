@@ -53,6 +53,7 @@ enum vkind {
 	K_STAY,     /* could not be moved: still in place */
 	K_BACK,     /* rebuilt and copied back already (half-zapped page) */
 	K_POOL,     /* compressed into the pool (handle): drop */
+	K_REPOOL,   /* PF_POOLCOPY: its pool object (evict_seq) holds it: drop */
 	K_FILE,     /* a shared file mapping's changed page: write to the file, then drop */
 	K_SYNCED,   /* written to the file for upager_sync(): goes back, unchanged */
 };
@@ -257,6 +258,7 @@ static void move_run(struct upg_evictor *ev, uint32_t i, uint32_t j)
 				 * page, which has none, counts as changed). */
 				pthread_mutex_lock(&up->lock);
 				struct upg_pte *p = upg_pte_get(r, v->page);
+				upg_poolcopy_free(up, p);
 				p->flags &= (uint8_t)~PF_WPCLEAN;
 				if (r->file)
 					p->flags |= PF_DIRTY;
@@ -406,6 +408,7 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 		uint32_t slot = !(p->flags & PF_DIRTY) && !zm ? p->slot : 0;
 		bool fclean = r->file && !(p->flags & PF_DIRTY) && !zm && !p->slot;
 		bool wpclean = slot && !r->file && (p->flags & PF_WPCLEAN);
+		bool repool = (p->flags & (PF_POOLCOPY | PF_WPCLEAN | PF_DIRTY)) == (PF_POOLCOPY | PF_WPCLEAN) && !zm;
 		pthread_mutex_unlock(&up->lock);
 		v->zeroed = zm;
 		if (present < sub) {
@@ -423,8 +426,10 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 			continue;
 		}
 		upg_zero_parts(s, r->psize, zm);
-		v->digested = slot && !wpclean;
-		if (wpclean)
+		v->digested = slot && !wpclean && !repool;
+		if (repool)
+			v->kind = K_REPOOL;  /* unwritten since it came from the pool, which still has it */
+		else if (wpclean)
 			v->kind = K_CLEAN;  /* never written since it came from slot */
 		else if (slot && upg_seal_unchanged(upg_slot_seal(up, slot), upg_slot_block(slot), s, r->psize))
 			v->kind = K_CLEAN;
@@ -504,7 +509,8 @@ static void pool_pass(struct upg_evictor *ev, uint32_t n)
 		return;
 	uint64_t leaving = 0;  /* pages of 4 KiB this batch takes out of RAM */
 	for (uint32_t i = 0; i < n; i++)
-		if (ev->v[i].kind == K_WRITE || ev->v[i].kind == K_CLEAN || ev->v[i].kind == K_ZERO)
+		if (ev->v[i].kind == K_WRITE || ev->v[i].kind == K_CLEAN || ev->v[i].kind == K_ZERO ||
+		    ev->v[i].kind == K_REPOOL)
 			leaving += ev->v[i].r->psize / 4096;
 	for (uint32_t i = 0; i < n; i++) {
 		struct vict *v = &ev->v[i];
@@ -828,12 +834,14 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 			ev->pool_delta -= (int64_t)(before - up->pool.bytes);
 			v->handle = 0;
 		}
+		if (v->kind != K_REPOOL || discarded)
+			upg_poolcopy_free(up, p);  /* goes back to RAM, or away */
 		if (v->kind != K_STAY)
 			p->zmask &= (uint16_t)~v->zeroed;  /* what left (or came back) has zeros there */
 		bool back = v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_BACK || v->kind == K_SYNCED;
 		if (back)
 			p->flags &= (uint8_t)~PF_WPCLEAN;  /* it may have gone back writable */
-		else if (v->kind == K_CLEAN && (p->flags & PF_WPCLEAN))
+		else if ((v->kind == K_CLEAN || v->kind == K_REPOOL) && (p->flags & PF_WPCLEAN))
 			upg_wpc_count(r, false);
 		else if (v->digested && !r->file)
 			upg_wpc_count(r, v->kind != K_CLEAN);  /* as if it had gone in protected */
@@ -878,6 +886,13 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 			p->frame = v->handle;
 			p->state = PG_POOLED;
 			up->c.pool_puts++;
+		} else if (v->kind == K_REPOOL) {
+			/* Its slot, if any, holds the same data: it stays. */
+			p->frame = p->evict_seq;
+			p->state = PG_POOLED;
+			up->pool_copies--;
+			upg_pool_touch(&up->pool, p->frame);  /* newest, as a put */
+			up->c.pool_repools++;
 		} else {
 			if (p->slot != v->new_slot)
 				upg_slot_release(up, p->slot, r->blocks);  /* frozen: a child reads it */
@@ -887,7 +902,7 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 			up->c.bytes_written += r->psize;
 		}
 		units += r->psize >> 12;
-		dirty += (v->kind == K_POOL || v->kind == K_WRITE) && r->psize == UPG_POOL_PAGE;
+		dirty += (v->kind == K_POOL || v->kind == K_WRITE || v->kind == K_REPOOL) && r->psize == UPG_POOL_PAGE;
 		/* The eviction counter, in 4 KiB units (see forecast.h). */
 		p->evict_seq = upg_fc_evicted(&up->fc, (uint32_t)(r->psize >> 12), !v->ghost);
 		/* A discard read while it was out: a page that never left or
@@ -919,11 +934,22 @@ static int cmp_spilled(const void *a, const void *b)
 	return x->page < y->page ? -1 : x->page > y->page;
 }
 
-/* upg_pool_compact()'s relocate: a POOLED page (not being spilled) follows
- * its object; a page being read from the pool keeps it.  Lock held. */
+/* Whether p, in RAM, has its pool copy at handle h (PF_POOLCOPY). */
+static bool copy_at(const struct upg_pte *p, uint32_t h)
+{
+	return (p->state == PG_RESIDENT || p->state == PG_EVICTING) && (p->flags & PF_POOLCOPY) && p->evict_seq == h;
+}
+
+/* upg_pool_compact()'s relocate: a POOLED page (not being spilled) or a
+ * page in RAM with its copy follows its object; a page being read from
+ * the pool keeps it.  Lock held. */
 static bool relocate(void *arg, uint64_t owner, uint64_t page, uint32_t from, uint32_t to)
 {
 	struct upg_pte *p = upg_pte_get((struct upg_region *)(uintptr_t)owner, page);
+	if (copy_at(p, from)) {
+		p->evict_seq = to;
+		return true;
+	}
 	if (p->state != PG_POOLED || p->frame != from || (p->flags & PF_SPILL))
 		return false;
 	p->frame = to;
@@ -997,15 +1023,31 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 			struct upg_pte *p = upg_pte_get(r, page);
 			if (pool_reading(p, h)) {
 				/* Being read back (pool_read()): the object goes
-				 * when the copy-in lands, but should that fail the
-				 * page is POOLED again, and must still be on the
-				 * ring to be written on some day.  Back on it, after
-				 * this loop (else the loop would meet it again). */
+				 * when the copy-in lands, or stays as the page's
+				 * copy, which complete_read() puts back on the ring;
+				 * but should the copy-in fail the page is POOLED
+				 * again, and must still be on the ring to be
+				 * written on some day.  Back on it, after this loop
+				 * (else the loop would meet it again); an entry
+				 * twice on the ring is passed over once its object
+				 * is gone, or being spilled. */
 				ev->reading[nreading++] = h;
 				continue;
 			}
+			if (copy_at(p, h) && p->state == PG_EVICTING)
+				continue;  /* off the ring until finish() puts the page back */
+			if (copy_at(p, h)) {
+				/* A copy of a page in RAM: it just goes (the page
+				 * is compressed again if it leaves unwritten). */
+				uint32_t cl;
+				upg_pool_data(&up->pool, h, &cl);
+				est += cl + 16;
+				upg_poolcopy_free(up, p);
+				continue;
+			}
 			if (p->state != PG_POOLED || p->frame != h || (p->flags & PF_SPILL))
-				continue;  /* cannot be: every other object's page is POOLED, on the ring once */
+				continue;  /* cannot be: every other object's page is POOLED (on the ring once) or
+					    * in RAM with its copy */
 			if (r->dying)
 				continue;  /* its unmap frees the object, and waits for r->busy */
 			uint32_t clen;
@@ -1166,7 +1208,7 @@ static uint32_t pick(struct upg_evictor *ev)
 			upg_fatal(up, "the replacement policy chose frame %u, whose page is in state %u", f, p->state);
 		}
 		bool to_store = r->file ? r->file->mode != UPAGER_MAP_SHARED && (p->flags & PF_DIRTY)
-				: (p->flags & PF_DIRTY) || !p->slot;
+				: ((p->flags & PF_DIRTY) || !p->slot) && !(p->flags & PF_POOLCOPY);
 		if (full && to_store) {
 			up->pol_ops->insert(up->pol, f, UPG_HINT_GHOST);
 			up->c.store_full++;

@@ -454,6 +454,22 @@ static void refilled(struct upager *up, const struct upg_pte *p, bool from_pool)
 	__atomic_store_n(&up->pool_max, upg_share_bytes(&up->share), __ATOMIC_RELAXED);
 }
 
+/* Whether a store read installs its pages write-protected, so that the
+ * evictor can drop them unlooked-at while they stay unwritten
+ * (PF_WPCLEAN), and a pool read, so that they go back to the objects they
+ * came from (PF_POOLCOPY): while at most an eighth of the pages read back were
+ * written before they left.  Each such write costs a write-protect fault,
+ * about two or three digests' worth here, so a quarter would be even; an
+ * eighth leaves a margin.  Pages that went in writable are counted too,
+ * by what the digests said of them at eviction, so the choice follows the
+ * program either way.  Lock held. */
+static bool wp_worth(struct upager *up, struct upg_region *r)
+{
+	if (!(up->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) || r->file)
+		return false;
+	return (uint64_t)r->wpc_dirtied * 8 <= (uint64_t)r->wpc_clean + r->wpc_dirtied;
+}
+
 /* Start a read of page of r (POOLED) from the pool, with the POOLED pages
  * after it when the access looks sequential (the window of store_read()):
  * each page is one request to the pool's tier, which decompresses at once
@@ -508,7 +524,7 @@ static void pool_read(struct upg_handler *h, struct upg_region *r, uint64_t page
 	*io = (struct upg_io){
 		.reg = r, .first = page, .npages = n, .unit = unit, .units = n, .slot = p->slot, .pool = 1,
 		.fault_page = prefetch ? NO_PAGE : page, .fault_write = write, .t0 = t0, .ghost = ghost,
-		.t_sub = upg_now_ns(),
+		.t_sub = upg_now_ns(), .wp = wp_worth(up, r),
 	};
 	submit_read(h, io);
 }
@@ -560,21 +576,6 @@ static struct upg_io *begin_read(struct upg_handler *h, struct upg_region *r, ui
 		.fault_page = prefetch ? NO_PAGE : page, .fault_write = write, .t0 = t0, .t_sub = upg_now_ns(),
 	};
 	return io;
-}
-
-/* Whether a store read installs its pages write-protected, so that the
- * evictor can drop them unlooked-at while they stay unwritten
- * (PF_WPCLEAN): while at most an eighth of the pages read back were
- * written before they left.  Each such write costs a write-protect fault,
- * about two or three digests' worth here, so a quarter would be even; an
- * eighth leaves a margin.  Pages that went in writable are counted too,
- * by what the digests said of them at eviction, so the choice follows the
- * program either way.  Lock held. */
-static bool wp_worth(struct upager *up, struct upg_region *r)
-{
-	if (!(up->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) || r->file)
-		return false;
-	return (uint64_t)r->wpc_dirtied * 8 <= (uint64_t)r->wpc_clean + r->wpc_dirtied;
 }
 
 /* Start a store read of page of r (state STORED); how many pages it
@@ -958,7 +959,21 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 			}
 			continue;
 		}
-		if (io->pool) {
+		bool written = pg == io->fault_page && io->fault_write;
+		p->state = PG_RESIDENT;
+		if (io->pool && io->wp && !discarded && !p->zmask && !written) {
+			/* In RAM write-protected: the pool's copy stays while
+			 * the page is unwritten, and it goes back there for
+			 * nothing (PF_POOLCOPY). */
+			p->evict_seq = handle;
+			p->flags |= PF_WPCLEAN | PF_POOLCOPY;
+			/* A spill may have taken its entry off the cold ring
+			 * while it was being read: put it back (a second
+			 * entry of a live object is passed over once it is
+			 * gone). */
+			upg_pool_requeue(&up->pool, handle);
+			up->pool_copies++;
+		} else if (io->pool) {
 			/* In RAM now: the pool's copy goes (a clean page keeps
 			 * its store copy, as after a store read). */
 			uint32_t f = p->frame;
@@ -966,14 +981,14 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 			upg_pooled_free(up, p);
 			p->frame = f;
 		}
-		p->state = PG_RESIDENT;
 		/* Differs from the store copy, or is about to (a write fault);
 		 * otherwise the evictor compares it with the store's digests.
 		 * A file's page is write-protected: its first write tells. */
-		if (io->file ? pg == io->fault_page && io->fault_write
-			     : discarded || !p->slot || p->zmask || (pg == io->fault_page && io->fault_write))
+		if (p->flags & PF_POOLCOPY)
+			;
+		else if (io->file ? written : discarded || !p->slot || p->zmask || written)
 			p->flags |= PF_DIRTY;
-		else if (io->wp && !io->file && !io->pool)
+		else if (io->wp && !io->file)
 			p->flags |= PF_WPCLEAN;
 		p->zmask = 0;
 		enum upg_policy_hint hint = UPG_HINT_READAHEAD;
@@ -1104,8 +1119,10 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 	bool framed = p->frame != UPG_NOFRAME;
 	if (framed)
 		up->pol_ops->remove(up->pol, p->frame);
+	/* What is filled goes in writable: the digests tell from now on
+	 * (and a pool copy goes while the page is still RESIDENT). */
+	upg_poolcopy_free(up, p);
 	p->state = PG_FILLING;
-	/* What is filled goes in writable: the digests tell from now on. */
 	p->flags &= (uint8_t)~PF_WPCLEAN;
 	r->busy++;
 	uint16_t zm = p->zmask;
@@ -1209,18 +1226,22 @@ static void wp_fault(struct upg_handler *h, uintptr_t addr, uint64_t t0, int tid
 				return;
 			}
 			upg_resident_charge(up, p, r->psize);
+			upg_poolcopy_free(up, p);
 			p->flags |= PF_DIRTY;
 			up->c.wp_faults++;
 		} else if (p->state == PG_RESIDENT && (p->flags & PF_WPCLEAN)) {
 			/* Read in protected: from now on the digests tell
 			 * whether it changed (a write of the bytes it holds
-			 * leaves it clean). */
+			 * leaves it clean).  Its pool copy goes: one with no
+			 * store copy leaves by the pool or the store again. */
+			upg_poolcopy_free(up, p);
 			p->flags &= (uint8_t)~PF_WPCLEAN;
 			upg_wpc_count(r, true);
 			up->c.wp_faults++;
 		} else if (p->state == PG_RESIDENT) {
 			/* Protected by an eviction that kept it (a read-only
 			 * part, see move_run()). */
+			upg_poolcopy_free(up, p);
 			p->flags |= PF_DIRTY;
 			up->c.wp_faults++;
 		}

@@ -319,6 +319,18 @@ static void fix_pages(struct upager *up, const struct ranges *m, bool shared)
 				p->slot += 1u << UPG_SLOT_STORE_SHIFT;
 			p->flags &= (uint8_t)~(PF_DEFERRED | PF_SHARED);
 			bool gone = !mapped(m, a) || (p->flags & PF_DISCARDED);
+			if ((p->state == PG_RESIDENT || p->state == PG_EVICTING) && (p->flags & PF_POOLCOPY)) {
+				/* A pool copy of a page in RAM: this process's pool
+				 * is a copy of the parent's, so it holds it too, but
+				 * the page is left to leave as a written one would
+				 * (this process's count only, as forget_resident()). */
+				uint64_t before = up->pool.bytes;
+				upg_pool_free(&up->pool, p->evict_seq);
+				up->resident -= before - up->pool.bytes;
+				p->evict_seq = 0;
+				p->flags &= (uint8_t)~PF_POOLCOPY;
+				up->pool_copies--;
+			}
 			switch (p->state) {
 			case PG_READING:
 				if (p->flags & PF_POOLREAD) {

@@ -70,7 +70,7 @@ struct upg_counters {
 	uint64_t overshoot_peak, fault_ns_total, fault_count, read_errors, unframed;
 	uint64_t integrity_errors, poisoned;
 	uint64_t polls, poll_hits, poll_cpu_ns;  /* handlers' completion polling (atomic adds) */
-	uint64_t pool_hits, pool_puts, pool_rejects, pool_writebacks, pool_drops, pool_full;
+	uint64_t pool_hits, pool_puts, pool_rejects, pool_writebacks, pool_drops, pool_full, pool_repools;
 	uint64_t pool_skips;     /* dirty pages of batches sent past the pool (pool_skip()) */
 	uint64_t refill_ns;  /* the time of the faults served by a store or pool read */
 	uint64_t zero_fill_bytes;
@@ -158,6 +158,7 @@ struct upager {
 	 * parent's share: in resident, not in dom, until the child first
 	 * changes it (upg_pool_own()). */
 	bool pool_unowned;
+	uint64_t pool_copies;   /* pages in RAM with PF_POOLCOPY: objects the pool holds twice */
 	bool evict_stuck;       /* the evictor could not free anything: admit over budget */
 	bool fork_admit;        /* a fork() is under way, the evictor held off: admit over budget */
 	bool evict_wanted;

@@ -467,6 +467,14 @@ void upg_pool_requeue(struct upg_pool *p, uint32_t h)
 	ring_push(p, h, obj_at(p, (uint64_t)(h - 1) * GRAIN)->gen);
 }
 
+void upg_pool_touch(struct upg_pool *p, uint32_t h)
+{
+	struct hdr *o = obj_at(p, (uint64_t)(h - 1) * GRAIN);
+	p->gen = (p->gen + 1) & 0xfff;
+	o->gen = p->gen;  /* its older entry on the ring is dead now */
+	ring_push(p, h, p->gen);
+}
+
 static void pool_read(void *tier, struct upg_tq *q, uint64_t loc, void *buf, uint32_t len, uint64_t tag)
 {
 	const struct upg_pool *p = tier;

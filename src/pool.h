@@ -109,6 +109,9 @@ const void *upg_pool_data(const struct upg_pool *p, uint32_t h, uint32_t *clen);
 bool upg_pool_coldest(struct upg_pool *p, uint32_t *h, uint64_t *owner, uint64_t *page);
 /* Put h back on the cold ring, as the newest. */
 void upg_pool_requeue(struct upg_pool *p, uint32_t h);
+/* Make live object h the newest on the cold ring, as if just put (its
+ * entry further back no longer counts). */
+void upg_pool_touch(struct upg_pool *p, uint32_t h);
 
 /*
  * Compaction: objects freed out of order leave spans part-filled, and a

@@ -41,6 +41,13 @@ enum upg_pflag {
 				* process writes it (a write-protect fault) or lets it go */
 	PF_POOLREAD = 1 << 6,  /* READING from the pool: the handle is in evict_seq until the
 				* read completes (a forked child puts it back in the pool) */
+	PF_POOLCOPY = 1 << 6,  /* RESIDENT or EVICTING, with PF_WPCLEAN (PF_POOLREAD's bit:
+				* only READING pages have that): read from the pool
+				* write-protected and not written since, so the pool object
+				* whose handle is in evict_seq still holds its data; it goes
+				* back to the pool without being compressed again.  Whatever
+				* may change the page, or ends PF_WPCLEAN, frees the object
+				* first (upg_poolcopy_free()) */
 	PF_SPILL = 1 << 7,     /* POOLED, being written on to the store by the evictor; any
 				* change of state clears it, and the write is then dropped */
 	PF_WPCLEAN = 1 << 7,   /* RESIDENT or EVICTING (PF_SPILL's bit: only POOLED pages have

@@ -820,6 +820,7 @@ UPAGER_API int upager_stats(upager_t *up, struct upager_stats *out)
 	st.pool_rejects = up->c.pool_rejects;
 	st.pool_writebacks = up->c.pool_writebacks;
 	st.pool_drops = up->c.pool_drops;
+	st.pool_repools = up->c.pool_repools;
 	st.pool_skips = up->c.pool_skips;
 	uint64_t now = upg_now_ns();
 	st.wall_ns = now - up->stall.start_ns;

@@ -115,16 +115,19 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 			snprintf(share, sizeof share, "; its share of the budget is %s now, at most %s", now, most);
 		}
 		uint64_t served = st->pool_hits + st->store_reads;
-		char skips[64] = "";
+		char back[96] = "";
+		int k = 0;
+		if (st->size >= offsetof(struct upager_stats, pool_repools) + sizeof st->pool_repools && st->pool_repools)
+			k = snprintf(back, sizeof back, "; %llu back unwritten", (unsigned long long)st->pool_repools);
 		if (st->size >= offsetof(struct upager_stats, pool_skips) + sizeof st->pool_skips && st->pool_skips)
-			snprintf(skips, sizeof skips, "; %llu passed over", (unsigned long long)st->pool_skips);
+			snprintf(back + k, sizeof back - (size_t)k, "; %llu passed over", (unsigned long long)st->pool_skips);
 		snprintf(pool, sizeof pool,
 			 "  compressed pool   %s holding %llu pages (ratio %.2f); %llu faults served from it "
 			 "(%.1f%% of refills); %llu pages in, %llu too poor%s; %llu written on, %llu dropped clean%s\n",
 			 pb, (unsigned long long)st->pool_pages,
 			 st->pool_bytes ? (double)st->pool_pages * 4096 / (double)st->pool_bytes : 0.0,
 			 (unsigned long long)st->pool_hits, served ? 100.0 * (double)st->pool_hits / (double)served : 0.0,
-			 (unsigned long long)st->pool_puts, (unsigned long long)st->pool_rejects, skips,
+			 (unsigned long long)st->pool_puts, (unsigned long long)st->pool_rejects, back,
 			 (unsigned long long)st->pool_writebacks, (unsigned long long)st->pool_drops, share);
 	}
 	char stall[512] = "";

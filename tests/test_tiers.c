@@ -9,6 +9,8 @@
  *     one batch of evictions in eight is tried;
  *   - read-only passes: clean pages are dropped without a write, not
  *     compressed (only what was never written out may be, once);
+ *   - pages read from the pool and left unwritten go back to their
+ *     objects without compression; a rewrite frees the object;
  *   - zstd instead of LZ4, when built with it;
  *   - a hot set a little larger than the budget (1.2 times): its pages come back soon
  *     after they leave, and the pool's share of the budget falls, spilling
@@ -80,12 +82,13 @@ static uint64_t run_threads(void)
 static void print(const char *what, const struct upager_stats *st)
 {
 	printf("%s: %llu evictions, %llu into the pool (%llu refused), %llu pool hits, %llu store reads, "
-	       "%llu spilled, %llu dropped clean, %llu passed over; pool %llu KiB for %llu pages; "
+	       "%llu spilled, %llu dropped clean, %llu back unwritten, %llu passed over; pool %llu KiB for %llu pages; "
 	       "peak %llu KiB of %llu\n", what,
 	       (unsigned long long)st->evictions, (unsigned long long)st->pool_puts,
 	       (unsigned long long)st->pool_rejects, (unsigned long long)st->pool_hits,
 	       (unsigned long long)st->store_reads, (unsigned long long)st->pool_writebacks,
-	       (unsigned long long)st->pool_drops, (unsigned long long)st->pool_skips,
+	       (unsigned long long)st->pool_drops, (unsigned long long)st->pool_repools,
+	       (unsigned long long)st->pool_skips,
 	       (unsigned long long)(st->pool_bytes >> 10),
 	       (unsigned long long)st->pool_pages, (unsigned long long)(st->resident_peak >> 10),
 	       (unsigned long long)(BUDGET >> 10));
@@ -175,6 +178,47 @@ START_TEST(test_clean)
 }
 END_TEST
 
+/* Pages read from the pool and not written go back to the objects they
+ * came from, not compressed again; a write to one, read or written
+ * before it, frees its copy, and it leaves with its new bytes.  Every
+ * page checked after each pass. */
+START_TEST(test_repool)
+{
+	open_fill("lz4", 0);
+	uint64_t bad = 0;
+	struct upager_stats a, b, c;
+	stats(&a);
+	for (int pass = 0; pass < 2; pass++)
+		for (uint64_t i = 0; i < NPAGES; i++)
+			bad += upg_t_check(base + i * PS, PS, i, 1) != 0;
+	stats(&b);
+	print("read twice", &b);
+	ck_assert_uint_eq(bad, 0);
+	uint64_t back = b.pool_repools - a.pool_repools, puts = b.pool_puts - a.pool_puts;
+	ck_assert_uint_gt(back, 1000);
+	/* Only pages that were in RAM, written, when the passes began are
+	 * compressed: at most a budget of them. */
+	printf("read twice: %llu back unwritten, %llu compressed\n", (unsigned long long)back, (unsigned long long)puts);
+	ck_assert_uint_le(puts, BUDGET / PS);
+	/* Every third page rewritten, the others read: then every page
+	 * checked, twice, so that each has left and come back. */
+	for (uint64_t i = 0; i < NPAGES; i++) {
+		if (i % 3 == 0)
+			upg_t_fill(base + i * PS, PS, i, ++gen[i]);
+		else
+			bad += upg_t_check(base + i * PS, PS, i, gen[i]) != 0;
+	}
+	for (int pass = 0; pass < 2; pass++)
+		for (uint64_t i = 0; i < NPAGES; i++)
+			bad += upg_t_check(base + i * PS, PS, i, gen[i]) != 0;
+	stats(&c);
+	print("rewritten a third", &c);
+	ck_assert_uint_eq(bad, 0);
+	ck_assert_uint_le(c.resident_peak, BUDGET);
+	ck_assert_uint_eq(upager_close(up), 0);
+}
+END_TEST
+
 /* Random rewrites of a hot set of 1.2 budgets (0.2 budgets more than
  * RAM holds) after the fill: RAM for pages pays better than a pool, the
  * share falls, and the pool spills down to it. */
@@ -217,6 +261,7 @@ int main(void)
 	tcase_add_test(tc, test_zstd);
 	tcase_add_test(tc, test_incompressible);
 	tcase_add_test(tc, test_clean);
+	tcase_add_test(tc, test_repool);
 	tcase_add_test(tc, test_share_follows);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
