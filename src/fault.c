@@ -45,6 +45,7 @@
 #define UFFD_MSG_BATCH 64
 #define READ_TRIES 4
 #define NO_PAGE UINT64_MAX
+#define POOL_CHUNK 32  /* pages of a stream's window read from the pool at a time (pool_read_n()) */
 
 struct upg_io {
 	struct upg_region *reg;
@@ -65,6 +66,8 @@ struct upg_io {
 	uint8_t pool;         /* from the pool, not the store */
 	uint8_t file;         /* from the region's mapped file, not the store */
 	uint8_t wp;           /* store pages go in write-protected, PF_WPCLEAN (wp_worth()) */
+	uint8_t stream;       /* pool reads: the stream (r->ra) + 1 whose window this read began, or 0 */
+	uint32_t chain;       /* pool reads: pages of that window still to read after this one */
 };
 
 struct upg_handler {
@@ -476,16 +479,25 @@ static bool wp_worth(struct upager *up, struct upg_region *r)
  * and posts its completion; complete_read() copies them in together, as a
  * store read's.  Until then each page's handle waits in its evict_seq,
  * where a forked child finds it (fork.c).  Locks as zero_fill. */
-static void pool_read(struct upg_handler *h, struct upg_region *r, uint64_t page, bool write, uint64_t t0,
-		      bool prefetch)
+static void pool_read_n(struct upg_handler *h, struct upg_region *r, uint64_t page, bool write, uint64_t t0,
+			bool prefetch, uint32_t want, struct upg_stream *st)
 {
 	struct upager *up = h->up;
 	struct upg_pte *p = upg_pte_get(r, page);
-	struct upg_stream *st;
-	uint32_t want = read_window(h, r, page, prefetch, &st);  /* pool pages are one unit each */
+	/* A window of a stream is read POOL_CHUNK pages at a time, the next
+	 * part when one lands (complete_read()): the faulting thread goes on
+	 * with the first part while the next is decompressed, instead of
+	 * waiting for the whole window. */
+	uint32_t chain = 0;
+	if (want > POOL_CHUNK) {
+		chain = want - POOL_CHUNK;
+		want = POOL_CHUNK;
+	}
 	uint32_t n = 1;
 	while (n < want && page + n < r->npages && upg_pte_get(r, page + n)->state == PG_POOLED)
 		n++;
+	if (n < want)
+		chain = 0;  /* the run of pooled pages ends here */
 	uint64_t ok = upg_budget_admit(up, n, r->psize);
 	if (!ok) {
 		defer(up, r, page, p, write, t0, prefetch);
@@ -524,9 +536,34 @@ static void pool_read(struct upg_handler *h, struct upg_region *r, uint64_t page
 	*io = (struct upg_io){
 		.reg = r, .first = page, .npages = n, .unit = unit, .units = n, .slot = p->slot, .pool = 1,
 		.fault_page = prefetch ? NO_PAGE : page, .fault_write = write, .t0 = t0, .ghost = ghost,
-		.t_sub = upg_now_ns(), .wp = wp_worth(up, r),
+		.t_sub = upg_now_ns(), .wp = wp_worth(up, r), .chain = chain,
+		.stream = st ? (uint8_t)(st - r->ra + 1) : 0,
 	};
 	submit_read(h, io);
+}
+
+static void pool_read(struct upg_handler *h, struct upg_region *r, uint64_t page, bool write, uint64_t t0,
+		      bool prefetch)
+{
+	struct upg_stream *st;
+	uint32_t want = read_window(h, r, page, prefetch, &st);  /* pool pages are one unit each */
+	pool_read_n(h, r, page, write, t0, prefetch, want, st);
+}
+
+/* A part of a stream's window from the pool landed (locks as
+ * complete_read()): read the next part, while the stream still stands
+ * where this one left it and the run of pooled pages goes on. */
+static void pool_read_on(struct upg_handler *h, const struct upg_io *io)
+{
+	struct upg_region *r = io->reg;
+	uint64_t page = io->first + io->npages;
+	if (!io->chain || !io->stream || r->dying || page >= r->npages ||
+	    upg_pte_get(r, page)->state != PG_POOLED || (upg_pte_get(r, page)->flags & PF_DEFERRED))
+		return;
+	struct upg_stream *st = &r->ra[io->stream - 1];
+	if (st->next != page)
+		return;  /* taken over by a fault, or by another stream */
+	pool_read_n(h, r, page, false, io->t0, true, io->chain, st);
 }
 
 /* Take what a read of up to n pages from page of r needs: room in the
@@ -1028,6 +1065,8 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 		if (!io->pool)
 			up->c.bytes_read += len;
 	}
+	if (io->pool && !rc)
+		pool_read_on(h, io);
 	upg_region_unbusy(up, r, io->npages);
 	pthread_mutex_unlock(&up->lock);
 	pthread_mutex_unlock(&up->uffd_lock);
