@@ -841,8 +841,8 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 		bool back = v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_BACK || v->kind == K_SYNCED;
 		if (back)
 			p->flags &= (uint8_t)~PF_WPCLEAN;  /* it may have gone back writable */
-		else if ((v->kind == K_CLEAN || v->kind == K_REPOOL) && (p->flags & PF_WPCLEAN))
-			upg_wpc_count(r, false);
+		else if ((p->flags & PF_WPCLEAN) && !discarded)
+			upg_wpc_count(r, false);  /* unwritten since it came in protected, whatever way it leaves */
 		else if (v->digested && !r->file)
 			upg_wpc_count(r, v->kind != K_CLEAN);  /* as if it had gone in protected */
 		if (back && !discarded) {
@@ -1156,11 +1156,13 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 				failed++;
 				if (res[i] != -ENOSPC)
 					up->c.write_errors++;
-			} else if ((p->state == PG_POOLED && p->frame == s->handle) || pool_reading(p, s->handle)) {
+			} else if ((p->state == PG_POOLED && p->frame == s->handle) || pool_reading(p, s->handle) ||
+				   copy_at(p, s->handle)) {
 				/* A fault read it back meanwhile (which cleared the
-				 * mark) and failed its copy-in, or is still reading:
-				 * still in the pool, it goes back on the ring that
-				 * this spill took it off (as in the loop above). */
+				 * mark) and failed its copy-in, is still reading, or
+				 * kept the object as the page's copy: still in the
+				 * pool, it goes back on the ring that this spill took
+				 * it off (as in the loop above). */
 				upg_pool_requeue(&up->pool, s->handle);
 			}
 		}

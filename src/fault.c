@@ -86,6 +86,7 @@ struct upg_handler {
 	uint32_t nios;
 	uint32_t io_free;     /* free list head, nios when empty */
 	uint32_t inflight;
+	uint32_t wp_probe;    /* pool reads: one in 64 goes in write-protected whatever wp_worth() says */
 	bool started, ring_ok, exit;
 	/* Set by upg_handlers_stop(): leave once no read is in flight.  Not
 	 * up->stopping, which upager_close() sets while the evictor may still
@@ -536,7 +537,7 @@ static void pool_read_n(struct upg_handler *h, struct upg_region *r, uint64_t pa
 	*io = (struct upg_io){
 		.reg = r, .first = page, .npages = n, .unit = unit, .units = n, .slot = p->slot, .pool = 1,
 		.fault_page = prefetch ? NO_PAGE : page, .fault_write = write, .t0 = t0, .ghost = ghost,
-		.t_sub = upg_now_ns(), .wp = wp_worth(up, r), .chain = chain,
+		.t_sub = upg_now_ns(), .wp = wp_worth(up, r) || (++h->wp_probe & 63) == 0, .chain = chain,
 		.stream = st ? (uint8_t)(st - r->ra + 1) : 0,
 	};
 	submit_read(h, io);
@@ -1004,11 +1005,12 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 			 * nothing (PF_POOLCOPY). */
 			p->evict_seq = handle;
 			p->flags |= PF_WPCLEAN | PF_POOLCOPY;
-			/* A spill may have taken its entry off the cold ring
-			 * while it was being read: put it back (a second
-			 * entry of a live object is passed over once it is
-			 * gone). */
-			upg_pool_requeue(&up->pool, handle);
+			/* Its entry stays where it was on the cold ring; one a
+			 * spill took off meanwhile that spill puts back (its
+			 * loop for a page being read, its end for one it was
+			 * writing).  Not put back here: a second live entry
+			 * per copy would fill the ring with entries that its
+			 * compaction cannot drop. */
 			up->pool_copies++;
 		} else if (io->pool) {
 			/* In RAM now: the pool's copy goes (a clean page keeps

@@ -131,10 +131,11 @@ static struct outcome run(enum shape s, uint64_t budget)
 	return o;
 }
 
-/* Within 20%.  The hot set's real runs with the pool move most with the
- * pool's share, which falls as the budget grows (at 16 MiB, 31K to 38K
- * refills a run); the forecast keeps the bytes of a share that stands
- * below its most (runtime.c's forecast_above()). */
+/* Within 20%.  The real runs with the pool move most with the pool's
+ * share, which falls as the budget grows on the hot set (at 16 MiB, 31K
+ * to 38K refills a run) and rises on the skewed accesses; the forecast
+ * keeps the bytes of a share that stands between its bounds
+ * (runtime.c's forecast_above()). */
 static void near(enum shape s, const char *what, uint64_t predicted, uint64_t real)
 {
 	double err = real ? ((double)predicted - (double)real) / (double)real : 0;
