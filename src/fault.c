@@ -467,9 +467,14 @@ static void refilled(struct upager *up, const struct upg_pte *p, bool from_pool)
  * eighth leaves a margin.  Pages that went in writable are counted too,
  * by what the digests said of them at eviction, so the choice follows the
  * program either way.  Lock held. */
+static bool wp_able(const struct upager *up, const struct upg_region *r)
+{
+	return (up->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) && !r->file;
+}
+
 static bool wp_worth(struct upager *up, struct upg_region *r)
 {
-	if (!(up->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) || r->file)
+	if (!wp_able(up, r))
 		return false;
 	return (uint64_t)r->wpc_dirtied * 8 <= (uint64_t)r->wpc_clean + r->wpc_dirtied;
 }
@@ -481,16 +486,17 @@ static bool wp_worth(struct upager *up, struct upg_region *r)
  * store read's.  Until then each page's handle waits in its evict_seq,
  * where a forked child finds it (fork.c).  Locks as zero_fill. */
 static void pool_read_n(struct upg_handler *h, struct upg_region *r, uint64_t page, bool write, uint64_t t0,
-			bool prefetch, uint32_t want, struct upg_stream *st)
+			bool prefetch, uint32_t want, struct upg_stream *st, bool chained)
 {
 	struct upager *up = h->up;
 	struct upg_pte *p = upg_pte_get(r, page);
-	/* A window of a stream is read POOL_CHUNK pages at a time, the next
-	 * part when one lands (complete_read()): the faulting thread goes on
-	 * with the first part while the next is decompressed, instead of
-	 * waiting for the whole window. */
+	/* A window of a stream (or of a region advised sequential) is read
+	 * POOL_CHUNK pages at a time, the next part when one lands
+	 * (complete_read()): the faulting thread goes on with the first part
+	 * while the next is decompressed, instead of waiting for the whole
+	 * window. */
 	uint32_t chain = 0;
-	if (want > POOL_CHUNK) {
+	if (want > POOL_CHUNK && (st || r->advice == UPAGER_ADV_SEQUENTIAL)) {
 		chain = want - POOL_CHUNK;
 		want = POOL_CHUNK;
 	}
@@ -500,6 +506,12 @@ static void pool_read_n(struct upg_handler *h, struct upg_region *r, uint64_t pa
 	if (n < want)
 		chain = 0;  /* the run of pooled pages ends here */
 	uint64_t ok = upg_budget_admit(up, n, r->psize);
+	if (!ok && chained) {
+		/* No room now: the window stops here, and a fault further on
+		 * reads for itself (a deferred part would hide that fault). */
+		upg_budget_release(up);
+		return;
+	}
 	if (!ok) {
 		defer(up, r, page, p, write, t0, prefetch);
 		return;
@@ -514,6 +526,10 @@ static void pool_read_n(struct upg_handler *h, struct upg_region *r, uint64_t pa
 			io_put(h, io);
 			io = NULL;
 		}
+	}
+	if (!io && chained) {
+		upg_budget_release(up);
+		return;
 	}
 	if (!io) {
 		defer(up, r, page, p, write, t0, prefetch);
@@ -531,13 +547,18 @@ static void pool_read_n(struct upg_handler *h, struct upg_region *r, uint64_t pa
 		q->flags = (uint8_t)((q->flags & PF_DEFERRED) | PF_POOLREAD);
 	}
 	r->busy += n;
-	if (st)
+	if (st) {
 		st->next = page + n;
+		st->stamp = r->stream_clock;  /* in use: not the one upg_stream_match() recycles */
+	}
 	upg_resident_add(up, (uint64_t)n * r->psize);
 	*io = (struct upg_io){
 		.reg = r, .first = page, .npages = n, .unit = unit, .units = n, .slot = p->slot, .pool = 1,
 		.fault_page = prefetch ? NO_PAGE : page, .fault_write = write, .t0 = t0, .ghost = ghost,
-		.t_sub = upg_now_ns(), .wp = wp_worth(up, r) || (++h->wp_probe & 63) == 0, .chain = chain,
+		.t_sub = upg_now_ns(), .chain = chain,
+		/* One in 64 protected whatever the counts say, so that they
+		 * keep coming for a region whose pages live in the pool. */
+		.wp = wp_worth(up, r) || (wp_able(up, r) && (++h->wp_probe & 63) == 0),
 		.stream = st ? (uint8_t)(st - r->ra + 1) : 0,
 	};
 	submit_read(h, io);
@@ -548,7 +569,7 @@ static void pool_read(struct upg_handler *h, struct upg_region *r, uint64_t page
 {
 	struct upg_stream *st;
 	uint32_t want = read_window(h, r, page, prefetch, &st);  /* pool pages are one unit each */
-	pool_read_n(h, r, page, write, t0, prefetch, want, st);
+	pool_read_n(h, r, page, write, t0, prefetch, want, st, false);
 }
 
 /* A part of a stream's window from the pool landed (locks as
@@ -558,13 +579,13 @@ static void pool_read_on(struct upg_handler *h, const struct upg_io *io)
 {
 	struct upg_region *r = io->reg;
 	uint64_t page = io->first + io->npages;
-	if (!io->chain || !io->stream || r->dying || page >= r->npages ||
-	    upg_pte_get(r, page)->state != PG_POOLED || (upg_pte_get(r, page)->flags & PF_DEFERRED))
+	if (!io->chain || r->dying || page >= r->npages || upg_pte_get(r, page)->state != PG_POOLED ||
+	    (upg_pte_get(r, page)->flags & PF_DEFERRED))
 		return;
-	struct upg_stream *st = &r->ra[io->stream - 1];
-	if (st->next != page)
+	struct upg_stream *st = io->stream ? &r->ra[io->stream - 1] : NULL;
+	if (st && st->next != page)
 		return;  /* taken over by a fault, or by another stream */
-	pool_read_n(h, r, page, false, io->t0, true, io->chain, st);
+	pool_read_n(h, r, page, false, io->t0, true, io->chain, st, true);
 }
 
 /* Take what a read of up to n pages from page of r needs: room in the
@@ -1067,7 +1088,7 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 		if (!io->pool)
 			up->c.bytes_read += len;
 	}
-	if (io->pool && !rc)
+	if (io->pool && !rc && got == io->npages)
 		pool_read_on(h, io);
 	upg_region_unbusy(up, r, io->npages);
 	pthread_mutex_unlock(&up->lock);
