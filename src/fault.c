@@ -458,6 +458,14 @@ static void refilled(struct upager *up, const struct upg_pte *p, bool from_pool)
 	__atomic_store_n(&up->pool_max, upg_share_bytes(&up->share), __ATOMIC_RELAXED);
 }
 
+/* Whether r's pages may go in write-protected for PF_WPCLEAN at all: the
+ * kernel has uffd-wp, and r is no file mapping (whose pages go in
+ * protected for their own reason, and leave by PF_DIRTY). */
+static bool wp_able(const struct upager *up, const struct upg_region *r)
+{
+	return (up->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) && !r->file;
+}
+
 /* Whether a store read installs its pages write-protected, so that the
  * evictor can drop them unlooked-at while they stay unwritten
  * (PF_WPCLEAN), and a pool read, so that they go back to the objects they
@@ -467,11 +475,6 @@ static void refilled(struct upager *up, const struct upg_pte *p, bool from_pool)
  * eighth leaves a margin.  Pages that went in writable are counted too,
  * by what the digests said of them at eviction, so the choice follows the
  * program either way.  Lock held. */
-static bool wp_able(const struct upager *up, const struct upg_region *r)
-{
-	return (up->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) && !r->file;
-}
-
 static bool wp_worth(struct upager *up, struct upg_region *r)
 {
 	if (!wp_able(up, r))
