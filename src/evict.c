@@ -956,17 +956,6 @@ static bool relocate(void *arg, uint64_t owner, uint64_t page, uint32_t from, ui
 	return true;
 }
 
-/*
- * The pool holds more than its share of the budget: write its coldest
- * pages on to the store, SPILL_MAX at a time, until it is under 15/16 of
- * its share.  A page whose store copy is good (it was clean) just leaves.
- * The others are copied out compressed under the lock, decompressed
- * outside it, given slots in address order (neighbours are then read back
- * together), and written with merged writes.  Meanwhile they stay in the
- * pool, marked PF_SPILL: a fault serves them from there, and any change
- * of state clears the mark, so that the write is then dropped.  A failed
- * write leaves the page in the pool.  fork_lock held, not up->lock.
- */
 /* Does pool object h belong to p as a page being read back from the pool
  * (pool_read(): READING, its handle kept in evict_seq)? */
 static bool pool_reading(const struct upg_pte *p, uint32_t h)
@@ -981,6 +970,17 @@ static void spill_release(struct upg_evictor *ev, uint32_t n)
 	madvise(ev->spill_c, (size_t)n * UPG_POOL_MAX_CLEN, MADV_DONTNEED);
 }
 
+/*
+ * The pool holds more than its share of the budget: write its coldest
+ * pages on to the store, SPILL_MAX at a time, until it is under 15/16 of
+ * its share.  A page whose store copy is good (it was clean) just leaves.
+ * The others are copied out compressed under the lock, decompressed
+ * outside it, given slots in address order (neighbours are then read back
+ * together), and written with merged writes.  Meanwhile they stay in the
+ * pool, marked PF_SPILL: a fault serves them from there, and any change
+ * of state clears the mark, so that the write is then dropped.  A failed
+ * write leaves the page in the pool.  fork_lock held, not up->lock.
+ */
 static void spill(struct upg_evictor *ev, uint64_t max)
 {
 	struct upager *up = ev->up;
@@ -1024,19 +1024,17 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 			if (pool_reading(p, h)) {
 				/* Being read back (pool_read()): the object goes
 				 * when the copy-in lands, or stays as the page's
-				 * copy, which complete_read() puts back on the ring;
-				 * but should the copy-in fail the page is POOLED
-				 * again, and must still be on the ring to be
-				 * written on some day.  Back on it, after this loop
-				 * (else the loop would meet it again); an entry
-				 * twice on the ring is passed over once its object
-				 * is gone, or being spilled. */
+				 * copy; should the copy-in fail, the page is POOLED
+				 * again.  Either way it must still be on the ring,
+				 * to be let go of or written on some day: back on
+				 * it, after this loop (else the loop would meet it
+				 * again). */
 				ev->reading[nreading++] = h;
 				continue;
 			}
-			if (copy_at(p, h) && p->state == PG_EVICTING)
-				continue;  /* off the ring until finish() puts the page back */
 			if (copy_at(p, h)) {
+				if (p->state == PG_EVICTING)
+					continue;  /* off the ring until finish() puts the page back */
 				/* A copy of a page in RAM: it just goes (the page
 				 * is compressed again if it leaves unwritten). */
 				uint32_t cl;

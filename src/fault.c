@@ -508,15 +508,15 @@ static void pool_read_n(struct upg_handler *h, struct upg_region *r, uint64_t pa
 		n++;
 	if (n < want)
 		chain = 0;  /* the run of pooled pages ends here */
+	/* A part of a window that finds no room (or no read slot) now
+	 * ends the window, and a fault further on reads for itself: a
+	 * deferred part would hide that fault. */
 	uint64_t ok = upg_budget_admit(up, n, r->psize);
-	if (!ok && chained) {
-		/* No room now: the window stops here, and a fault further on
-		 * reads for itself (a deferred part would hide that fault). */
-		upg_budget_release(up);
-		return;
-	}
 	if (!ok) {
-		defer(up, r, page, p, write, t0, prefetch);
+		if (chained)
+			upg_budget_release(up);
+		else
+			defer(up, r, page, p, write, t0, prefetch);
 		return;
 	}
 	n = (uint32_t)ok;
@@ -530,12 +530,11 @@ static void pool_read_n(struct upg_handler *h, struct upg_region *r, uint64_t pa
 			io = NULL;
 		}
 	}
-	if (!io && chained) {
-		upg_budget_release(up);
-		return;
-	}
 	if (!io) {
-		defer(up, r, page, p, write, t0, prefetch);
+		if (chained)
+			upg_budget_release(up);
+		else
+			defer(up, r, page, p, write, t0, prefetch);
 		return;
 	}
 	bool ghost = hint_for(up, p) == UPG_HINT_GHOST;
@@ -582,8 +581,10 @@ static void pool_read_on(struct upg_handler *h, const struct upg_io *io)
 {
 	struct upg_region *r = io->reg;
 	uint64_t page = io->first + io->npages;
-	if (!io->chain || r->dying || page >= r->npages || upg_pte_get(r, page)->state != PG_POOLED ||
-	    (upg_pte_get(r, page)->flags & PF_DEFERRED))
+	if (!io->chain || r->dying || page >= r->npages)
+		return;
+	const struct upg_pte *p = upg_pte_get(r, page);
+	if (p->state != PG_POOLED || (p->flags & PF_DEFERRED))
 		return;
 	struct upg_stream *st = io->stream ? &r->ra[io->stream - 1] : NULL;
 	if (st && st->next != page)

@@ -288,6 +288,15 @@ static void forget_resident(struct upager *up, struct upg_pte *p, uint32_t psize
 	up->resident -= psize;
 }
 
+/* Free pool object h here, as forget_resident(): this process's count
+ * only. */
+static void forget_pooled(struct upager *up, uint32_t h)
+{
+	uint64_t before = up->pool.bytes;
+	upg_pool_free(&up->pool, h);
+	up->resident -= before - up->pool.bytes;
+}
+
 /* Make every page's record true in this process: pages a handler of the
  * parent was between states are not in our memory, and slots move one
  * store down the line.  Before the regions are registered: a zap here
@@ -324,9 +333,7 @@ static void fix_pages(struct upager *up, const struct ranges *m, bool shared)
 				 * is a copy of the parent's, so it holds it too, but
 				 * the page is left to leave as a written one would
 				 * (this process's count only, as forget_resident()). */
-				uint64_t before = up->pool.bytes;
-				upg_pool_free(&up->pool, p->evict_seq);
-				up->resident -= before - up->pool.bytes;
+				forget_pooled(up, p->evict_seq);
 				p->evict_seq = 0;
 				p->flags &= (uint8_t)~PF_POOLCOPY;
 				up->pool_copies--;
@@ -364,10 +371,7 @@ static void fix_pages(struct upager *up, const struct ranges *m, bool shared)
 			if (p->flags & PF_ZAPWAIT)
 				madvise((void *)a, r->psize, MADV_DONTNEED);  /* the discard's zap, if not landed */
 			if (gone && p->state == PG_POOLED) {
-				/* As forget_resident(): this process's count only. */
-				uint64_t before = up->pool.bytes;
-				upg_pool_free(&up->pool, p->frame);
-				up->resident -= before - up->pool.bytes;
+				forget_pooled(up, p->frame);
 				p->frame = UPG_NOFRAME;
 				p->state = PG_NONE;
 			}
