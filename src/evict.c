@@ -110,6 +110,11 @@ struct upg_evictor {
 	uint32_t batches;                /* batches passed over since one was tried */
 	bool full_logged;
 	uint32_t sync_failed;  /* K_FILE writes of this batch that failed */
+	/* The last write to the store that ended: its failure (-errno), or 0
+	 * when it went through.  While writes fail (a remote store down, a
+	 * disk giving errors), eviction is stuck: see evictor_main(). */
+	int store_err;
+	bool store_err_said;
 	uint64_t unfreed;   /* bytes in the batches since one last freed a page */
 };
 
@@ -673,6 +678,24 @@ static size_t file_len(struct upg_region *r, uint64_t page, uint32_t n)
 	return at + len > size ? (size_t)(size - at) : (size_t)len;
 }
 
+/* A write to the store ended with err (0: it went through). */
+static void store_wrote(struct upg_evictor *ev, int err)
+{
+	if (!err == !ev->store_err) {
+		ev->store_err = err;
+		return;
+	}
+	ev->store_err = err;
+	if (err) {
+		upg_log(ev->up, UPAGER_LOG_WARN, "writes to the store (%s) fail (%s): pages stay in RAM, over "
+			"the budget, until it takes writes again", ev->up->store.where, strerror(-err));
+		ev->store_err_said = true;
+	} else if (ev->store_err_said) {
+		upg_log(ev->up, UPAGER_LOG_WARN, "the store takes writes again");
+		ev->store_err_said = false;
+	}
+}
+
 /* Write the K_WRITE pages through the store's tier, merging neighbours
  * (consecutive slots, back to back in the scratch range) into one write
  * of up to MAX_WRITE; failures become K_KEEP. */
@@ -750,6 +773,8 @@ static void write_back(struct upg_evictor *ev, uint32_t n)
 			size_t want = file ? file_len(v0->r, v0->page, last - first)
 				      : (size_t)(last - first) * v0->r->psize;
 			res = upg_inject(UPG_INJ_WRITE, res, want);
+			if (!file)
+				store_wrote(ev, res == (int)want ? 0 : res < 0 ? res : -EIO);
 			if (res != (int)want) {
 				pthread_mutex_lock(&up->lock);
 				up->c.write_errors++;
@@ -1123,6 +1148,7 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 			for (int d = 0; d < got; d++, inflight--) {
 				uint32_t i = (uint32_t)(done[d].tag >> 16), cnt = (uint32_t)(done[d].tag & 0xffff);
 				int r1 = upg_inject(UPG_INJ_WRITE, done[d].res, (size_t)cnt * 4096);
+				store_wrote(ev, r1 == (int)(cnt * 4096) ? 0 : r1 < 0 ? r1 : -EIO);
 				for (uint32_t q = i; q < i + cnt; q++)
 					res[q] = r1 == (int)(cnt * 4096) ? 0 : r1 < 0 ? r1 : -EIO;
 			}
@@ -1610,9 +1636,14 @@ static void *evictor_main(void *arg)
 		 * have between them taken as many bytes as are resident, and
 		 * none could go (every page shared with a child and not
 		 * movable, say), or this batch kept pages it could not store
-		 * (failed writes, a full store).  Faults are then let in over
-		 * the budget; otherwise each would wait for another round of
-		 * failing work, and the program would crawl.  One batch that
+		 * (failed writes, a full store) while a fault would wait, or
+		 * the last write to the store failed.  The last holds across
+		 * batches that free pages into the pool: with a remote store
+		 * down each batch that writes waits out its deadline, and
+		 * faults held for those batches let the program on by a pool's
+		 * worth of pages every few seconds.  Faults are then let in
+		 * over the budget; otherwise each would wait for another round
+		 * of failing work, and the program would crawl.  One batch that
 		 * frees nothing is not stuck: what stayed goes to the back of
 		 * the policy, and the next batch, at once, takes other pages.
 		 * A page rebuilt after a partial discard (K_BACK) is whole
@@ -1621,9 +1652,12 @@ static void *evictor_main(void *arg)
 		 * stuck let every fault in, unlimited, for the 50 ms wait
 		 * below. */
 		ev->unfreed = freed || rebuilt ? 0 : ev->unfreed + off;
-		bool stuck = (ev->unfreed && ev->unfreed >= up->resident) || (kept && up->resident > up->budget);
+		bool stuck = (ev->unfreed && ev->unfreed >= up->resident) || ev->store_err ||
+			     (kept && upg_domain_total(&up->dom) + UPG_BLOCK > up->budget);
 		if (stuck != up->evict_stuck) {
-			if (stuck)
+			if (stuck && ev->store_err)
+				;  /* said by store_wrote() */
+			else if (stuck)
 				upg_log(up, UPAGER_LOG_INFO, "eviction cannot free memory now (a batch of %u freed %u: "
 					"%u could not be stored, %u could not be moved); admitting faults over the budget",
 					n, freed, nkeep, nstay);

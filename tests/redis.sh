@@ -58,6 +58,11 @@ wait_pages() {
 		sleep 0.1
 	done
 	if kill -0 $pid 2>/dev/null; then
+		# What each thread waits on, for the failure's report.
+		{
+			for t in /proc/$pid/task/*; do echo "thread $(cat "$t/comm" 2>/dev/null):"; cat "$t/stack" 2>/dev/null; done
+			command -v gdb >/dev/null && timeout 60 gdb -p $pid -batch -ex "thread apply all bt" 2>/dev/null | grep "^#\|^Thread"
+		} >"$work/hang" 2>&1
 		kill -9 $pid; wait $pid 2>/dev/null; st=124
 	else
 		wait $pid; st=$?
@@ -68,7 +73,7 @@ wait_pages() {
 expect_fault() {
 	local what=$1
 	if grep -q "WRONG DATA" "$work/out"; then bad "$what: wrong data: $(grep WRONG "$work/out")"
-	elif [ $st -eq 124 ]; then bad "$what: hung"
+	elif [ $st -eq 124 ]; then bad "$what: hung; its log ends: $(tail -5 "$work/err")"; cat "$work/hang"
 	elif [ $st -ne 135 ] && [ $st -ne 1 ]; then bad "$what: exit $st"
 	elif ! grep -q "redis store" "$work/err"; then bad "$what: no reason logged: $(tail -3 "$work/err")"
 	else ok "$what: exit $st after $(grep -c "round" "$work/out") rounds; $(grep -m1 "redis store" "$work/err" | cut -c1-150)"
@@ -247,6 +252,22 @@ if start_pages "$UPAGER_TEST_REDIS?timeout=300" 32 1000; then
 else
 	bad "paused node: the run did not start"
 fi
+# A node paused while the region is filled: no reads yet, and every write
+# waits out its deadline.  The fill goes on over the budget (a fault does
+# not wait for batches of failing writes), then the first read fails.
+"$pages" "$UPAGER_TEST_REDIS" 96 1000 >"$work/out" 2>"$work/err" &
+pid=$!
+spid=$(cat "$work/srv/redis-$P0.pid")
+sleep 0.2
+kill -STOP "$spid"
+t0=$(date +%s%N)
+wait_pages 120
+kill -CONT "$spid"
+if grep -q "filled" "$work/out" && grep -q "writes to the store (redis .*) fail" "$work/err"; then
+	expect_fault "node paused during the fill ($(( ($(date +%s%N) - t0) / 1000000 )) ms)"
+else
+	bad "node paused during the fill: exit $st, $(grep -c filled "$work/out") filled; $(tail -3 "$work/err")"
+fi
 # A standalone node restarted empty.
 if start_pages "$UPAGER_TEST_REDIS" 32 1000; then
 	redis-cli -p $P0 shutdown nosave >/dev/null 2>&1
@@ -279,8 +300,9 @@ fi
 # A cluster node killed: SIGBUS or an error on its pages, never wrong data.
 if start_pages "$UPAGER_TEST_REDIS_CLUSTER" 32 1000; then
 	kill -9 "$(cat "$work/srv/redis-$P3.pid")"
+	t0=$(date +%s%N)
 	wait_pages 120
-	expect_fault "cluster node killed"
+	expect_fault "cluster node killed ($(( ($(date +%s%N) - t0) / 1000000 )) ms)"
 else
 	bad "node killed: the run did not start"
 fi
