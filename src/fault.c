@@ -942,7 +942,10 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 		else
 			up->c.integrity_errors++;
 		pthread_mutex_unlock(&up->lock);
-		if (++io->tries < READ_TRIES) {
+		/* A remote store's read failed after its own tries (see
+		 * tier.h: tried): one more here would wait its deadline over. */
+		bool tried = !io->pool && !io->file && up->store_tier.ops->tried && res < 0;
+		if (++io->tries < READ_TRIES && !tried) {
 			submit_read(h, io);
 			return;
 		}

@@ -1604,6 +1604,7 @@ static void redis_write(void *tier, struct upg_tq *q, uint64_t loc, const void *
 const struct upg_tier_ops upg_redis_tier = {
 	.name = "redis",
 	.on_ring = false,
+	.tried = true,
 	.read = redis_read,
 	.write = redis_write,
 };

@@ -77,6 +77,10 @@ struct upg_tier_ops {
 	/* Every completion comes through the submitting queue's ring (none
 	 * through its list): its owner may wait for several at once. */
 	bool on_ring;
+	/* A failed read has had its own tries already, with reconnections,
+	 * for the tier's whole deadline (a remote store): its caller does not
+	 * try again, which would only wait that deadline over. */
+	bool tried;
 	/* Start reading len bytes (whole 4 KiB blocks) at loc into buf.
 	 * Exactly one completion with tag follows: len, or -errno, or a
 	 * short count. */
