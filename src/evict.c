@@ -110,11 +110,13 @@ struct upg_evictor {
 	uint32_t batches;                /* batches passed over since one was tried */
 	bool full_logged;
 	uint32_t sync_failed;  /* K_FILE writes of this batch that failed */
-	/* The last write to the store that ended: its failure (-errno), or 0
-	 * when it went through.  While writes fail (a remote store down, a
-	 * disk giving errors), eviction is stuck: see evictor_main(). */
+	/* The last batch of writes to the store (a write-back's or a
+	 * spill's): a failure (-errno) if one of them failed, else 0.  While
+	 * writes fail (a remote store down, a disk giving errors), eviction is
+	 * stuck until store_err_until: see evictor_main(). */
 	int store_err;
 	bool store_err_said;
+	uint64_t store_err_until;
 	uint64_t unfreed;   /* bytes in the batches since one last freed a page */
 };
 
@@ -678,9 +680,17 @@ static size_t file_len(struct upg_region *r, uint64_t page, uint32_t n)
 	return at + len > size ? (size_t)(size - at) : (size_t)len;
 }
 
-/* A write to the store ended with err (0: it went through). */
-static void store_wrote(struct upg_evictor *ev, int err)
+/* A batch of writes to the store, sent at t0, ended: err, the first
+ * failure, or 0 when every write went through.  A failure holds for twice
+ * what the batch took, and at least a second: the next batch that writes
+ * fails in about that time if the store is still down, and renews it.
+ * Held no longer, it would not outlast a store that came back while no
+ * batch wrote (a phase that only reads). */
+static void store_wrote(struct upg_evictor *ev, int err, uint64_t t0)
 {
+	uint64_t now = upg_now_ns(), took = now - t0;
+	if (err)
+		ev->store_err_until = now + (2 * took > 1000000000ull ? 2 * took : 1000000000ull);
 	if (!err == !ev->store_err) {
 		ev->store_err = err;
 		return;
@@ -702,7 +712,9 @@ static void store_wrote(struct upg_evictor *ev, int err)
 static void write_back(struct upg_evictor *ev, uint32_t n)
 {
 	struct upager *up = ev->up;
-	uint32_t i = 0, inflight = 0;
+	uint32_t i = 0, inflight = 0, stored = 0;
+	int err = 0;
+	uint64_t t0 = upg_now_ns();
 	struct { uint32_t first, last; } runs[RING_ENTRIES];
 	memset(runs, 0, sizeof runs);  /* last == 0: entry free */
 	while (i < n || inflight) {
@@ -773,8 +785,11 @@ static void write_back(struct upg_evictor *ev, uint32_t n)
 			size_t want = file ? file_len(v0->r, v0->page, last - first)
 				      : (size_t)(last - first) * v0->r->psize;
 			res = upg_inject(UPG_INJ_WRITE, res, want);
-			if (!file)
-				store_wrote(ev, res == (int)want ? 0 : res < 0 ? res : -EIO);
+			if (!file) {
+				stored++;
+				if (res != (int)want && !err)
+					err = res < 0 ? res : -EIO;
+			}
 			if (res != (int)want) {
 				pthread_mutex_lock(&up->lock);
 				up->c.write_errors++;
@@ -795,6 +810,8 @@ static void write_back(struct upg_evictor *ev, uint32_t n)
 			}
 		}
 	}
+	if (stored)
+		store_wrote(ev, err, t0);
 }
 
 /* Drop from the region the copied pages that were stored.  Their REMOVE
@@ -1122,8 +1139,9 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 		pthread_mutex_unlock(&up->lock);
 
 		/* Merged writes of consecutive slots, as write_back(). */
-		int res[SPILL_MAX];
-		uint32_t inflight = 0;
+		int res[SPILL_MAX], err = 0;
+		uint32_t inflight = 0, sent = 0;
+		uint64_t t0 = upg_now_ns();
 		for (uint32_t i = 0; i < k;) {
 			if (!ev->sp[i].slot) {
 				res[i++] = -ENOSPC;
@@ -1138,6 +1156,7 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 			upg_tier_write(&up->store_tier, &ev->q, ev->sp[i].slot, data, (uint32_t)len,
 				       (uint64_t)i << 16 | (j - i));
 			inflight++;
+			sent++;
 			i = j;
 		}
 		while (inflight) {
@@ -1148,11 +1167,14 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 			for (int d = 0; d < got; d++, inflight--) {
 				uint32_t i = (uint32_t)(done[d].tag >> 16), cnt = (uint32_t)(done[d].tag & 0xffff);
 				int r1 = upg_inject(UPG_INJ_WRITE, done[d].res, (size_t)cnt * 4096);
-				store_wrote(ev, r1 == (int)(cnt * 4096) ? 0 : r1 < 0 ? r1 : -EIO);
 				for (uint32_t q = i; q < i + cnt; q++)
 					res[q] = r1 == (int)(cnt * 4096) ? 0 : r1 < 0 ? r1 : -EIO;
+				if (res[i] && !err)
+					err = res[i];
 			}
 		}
+		if (sent)
+			store_wrote(ev, err, t0);
 
 		pthread_mutex_lock(&up->lock);
 		uint32_t failed = 0;
@@ -1624,9 +1646,11 @@ static void *evictor_main(void *arg)
 		}
 		if (!full)
 			ev->full_logged = false;
-		uint32_t nkeep = 0, nstay = 0, nback = 0;
+		uint32_t nkeep = 0, nstay = 0, nback = 0, kept_psize = 0;
 		for (uint32_t i = 0; i < n; i++) {
 			nkeep += ev->v[i].kind == K_KEEP;
+			if (ev->v[i].kind == K_KEEP && ev->v[i].r->psize > kept_psize)
+				kept_psize = ev->v[i].r->psize;
 			nstay += ev->v[i].kind == K_STAY;
 			nback += ev->v[i].kind == K_BACK;
 		}
@@ -1636,9 +1660,11 @@ static void *evictor_main(void *arg)
 		 * have between them taken as many bytes as are resident, and
 		 * none could go (every page shared with a child and not
 		 * movable, say), or this batch kept pages it could not store
-		 * (failed writes, a full store) while a fault would wait, or
-		 * the last write to the store failed.  The last holds across
-		 * batches that free pages into the pool: with a remote store
+		 * (failed writes, a full store) while a fault of their page
+		 * size would wait (the tree's total within a page of its
+		 * budget), or the last batch of writes to the store failed, a
+		 * short while ago (store_wrote()).  That holds across batches
+		 * that free pages into the pool: with a remote store
 		 * down each batch that writes waits out its deadline, and
 		 * faults held for those batches let the program on by a pool's
 		 * worth of pages every few seconds.  Faults are then let in
@@ -1652,10 +1678,11 @@ static void *evictor_main(void *arg)
 		 * stuck let every fault in, unlimited, for the 50 ms wait
 		 * below. */
 		ev->unfreed = freed || rebuilt ? 0 : ev->unfreed + off;
-		bool stuck = (ev->unfreed && ev->unfreed >= up->resident) || ev->store_err ||
-			     (kept && upg_domain_total(&up->dom) + UPG_BLOCK > up->budget);
+		bool failing = ev->store_err && upg_now_ns() < ev->store_err_until;
+		bool stuck = (ev->unfreed && ev->unfreed >= up->resident) || failing ||
+			     (kept && upg_domain_total(&up->dom) + kept_psize > upg_domain_budget(&up->dom));
 		if (stuck != up->evict_stuck) {
-			if (stuck && ev->store_err)
+			if (stuck && failing)
 				;  /* said by store_wrote() */
 			else if (stuck)
 				upg_log(up, UPAGER_LOG_INFO, "eviction cannot free memory now (a batch of %u freed %u: "

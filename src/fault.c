@@ -944,7 +944,7 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 		pthread_mutex_unlock(&up->lock);
 		/* A remote store's read failed after its own tries (see
 		 * tier.h: tried): one more here would wait its deadline over. */
-		bool tried = !io->pool && !io->file && up->store_tier.ops->tried && res < 0;
+		bool tried = !io->pool && !io->file && up->store_tier.ops->tried && res == -ETIMEDOUT;
 		if (++io->tries < READ_TRIES && !tried) {
 			submit_read(h, io);
 			return;

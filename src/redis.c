@@ -1088,8 +1088,11 @@ static void tick(struct upg_redis *rd, uint64_t now)
 				say(rd, "node %s cannot be reached within %u ms (%s)", n->name, rd->timeout_ms,
 				    strerror(n->err ? -n->err : ETIMEDOUT));
 				/* It waited its whole deadline, with reconnections
-				 * tried every RECONNECT_NS meanwhile. */
-				done(rd, q, n->err ? n->err : -ETIMEDOUT);
+				 * tried every RECONNECT_NS meanwhile: a read says so
+				 * (-ETIMEDOUT: see tier.h, tried); a write, never
+				 * sent, says why, so that its blocks are used again
+				 * (evict.c). */
+				done(rd, q, q->kind == RQ_GET || !n->err ? -ETIMEDOUT : n->err);
 			} else {
 				route(rd, q);
 			}

@@ -77,9 +77,11 @@ struct upg_tier_ops {
 	/* Every completion comes through the submitting queue's ring (none
 	 * through its list): its owner may wait for several at once. */
 	bool on_ring;
-	/* A failed read has had its own tries already, with reconnections,
-	 * for the tier's whole deadline (a remote store): its caller does not
-	 * try again, which would only wait that deadline over. */
+	/* A read that fails with -ETIMEDOUT has had its own tries already,
+	 * with reconnections, for the tier's whole deadline (a remote store):
+	 * its caller does not try again, which would only wait that deadline
+	 * over.  Other failures (a bad value, a connection dropped twice at
+	 * once) may pass: they are tried again. */
 	bool tried;
 	/* Start reading len bytes (whole 4 KiB blocks) at loc into buf.
 	 * Exactly one completion with tag follows: len, or -errno, or a

@@ -258,7 +258,12 @@ fi
 "$pages" "$UPAGER_TEST_REDIS" 96 1000 >"$work/out" 2>"$work/err" &
 pid=$!
 spid=$(cat "$work/srv/redis-$P0.pid")
-sleep 0.2
+# Paused once the run has registered, so that it has opened and writes.
+for i in $(seq 300); do
+	redis-cli -p $P0 zrange upg:runs 0 -1 | grep -q " $pid\$" && break
+	kill -0 $pid 2>/dev/null || break
+	sleep 0.01
+done
 kill -STOP "$spid"
 t0=$(date +%s%N)
 wait_pages 120
@@ -267,6 +272,7 @@ if grep -q "filled" "$work/out" && grep -q "writes to the store (redis .*) fail"
 	expect_fault "node paused during the fill ($(( ($(date +%s%N) - t0) / 1000000 )) ms)"
 else
 	bad "node paused during the fill: exit $st, $(grep -c filled "$work/out") filled; $(tail -3 "$work/err")"
+	[ $st -eq 124 ] && cat "$work/hang"
 fi
 # A standalone node restarted empty.
 if start_pages "$UPAGER_TEST_REDIS" 32 1000; then
