@@ -169,7 +169,7 @@ void upg_slot_free(struct upager *up, struct upg_region *r, struct upg_pte *p)
 
 void upg_poolcopy_free(struct upager *up, struct upg_pte *p)
 {
-	if (!(p->flags & PF_POOLCOPY) || (p->state != PG_RESIDENT && p->state != PG_EVICTING))
+	if (!upg_pte_poolcopy(p))
 		return;
 	uint64_t before = up->pool.bytes;
 	upg_pool_free(&up->pool, p->evict_seq);

@@ -712,7 +712,8 @@ static void store_wrote(struct upg_evictor *ev, int err, uint64_t t0)
 static void write_back(struct upg_evictor *ev, uint32_t n)
 {
 	struct upager *up = ev->up;
-	uint32_t i = 0, inflight = 0, stored = 0;
+	uint32_t i = 0, inflight = 0;
+	bool stored = false;
 	int err = 0;
 	uint64_t t0 = upg_now_ns();
 	struct { uint32_t first, last; } runs[RING_ENTRIES];
@@ -786,7 +787,7 @@ static void write_back(struct upg_evictor *ev, uint32_t n)
 				      : (size_t)(last - first) * v0->r->psize;
 			res = upg_inject(UPG_INJ_WRITE, res, want);
 			if (!file) {
-				stored++;
+				stored = true;
 				if (res != (int)want && !err)
 					err = res < 0 ? res : -EIO;
 			}
@@ -979,7 +980,7 @@ static int cmp_spilled(const void *a, const void *b)
 /* Whether p, in RAM, has its pool copy at handle h (PF_POOLCOPY). */
 static bool copy_at(const struct upg_pte *p, uint32_t h)
 {
-	return (p->state == PG_RESIDENT || p->state == PG_EVICTING) && (p->flags & PF_POOLCOPY) && p->evict_seq == h;
+	return upg_pte_poolcopy(p) && p->evict_seq == h;
 }
 
 /* upg_pool_compact()'s relocate: a POOLED page (not being spilled) or a
@@ -1140,7 +1141,7 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 
 		/* Merged writes of consecutive slots, as write_back(). */
 		int res[SPILL_MAX], err = 0;
-		uint32_t inflight = 0, sent = 0;
+		uint32_t inflight = 0;
 		uint64_t t0 = upg_now_ns();
 		for (uint32_t i = 0; i < k;) {
 			if (!ev->sp[i].slot) {
@@ -1156,9 +1157,9 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 			upg_tier_write(&up->store_tier, &ev->q, ev->sp[i].slot, data, (uint32_t)len,
 				       (uint64_t)i << 16 | (j - i));
 			inflight++;
-			sent++;
 			i = j;
 		}
+		bool sent = inflight;
 		while (inflight) {
 			struct upg_tq_done done[REAP_BATCH];
 			int got = upg_tq_reap(&ev->q, 1, done, REAP_BATCH);

@@ -328,7 +328,7 @@ static void fix_pages(struct upager *up, const struct ranges *m, bool shared)
 				p->slot += 1u << UPG_SLOT_STORE_SHIFT;
 			p->flags &= (uint8_t)~(PF_DEFERRED | PF_SHARED);
 			bool gone = !mapped(m, a) || (p->flags & PF_DISCARDED);
-			if ((p->state == PG_RESIDENT || p->state == PG_EVICTING) && (p->flags & PF_POOLCOPY)) {
+			if (upg_pte_poolcopy(p)) {
 				/* A pool copy of a page in RAM: this process's pool
 				 * is a copy of the parent's, so it holds it too, but
 				 * the page is left to leave as a written one would

@@ -71,6 +71,13 @@ struct upg_pte {
 			     * landed: zeroed by an eviction that moves them out */
 };
 
+/* Whether p is in RAM with a pool copy (PF_POOLCOPY: the bit is
+ * PF_POOLREAD's on a READING page). */
+static inline bool upg_pte_poolcopy(const struct upg_pte *p)
+{
+	return (p->state == PG_RESIDENT || p->state == PG_EVICTING) && (p->flags & PF_POOLCOPY);
+}
+
 /* Bytes covered by one zmask bit of a page of psize. */
 static inline uint32_t upg_zchunk(uint32_t psize)
 {

@@ -71,12 +71,18 @@ static void stats(struct upager_stats *st)
 	ck_assert_int_eq(upager_stats(up, st), 0);
 }
 
-static uint64_t run_threads(void)
+/* Check every page against its generation: how many are wrong. */
+static uint64_t check_all(void)
 {
-	uint64_t bad = upg_t_threads_sum(worker, NTHREADS);
+	uint64_t bad = 0;
 	for (uint64_t i = 0; i < NPAGES; i++)
 		bad += upg_t_check(base + i * PS, PS, i, gen[i]) != 0;
 	return bad;
+}
+
+static uint64_t run_threads(void)
+{
+	return upg_t_threads_sum(worker, NTHREADS) + check_all();
 }
 
 static void print(const char *what, const struct upager_stats *st)
@@ -156,14 +162,11 @@ END_TEST
 START_TEST(test_clean)
 {
 	open_fill("lz4", 0);
-	uint64_t bad = 0;
-	for (uint64_t i = 0; i < NPAGES; i++)
-		bad += upg_t_check(base + i * PS, PS, i, 1) != 0;
+	uint64_t bad = check_all();
 	struct upager_stats a, b;
 	stats(&a);
 	for (int pass = 0; pass < 3; pass++)
-		for (uint64_t i = 0; i < NPAGES; i++)
-			bad += upg_t_check(base + i * PS, PS, i, 1) != 0;
+		bad += check_all();
 	stats(&b);
 	print("read-only", &b);
 	ck_assert_uint_eq(bad, 0);
@@ -189,8 +192,7 @@ START_TEST(test_repool)
 	struct upager_stats a, b, c;
 	stats(&a);
 	for (int pass = 0; pass < 2; pass++)
-		for (uint64_t i = 0; i < NPAGES; i++)
-			bad += upg_t_check(base + i * PS, PS, i, 1) != 0;
+		bad += check_all();
 	stats(&b);
 	print("read twice", &b);
 	ck_assert_uint_eq(bad, 0);
@@ -209,8 +211,7 @@ START_TEST(test_repool)
 			bad += upg_t_check(base + i * PS, PS, i, gen[i]) != 0;
 	}
 	for (int pass = 0; pass < 2; pass++)
-		for (uint64_t i = 0; i < NPAGES; i++)
-			bad += upg_t_check(base + i * PS, PS, i, gen[i]) != 0;
+		bad += check_all();
 	stats(&c);
 	print("rewritten a third", &c);
 	ck_assert_uint_eq(bad, 0);
@@ -235,8 +236,7 @@ START_TEST(test_share_follows)
 		upg_t_fill(base + i * PS, PS, i, ++gen[i]);
 	}
 	stats(&b);  /* before the check of every page, whose reads could move it */
-	for (uint64_t i = 0; i < NPAGES; i++)
-		bad += upg_t_check(base + i * PS, PS, i, gen[i]) != 0;
+	bad += check_all();
 	print("hot set", &b);
 	printf("hot set: the pool's share %llu KiB of at most %llu, pool %llu KiB\n",
 	       (unsigned long long)(b.pool_share_bytes >> 10), (unsigned long long)(b.pool_share_most >> 10),
