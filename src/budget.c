@@ -175,7 +175,6 @@ void upg_poolcopy_free(struct upager *up, struct upg_pte *p)
 	upg_pool_free(&up->pool, p->evict_seq);
 	p->evict_seq = 0;
 	p->flags &= (uint8_t)~PF_POOLCOPY;
-	up->pool_copies--;
 	upg_pool_account(up, before);
 }
 

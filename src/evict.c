@@ -933,7 +933,6 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 			/* Its slot, if any, holds the same data: it stays. */
 			p->frame = p->evict_seq;
 			p->state = PG_POOLED;
-			up->pool_copies--;
 			upg_pool_touch(&up->pool, p->frame);  /* newest, as a put */
 			up->c.pool_repools++;
 		} else {

@@ -1039,7 +1039,6 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 			 * writing).  Not put back here: a second live entry
 			 * per copy would fill the ring with entries that its
 			 * compaction cannot drop. */
-			up->pool_copies++;
 		} else if (io->pool) {
 			/* In RAM now: the pool's copy goes (a clean page keeps
 			 * its store copy, as after a store read). */

@@ -336,7 +336,6 @@ static void fix_pages(struct upager *up, const struct ranges *m, bool shared)
 				forget_pooled(up, p->evict_seq);
 				p->evict_seq = 0;
 				p->flags &= (uint8_t)~PF_POOLCOPY;
-				up->pool_copies--;
 			}
 			switch (p->state) {
 			case PG_READING:

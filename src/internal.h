@@ -158,7 +158,6 @@ struct upager {
 	 * parent's share: in resident, not in dom, until the child first
 	 * changes it (upg_pool_own()). */
 	bool pool_unowned;
-	uint64_t pool_copies;   /* pages in RAM with PF_POOLCOPY: objects the pool holds twice */
 	bool evict_stuck;       /* the evictor could not free anything: admit over budget */
 	bool fork_admit;        /* a fork() is under way, the evictor held off: admit over budget */
 	bool evict_wanted;
