@@ -1208,8 +1208,11 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 				 * mark) and failed its copy-in, is still reading, or
 				 * kept the object as the page's copy: still in the
 				 * pool, it goes back on the ring that this spill took
-				 * it off (as in the loop above). */
-				upg_pool_requeue(&up->pool, s->handle);
+				 * it off (as in the loop above).  A copy kept may
+				 * have been made the newest by its read already
+				 * (complete_read()): touched, it has one live entry
+				 * either way. */
+				upg_pool_touch(&up->pool, s->handle);
 			}
 		}
 		/* Room made: faults waiting for it go on now, not after the

@@ -1033,12 +1033,24 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 			 * nothing (PF_POOLCOPY). */
 			p->evict_seq = handle;
 			p->flags |= PF_WPCLEAN | PF_POOLCOPY;
-			/* Its entry stays where it was on the cold ring; one a
-			 * spill took off meanwhile that spill puts back (its
-			 * loop for a page being read, its end for one it was
-			 * writing).  Not put back here: a second live entry
-			 * per copy would fill the ring with entries that its
-			 * compaction cannot drop. */
+			/* Where its entry goes on the cold ring, whose coldest
+			 * objects a spill round takes first, and for a copy
+			 * drops at no cost now but a compression when the
+			 * page leaves unwritten.  A page of a stream's window
+			 * will most likely leave soon, read once: its copy
+			 * becomes the newest (upg_pool_touch(): its old entry
+			 * no longer counts), which kept a sequential pass
+			 * from compressing again a page in four it read from
+			 * the pool.  Any other page read back may stay hot in
+			 * RAM, where its copy only holds bytes the pool could
+			 * give other pages: its entry stays where its put left
+			 * it (a hot set a little over the budget refilled 9
+			 * to 14% more with every copy made the newest).  A
+			 * spill that took an entry off meanwhile puts it back
+			 * (its loop for a page being read, its end for one it
+			 * was writing). */
+			if (io->stream || r->advice == UPAGER_ADV_SEQUENTIAL)
+				upg_pool_touch(&up->pool, handle);
 		} else if (io->pool) {
 			/* In RAM now: the pool's copy goes (a clean page keeps
 			 * its store copy, as after a store read). */
