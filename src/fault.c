@@ -67,6 +67,7 @@ struct upg_io {
 	uint8_t file;         /* from the region's mapped file, not the store */
 	uint8_t wp;           /* store pages go in write-protected, PF_WPCLEAN (wp_worth()) */
 	uint8_t stream;       /* pool reads: the stream (r->ra) + 1 whose window this read began, or 0 */
+	uint8_t seq;          /* pool reads: a window of more than one page, or a part of one */
 	uint32_t chain;       /* pool reads: pages of that window still to read after this one */
 };
 
@@ -493,6 +494,10 @@ static void pool_read_n(struct upg_handler *h, struct upg_region *r, uint64_t pa
 {
 	struct upager *up = h->up;
 	struct upg_pte *p = upg_pte_get(r, page);
+	/* A stream's window, a prefetch's, or one of a region advised
+	 * sequential: more than one page wanted.  A fault at random wants
+	 * one (a stream matched anew starts at a window of 1). */
+	bool seq = want > 1 || chained;
 	/* A window of a stream (or of a region advised sequential) is read
 	 * POOL_CHUNK pages at a time, the next part when one lands
 	 * (complete_read()): the faulting thread goes on with the first part
@@ -562,6 +567,7 @@ static void pool_read_n(struct upg_handler *h, struct upg_region *r, uint64_t pa
 		 * keep coming for a region whose pages live in the pool. */
 		.wp = wp_worth(up, r) || (wp_able(up, r) && (++h->wp_probe & 63) == 0),
 		.stream = st ? (uint8_t)(st - r->ra + 1) : 0,
+		.seq = seq,
 	};
 	submit_read(h, io);
 }
@@ -1036,20 +1042,20 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 			/* Where its entry goes on the cold ring, whose coldest
 			 * objects a spill round takes first, and for a copy
 			 * drops at no cost now but a compression when the
-			 * page leaves unwritten.  A page of a stream's window
-			 * will most likely leave soon, read once: its copy
-			 * becomes the newest (upg_pool_touch(): its old entry
-			 * no longer counts), which kept a sequential pass
-			 * from compressing again a page in four it read from
-			 * the pool.  Any other page read back may stay hot in
-			 * RAM, where its copy only holds bytes the pool could
-			 * give other pages: its entry stays where its put left
-			 * it (a hot set a little over the budget refilled 9
-			 * to 14% more with every copy made the newest).  A
-			 * spill that took an entry off meanwhile puts it back
-			 * (its loop for a page being read, its end for one it
-			 * was writing). */
-			if (io->stream || r->advice == UPAGER_ADV_SEQUENTIAL)
+			 * page leaves unwritten.  A page of a window (a
+			 * stream's, a prefetch's, a region advised
+			 * sequential) will most likely leave soon, read once:
+			 * its copy becomes the newest (upg_pool_touch(): its
+			 * old entry no longer counts), which kept a sequential
+			 * pass from compressing again a page in four it read
+			 * from the pool.  A page faulted in at random may stay
+			 * hot in RAM, where its copy only holds bytes the pool
+			 * could give other pages: its entry stays where the
+			 * object's put or last move left it.  A spill that
+			 * took an entry off meanwhile puts it back (its loop
+			 * for a page being read, its end for one it was
+			 * writing). */
+			if (io->seq)
 				upg_pool_touch(&up->pool, handle);
 		} else if (io->pool) {
 			/* In RAM now: the pool's copy goes (a clean page keeps

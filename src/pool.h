@@ -20,7 +20,8 @@
  * Each object's header holds an owner word and a page number for the
  * runtime (which page it is), its length, and a generation that tells a
  * live object from a dead one in the cold ring: handles in the order they
- * were put, read oldest first by upg_pool_coldest().
+ * were put, touched (upg_pool_touch()) or moved by compaction, read oldest
+ * first by upg_pool_coldest().
  *
  * Locking: the runtime's lock around everything but upg_pool_compress()
  * and upg_pool_load(); load reads only the object, which its owner keeps
@@ -107,7 +108,9 @@ const void *upg_pool_data(const struct upg_pool *p, uint32_t h, uint32_t *clen);
 /* The oldest live object, taken off the cold ring (it stays in the
  * pool): true with its handle, owner and page; false when none is left. */
 bool upg_pool_coldest(struct upg_pool *p, uint32_t *h, uint64_t *owner, uint64_t *page);
-/* Put h back on the cold ring, as the newest. */
+/* Put h back on the cold ring, as the newest: for an entry taken off by
+ * upg_pool_coldest() with h not touched since (else two entries would
+ * count; upg_pool_touch() is right either way). */
 void upg_pool_requeue(struct upg_pool *p, uint32_t h);
 /* Make live object h the newest on the cold ring, as if just put (its
  * entry further back no longer counts). */
