@@ -1039,22 +1039,21 @@ static void complete_read(struct upg_handler *h, struct upg_io *io, int res)
 			 * nothing (PF_POOLCOPY). */
 			p->evict_seq = handle;
 			p->flags |= PF_WPCLEAN | PF_POOLCOPY;
-			/* Where its entry goes on the cold ring, whose coldest
-			 * objects a spill round takes first, and for a copy
-			 * drops at no cost now but a compression when the
-			 * page leaves unwritten.  A page of a window (a
-			 * stream's, a prefetch's, a region advised
-			 * sequential) will most likely leave soon, read once:
-			 * its copy becomes the newest (upg_pool_touch(): its
-			 * old entry no longer counts), which kept a sequential
-			 * pass from compressing again a page in four it read
-			 * from the pool.  A page faulted in at random may stay
-			 * hot in RAM, where its copy only holds bytes the pool
-			 * could give other pages: its entry stays where the
-			 * object's put or last move left it.  A spill that
-			 * took an entry off meanwhile puts it back (its loop
-			 * for a page being read, its end for one it was
-			 * writing). */
+			/* A spill round takes the coldest objects on the cold
+			 * ring first, and drops a copy at no cost now but a
+			 * compression when its page leaves unwritten.  A page
+			 * of a window (a stream's, a prefetch's, a region
+			 * advised sequential) will most likely leave soon,
+			 * read once: its copy becomes the newest
+			 * (upg_pool_touch(): its old entry no longer counts),
+			 * which kept a sequential pass from compressing again
+			 * a page in four it read from the pool.  A page
+			 * faulted in at random may stay hot in RAM, where its
+			 * copy only holds bytes the pool could give other
+			 * pages: its entry stays where the object's put or
+			 * last move left it.  A spill that took an entry off
+			 * meanwhile puts it back (its loop for a page being
+			 * read, its end for one it was writing). */
 			if (io->seq)
 				upg_pool_touch(&up->pool, handle);
 		} else if (io->pool) {
