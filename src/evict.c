@@ -115,7 +115,6 @@ struct upg_evictor {
 	 * writes fail (a remote store down, a disk giving errors), eviction is
 	 * stuck until store_err_until: see evictor_main(). */
 	int store_err;
-	bool store_err_said;
 	uint64_t store_err_until;
 	uint64_t unfreed;   /* bytes in the batches since one last freed a page */
 };
@@ -696,14 +695,11 @@ static void store_wrote(struct upg_evictor *ev, int err, uint64_t t0)
 		return;
 	}
 	ev->store_err = err;
-	if (err) {
+	if (err)
 		upg_log(ev->up, UPAGER_LOG_WARN, "writes to the store (%s) fail (%s): pages stay in RAM, over "
 			"the budget, until it takes writes again", ev->up->store.where, strerror(-err));
-		ev->store_err_said = true;
-	} else if (ev->store_err_said) {
+	else  /* it failed before: said above */
 		upg_log(ev->up, UPAGER_LOG_WARN, "the store takes writes again");
-		ev->store_err_said = false;
-	}
 }
 
 /* Write the K_WRITE pages through the store's tier, merging neighbours
