@@ -50,9 +50,11 @@ start_pages() {   # store mib rounds
 	done
 	return 1
 }
-# Wait for it to end within s seconds; sets st (exit status, 124: hung).
+# Wait for it to end within s seconds; sets st (exit status, 124: hung)
+# and waited (milliseconds this took).
 wait_pages() {
-	local s=$1 i
+	local s=$1 i t0
+	t0=$(date +%s%N)
 	for i in $(seq $((s * 10))); do
 		kill -0 $pid 2>/dev/null || break
 		sleep 0.1
@@ -67,6 +69,7 @@ wait_pages() {
 	else
 		wait $pid; st=$?
 	fi
+	waited=$(( ($(date +%s%N) - t0) / 1000000 ))
 }
 # A fault must end the run with SIGBUS (135) or a clear error (1), never
 # wrong data (3), a clean exit as if nothing happened, or a hang.
@@ -245,10 +248,9 @@ redis-cli -p $P0 config set maxmemory-policy noeviction >/dev/null
 if start_pages "$UPAGER_TEST_REDIS?timeout=300" 32 1000; then
 	spid=$(cat "$work/srv/redis-$P0.pid")
 	kill -STOP "$spid"
-	t0=$(date +%s%N)
 	wait_pages 60
 	kill -CONT "$spid"
-	expect_fault "paused node ($(( ($(date +%s%N) - t0) / 1000000 )) ms)"
+	expect_fault "paused node ($waited ms)"
 else
 	bad "paused node: the run did not start"
 fi
@@ -265,11 +267,10 @@ for i in $(seq 300); do
 	sleep 0.01
 done
 kill -STOP "$spid"
-t0=$(date +%s%N)
 wait_pages 120
 kill -CONT "$spid"
 if grep -q "filled" "$work/out" && grep -q "writes to the store (redis .*) fail" "$work/err"; then
-	expect_fault "node paused during the fill ($(( ($(date +%s%N) - t0) / 1000000 )) ms)"
+	expect_fault "node paused during the fill ($waited ms)"
 else
 	bad "node paused during the fill: exit $st, $(grep -c filled "$work/out") filled; $(tail -3 "$work/err")"
 	[ $st -eq 124 ] && cat "$work/hang"
@@ -306,9 +307,8 @@ fi
 # A cluster node killed: SIGBUS or an error on its pages, never wrong data.
 if start_pages "$UPAGER_TEST_REDIS_CLUSTER" 32 1000; then
 	kill -9 "$(cat "$work/srv/redis-$P3.pid")"
-	t0=$(date +%s%N)
 	wait_pages 120
-	expect_fault "cluster node killed ($(( ($(date +%s%N) - t0) / 1000000 )) ms)"
+	expect_fault "cluster node killed ($waited ms)"
 else
 	bad "node killed: the run did not start"
 fi
