@@ -227,8 +227,9 @@ for w in scan rand-read rand-update; do
 	grep -Eq "^  $w +upager/mmap-random [0-9.]+x$" "$work/file" || { bad "file: no ratio for $w"; cat "$work/file"; }
 done
 
-# floor: the round trip's four ways, the disk and the kernel's fault, and
-# the bounds, each a figure; a bad value refused with the option named.
+# floor: the round trip's four ways, the take-out's three, the disk and the
+# kernel's fault, and the bounds, each a figure; a bad value refused with the
+# option named.
 "$bench" floor --faults 5000 --reads 2000 --file-size 64M >"$work/floor" 2>&1
 rc=$?
 [ $rc -eq 0 ] || { bad "floor: exit status $rc"; cat "$work/floor"; }
@@ -236,7 +237,11 @@ for x in '^  answerer sleeping in poll\(\) between faults +[0-9.]+ us$' '^  answ
 	'^  both threads on one CPU +[0-9.]+ us$' '^  in the faulting thread \(SIGBUS handler\) +[0-9.]+ us$' \
 	'^  a fault it serves from RAM \(a compressed pool\) takes at least [0-9.]+ us' '^  answered in the faulting thread, a read\(\) into a missing page failed with EFAULT' \
 	'^  4 KiB O_DIRECT random read, depth 1, io_uring +[0-9.]+ us$' \
-	'^  kernel fault, MAP_SHARED \+ MADV_RANDOM +[0-9.]+ us$' '^    at most [0-9.]+x the kernel.s fault on a MADV_RANDOM mapping'; do
+	'^  kernel fault, MAP_SHARED \+ MADV_RANDOM +[0-9.]+ us$' '^    at most [0-9.]+x the kernel.s fault on a MADV_RANDOM mapping' \
+	'^taking pages out of a region with UFFDIO_MOVE \(as an evictor does\), 5000 pages:$' \
+	'^  one page a call, another thread running +[0-9.]+ us a page$' \
+	'^  64 neighbours a call, another thread running +[0-9.]+ us a page$' \
+	'^  one page a call, no other thread running +[0-9.]+ us a page$'; do
 	grep -Eq "$x" "$work/floor" || { bad "floor: no line like $x"; cat "$work/floor"; }
 done
 ls /var/tmp/upager-bench-floor-* /tmp/upager-bench-floor-* >/dev/null 2>&1 && bad "floor: its file was left behind"

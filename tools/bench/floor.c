@@ -24,6 +24,15 @@
  *               madvise(MADV_RANDOM), its page cache dropped first: one
  *               4 KiB read a fault, as the kernel's swap-in or file fault at
  *               page-cluster 0.
+ *   take-out    what an evictor pays to take a page out of a region
+ *               with UFFDIO_MOVE (into a second registered range, as
+ *               upager's evictor does): one page a call, as scattered
+ *               victims are taken, and 64 neighbours a call, while a
+ *               second thread keeps running (as the program does while
+ *               its pages are evicted), and one page a call with no other
+ *               thread running.  Each call clears page table entries of a
+ *               process that may run on another CPU, so each flushes their
+ *               TLB entries there, once a call however many pages it moves.
  *
  * A fault that a user-space pager serves from its disk waits for the same
  * read and the round trip besides; one it serves from RAM (a compressed
@@ -258,6 +267,144 @@ out:
 	return us;
 }
 
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1 << 16)
+#endif
+#ifndef _UFFDIO_MOVE
+#define _UFFDIO_MOVE (0x05)
+struct uffdio_move {
+	__u64 dst, src, len, mode;
+	__s64 move;
+};
+#define UFFDIO_MOVE_MODE_DONTWAKE ((__u64)1 << 0)
+#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
+#endif
+
+/* The take-out's running thread: touches 64 pages of its own until told
+ * to stop. */
+struct runner {
+	volatile char *mem;
+	bool stop;
+	uint64_t sum;
+};
+
+static void *run_along(void *arg)
+{
+	struct runner *r = arg;
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
+		for (int i = 0; i < 64; i++)
+			r->sum += r->mem[i * 4096]++;
+	return NULL;
+}
+
+/* Mean microseconds to take a page out of a region with UFFDIO_MOVE into
+ * a second registered range, per pages a call, over npages pages (in
+ * windows of WINDOW, filled again between, untimed), with a second thread
+ * running meanwhile when busy; or a negative -errno.  What was moved is
+ * checked, page by page. */
+static double take_out(uint64_t npages, uint32_t per, bool busy, char *why, size_t wlen)
+{
+	int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0) {
+		int e = errno;
+		snprintf(why, wlen, "userfaultfd(): %s", strerror(e));
+		return -e;
+	}
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_MOVE };
+	uint64_t win = npages < WINDOW ? npages : WINDOW;
+	win -= win % per;
+	size_t len = win * 4096;
+	char *region = MAP_FAILED, *to = MAP_FAILED, *own = MAP_FAILED;
+	char page[4096] __attribute__((aligned(4096))) = { 0 };
+	double us = -EINVAL;
+	if (ioctl(uffd, UFFDIO_API, &api) < 0 || !(api.features & UFFD_FEATURE_MOVE)) {
+		snprintf(why, wlen, "UFFDIO_API with UFFD_FEATURE_MOVE: %s (Linux 6.8 or later has it)",
+			 strerror(errno ? errno : ENOTSUP));
+		goto out;
+	}
+	region = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	to = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	own = mmap(NULL, 64 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (region == MAP_FAILED || to == MAP_FAILED || own == MAP_FAILED) {
+		snprintf(why, wlen, "mmap of %zu bytes: %s", len, strerror(errno));
+		goto out;
+	}
+	/* 4 KiB pages, as a pager's regions have. */
+	madvise(region, len, MADV_NOHUGEPAGE);
+	madvise(to, len, MADV_NOHUGEPAGE);
+	memset(own, 1, 64 * 4096);
+	for (int i = 0; i < 2; i++) {
+		struct uffdio_register reg = { .range = { .start = (uintptr_t)(i ? to : region), .len = len },
+					       .mode = UFFDIO_REGISTER_MODE_MISSING };
+		if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
+			snprintf(why, wlen, "UFFDIO_REGISTER: %s", strerror(errno));
+			goto out;
+		}
+	}
+	struct runner rn = { .mem = own };
+	pthread_t t;
+	if (busy && pthread_create(&t, NULL, run_along, &rn)) {
+		snprintf(why, wlen, "starting a thread failed");
+		goto out;
+	}
+	uint64_t ns = 0, done = 0, bad = 0;
+	int e = 0;
+	while (done < npages && !e) {
+		uint64_t n = npages - done < win ? npages - done : win;
+		n -= n % per;
+		if (!n)
+			break;
+		/* The program's pages, each its own (a touch would fault:
+		 * the range is registered), before the clock. */
+		for (uint64_t i = 0; i < n && !e; i++) {
+			*(uint64_t *)page = done + i + 1;
+			struct uffdio_copy c = { .dst = (uintptr_t)(region + i * 4096), .src = (uintptr_t)page, .len = 4096 };
+			if (ioctl(uffd, UFFDIO_COPY, &c) < 0)
+				e = errno;
+		}
+		if (e) {
+			snprintf(why, wlen, "UFFDIO_COPY: %s", strerror(e));
+			break;
+		}
+		uint64_t t0 = now_ns();
+		for (uint64_t i = 0; i < n && !e; i += per) {
+			struct uffdio_move m = { .dst = (uintptr_t)(to + i * 4096), .src = (uintptr_t)(region + i * 4096),
+						 .len = (uint64_t)per * 4096, .mode = UFFDIO_MOVE_MODE_DONTWAKE };
+			if (ioctl(uffd, UFFDIO_MOVE, &m) < 0)
+				e = errno;
+		}
+		ns += now_ns() - t0;
+		for (uint64_t i = 0; i < n && !e; i++)
+			bad += *(uint64_t *)(to + i * 4096) != done + i + 1;
+		done += n;
+		madvise(to, len, MADV_DONTNEED);
+	}
+	if (busy) {
+		__atomic_store_n(&rn.stop, true, __ATOMIC_RELEASE);
+		pthread_join(t, NULL);
+	}
+	if (e && !*why) {
+		snprintf(why, wlen, "UFFDIO_MOVE of %u page(s): %s", per, strerror(e));
+		us = -e;
+	} else if (e) {
+		us = -e;
+	} else if (bad || !done) {
+		snprintf(why, wlen, "%" PRIu64 " page(s) moved wrong", bad);
+		us = -EIO;
+	} else {
+		us = ns / 1e3 / (double)done;
+	}
+out:
+	if (region != MAP_FAILED)
+		munmap(region, len);
+	if (to != MAP_FAILED)
+		munmap(to, len);
+	if (own != MAP_FAILED)
+		munmap(own, 64 * 4096);
+	close(uffd);
+	return us;
+}
+
 /* A file of bytes in dir holding data (reads of unwritten extents cost no
  * I/O), written through the page cache, synced, dropped from it, and
  * unlinked at once (nothing is left behind, whatever ends the run): 0 with
@@ -368,7 +515,8 @@ static int usage(FILE *out)
 		"no I/O (--faults pages, default 200K, touched in windows of 64 MiB), beside 4 KiB O_DIRECT\n"
 		"random reads at queue depth 1 (--reads, default 20K) and the kernel's fault on a MADV_RANDOM\n"
 		"file mapping, both on a file of --file-size (default 1G) in the store's directory, and prints\n"
-		"the bounds that follow.\n");
+		"the bounds that follow; and what taking --faults pages out of a region with UFFDIO_MOVE costs,\n"
+		"one page a call and 64 neighbours a call.\n");
 	return out == stdout ? 0 : 2;
 }
 
@@ -429,6 +577,24 @@ int floor_main(int argc, char **argv)
 		} else {
 			printf("  %-46s %8.1f us\n", ways[w], rt[w]);
 		}
+		fflush(stdout);
+	}
+	static const struct { uint32_t per; bool busy; const char *what; } outs[] = {
+		{ 1, true, "one page a call, another thread running" },
+		{ 64, true, "64 neighbours a call, another thread running" },
+		{ 1, false, "one page a call, no other thread running" },
+	};
+	/* A page a call costs tens of microseconds on some machines: two
+	 * windows at most. */
+	uint64_t outn = faults < 2 * WINDOW ? faults : 2 * WINDOW;
+	printf("taking pages out of a region with UFFDIO_MOVE (as an evictor does), %" PRIu64 " pages:\n", outn);
+	for (size_t k = 0; k < sizeof outs / sizeof outs[0]; k++) {
+		double us = take_out(outn, outs[k].per, outs[k].busy, why, sizeof why);
+		if (us < 0) {
+			fprintf(stderr, PROG ": %s\n", why);
+			return 1;
+		}
+		printf("  %-46s %8.2f us a page\n", outs[k].what, us);
 		fflush(stdout);
 	}
 	int fd = -1, dfd = -1;
