@@ -208,6 +208,15 @@ static int ev_copy_back(struct upager *up, struct upg_region *r, uint64_t page, 
 	}
 }
 
+/* A call taking n pages out of a region was made (the statistics'
+ * takeout_calls and takeout_alone). */
+static void took_out(struct upager *up, uint32_t n)
+{
+	__atomic_add_fetch(&up->c.takeout_calls, 1, __ATOMIC_RELAXED);
+	if (n == 1)
+		__atomic_add_fetch(&up->c.takeout_alone, 1, __ATOMIC_RELAXED);
+}
+
 /* Move run v[i..j) into the scratch range; set kinds of what could not move. */
 static void move_run(struct upg_evictor *ev, uint32_t i, uint32_t j)
 {
@@ -219,6 +228,7 @@ static void move_run(struct upg_evictor *ev, uint32_t i, uint32_t j)
 		uintptr_t dst = up->scratch + ev->v[k].soff;
 		size_t len = (size_t)(j - k) << r->pshift, moved = 0;
 		int rc = ev_move(up, dst, src, len, &moved);
+		took_out(up, j - k);
 		if (rc == -EINVAL && !moved) {
 			/* UFFDIO_MOVE only works between writable mappings: the
 			 * application made this part read-only (or PROT_NONE).
@@ -341,6 +351,8 @@ static void zap_clean(struct upg_evictor *ev, uint32_t i, uint32_t j)
 {
 	struct upg_region *r = ev->v[i].r;
 	int rc = zap_own(ev->up, r->base + (ev->v[i].page << r->pshift), (size_t)(j - i) << r->pshift);
+	if (rc != -ENOSPC)
+		took_out(ev->up, j - i);
 	if (rc == -ENOSPC) {
 		move_run(ev, i, j);  /* the usual way */
 		return;
@@ -820,7 +832,10 @@ static void zap_copied(struct upg_evictor *ev, uint32_t n)
 		struct vict *v = &ev->v[i];
 		if (!v->copied || v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_GONE || v->kind == K_SYNCED)
 			continue;
-		if (zap_own(up, v->r->base + (v->page << v->r->pshift), v->r->psize))
+		int rc = zap_own(up, v->r->base + (v->page << v->r->pshift), v->r->psize);
+		if (rc != -ENOSPC)
+			took_out(up, 1);
+		if (rc)
 			v->kind = K_STAY;
 	}
 }

@@ -130,6 +130,11 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 			 (unsigned long long)st->pool_puts, (unsigned long long)st->pool_rejects, back,
 			 (unsigned long long)st->pool_writebacks, (unsigned long long)st->pool_drops, share);
 	}
+	char takeout[160] = "";
+	if (st->size >= offsetof(struct upager_stats, takeout_alone) + sizeof st->takeout_alone && st->takeout_calls)
+		snprintf(takeout, sizeof takeout, "; taken out in %llu calls, %.1f pages a call, %llu pages alone",
+			 (unsigned long long)st->takeout_calls, (double)st->evictions / (double)st->takeout_calls,
+			 (unsigned long long)st->takeout_alone);
 	char stall[512] = "";
 	if (has_stalls(st)) {
 		int k = snprintf(stall, sizeof stall,
@@ -154,7 +159,7 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 		"  faults            %llu zero-fill, %llu store read (%llu refaults of recently evicted pages), "
 		"%llu readahead pages, %llu write-protect faults\n"
 		"  fault latency     p50 %.1f us, p99 %.1f us, max %.1f us; %.3f s in %llu faults\n"
-		"  eviction          %llu pages: %llu written back, %llu clean dropped, %llu all-zero skipped\n"
+		"  eviction          %llu pages: %llu written back, %llu clean dropped, %llu all-zero skipped%s\n"
 		"  discarded         %llu pages\n"
 		"  swapped in / out  %s / %s\n"
 		"  store             %s used of %s file\n"
@@ -171,7 +176,7 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 		st->fault_p50_ns / 1e3, st->fault_p99_ns / 1e3, st->fault_max_ns / 1e3,
 		st->fault_ns_total / 1e9, (unsigned long long)st->fault_count,
 		(unsigned long long)st->evictions, (unsigned long long)st->writebacks,
-		(unsigned long long)st->clean_drops, (unsigned long long)st->zero_skips,
+		(unsigned long long)st->clean_drops, (unsigned long long)st->zero_skips, takeout,
 		(unsigned long long)st->discards, rd, wr, used, store,
 		(unsigned long long)st->write_errors, (unsigned long long)st->store_full, over, rerr, ierr, pois,
 		polls, hits, poll_s, pool, stall, meta);

@@ -108,6 +108,14 @@ for r in res:
                                      and row["cpu_s_per_eviction"] > 0):
             errs.append(f"{name}: {side} evictor CPU {row['cpu_s_evictor']} s of {row['cpu_s_pager_threads']} s, "
                         f"per eviction {row['cpu_s_per_eviction']}")
+    # How the evictor took its victims out: counted, and a sequential
+    # pass's pages in runs of neighbours.
+    for side, row in (("upager", u), ("upager-nopool", n)):
+        calls, alone, ev = row["takeout_calls"], row["takeout_alone"], row["evictions"]
+        if ev and not (0 < calls and alone <= calls <= ev):
+            errs.append(f"{name}: {side} took {ev} pages out in {calls} calls, {alone} alone")
+        elif r["workload"] == "seq-read" and ev and calls * 8 > ev:
+            errs.append(f"{name}: {side} took {ev} pages of a sequential pass out in {calls} calls (runs expected)")
     if kernel and "why" not in r["kernel"] and not (r["ratio"] and r["ratio"] > 0):
         errs.append(f"{name}: ratio {r['ratio']}")
     if zs["ran"] and "why" not in r["zswap"]:

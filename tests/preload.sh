@@ -95,6 +95,13 @@ echo "$out" | grep -q "warning  *most of this program's memory stayed outside up
 out=$("$run" --ram 48M --report -- python3 -c 'x = bytearray(96 << 20)' 2>&1)
 echo "$out" | grep -q "warning" && bad "warning for a program upager paged: '$out'" ||
 	ok "a program upager paged gets no warning"
+# ... and its report says how the evictor took the pages out: bytearray's
+# pages leave in runs of neighbours.
+took=$(echo "$out" | sed -n 's/^  eviction  *\([0-9]*\) pages: .*; taken out in \([0-9]*\) calls, [0-9.]* pages a call, \([0-9]*\) pages alone$/\1 \2 \3/p')
+read -r tp tc ta <<<"$took"
+[ -n "${ta:-}" ] && [ "$tc" -gt 0 ] && [ $((tc * 8)) -le "$tp" ] && [ "$ta" -le "$tc" ] &&
+	ok "the report's take-out figures: $tp pages in $tc calls, $ta alone" ||
+	bad "take-out figures in the report: '$(echo "$out" | grep eviction)'"
 
 # Bad values: upager-run stops before the program runs ...
 for kv in "--ram 12Q" "--ram -1" "--page 3000" "--policy lru" "--handlers 0" "--store-max 1.G" \

@@ -40,6 +40,8 @@ static int upb_snapshot(struct backend *be, struct mem_counters *out)
 		.evictions = st.evictions,
 		.writebacks = st.writebacks,
 		.clean_drops = st.clean_drops,
+		.takeout_calls = st.takeout_calls,
+		.takeout_alone = st.takeout_alone,
 		.bytes_read = st.bytes_read,
 		.bytes_written = st.bytes_written,
 		.fault_count = st.fault_count,

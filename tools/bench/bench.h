@@ -99,6 +99,8 @@ struct mem_counters {
 	uint64_t evictions;
 	uint64_t writebacks;
 	uint64_t clean_drops;
+	uint64_t takeout_calls;   /* upager: the evictor's calls taking pages out (each a TLB flush) */
+	uint64_t takeout_alone;   /* upager: pages taken out by a call of their own */
 	uint64_t bytes_read;
 	uint64_t bytes_written;
 	uint64_t fault_count;     /* faults resolved, every kind */
@@ -238,6 +240,8 @@ struct row {
 	uint64_t evictions;
 	uint64_t writebacks;
 	uint64_t clean_drops;
+	uint64_t takeout_calls;        /* upager (see struct mem_counters), timed phase */
+	uint64_t takeout_alone;
 	uint64_t bytes_read;
 	uint64_t bytes_written;
 	double cpu_s;                  /* whole process, user + system, timed phase */
