@@ -248,13 +248,15 @@ struct upager_stats {
 	/* Also in 0.5: pages read from the pool and not written while in RAM
 	 * keep their object there, and go back to it for nothing. */
 	uint64_t pool_repools;         /* evicted pages that went back to their object */
-	/* Also in 0.5: how the evictor took pages out of their regions.  Each
-	 * call (a UFFDIO_MOVE of neighbours, or a madvise() of a run of
-	 * unchanged file pages) flushes the TLB of the other CPUs running
-	 * the program once, however many pages it takes: a page taken out
-	 * alone costs the most (upager-bench floor times both). */
-	uint64_t takeout_calls;        /* calls made */
-	uint64_t takeout_alone;        /* pages taken out by a call of their own */
+	/* Also in 0.5: how the evictor took the pages it evicted out of their
+	 * regions: UFFDIO_MOVE of a run of neighbours, or madvise() of
+	 * unchanged file pages or of a read-only page copied out.  On the
+	 * project's machine each such call flushed the TLB of the other CPU
+	 * running the program once, however many pages it took, so a page
+	 * taken out alone cost the most (upager-bench floor times both). */
+	uint64_t takeout_calls;        /* calls that took pages out */
+	uint64_t takeout_pages;        /* pages they took */
+	uint64_t takeout_alone;        /* of those, pages taken out by a call of their own */
 };
 
 UPAGER_API int upager_stats(upager_t *up, struct upager_stats *st);

@@ -208,11 +208,14 @@ static int ev_copy_back(struct upager *up, struct upg_region *r, uint64_t page, 
 	}
 }
 
-/* A call taking n pages out of a region was made (the statistics'
- * takeout_calls and takeout_alone). */
-static void took_out(struct upager *up, uint32_t n)
+/* A call took n pages of v out of their region, for an eviction (the
+ * statistics' takeout_*; a sync's pages go back, and are not counted). */
+static void took_out(struct upager *up, const struct vict *v, uint64_t n)
 {
+	if (!n || v->sync)
+		return;
 	__atomic_add_fetch(&up->c.takeout_calls, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&up->c.takeout_pages, n, __ATOMIC_RELAXED);
 	if (n == 1)
 		__atomic_add_fetch(&up->c.takeout_alone, 1, __ATOMIC_RELAXED);
 }
@@ -228,7 +231,7 @@ static void move_run(struct upg_evictor *ev, uint32_t i, uint32_t j)
 		uintptr_t dst = up->scratch + ev->v[k].soff;
 		size_t len = (size_t)(j - k) << r->pshift, moved = 0;
 		int rc = ev_move(up, dst, src, len, &moved);
-		took_out(up, j - k);
+		took_out(up, &ev->v[k], (moved + r->psize - 1) >> r->pshift);
 		if (rc == -EINVAL && !moved) {
 			/* UFFDIO_MOVE only works between writable mappings: the
 			 * application made this part read-only (or PROT_NONE).
@@ -351,8 +354,8 @@ static void zap_clean(struct upg_evictor *ev, uint32_t i, uint32_t j)
 {
 	struct upg_region *r = ev->v[i].r;
 	int rc = zap_own(ev->up, r->base + (ev->v[i].page << r->pshift), (size_t)(j - i) << r->pshift);
-	if (rc != -ENOSPC)
-		took_out(ev->up, j - i);
+	if (!rc)
+		took_out(ev->up, &ev->v[i], j - i);
 	if (rc == -ENOSPC) {
 		move_run(ev, i, j);  /* the usual way */
 		return;
@@ -833,8 +836,8 @@ static void zap_copied(struct upg_evictor *ev, uint32_t n)
 		if (!v->copied || v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_GONE || v->kind == K_SYNCED)
 			continue;
 		int rc = zap_own(up, v->r->base + (v->page << v->r->pshift), v->r->psize);
-		if (rc != -ENOSPC)
-			took_out(up, 1);
+		if (!rc)
+			took_out(up, v, 1);
 		if (rc)
 			v->kind = K_STAY;
 	}

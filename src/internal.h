@@ -74,7 +74,7 @@ struct upg_counters {
 	uint64_t pool_skips;     /* dirty pages of batches sent past the pool (pool_skip()) */
 	uint64_t refill_ns;  /* the time of the faults served by a store or pool read */
 	uint64_t zero_fill_bytes;
-	uint64_t takeout_calls, takeout_alone;  /* the evictor's calls taking pages out (atomic adds) */
+	uint64_t takeout_calls, takeout_pages, takeout_alone;  /* the evictor's take-outs (atomic adds) */
 };
 
 #define UPG_HIST_BUCKETS 256

@@ -132,9 +132,9 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 	}
 	char takeout[160] = "";
 	if (st->size >= offsetof(struct upager_stats, takeout_alone) + sizeof st->takeout_alone && st->takeout_calls)
-		snprintf(takeout, sizeof takeout, "; taken out in %llu calls, %.1f pages a call, %llu pages alone",
-			 (unsigned long long)st->takeout_calls, (double)st->evictions / (double)st->takeout_calls,
-			 (unsigned long long)st->takeout_alone);
+		snprintf(takeout, sizeof takeout, "; taken out %llu pages in %llu calls (%.1f a call), %llu alone",
+			 (unsigned long long)st->takeout_pages, (unsigned long long)st->takeout_calls,
+			 (double)st->takeout_pages / (double)st->takeout_calls, (unsigned long long)st->takeout_alone);
 	char stall[512] = "";
 	if (has_stalls(st)) {
 		int k = snprintf(stall, sizeof stall,

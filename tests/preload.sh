@@ -97,7 +97,7 @@ echo "$out" | grep -q "warning" && bad "warning for a program upager paged: '$ou
 	ok "a program upager paged gets no warning"
 # ... and its report says how the evictor took the pages out: bytearray's
 # pages leave in runs of neighbours.
-took=$(echo "$out" | sed -n 's/^  eviction  *\([0-9]*\) pages: .*; taken out in \([0-9]*\) calls, [0-9.]* pages a call, \([0-9]*\) pages alone$/\1 \2 \3/p')
+took=$(echo "$out" | sed -n 's/^  eviction  *[0-9]* pages: .*; taken out \([0-9]*\) pages in \([0-9]*\) calls ([0-9.]* a call), \([0-9]*\) alone$/\1 \2 \3/p')
 read -r tp tc ta <<<"$took"
 [ -n "${ta:-}" ] && [ "$tc" -gt 0 ] && [ $((tc * 8)) -le "$tp" ] && [ "$ta" -le "$tc" ] &&
 	ok "the report's take-out figures: $tp pages in $tc calls, $ta alone" ||

@@ -41,6 +41,7 @@ static int upb_snapshot(struct backend *be, struct mem_counters *out)
 		.writebacks = st.writebacks,
 		.clean_drops = st.clean_drops,
 		.takeout_calls = st.takeout_calls,
+		.takeout_pages = st.takeout_pages,
 		.takeout_alone = st.takeout_alone,
 		.bytes_read = st.bytes_read,
 		.bytes_written = st.bytes_written,

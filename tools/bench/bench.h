@@ -100,7 +100,8 @@ struct mem_counters {
 	uint64_t writebacks;
 	uint64_t clean_drops;
 	uint64_t takeout_calls;   /* upager: the evictor's calls taking pages out (each a TLB flush) */
-	uint64_t takeout_alone;   /* upager: pages taken out by a call of their own */
+	uint64_t takeout_pages;   /* upager: pages they took */
+	uint64_t takeout_alone;   /* upager: of those, pages taken out by a call of their own */
 	uint64_t bytes_read;
 	uint64_t bytes_written;
 	uint64_t fault_count;     /* faults resolved, every kind */
@@ -241,6 +242,7 @@ struct row {
 	uint64_t writebacks;
 	uint64_t clean_drops;
 	uint64_t takeout_calls;        /* upager (see struct mem_counters), timed phase */
+	uint64_t takeout_pages;
 	uint64_t takeout_alone;
 	uint64_t bytes_read;
 	uint64_t bytes_written;

@@ -224,6 +224,7 @@ int run_one(struct backend *be, const struct opts *o, const struct workload *wl,
 	row->writebacks = b->writebacks - a->writebacks;
 	row->clean_drops = b->clean_drops - a->clean_drops;
 	row->takeout_calls = b->takeout_calls - a->takeout_calls;
+	row->takeout_pages = b->takeout_pages - a->takeout_pages;
 	row->takeout_alone = b->takeout_alone - a->takeout_alone;
 	row->bytes_read = b->bytes_read - a->bytes_read;
 	row->bytes_written = b->bytes_written - a->bytes_written;

@@ -25,7 +25,7 @@ static const struct column columns[] = {
 	COL(client_fault_p50_ns, 'u'), COL(client_fault_p99_ns, 'u'), COL(client_fault_samples, 'u'),
 	COL(store_reads, 'u'), COL(zero_fills, 'u'), COL(readahead_pages, 'u'), COL(refaults, 'u'),
 	COL(wp_faults, 'u'), COL(evictions, 'u'), COL(writebacks, 'u'), COL(clean_drops, 'u'),
-	COL(takeout_calls, 'u'), COL(takeout_alone, 'u'),
+	COL(takeout_calls, 'u'), COL(takeout_pages, 'u'), COL(takeout_alone, 'u'),
 	COL(bytes_read, 'u'), COL(bytes_written, 'u'),
 	COL(cpu_s, 'd'), COL(cpu_s_pager_threads, 'd'), COL(cpu_s_per_major_fault, 'd'), COL(cpu_s_per_page_in, 'd'),
 	COL(cpu_s_polling, 'd'), COL(cpu_s_evictor, 'd'), COL(cpu_s_per_eviction, 'd'),
