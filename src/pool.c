@@ -254,27 +254,55 @@ static bool entry_live(const struct upg_pool *p, uint64_t e)
 	return o->owner && o->gen == (e & 0xfff);
 }
 
-/* Drop dead entries from the cold ring, moving the live ones to its front
- * (so the ring's touched memory stays near 1.5 times the live objects). */
-static void ring_compact(struct upg_pool *p)
+/*
+ * Dead entries are dropped from the cold ring, and the live ones moved to
+ * its front in order, once its end passes 1.5 times the live objects and
+ * 8192, so that its touched memory stays within twice that.  Each entry looked at costs a read of its
+ * object's header, a cache miss: a ring of a million entries takes some
+ * 100 ms, too long to hold the runtime's lock for at once.  So the
+ * compaction goes a few entries a push (RING_STEP: faster than the pushes
+ * come, so it ends), and at once only when the ring is full.  Meanwhile
+ * the oldest entries are those already moved, then those not looked at
+ * yet (see struct upg_pool).
+ */
+#define RING_STEP 4u
+
+static void ring_start(struct upg_pool *p)
 {
-	uint64_t w = 0;
-	for (uint64_t i = p->ring_head; i < p->ring_tail; i++) {
-		uint64_t e = p->ring[i];
+	p->ring_cs = p->ring_head;
+	p->ring_head = p->ring_cw = 0;
+	p->ring_compacting = true;
+}
+
+/* Look at up to n entries of a compaction under way; end it when none is
+ * left. */
+static void ring_step(struct upg_pool *p, uint64_t n)
+{
+	for (; n && p->ring_cs < p->ring_tail; n--) {
+		uint64_t e = p->ring[p->ring_cs++];
 		if (entry_live(p, e))
-			p->ring[w++] = e;
+			p->ring[p->ring_cw++] = e;
 	}
-	size_t keep = round_page(w * sizeof *p->ring), had = round_page(p->ring_tail * sizeof *p->ring);
+	if (p->ring_cs < p->ring_tail)
+		return;
+	size_t keep = round_page(p->ring_cw * sizeof *p->ring), had = round_page(p->ring_tail * sizeof *p->ring);
 	if (had > keep)
 		madvise((char *)p->ring + keep, had - keep, MADV_DONTNEED);
-	p->ring_head = 0;
-	p->ring_tail = w;
+	p->ring_tail = p->ring_cw;
+	p->ring_compacting = false;
 }
 
 static void ring_push(struct upg_pool *p, uint32_t h, uint32_t gen)
 {
-	if (p->ring_tail == p->ring_cap || p->ring_tail > p->objects + p->objects / 2 + 8192)
-		ring_compact(p);
+	if (!p->ring_compacting && p->ring_tail > p->objects + p->objects / 2 + 8192)
+		ring_start(p);
+	if (p->ring_compacting)
+		ring_step(p, RING_STEP);
+	if (p->ring_tail == p->ring_cap) {
+		if (!p->ring_compacting)
+			ring_start(p);
+		ring_step(p, UINT64_MAX);  /* full: all at once */
+	}
 	if (p->ring_tail < p->ring_cap)
 		p->ring[p->ring_tail++] = (uint64_t)h << 12 | gen;
 }
@@ -449,8 +477,17 @@ const void *upg_pool_data(const struct upg_pool *p, uint32_t h, uint32_t *clen)
 
 bool upg_pool_coldest(struct upg_pool *p, uint32_t *h, uint64_t *owner, uint64_t *page)
 {
-	while (p->ring_head < p->ring_tail) {
-		uint64_t e = p->ring[p->ring_head++];
+	for (;;) {
+		uint64_t e;
+		if (p->ring_head < (p->ring_compacting ? p->ring_cw : p->ring_tail)) {
+			e = p->ring[p->ring_head++];
+		} else if (p->ring_compacting && p->ring_cs < p->ring_tail) {
+			e = p->ring[p->ring_cs++];  /* the moved ones all taken: the oldest not looked at */
+			if (p->ring_cs == p->ring_tail)
+				ring_step(p, 0);  /* nothing left to look at: it ends */
+		} else {
+			break;
+		}
 		struct hdr *o = obj_at(p, ((e >> 12) - 1) * GRAIN);
 		if (entry_live(p, e)) {
 			*h = (uint32_t)(e >> 12);

@@ -67,6 +67,12 @@ struct upg_pool {
 	} cls[UPG_POOL_NCLASS];
 	uint64_t *ring;                  /* cold ring: handle << 12 | gen */
 	uint64_t ring_head, ring_tail, ring_cap;
+	/* While the ring is being compacted (a few entries a push, see
+	 * ring_step() in pool.c): [ring_head, ring_cw) holds the live entries
+	 * moved to the front so far, the oldest; [ring_cw, ring_cs) nothing;
+	 * [ring_cs, ring_tail) the entries not looked at yet. */
+	uint64_t ring_cw, ring_cs;
+	bool ring_compacting;
 	uint32_t gen;
 	uint32_t step, nclass;           /* size classes: step, 2 step, ... (see upg_pool_init()) */
 	void *cctx;                      /* zstd's compression context (the evictor's) */
