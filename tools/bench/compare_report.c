@@ -47,8 +47,8 @@ enum charge zswap_charge(const struct row *r, uint64_t limit)
 
 void print_trial_header(FILE *out)
 {
-	fprintf(out, "%-11s %3s %-17s %10s %6s %8s %8s %8s %8s %8s %8s %8s %8s %6s\n", "workload", "thr", "side",
-		"acc/s", "x-krn", "flt-p50", "flt-p99", "cpu/maj", "thr/maj", "poll/maj", "evict/pg", "majors",
+	fprintf(out, "%-11s %3s %-17s %10s %6s %8s %8s %8s %8s %8s %8s %6s %8s %8s %6s\n", "workload", "thr", "side",
+		"acc/s", "x-krn", "flt-p50", "flt-p99", "cpu/maj", "thr/maj", "poll/maj", "evict/pg", "alone", "majors",
 		"pool-hit", "pool-x");
 	fflush(out);
 }
@@ -70,7 +70,8 @@ void print_trial(FILE *out, const struct trial *t, const struct opts *o, const s
 			fprintf(out, "%-11s %3u %-17s NOT RUN: %.90s\n", t->wl->name, t->threads, sides[sd].label, sr->why);
 			continue;
 		}
-		char acc[16], xk[16], p50[16], p99[16], cpu[16], thr[16], poll[16], ev[16], maj[24], hit[16], px[16];
+		char acc[16], xk[16], p50[16], p99[16], cpu[16], thr[16], poll[16], ev[16], alone[16], maj[24], hit[16],
+			px[16];
 		bool up = !sides[sd].kernel;
 		/* Per major fault means little when nearly every page came in
 		 * some other way (zero fill, readahead, the pool): the CSV and
@@ -84,6 +85,8 @@ void print_trial(FILE *out, const struct trial *t, const struct opts *o, const s
 		fmt_figure(thr, sizeof thr, f && up ? r->cpu_s_pager_threads / (double)r->store_reads * 1e6 : NAN, "%.1f");
 		fmt_figure(poll, sizeof poll, f && up ? r->cpu_s_polling / (double)r->store_reads * 1e6 : NAN, "%.1f");
 		fmt_figure(ev, sizeof ev, up && r->evictions ? r->cpu_s_per_eviction * 1e6 : NAN, "%.2f");
+		fmt_figure(alone, sizeof alone, up && r->takeout_pages ? (double)r->takeout_alone / (double)r->takeout_pages : NAN,
+			   "%.2f");
 		snprintf(maj, sizeof maj, "%" PRIu64, r->store_reads);
 		fmt_figure(hit, sizeof hit, r->pool_hit_share, "%.2f");
 		fmt_figure(px, sizeof px, r->pool_ratio, "%.2f");
@@ -96,8 +99,8 @@ void print_trial(FILE *out, const struct trial *t, const struct opts *o, const s
 				 c == CHARGE_NO && zs->fit_percent ? " outside the cgroup, inside the budget" :
 				 c == CHARGE_NO ? " outside the cgroup: extra RAM" : c == CHARGE_YES ? " charged to the cgroup" : "");
 		}
-		fprintf(out, "%-11s %3u %-17s %10s %6s %8s %8s %8s %8s %8s %8s %8s %8s %6s%s%s\n", t->wl->name, t->threads,
-			sides[sd].label, acc, xk, p50, p99, cpu, thr, poll, ev, maj, hit, px, note,
+		fprintf(out, "%-11s %3u %-17s %10s %6s %8s %8s %8s %8s %8s %8s %6s %8s %8s %6s%s%s\n", t->wl->name,
+			t->threads, sides[sd].label, acc, xk, p50, p99, cpu, thr, poll, ev, alone, maj, hit, px, note,
 			r->bad_words ? "  DATA ERRORS" : "");
 	}
 	fflush(out);
