@@ -89,9 +89,11 @@ int upg_pool_init(struct upg_pool *p, int algo, size_t arena_max, char *err, siz
 	p->free_ids = reserve(round_page((size_t)p->arena_pages * sizeof *p->free_ids));
 	for (uint32_t k = 1; k <= PAGES_MAX; k++)
 		p->free_runs[k] = reserve(round_page((size_t)p->arena_pages / k * sizeof(uint32_t) + 4));
-	/* At most one live object per 32 bytes of arena; compaction keeps
-	 * what is touched near twice the live count (see ring_push()). */
-	p->ring_cap = p->arena_len / 32 + 8192;
+	/* At most one live object per 32 bytes of the pool's most, half the
+	 * arena; a compaction starts past 1.5 times the live objects and
+	 * 8192, and the ring's end may go a third beyond that before it ends
+	 * (see ring_push()). */
+	p->ring_cap = p->arena_len / 32 + 16384;
 	p->ring = reserve(round_page(p->ring_cap * sizeof *p->ring));
 	bool ok = p->arena && p->spans && p->page_span && p->free_ids && p->ring;
 	for (uint32_t k = 1; k <= PAGES_MAX; k++)
@@ -257,8 +259,8 @@ static bool entry_live(const struct upg_pool *p, uint64_t e)
 /*
  * Dead entries are dropped from the cold ring, and the live ones moved to
  * its front in order, once its end passes 1.5 times the live objects and
- * 8192, so that its touched memory stays within twice that.  Each entry looked at costs a read of its
- * object's header, a cache miss: a ring of a million entries takes some
+ * 8192, so that its touched memory stays within twice that.  Each entry
+ * looked at costs a read of its object's header, a cache miss: a ring of a million entries takes some
  * 100 ms, too long to hold the runtime's lock for at once.  So the
  * compaction goes a few entries a push (RING_STEP: faster than the pushes
  * come, so it ends), and at once only when the ring is full.  Meanwhile
@@ -501,7 +503,7 @@ bool upg_pool_coldest(struct upg_pool *p, uint32_t *h, uint64_t *owner, uint64_t
 
 void upg_pool_requeue(struct upg_pool *p, uint32_t h)
 {
-	ring_push(p, h, obj_at(p, (uint64_t)(h - 1) * GRAIN)->gen);
+	upg_pool_touch(p, h);
 }
 
 void upg_pool_touch(struct upg_pool *p, uint32_t h)
