@@ -835,11 +835,10 @@ static void zap_copied(struct upg_evictor *ev, uint32_t n)
 		struct vict *v = &ev->v[i];
 		if (!v->copied || v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_GONE || v->kind == K_SYNCED)
 			continue;
-		int rc = zap_own(up, v->r->base + (v->page << v->r->pshift), v->r->psize);
-		if (!rc)
-			took_out(up, v, 1);
-		if (rc)
+		if (zap_own(up, v->r->base + (v->page << v->r->pshift), v->r->psize))
 			v->kind = K_STAY;
+		else
+			took_out(up, v, 1);
 	}
 }
 
@@ -1121,7 +1120,7 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 			ev->sp[k++] = (struct spilled){ .r = r, .page = page, .handle = h, .clen = clen, .data = c };
 		}
 		for (uint32_t i = 0; i < nreading; i++)
-			upg_pool_requeue(&up->pool, ev->reading[i]);
+			upg_pool_touch(&up->pool, ev->reading[i]);
 		if (!k) {
 			if (!est)
 				break;  /* the ring is empty */
@@ -1212,7 +1211,7 @@ static void spill(struct upg_evictor *ev, uint64_t max)
 			if (s->slot && res[i] != -ETIMEDOUT)  /* as in write_back() */
 				upg_store_free(&up->store, s->slot - 1, 1);
 			if (mine) {
-				upg_pool_requeue(&up->pool, s->handle);  /* stays; tried again later */
+				upg_pool_touch(&up->pool, s->handle);  /* stays; tried again later */
 				failed++;
 				if (res[i] != -ENOSPC)
 					up->c.write_errors++;

@@ -260,15 +260,14 @@ static bool entry_live(const struct upg_pool *p, uint64_t e)
  * Dead entries are dropped from the cold ring, and the live ones moved to
  * its front in order, once its end passes 1.5 times the live objects and
  * 8192, so that its touched memory stays within twice that.  Each entry
- * looked at costs a read of its object's header, a cache miss: a ring of a million entries takes some
- * 100 ms, too long to hold the runtime's lock for at once.  So the
- * compaction goes a few entries a push (RING_STEP: faster than the pushes
- * come, so it ends), and at once only when the ring is full.  Meanwhile
- * the oldest entries are those already moved, then those not looked at
- * yet (see struct upg_pool).
+ * looked at costs a read of its object's header, a cache miss: a ring of
+ * a million entries takes some 100 ms, too long to hold the runtime's
+ * lock for at once.  So the compaction goes a few entries a push
+ * (UPG_POOL_RING_STEP: faster than the pushes come, so it ends), and at
+ * once only when the ring is full.  Meanwhile the oldest entries are
+ * those already moved, then those not looked at yet (see struct
+ * upg_pool).
  */
-#define RING_STEP 4u
-
 static void ring_start(struct upg_pool *p)
 {
 	p->ring_cs = p->ring_head;
@@ -299,7 +298,7 @@ static void ring_push(struct upg_pool *p, uint32_t h, uint32_t gen)
 	if (!p->ring_compacting && p->ring_tail > p->objects + p->objects / 2 + 8192)
 		ring_start(p);
 	if (p->ring_compacting)
-		ring_step(p, RING_STEP);
+		ring_step(p, UPG_POOL_RING_STEP);
 	if (p->ring_tail == p->ring_cap) {
 		if (!p->ring_compacting)
 			ring_start(p);
@@ -499,11 +498,6 @@ bool upg_pool_coldest(struct upg_pool *p, uint32_t *h, uint64_t *owner, uint64_t
 		}
 	}
 	return false;
-}
-
-void upg_pool_requeue(struct upg_pool *p, uint32_t h)
-{
-	upg_pool_touch(p, h);
 }
 
 void upg_pool_touch(struct upg_pool *p, uint32_t h)

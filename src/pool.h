@@ -49,6 +49,9 @@ enum upg_pool_algo {
 
 struct upg_pool_span;
 
+/* Entries of the cold ring a compaction looks at a push (see pool.c). */
+#define UPG_POOL_RING_STEP 4u
+
 struct upg_pool {
 	int algo;
 	int level;              /* zstd's */
@@ -114,13 +117,10 @@ const void *upg_pool_data(const struct upg_pool *p, uint32_t h, uint32_t *clen);
 /* The oldest live object, taken off the cold ring (it stays in the
  * pool): true with its handle, owner and page; false when none is left. */
 bool upg_pool_coldest(struct upg_pool *p, uint32_t *h, uint64_t *owner, uint64_t *page);
-/* Put h back on the cold ring, as the newest, after upg_pool_coldest()
- * took its entry off: as upg_pool_touch(), so that a dead entry taken
- * for live (its 12-bit generation come round again) leaves no second
- * live entry behind. */
-void upg_pool_requeue(struct upg_pool *p, uint32_t h);
 /* Make live object h the newest on the cold ring, as if just put (its
- * entry further back no longer counts). */
+ * entry further back no longer counts).  Also puts back an entry that
+ * upg_pool_coldest() took off: a dead entry taken for live (its 12-bit
+ * generation come round again) then leaves no second live one behind. */
 void upg_pool_touch(struct upg_pool *p, uint32_t h);
 
 /*

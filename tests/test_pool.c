@@ -18,7 +18,6 @@
 #include "upg_config.h"
 
 #define N 20000
-#define RING_STEP_TEST 4  /* pool.c's RING_STEP */
 
 /* A heap-like page: words, numbers and pointers into one region. */
 static void heap_page(char *page, uint64_t seed)
@@ -214,7 +213,7 @@ START_TEST(test_ring_compaction)
 				took[j] = (uint32_t)pg;
 			}
 			for (uint32_t j = 0; j < k; j++) {
-				upg_pool_requeue(&p, h[took[j]]);
+				upg_pool_touch(&p, h[took[j]]);
 				last[took[j]] = clock++;
 			}
 		} else {
@@ -243,8 +242,8 @@ START_TEST(test_ring_compaction)
 	ck_assert_uint_gt(starts, 2);
 	ck_assert_uint_gt(during, starts * 1000);  /* each one over many pushes */
 	/* It starts past 1.5 times the objects and 8192, and shrinks what is
-	 * left to look at by RING_STEP - 1 a push. */
-	ck_assert_uint_le(most, (M + M / 2 + 8192) * RING_STEP_TEST / (RING_STEP_TEST - 1) + 16);
+	 * left to look at by UPG_POOL_RING_STEP - 1 a push. */
+	ck_assert_uint_le(most, (M + M / 2 + 8192) * UPG_POOL_RING_STEP / (UPG_POOL_RING_STEP - 1) + 16);
 	/* Oldest first: a dead entry taken for live (its object's 12-bit
 	 * generation come round again, 1 in 4096) comes early, once; any
 	 * other disorder would show in many places. */
