@@ -212,6 +212,38 @@ rc=$?
 [ $rc -eq 2 ] && grep -q -- "--forecast belongs to the plain mode" "$work/bad" ||
 	{ bad "compare --forecast: exit status $rc, expected 2 and a message"; cat "$work/bad"; }
 
+# --warmup: untimed accesses before the timed phase.  Right after the fill
+# RAM holds the fill's last pages side by side, and the first evictions
+# take them out in long runs; after a warm-up the timed phase evicts pages
+# the random accesses left scattered, alone.  So the timed phase's share
+# of pages taken out alone must rise, the timed accesses stay as asked,
+# and every page (warm-up included) verify.
+for w in 0 24K; do
+	"$bench" --ram 16M --data 64M --workload rand-read --threads 2 --accesses 4K --warmup $w --quiet \
+		--json "$work/warm$w.json" >"$work/warm$w" 2>&1 ||
+		{ bad "--warmup $w: exit status $?"; cat "$work/warm$w"; }
+	grep -q "every page verified" "$work/warm$w" || bad "--warmup $w: not every page verified"
+done
+grep -q "random workloads warmed up by 24576 untimed accesses" "$work/warm24K" ||
+	bad "--warmup: the header does not say so"
+python3 - "$work/warm0.json" "$work/warm24K.json" <<'PY' || fail=1
+import json, sys
+def alone(f):
+    d = json.load(open(f))
+    r = d["results"][0]
+    assert r["accesses"] == 4096, f"{f}: {r['accesses']} timed accesses, asked 4096"
+    assert 0 < r["pages_touched"] <= 4096
+    return d["config"]["warmup"], r["takeout_alone"] / max(r["takeout_pages"], 1)
+(w0, a0), (w1, a1) = alone(sys.argv[1]), alone(sys.argv[2])
+print(f"--warmup: pages taken out alone in the timed phase: {a0:.2f} cold, {a1:.2f} after {w1} accesses")
+if w0 != 0 or w1 != 24576 or not a1 >= a0 + 0.25:
+    print("FAIL: --warmup did not change what the timed phase evicts")
+    sys.exit(1)
+PY
+"$bench" --warmup lots >"$work/bad" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q -- "--warmup" "$work/bad" || { bad "--warmup lots: exit status $rc, expected 2"; cat "$work/bad"; }
+
 # tools/forecast-check.sh: the same for a program under upager-run.
 check=$(dirname "$0")/../tools/forecast-check.sh
 bash "$check" -b "$build" 4M -- "$build/examples/kvstore" 16M >"$work/fcc" 2>&1

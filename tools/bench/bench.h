@@ -180,6 +180,7 @@ struct wl_ctx {
 	unsigned threads;
 	uint64_t seed;
 	uint64_t accesses;  /* random workloads: accesses in all; 0: one per page */
+	uint64_t warmup;    /* random workloads: untimed accesses of the same kind first */
 	uint64_t ram;       /* the memory limit the backend enforces (scan-hot sizes its hot set by it) */
 	enum content content;
 	const struct wl_hooks *hooks;
@@ -283,7 +284,7 @@ struct side_info {
 extern const struct side_info sides[NSIDES];
 
 struct opts {
-	uint64_t ram, data, page, accesses, seed;
+	uint64_t ram, data, page, accesses, warmup, seed;
 	unsigned threads[32];
 	unsigned nthreads;
 	bool have_threads;

@@ -370,9 +370,11 @@ static void print_compare_header(FILE *out, const struct machine *m, const struc
 	fprintf(out, "store    %s; directory %s (%s)\n", m->store, sdir, fs_name(sdir));
 	if (snote[0])
 		fprintf(out, "note     %s\n", snote);
-	fprintf(out, "memory   ram %s, data %s (%.1fx), page %s, policy %s, random accesses %" PRIu64 " per run%s\n",
-		ram, data, (double)o->data / (double)o->ram, page, cfg->policy, o->accesses,
-		o->page != 4096 ? " (the kernel side always pages 4 KiB)" : "");
+	fprintf(out, "memory   ram %s, data %s (%.1fx), page %s, policy %s, random accesses %" PRIu64 " per run",
+		ram, data, (double)o->data / (double)o->ram, page, cfg->policy, o->accesses);
+	if (o->warmup)
+		fprintf(out, " after %" PRIu64 " untimed", o->warmup);
+	fprintf(out, "%s\n", o->page != 4096 ? " (the kernel side always pages 4 KiB)" : "");
 	fprintf(out, "runtime  %u handler thread%s, readahead %u pages, fault-around %u pages, io depth %u, seed %" PRIu64 "\n",
 		cfg->handler_threads, cfg->handler_threads == 1 ? "" : "s", cfg->readahead_max, cfg->fault_around,
 		cfg->io_depth, o->seed);

@@ -533,9 +533,10 @@ int write_compare_json(FILE *f, const char *path, const struct trial *ts, size_t
 		o->data, o->page);
 	json_string(f, cfg->policy);
 	fprintf(f, ", \"handler_threads\": %u, \"readahead_max\": %u, \"fault_around\": %u, \"io_depth\": %u"
-		", \"accesses\": %" PRIu64 ", \"seed\": %" PRIu64 ", \"sample_every\": %u, \"quick\": %s",
-		cfg->handler_threads, cfg->readahead_max, cfg->fault_around, cfg->io_depth, o->accesses, o->seed,
-		SAMPLE_EVERY, o->quick ? "true" : "false");
+		", \"accesses\": %" PRIu64 ", \"warmup\": %" PRIu64 ", \"seed\": %" PRIu64
+		", \"sample_every\": %u, \"quick\": %s",
+		cfg->handler_threads, cfg->readahead_max, cfg->fault_around, cfg->io_depth, o->accesses, o->warmup,
+		o->seed, SAMPLE_EVERY, o->quick ? "true" : "false");
 	fprintf(f, ", \"compress\": ");
 	json_string(f, cfg->compress ? cfg->compress : "lz4");
 	fprintf(f, ", \"compress_pool\": %u, \"sides\": [", cfg->compress_pool ? cfg->compress_pool : 50);

@@ -163,7 +163,7 @@ int run_one(struct backend *be, const struct opts *o, const struct workload *wl,
 	struct wl_ctx c = {
 		.base = base, .bytes = o->data, .page = o->page, .threads = threads,
 		.seed = mix(o->seed * 0x9e3779b97f4a7c15ULL + (uint64_t)(wl - workloads) * 131 + threads),
-		.accesses = o->accesses, .ram = o->ram, .content = o->content, .hooks = &hooks,
+		.accesses = o->accesses, .warmup = o->warmup, .ram = o->ram, .content = o->content, .hooks = &hooks,
 	};
 	struct wl_result r = { 0 };
 	workload_reports_reset();

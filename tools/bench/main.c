@@ -13,10 +13,11 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: " PROG " [--ram SIZE] [--data SIZE] [--threads N[,N...]] [--page SIZE]\n"
 "                    [--policy NAME] [--workload NAME[,NAME...]] [--accesses N]\n"
-"                    [--content MODE] [--seed N] [--csv FILE] [--json FILE] [--quiet]\n"
+"                    [--warmup N] [--content MODE] [--seed N] [--csv FILE] [--json FILE] [--quiet]\n"
 "                    [--forecast]\n"
 "       " PROG " compare [--quick] [--ram SIZE] [--data SIZE] [--threads N[,N...]]\n"
-"                    [--workload NAME[,NAME...]] [--accesses N] [--content MODE]\n"
+"                    [--workload NAME[,NAME...]] [--accesses N] [--warmup N]\n"
+"                    [--content MODE]\n"
 "                    [--sides SIDE[,SIDE...]] [--zswap-page-cluster N]\n"
 "                    [--zswap-pool inside|outside] [--plot DIR]\n"
 "                    [--csv FILE] [--json FILE] [--no-kernel] [--no-device]\n"
@@ -56,6 +57,11 @@ static void usage(FILE *f)
 "  --accesses N       accesses made by rand-read, rand-rmw and zipf, shared by\n"
 "                     the threads: a whole number such as 100000, or with a\n"
 "                     K/M/G suffix (default: one per page of --data)\n"
+"  --warmup N         accesses of the same kind that rand-read, rand-rmw and zipf\n"
+"                     make after the fill and before the timed phase, untimed\n"
+"                     and left out of the figures, so that the timed phase\n"
+"                     finds RAM in its steady state rather than holding the\n"
+"                     fill's last pages (default 0)\n"
 "  --content MODE     what the pages hold besides the checked words (it decides\n"
 "                     how well they compress):\n"
 "                       heap    pointers, small integers and short words,\n"
@@ -339,7 +345,7 @@ int main(int argc, char **argv)
 		memcpy(name, arg, nlen);
 		name[nlen] = 0;
 		static const char *const with_value[] = { "--ram", "--data", "--threads", "--page", "--policy",
-							  "--workload", "--accesses", "--content", "--seed", "--csv", "--json",
+							  "--workload", "--accesses", "--warmup", "--content", "--seed", "--csv", "--json",
 							  "--plot", "--device-size", "--swap-size", "--sides",
 							  "--zswap-page-cluster", "--zswap-pool", "--redis" };
 		bool known = false;
@@ -391,6 +397,8 @@ int main(int argc, char **argv)
 			rc = parse_size_arg(name, val, &o.accesses, "a whole number above zero such as 100000 or 1M");
 			if (!rc && o.accesses == 0)
 				rc = bad_arg(name, val, "a whole number above zero such as 100000 or 1M");
+		} else if (!strcmp(name, "--warmup")) {
+			rc = parse_size_arg(name, val, &o.warmup, "a whole number such as 0, 300000 or 1M");
 		} else if (!strcmp(name, "--redis")) {
 			if (strncmp(val, "redis://", 8) && strncmp(val, "unix:/", 6))
 				rc = bad_arg(name, val, "a Redis store as in UPAGER_STORE: redis://HOST:PORT[,HOST:PORT...] "

@@ -92,8 +92,11 @@ void print_header(FILE *out, const struct machine *m, const struct upager_config
 	fprintf(out, "%s %s (libupager %s), backend upager\n", PROG, UPAGER_VERSION_STRING, upager_version());
 	fprintf(out, "machine  %ld CPUs%s%s, %s\n", m->nproc, m->cpu[0] ? ", " : "", m->cpu, m->kernel);
 	fprintf(out, "store    %s\n", m->store);
-	fprintf(out, "memory   ram %s, data %s (%.1fx), page %s, policy %s\n", ram, data,
+	fprintf(out, "memory   ram %s, data %s (%.1fx), page %s, policy %s", ram, data,
 		(double)o->data / (double)o->ram, page, cfg->policy);
+	if (o->warmup)
+		fprintf(out, ", random workloads warmed up by %" PRIu64 " untimed accesses", o->warmup);
+	fprintf(out, "\n");
 	fprintf(out, "runtime  %u handler thread%s, readahead %u pages, fault-around %u pages, io depth %u, seed %" PRIu64 "\n",
 		cfg->handler_threads, cfg->handler_threads == 1 ? "" : "s", cfg->readahead_max, cfg->fault_around,
 		cfg->io_depth, o->seed);
@@ -280,9 +283,9 @@ int write_json(FILE *f, const char *path, const struct row *rows, size_t n, cons
 		o->ram, o->data, o->page);
 	json_string(f, cfg->policy);
 	fprintf(f, ", \"handler_threads\": %u, \"readahead_max\": %u, \"fault_around\": %u, \"io_depth\": %u"
-		", \"accesses\": %" PRIu64 ", \"seed\": %" PRIu64 ", \"sample_every\": %u",
-		cfg->handler_threads, cfg->readahead_max, cfg->fault_around, cfg->io_depth, o->accesses, o->seed,
-		SAMPLE_EVERY);
+		", \"accesses\": %" PRIu64 ", \"warmup\": %" PRIu64 ", \"seed\": %" PRIu64 ", \"sample_every\": %u",
+		cfg->handler_threads, cfg->readahead_max, cfg->fault_around, cfg->io_depth, o->accesses, o->warmup,
+		o->seed, SAMPLE_EVERY);
 	json_content(f, o);
 	fprintf(f, "},\n");
 	fprintf(f, "  \"verified\": %s,\n  \"results\": [", verified ? "true" : "false");
