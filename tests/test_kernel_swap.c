@@ -18,8 +18,11 @@
  * this test runs.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +127,44 @@ START_TEST(test_pages_the_kernel_swapped_out)
 }
 END_TEST
 
+/* What a run killed before clean_up() left: its swap file, still switched
+ * on (and filling the disk), and its cgroup.  Swapped off and removed when
+ * the pid in the name is gone. */
+static void clean_stale(void)
+{
+	FILE *f = fopen("/proc/swaps", "r");
+	char line[PATH_MAX + 128];
+	while (f && fgets(line, sizeof line, f)) {
+		char path[PATH_MAX];
+		int pid;
+		const char *name;
+		if (sscanf(line, "%4095s", path) != 1 || !(name = strstr(path, "/upager-test-swap-")) ||
+		    sscanf(name, "/upager-test-swap-%d", &pid) != 1 || pid == getpid() || kill(pid, 0) == 0 ||
+		    errno != ESRCH)
+			continue;
+		if (swapoff(path) == 0 && unlink(path) == 0)
+			fprintf(stderr, "removed %s, left switched on by a run that was killed\n", path);
+	}
+	if (f)
+		fclose(f);
+	const char *roots[] = { "/sys/fs/cgroup/memory", "/sys/fs/cgroup" };
+	for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+		DIR *d = opendir(roots[i]);
+		struct dirent *e;
+		int pid;
+		while (d && (e = readdir(d))) {
+			if (sscanf(e->d_name, "upager-test-swap-%d", &pid) != 1 || pid == getpid() || kill(pid, 0) == 0 ||
+			    errno != ESRCH)
+				continue;
+			char dir[PATH_MAX];
+			snprintf(dir, sizeof dir, "%s/%s", roots[i], e->d_name);
+			rmdir(dir);
+		}
+		if (d)
+			closedir(d);
+	}
+}
+
 /* A swap file on a disk filesystem, swapped on; "" and a reason if not. */
 static const char *swap_on(void)
 {
@@ -189,8 +230,10 @@ static void clean_up(void)
 int main(void)
 {
 	const char *why = geteuid() ? "not root" : NULL;
-	if (!why)
+	if (!why) {
+		clean_stale();
 		why = swap_on();
+	}
 	if (!why && (why = cgroup_make()))
 		clean_up();
 	if (why) {
