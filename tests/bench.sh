@@ -7,8 +7,9 @@
 # table, the device's limits at the thread counts, the pool's figures, and
 # the JSON and CSV forms.  zswap's parameters and vm.page-cluster read the
 # same afterwards, and nothing the run made is left.  A second, shorter run
-# over random data checks that the pool refuses it.  Bad arguments are
-# refused with a message naming them.
+# over random data checks that the pool refuses it.  Then the plain mode's
+# --forecast and --warmup, file mode and floor.  Bad arguments are refused
+# with a message naming them.
 #   bench.sh BUILD_DIR
 set -u
 build=$(cd "$1" && pwd)
@@ -212,38 +213,6 @@ rc=$?
 [ $rc -eq 2 ] && grep -q -- "--forecast belongs to the plain mode" "$work/bad" ||
 	{ bad "compare --forecast: exit status $rc, expected 2 and a message"; cat "$work/bad"; }
 
-# --warmup: untimed accesses before the timed phase.  Right after the fill
-# RAM holds the fill's last pages side by side, and the first evictions
-# take them out in long runs; after a warm-up the timed phase evicts pages
-# the random accesses left scattered, alone.  So the timed phase's share
-# of pages taken out alone must rise, the timed accesses stay as asked,
-# and every page (warm-up included) verify.
-for w in 0 24K; do
-	"$bench" --ram 16M --data 64M --workload rand-read --threads 2 --accesses 4K --warmup $w --quiet \
-		--json "$work/warm$w.json" >"$work/warm$w" 2>&1 ||
-		{ bad "--warmup $w: exit status $?"; cat "$work/warm$w"; }
-	grep -q "every page verified" "$work/warm$w" || bad "--warmup $w: not every page verified"
-done
-grep -q "random workloads warmed up by 24576 untimed accesses" "$work/warm24K" ||
-	bad "--warmup: the header does not say so"
-python3 - "$work/warm0.json" "$work/warm24K.json" <<'PY' || fail=1
-import json, sys
-def alone(f):
-    d = json.load(open(f))
-    r = d["results"][0]
-    assert r["accesses"] == 4096, f"{f}: {r['accesses']} timed accesses, asked 4096"
-    assert 0 < r["pages_touched"] <= 4096
-    return d["config"]["warmup"], r["takeout_alone"] / max(r["takeout_pages"], 1)
-(w0, a0), (w1, a1) = alone(sys.argv[1]), alone(sys.argv[2])
-print(f"--warmup: pages taken out alone in the timed phase: {a0:.2f} cold, {a1:.2f} after {w1} accesses")
-if w0 != 0 or w1 != 24576 or not a1 >= a0 + 0.25:
-    print("FAIL: --warmup did not change what the timed phase evicts")
-    sys.exit(1)
-PY
-"$bench" --warmup lots >"$work/bad" 2>&1
-rc=$?
-[ $rc -eq 2 ] && grep -q -- "--warmup" "$work/bad" || { bad "--warmup lots: exit status $rc, expected 2"; cat "$work/bad"; }
-
 # tools/forecast-check.sh: the same for a program under upager-run.
 check=$(dirname "$0")/../tools/forecast-check.sh
 bash "$check" -b "$build" 4M -- "$build/examples/kvstore" 16M >"$work/fcc" 2>&1
@@ -256,6 +225,53 @@ done
 bash "$check" -b "$build" 4X -- true >"$work/bad" 2>&1
 rc=$?
 [ $rc -eq 2 ] && grep -q "RAM '4X' is not a size" "$work/bad" || { bad "forecast-check.sh 4X: exit status $rc"; cat "$work/bad"; }
+
+# --warmup: untimed accesses before the timed phase.  Right after the fill
+# RAM holds the fill's last pages side by side, and the first evictions
+# take them out in long runs; after a warm-up the timed phase evicts pages
+# the random accesses left scattered, alone.  So the timed phase's share
+# of pages taken out alone must rise, while its figures stay its own: the
+# accesses as asked, no more refills than they can make.  zipf, which
+# writes, checks every page after a warm-up too.
+for w in 0 24K; do
+	"$bench" --ram 16M --data 64M --workload rand-read --threads 2 --accesses 4K --warmup $w --quiet \
+		--json "$work/warm$w.json" >"$work/warm$w" 2>&1 ||
+		{ bad "--warmup $w: exit status $?"; cat "$work/warm$w"; }
+	grep -q "every page verified" "$work/warm$w" || bad "--warmup $w: not every page verified"
+done
+"$bench" --ram 16M --data 64M --workload zipf --threads 2 --accesses 4K --warmup 40K --quiet \
+	--json "$work/warmz.json" >"$work/warmz" 2>&1 || { bad "--warmup zipf: exit status $?"; cat "$work/warmz"; }
+grep -q "every page verified" "$work/warmz" || bad "--warmup zipf: not every page verified"
+grep -q "random workloads warmed up by 24576 untimed accesses" "$work/warm24K" ||
+	bad "--warmup: the header does not say so"
+python3 - "$work/warm0.json" "$work/warm24K.json" "$work/warmz.json" <<'PY' || fail=1
+import json, sys
+errs = []
+def timed(f, warm):
+    d = json.load(open(f))
+    r = d["results"][0]
+    if d["config"]["warmup"] != warm:
+        errs.append(f"{f}: warmup {d['config']['warmup']} in the settings, asked {warm}")
+    if r["accesses"] != 4096:
+        errs.append(f"{f}: {r['accesses']} timed accesses, asked 4096")
+    if not 0 < r["pages_touched"] <= 4096:
+        errs.append(f"{f}: {r['pages_touched']} pages touched in 4096 accesses")
+    # One refill at most per timed access (the warm-up's would be thousands).
+    if r["store_reads"] + r["pool_hits"] > 4096:
+        errs.append(f"{f}: {r['store_reads']} store reads and {r['pool_hits']} pool hits in 4096 accesses")
+    return r["takeout_alone"] / max(r["takeout_pages"], 1)
+a0, a1 = timed(sys.argv[1], 0), timed(sys.argv[2], 24576)
+timed(sys.argv[3], 40960)
+print(f"--warmup: pages taken out alone in the timed phase: {a0:.2f} cold, {a1:.2f} after 24576 accesses")
+if not a1 >= a0 + 0.25:
+    errs.append("--warmup did not change what the timed phase evicts")
+for e in errs:
+    print("FAIL:", e)
+sys.exit(1 if errs else 0)
+PY
+"$bench" --warmup lots >"$work/bad" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q -- "--warmup" "$work/bad" || { bad "--warmup lots: exit status $rc, expected 2"; cat "$work/bad"; }
 
 # file mode, small: every workload on upager and mmap-random, the data
 # checked by the tool (exit status 1 on a wrong page or a lost update).

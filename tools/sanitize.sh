@@ -85,7 +85,7 @@ for kind in "${kinds[@]}"; do
 	done
 	r=0
 	# shellcheck disable=SC2086
-	nice -n 10 meson test -C "$dir" --print-errorlogs --timeout-multiplier "$mult" ${SANITIZE_TEST_ARGS:-} "${tests[@]}" \
+	nice -n 10 meson test -C "$dir" --print-errorlogs --num-processes 1 --timeout-multiplier "$mult" ${SANITIZE_TEST_ARGS:-} "${tests[@]}" \
 		>"$dir/sanitize.log" 2>&1 || r=$?
 	grep -E '^ *[0-9]+/[0-9]+ ' "$dir/sanitize.log" | sed "s/^/  $kind /" || true
 	reports=$(grep -cE 'ERROR: (Address|Leak)Sanitizer|runtime error:|WARNING: ThreadSanitizer' \
