@@ -130,6 +130,11 @@ END_TEST
 /* What a run killed before clean_up() left: its swap file, still switched
  * on (and filling the disk), and its cgroup.  Swapped off and removed when
  * the pid in the name is gone. */
+static bool gone(int pid)
+{
+	return pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH;
+}
+
 static void clean_stale(void)
 {
 	FILE *f = fopen("/proc/swaps", "r");
@@ -139,8 +144,7 @@ static void clean_stale(void)
 		int pid;
 		const char *name;
 		if (sscanf(line, "%4095s", path) != 1 || !(name = strstr(path, "/upager-test-swap-")) ||
-		    sscanf(name, "/upager-test-swap-%d", &pid) != 1 || pid == getpid() || kill(pid, 0) == 0 ||
-		    errno != ESRCH)
+		    sscanf(name, "/upager-test-swap-%d", &pid) != 1 || !gone(pid))
 			continue;
 		if (swapoff(path) == 0 && unlink(path) == 0)
 			fprintf(stderr, "removed %s, left switched on by a run that was killed\n", path);
@@ -153,8 +157,7 @@ static void clean_stale(void)
 		struct dirent *e;
 		int pid;
 		while (d && (e = readdir(d))) {
-			if (sscanf(e->d_name, "upager-test-swap-%d", &pid) != 1 || pid == getpid() || kill(pid, 0) == 0 ||
-			    errno != ESRCH)
+			if (sscanf(e->d_name, "upager-test-swap-%d", &pid) != 1 || !gone(pid))
 				continue;
 			char dir[PATH_MAX];
 			snprintf(dir, sizeof dir, "%s/%s", roots[i], e->d_name);

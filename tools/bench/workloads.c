@@ -159,6 +159,12 @@ static void run_workers(struct worker *ws, unsigned n, void (*fn)(struct worker 
 			pthread_join(tid[i], NULL);
 }
 
+/* Thread i's part of total, split over n threads. */
+static uint64_t share_of(uint64_t total, unsigned n, unsigned i)
+{
+	return total / n + (i < total % n);
+}
+
 /* Split the pages and `total` random accesses over the threads.  Each worker
  * can keep one latency sample per SAMPLE_EVERY of `samples_for` accesses
  * (0: of its pages). */
@@ -176,7 +182,7 @@ static struct worker *workers_new(const struct wl_ctx *c, uint64_t total, uint64
 		w->npages = npages;
 		w->first = npages * i / n;
 		w->last = npages * (i + 1) / n;
-		w->quota = total / n + (i < total % n);
+		w->quota = share_of(total, n, i);
 		w->rng = mix(c->seed ^ (0x632be59bd9b4e019ULL * (i + 1)));
 		uint64_t basis = samples_for ? samples_for / n + 1 : w->last - w->first;
 		w->cap = basis / SAMPLE_EVERY + 2;
@@ -422,7 +428,7 @@ static void warm_up(const struct wl_ctx *c, struct worker *ws, void (*fn)(struct
 		return;
 	for (unsigned i = 0; i < c->threads; i++) {
 		quota[i] = ws[i].quota;
-		ws[i].quota = c->warmup / c->threads + (i < c->warmup % c->threads);
+		ws[i].quota = share_of(c->warmup, c->threads, i);
 	}
 	run_workers(ws, c->threads, fn);
 	for (unsigned i = 0; i < c->threads; i++) {
@@ -545,12 +551,13 @@ static int rmw_workload(const struct wl_ctx *c, struct wl_result *r, unsigned ho
 		ws[i].mult = mult;
 		ws[i].add = add;
 	}
+	void (*fn)(struct worker *) = hot_pct ? do_zipf : do_rand_rmw;
 	fill(c, ws);
-	warm_up(c, ws, hot_pct ? do_zipf : do_rand_rmw);
+	warm_up(c, ws, fn);
 	if (warm)
 		memcpy(warm, counts, npages * sizeof *warm);
 	begin(c);
-	run_workers(ws, c->threads, hot_pct ? do_zipf : do_rand_rmw);
+	run_workers(ws, c->threads, fn);
 	end(c);
 	int rc = collect(ws, c->threads, r);
 	for (uint64_t p = 0; p < npages; p++)
