@@ -84,8 +84,13 @@ expect_fault() {
 }
 
 # ---- the suites, on a standalone server and on the cluster ----
+# A cluster runs the standalone server's client with slot routing and
+# redirections on top: fork and threads run on the cluster only, which
+# saves over a minute of the suite.
 for store in "$UPAGER_TEST_REDIS" "$UPAGER_TEST_REDIS_CLUSTER"; do
-	for t in integrity fork threads kernel_io; do
+	suites="integrity fork threads kernel_io"
+	[ "$store" = "$UPAGER_TEST_REDIS" ] && suites="integrity kernel_io"
+	for t in $suites; do
 		start=$(date +%s)
 		if UPG_TEST_STORE=$store CK_FORK=yes CK_DEFAULT_TIMEOUT=600 "$build/tests/test_$t" >"$work/suite" 2>&1; then
 			ok "$t on $store ($(( $(date +%s) - start )) s): $(grep -m1 'Checks' "$work/suite")"
