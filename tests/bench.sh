@@ -272,6 +272,11 @@ PY
 "$bench" --warmup lots >"$work/bad" 2>&1
 rc=$?
 [ $rc -eq 2 ] && grep -q -- "--warmup" "$work/bad" || { bad "--warmup lots: exit status $rc, expected 2"; cat "$work/bad"; }
+# A warm-up no chosen workload makes is refused, naming those that do.
+"$bench" --ram 8M --data 32M --workload seq-read,stride --warmup 1K >"$work/bad" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q "no workload chosen (seq-read, stride) is warmed up; it applies to rand-read, rand-rmw, zipf" "$work/bad" ||
+	{ bad "--warmup with seq-read and stride only: exit status $rc, expected 2"; cat "$work/bad"; }
 
 # file mode, small: every workload on upager and mmap-random, the data
 # checked by the tool (exit status 1 on a wrong page or a lost update).

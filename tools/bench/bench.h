@@ -201,6 +201,7 @@ struct workload {
 	workload_fn fn;
 	const char *what;
 	bool scales;  /* compare mode runs it with 1, 2 and 8 threads (else 1) */
+	bool warms;   /* --warmup makes untimed accesses before it */
 };
 
 /* The workloads, in the order they run and are listed; workloads.c checks

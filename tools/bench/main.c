@@ -61,7 +61,8 @@ static void usage(FILE *f)
 "                     make after the fill and before the timed phase, untimed\n"
 "                     and left out of the timed phase's figures, so that it\n"
 "                     finds RAM in its steady state rather than holding the\n"
-"                     fill's last pages (default: 0)\n"
+"                     fill's last pages (default: 0; refused when no chosen\n"
+"                     workload is one of the three)\n"
 "  --content MODE     what the pages hold besides the checked words (it decides\n"
 "                     how well they compress):\n"
 "                       heap    pointers, small integers and short words,\n"
@@ -450,6 +451,27 @@ int main(int argc, char **argv)
 			return rc;
 	}
 
+	if (o.warmup) {
+		/* A warm-up that no chosen workload makes is a mistake, not a
+		 * no-op to pass over in silence. */
+		char warmed[128] = "", chosen[256] = "";
+		bool any = false;
+		for (size_t i = 0; i < NWORKLOADS; i++) {
+			if (workloads[i].warms)
+				snprintf(warmed + strlen(warmed), sizeof warmed - strlen(warmed), "%s%s",
+					 *warmed ? ", " : "", workloads[i].name);
+			if (o.want[i]) {
+				any |= workloads[i].warms;
+				snprintf(chosen + strlen(chosen), sizeof chosen - strlen(chosen), "%s%s",
+					 *chosen ? ", " : "", workloads[i].name);
+			}
+		}
+		if (!any) {
+			fprintf(stderr, PROG ": --warmup %" PRIu64 ": no workload chosen (%s) is warmed up; it applies to "
+				"%s: add one of them to --workload, or leave --warmup out\n", o.warmup, chosen, warmed);
+			return 2;
+		}
+	}
 	if (no_kernel)
 		o.side[SIDE_KERNEL] = o.side[SIDE_ZSWAP] = false;
 	if (!o.redis)

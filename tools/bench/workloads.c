@@ -628,13 +628,13 @@ static int wl_scan_hot(const struct wl_ctx *c, struct wl_result *r)
 }
 
 const struct workload workloads[] = {
-	{ "first-touch", wl_first_touch, "write every page once, in order, into a fresh region", false },
-	{ "seq-read", wl_seq_read, "read every page in order (after an untimed fill)", false },
-	{ "seq-write", wl_seq_write, "rewrite every page in order with the next generation", false },
-	{ "rand-read", wl_rand_read, "read uniformly random pages", true },
-	{ "rand-rmw", wl_rand_rmw, "increment a counter in uniformly random pages", true },
-	{ "zipf", wl_zipf, "increment counters, 90% of accesses to a hashed 10% of pages", true },
-	{ "stride", wl_stride, "read every 16th page, 16 passes at offsets 0..15", false },
-	{ "scan-hot", wl_scan_hot, "random reads of a hot set of ram/8 between budget-long one-time scans", false },
+	{ "first-touch", wl_first_touch, "write every page once, in order, into a fresh region", false, false },
+	{ "seq-read", wl_seq_read, "read every page in order (after an untimed fill)", false, false },
+	{ "seq-write", wl_seq_write, "rewrite every page in order with the next generation", false, false },
+	{ "rand-read", wl_rand_read, "read uniformly random pages", true, true },
+	{ "rand-rmw", wl_rand_rmw, "increment a counter in uniformly random pages", true, true },
+	{ "zipf", wl_zipf, "increment counters, 90% of accesses to a hashed 10% of pages", true, true },
+	{ "stride", wl_stride, "read every 16th page, 16 passes at offsets 0..15", false, false },
+	{ "scan-hot", wl_scan_hot, "random reads of a hot set of ram/8 between budget-long one-time scans", false, false },
 };
 _Static_assert(sizeof workloads / sizeof workloads[0] == NWORKLOADS, "NWORKLOADS in bench.h counts workloads[]");
