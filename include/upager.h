@@ -243,7 +243,8 @@ struct upager_stats {
 	uint64_t pool_share_bytes;     /* the most the pool may hold now */
 	uint64_t pool_share_most;      /* the most it may ever hold (0: no pool) */
 	/* Also in 0.5: dirty pages sent to the store without a try, in
-	 * batches passed over while few of those tried compressed. */
+	 * batches passed over while few of those tried compressed, and in
+	 * runs of 16 or more neighbours leaving together. */
 	uint64_t pool_skips;
 	/* Also in 0.5: pages read from the pool and not written while in RAM
 	 * keep their object there, and go back to it for nothing. */

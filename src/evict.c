@@ -69,6 +69,7 @@ struct vict {
 	uint8_t copied;     /* could not move: copied to ev->copy, zapped in place */
 	uint8_t sync;       /* taken by a pass that writes a file mapping's changes, not an eviction */
 	uint8_t fclean;     /* a file's page, unchanged: zapped in place, not moved (zap_clean()) */
+	uint8_t in_run;     /* one of a long run of dirty neighbours: to the store untried (pool_pass()) */
 	uint8_t digested;   /* read back from its slot, not PF_WPCLEAN: the digests told
 			     * whether it was written (upg_wpc_count()) */
 	uint16_t zeroed;    /* zmask parts zeroed in what was moved out */
@@ -108,6 +109,10 @@ struct upg_evictor {
 	double w_tried, w_put;           /* pages tried, and taken */
 	uint64_t seen_tried, seen_put;   /* the counters when last looked at */
 	uint32_t batches;                /* batches passed over since one was tried */
+	/* Where the last run sent to the store untried ended (mark_runs()):
+	 * its region and the page after it. */
+	const struct upg_region *run_r;
+	uint64_t run_next;
 	bool full_logged;
 	uint32_t sync_failed;  /* K_FILE writes of this batch that failed */
 	/* The last batch of writes to the store (a write-back's or a
@@ -502,6 +507,43 @@ static bool pool_skip(struct upg_evictor *ev)
 	return true;
 }
 
+/* Dirty pages in runs of at least RUN_STORE neighbours go to the store
+ * untried: a program that wrote a stretch of memory and left it, as a
+ * stream does, is likely to read it back in order if at all, and the
+ * store's readahead reads a run back in one large read, where the pool
+ * would compress each page on its way out and decompress it on its way
+ * on to the store or back.  Measured (upager-bench compare, 1 GiB over
+ * 256 MiB, heap data), pool on over pool off before this: first touch
+ * 0.69, sequential write 0.63, sequential read 0.92.  A shorter run that
+ * begins where the last batch's run ended goes on with it: an evictor
+ * that keeps up takes a stream out in small batches.  Victims sorted by
+ * address (take_out()); each batch's in_run set afresh, false for those
+ * not in a run.  Marks them, returns how many.  Lock held. */
+#define RUN_STORE 16u
+static uint32_t mark_runs(struct upg_evictor *ev, uint32_t n)
+{
+	uint32_t marked = 0;
+	for (uint32_t i = 0; i < n;) {
+		uint32_t j = i + 1;
+		if (poolable(&ev->v[i]))
+			while (j < n && poolable(&ev->v[j]) && ev->v[j].r == ev->v[i].r &&
+			       ev->v[j].page == ev->v[j - 1].page + 1)
+				j++;
+		/* A short run that goes on from the last batch's is its tail. */
+		bool run = poolable(&ev->v[i]) &&
+			   (j - i >= RUN_STORE || (ev->v[i].r == ev->run_r && ev->v[i].page == ev->run_next));
+		for (uint32_t k = i; k < j; k++)
+			ev->v[k].in_run = run;
+		if (run) {
+			marked += j - i;
+			ev->run_r = ev->v[i].r;
+			ev->run_next = ev->v[j - 1].page + 1;
+		}
+		i = j;
+	}
+	return marked;
+}
+
 /* Dirty pages that compress to 3/4 of a page or less go to the pool
  * instead of the store.  Clean pages are dropped as before: their store
  * copy is good, readahead brings neighbours back in one large read, and
@@ -523,10 +565,11 @@ static void pool_pass(struct upg_evictor *ev, uint32_t n)
 	for (uint32_t i = 0; i < n; i++)
 		candidates += poolable(&ev->v[i]);
 	bool skip = candidates && pool_skip(ev);
-	if (skip)
-		up->c.pool_skips += candidates;
+	/* While store writes fail, runs too are offered to the pool. */
+	uint32_t in_runs = skip || ev->store_err ? 0 : mark_runs(ev, n);
+	up->c.pool_skips += skip ? candidates : in_runs;
 	pthread_mutex_unlock(&up->lock);
-	if (skip)
+	if (skip || in_runs == candidates)
 		return;
 	uint64_t leaving = 0;  /* pages of 4 KiB this batch takes out of RAM */
 	for (uint32_t i = 0; i < n; i++)
@@ -535,7 +578,7 @@ static void pool_pass(struct upg_evictor *ev, uint32_t n)
 			leaving += ev->v[i].r->psize / 4096;
 	for (uint32_t i = 0; i < n; i++) {
 		struct vict *v = &ev->v[i];
-		if (!poolable(v))
+		if (!poolable(v) || v->in_run)
 			continue;
 		/* Full: to the store, until spill() has made room. */
 		if (__atomic_load_n(&up->pool.bytes, __ATOMIC_RELAXED) >= __atomic_load_n(&up->pool_max, __ATOMIC_RELAXED))
