@@ -109,10 +109,11 @@ struct upg_evictor {
 	double w_tried, w_put;           /* pages tried, and taken */
 	uint64_t seen_tried, seen_put;   /* the counters when last looked at */
 	uint32_t batches;                /* batches passed over since one was tried */
-	/* Where the last run sent to the store untried ended (mark_runs()):
-	 * its region and the page after it. */
+	/* The last batch's last run of dirty neighbours (mark_runs()): its
+	 * region, the page after it, and its length with the runs it went on
+	 * from. */
 	const struct upg_region *run_r;
-	uint64_t run_next;
+	uint64_t run_next, run_len;
 	bool full_logged;
 	uint32_t sync_failed;  /* K_FILE writes of this batch that failed */
 	/* The last batch of writes to the store (a write-back's or a
@@ -514,31 +515,33 @@ static bool pool_skip(struct upg_evictor *ev)
  * would compress each page on its way out and decompress it on its way
  * on to the store or back.  Measured (upager-bench compare, 1 GiB over
  * 256 MiB, heap data), pool on over pool off before this: first touch
- * 0.69, sequential write 0.63, sequential read 0.92.  A shorter run that
- * begins where the last batch's run ended goes on with it: an evictor
- * that keeps up takes a stream out in small batches.  Victims sorted by
- * address (take_out()); each batch's in_run set afresh, false for those
- * not in a run.  Marks them, returns how many.  Lock held. */
+ * 0.69, sequential write 0.63, sequential read 0.92.  A run that begins
+ * where the last batch's last run ended goes on with it, its length
+ * added: an evictor that keeps up takes a stream out in small batches.
+ * Victims sorted by address (take_out()); each batch's in_run set
+ * afresh, false for those not in a run.  Marks them, returns how many.
+ * Lock held. */
 #define RUN_STORE 16u
 static uint32_t mark_runs(struct upg_evictor *ev, uint32_t n)
 {
 	uint32_t marked = 0;
 	for (uint32_t i = 0; i < n;) {
 		uint32_t j = i + 1;
-		if (poolable(&ev->v[i]))
-			while (j < n && poolable(&ev->v[j]) && ev->v[j].r == ev->v[i].r &&
-			       ev->v[j].page == ev->v[j - 1].page + 1)
-				j++;
-		/* A short run that goes on from the last batch's is its tail. */
-		bool run = poolable(&ev->v[i]) &&
-			   (j - i >= RUN_STORE || (ev->v[i].r == ev->run_r && ev->v[i].page == ev->run_next));
-		for (uint32_t k = i; k < j; k++)
-			ev->v[k].in_run = run;
-		if (run) {
-			marked += j - i;
-			ev->run_r = ev->v[i].r;
-			ev->run_next = ev->v[j - 1].page + 1;
+		if (!poolable(&ev->v[i])) {
+			i = j;
+			continue;
 		}
+		while (j < n && poolable(&ev->v[j]) && ev->v[j].r == ev->v[i].r && ev->v[j].page == ev->v[j - 1].page + 1)
+			j++;
+		uint64_t len = j - i;
+		if (ev->v[i].r == ev->run_r && ev->v[i].page == ev->run_next)
+			len += ev->run_len;
+		for (uint32_t k = i; k < j; k++)
+			ev->v[k].in_run = len >= RUN_STORE;
+		marked += len >= RUN_STORE ? j - i : 0;
+		ev->run_r = ev->v[i].r;
+		ev->run_next = ev->v[j - 1].page + 1;
+		ev->run_len = len;
 		i = j;
 	}
 	return marked;
@@ -559,17 +562,18 @@ static void pool_pass(struct upg_evictor *ev, uint32_t n)
 	pthread_mutex_lock(&up->lock);
 	if (up->pool_unowned)
 		upg_pool_own(up, up->pool.bytes);
+	/* While store writes fail, or the store cannot grow, runs too are
+	 * offered to the pool. */
+	uint32_t in_runs = ev->store_err || up->store.grow_failed ? 0 : mark_runs(ev, n);
 	/* Only a batch with pages to try counts, so the one tried in
 	 * SKIP_EVERY always has some. */
 	uint32_t candidates = 0;
 	for (uint32_t i = 0; i < n; i++)
-		candidates += poolable(&ev->v[i]);
+		candidates += poolable(&ev->v[i]) && !ev->v[i].in_run;
 	bool skip = candidates && pool_skip(ev);
-	/* While store writes fail, runs too are offered to the pool. */
-	uint32_t in_runs = skip || ev->store_err ? 0 : mark_runs(ev, n);
-	up->c.pool_skips += skip ? candidates : in_runs;
+	up->c.pool_skips += in_runs + (skip ? candidates : 0);
 	pthread_mutex_unlock(&up->lock);
-	if (skip || in_runs == candidates)
+	if (skip || !candidates)
 		return;
 	uint64_t leaving = 0;  /* pages of 4 KiB this batch takes out of RAM */
 	for (uint32_t i = 0; i < n; i++)

@@ -71,7 +71,7 @@ struct upg_counters {
 	uint64_t integrity_errors, poisoned;
 	uint64_t polls, poll_hits, poll_cpu_ns;  /* handlers' completion polling (atomic adds) */
 	uint64_t pool_hits, pool_puts, pool_rejects, pool_writebacks, pool_drops, pool_full, pool_repools;
-	uint64_t pool_skips;     /* dirty pages of batches sent past the pool (pool_skip()) */
+	uint64_t pool_skips;     /* dirty pages sent past the pool: in batches (pool_skip()) or runs (mark_runs()) */
 	uint64_t refill_ns;  /* the time of the faults served by a store or pool read */
 	uint64_t zero_fill_bytes;
 	uint64_t takeout_calls, takeout_pages, takeout_alone;  /* the evictor's take-outs (atomic adds) */
