@@ -74,8 +74,17 @@ static struct outcome run(enum shape s, uint64_t budget)
 	char *base;
 	ck_assert_int_eq(upager_map(up, PAGES * 4096, NULL, (void **)&base), 0);
 	uint32_t *gen = calloc(PAGES, sizeof *gen);
-	for (uint64_t pg = 0; pg < PAGES; pg++)
+	/* The fill in a scattered order, so that its pages leave one by one
+	 * and the pool starts as it would under the accesses that follow.
+	 * Filled in order, they leave in runs, which go to the store untried,
+	 * and the run at the budget ends with its pool at the top of its
+	 * share: the forecast then grows the pool with the budget, where the
+	 * real runs' pool stays near 4.5 MiB, and it over-predicts uniform at
+	 * 2x by 16 to 19.5% (README, known limits). */
+	for (uint64_t k = 0; k < PAGES; k++) {
+		uint64_t pg = k * 7919 % PAGES;
 		upg_t_fill(base + pg * 4096, 4096, pg, gen[pg] = 1);
+	}
 	uint64_t rng = 42, accesses = upg_t_scale((s == SKEWED ? 48 : 12) * PAGES);
 	for (uint64_t i = 0; i < accesses; i++) {
 		uint64_t pg = next_page(s, &rng);
