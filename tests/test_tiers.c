@@ -37,7 +37,11 @@ static upager_t *up;
 static char *base;
 static uint32_t gen[NPAGES];
 
-static void open_fill(const char *compress, int random)
+/* Open with the pool (compress) and fill every page: in order, or in a
+ * scattered order, so that the fill's pages leave one by one and are
+ * offered to the pool (runs of neighbours go to the store untried:
+ * test_runs). */
+static void open_fill(const char *compress, int random, int in_order)
 {
 	upg_t_data_random(random);
 	struct upager_config cfg;
@@ -49,11 +53,8 @@ static void open_fill(const char *compress, int random)
 	void *m;
 	ck_assert_int_eq(upager_map(up, NPAGES * PS, NULL, &m), 0);
 	base = m;
-	/* In a scattered order, so that the fill's pages leave one by one and
-	 * are offered to the pool: runs of neighbours go to the store untried
-	 * (test_runs). */
 	for (uint64_t k = 0; k < NPAGES; k++) {
-		uint64_t i = k * 7919 % NPAGES;
+		uint64_t i = in_order ? k : k * 7919 % NPAGES;
 		gen[i] = 1;
 		upg_t_fill(base + i * PS, PS, i, 1);
 	}
@@ -108,7 +109,7 @@ static void print(const char *what, const struct upager_stats *st)
 
 static void compressible(const char *compress)
 {
-	open_fill(compress, 0);
+	open_fill(compress, 0, 0);
 	ck_assert_uint_eq(run_threads(), 0);
 	struct upager_stats st;
 	stats(&st);
@@ -143,7 +144,7 @@ END_TEST
  * off. */
 START_TEST(test_incompressible)
 {
-	open_fill("lz4", 1);
+	open_fill("lz4", 1, 0);
 	ck_assert_uint_eq(run_threads(), 0);
 	struct upager_stats st;
 	stats(&st);
@@ -167,7 +168,7 @@ END_TEST
  * clean, and go through the pool and out of it without a write. */
 START_TEST(test_clean)
 {
-	open_fill("lz4", 0);
+	open_fill("lz4", 0, 0);
 	uint64_t bad = check_all();
 	struct upager_stats a, b;
 	stats(&a);
@@ -193,7 +194,7 @@ END_TEST
  * page checked after each pass. */
 START_TEST(test_repool)
 {
-	open_fill("lz4", 0);
+	open_fill("lz4", 0, 0);
 	uint64_t bad = 0;
 	struct upager_stats a, b, c;
 	stats(&a);
@@ -232,19 +233,7 @@ END_TEST
  * Every page checked after each pass. */
 START_TEST(test_runs)
 {
-	upg_t_data_random(0);
-	struct upager_config cfg;
-	upager_config_init(&cfg);
-	cfg.ram_budget = BUDGET;
-	cfg.compress = "lz4";
-	up = upg_t_open_config(&cfg);
-	void *m;
-	ck_assert_int_eq(upager_map(up, NPAGES * PS, NULL, &m), 0);
-	base = m;
-	for (uint64_t i = 0; i < NPAGES; i++) {
-		gen[i] = 1;
-		upg_t_fill(base + i * PS, PS, i, 1);
-	}
+	open_fill("lz4", 0, 1);
 	uint64_t bad = 0;
 	for (uint64_t i = 0; i < NPAGES; i++) {  /* rewritten in order */
 		bad += upg_t_check(base + i * PS, PS, i, gen[i]) != 0;
@@ -285,7 +274,7 @@ END_TEST
  * share falls, and the pool spills down to it. */
 START_TEST(test_share_follows)
 {
-	open_fill("lz4", 0);
+	open_fill("lz4", 0, 0);
 	struct upager_stats a, b;
 	stats(&a);
 	ck_assert_uint_gt(a.pool_share_most, BUDGET / 2 - BUDGET / 100);  /* the default 50%, rounded */
