@@ -245,6 +245,19 @@ int upg_t_count_dir(const char *path)
 	return n;
 }
 
+int upg_t_count_fds(void)
+{
+	int best = -1;
+	for (int i = 0; i < 5; i++) {
+		if (i)
+			usleep(2000);
+		int n = upg_t_count_dir("/proc/self/fd");
+		if (n >= 0 && (best < 0 || n < best))
+			best = n;
+	}
+	return best < 0 ? -1 : best - 1;
+}
+
 int upg_t_store_fd(pid_t pid, const char *dir, int *count)
 {
 	char fds[64];

@@ -46,6 +46,11 @@ __attribute__((noreturn)) void upg_t_child_return(int wfd, const void *res, size
 /* Entries of a directory, without "." and ".."; -1 when it cannot be read.
  * With "/proc/self/fd" it counts open descriptors (plus the one reading it). */
 int upg_t_count_dir(const char *path);
+/* This process's open descriptors, less the one reading them: the fewest
+ * of several counts 2 ms apart.  An open runtime's evictor opens
+ * /proc/self/stat for a moment now and then (src/stall.c), so one count can
+ * catch a descriptor that is no leak; a leaked one is in every count. */
+int upg_t_count_fds(void);
 
 /* A descriptor of process pid open on a file under dir (the store: its
  * target reads "dir/... (deleted)"), or -1; *count (if not NULL) gets how

@@ -83,7 +83,7 @@ START_TEST(open_close_cycles)
 #endif
 	static const char *policies[] = { "s3fifo", "clock", "fifo" };
 	const uint64_t budget = 512 << 10, bytes = budget * 4, npages = bytes / PSIZE;
-	int fds0 = upg_t_count_dir("/proc/self/fd");
+	int fds0 = upg_t_count_fds();
 	int tasks0 = upg_t_tasks_settle(1);
 #if !defined(__SANITIZE_THREAD__)
 	ck_assert_int_eq(tasks0, 1);  /* (ThreadSanitizer runs a thread of its own) */
@@ -114,7 +114,7 @@ START_TEST(open_close_cycles)
 		if (i % 2)
 			ck_assert_int_eq(upager_unmap(up, mem), 0);  /* else upager_close releases it */
 		ck_assert_int_eq(upager_close(up), 0);
-		int fds = upg_t_count_dir("/proc/self/fd");
+		int fds = upg_t_count_fds();
 		ck_assert_msg(fds == fds0, "cycle %d: %d descriptors open, %d before", i, fds, fds0);
 		int tasks = upg_t_tasks_settle(tasks0);
 		char names[512];
@@ -131,7 +131,7 @@ END_TEST
 /* Opens that fail part of the way leave nothing behind either. */
 START_TEST(failed_opens)
 {
-	int fds0 = upg_t_count_dir("/proc/self/fd");
+	int fds0 = upg_t_count_fds();
 	int tasks0 = upg_t_tasks_settle(1);
 	struct stat sb;
 	int have_shm = !stat("/dev/shm", &sb) && S_ISDIR(sb.st_mode);
@@ -152,7 +152,7 @@ START_TEST(failed_opens)
 		ck_assert_int_eq(upager_open(&cfg, &up, err, sizeof err), -EINVAL);
 		ck_assert_ptr_null(up);
 	}
-	ck_assert_int_eq(upg_t_count_dir("/proc/self/fd"), fds0);
+	ck_assert_int_eq(upg_t_count_fds(), fds0);
 	ck_assert_int_eq(upg_t_tasks_settle(tasks0), tasks0);
 }
 END_TEST
@@ -172,7 +172,7 @@ START_TEST(map_unmap_cycles)
 {
 	make_store_dir();
 	upager_t *up = open_in_dir(512 << 10, 1, NULL);
-	int fds0 = upg_t_count_dir("/proc/self/fd");
+	int fds0 = upg_t_count_fds();
 	int tasks0 = own_threads();
 	const uint64_t bytes = 1 << 20, npages = bytes / PSIZE;
 	int cycles = (int)upg_t_scale(60);
@@ -197,7 +197,7 @@ START_TEST(map_unmap_cycles)
 			      (unsigned long long)st.store_slots_used);
 		ck_assert_uint_gt(st.writebacks, 0);
 	}
-	ck_assert_int_eq(upg_t_count_dir("/proc/self/fd"), fds0);
+	ck_assert_int_eq(upg_t_count_fds(), fds0);
 	ck_assert_int_eq(own_threads(), tasks0);
 	ck_assert_int_eq(upager_close(up), 0);
 	remove_store_dir();

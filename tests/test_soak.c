@@ -435,11 +435,11 @@ static void run_epoch(uint64_t *seed, double until, int epoch, int fds0, int thr
 	ck_assert_uint_eq(st.resident_bytes, 0);
 	ck_assert_msg(st.store_slots_used == 0, "%llu store blocks still used with no region left "
 		      "(%d descriptors open, %d before the epoch)", (unsigned long long)st.store_slots_used,
-		      upg_t_count_dir("/proc/self/fd"), fds0);
+		      upg_t_count_fds(), fds0);
 	ck_assert_uint_eq(st.regions, 0);
 	ck_assert_int_eq(upager_close(up), 0);
 	up = NULL;
-	ck_assert_int_eq(upg_t_count_dir("/proc/self/fd"), fds0);
+	ck_assert_int_eq(upg_t_count_fds(), fds0);
 	int th = own_threads();
 	for (int i = 0; i < 500 && th != threads0; i++) {
 		usleep(10000);
@@ -454,7 +454,7 @@ START_TEST(soak)
 	uint64_t seed = upg_t_env_u64("UPG_SOAK_SEED", 1);
 	printf("soak: %llu s from seed %llu (UPG_SOAK_SECONDS, UPG_SOAK_SEED)\n", (unsigned long long)seconds,
 	       (unsigned long long)seed);
-	int fds0 = upg_t_count_dir("/proc/self/fd");
+	int fds0 = upg_t_count_fds();
 	int threads0 = own_threads();
 	double start = now_s(), end = start + (double)seconds;
 	int epoch = 0;
