@@ -167,9 +167,10 @@ sys.exit(1 if errs else 0)
 PY
 
 # Random data: LZ4 gains nothing, the pool refuses every page, and the data
-# still verifies with the pool on and off.
+# still verifies with the pool on and off, in each of three runs a side
+# (--repeat: the row is the run of median rate, its range beside it).
 "$bench" compare --quick --ram 16M --data 64M --workload rand-rmw --threads 1 --sides upager,upager-nopool \
-	--content random --no-device --json "$work/r.json" --quiet >"$work/rout" 2>"$work/rerr"
+	--content random --no-device --repeat 3 --json "$work/r.json" --quiet >"$work/rout" 2>"$work/rerr"
 rc=$?
 [ $rc -eq 0 ] || { bad "--content random: exit status $rc"; tail -5 "$work/rerr"; }
 python3 - "$work/r.json" <<'PY' || fail=1
@@ -191,6 +192,12 @@ for r in c["results"]:
         errs.append(f"random data: the pool took {u['pool_puts']} pages and refused {u['pool_rejects']}")
     if r["ratio_nopool"] is None or not r["ratio_nopool"] > 0:
         errs.append(f"ratio_nopool {r['ratio_nopool']}")
+    for k, s in (("upager", u), ("upager_nopool", n)):
+        runs, lo, hi = r.get(k + "_runs"), r.get(k + "_rate_min"), r.get(k + "_rate_max")
+        if runs != 3 or lo is None or not lo - 0.1 <= s["accesses_per_s"] <= hi + 0.1:
+            errs.append(f"--repeat 3, {k}: {runs} runs, rate {s['accesses_per_s']} against {lo} to {hi}")
+if c["config"].get("repeat") != 3:
+    errs.append(f"config repeat {c['config'].get('repeat')}")
 x = [t for t in c["targets"] if t["target"].startswith("tiers: random data")]
 if len(x) != 1 or x[0]["met"] is None:
     errs.append(f"random-data target not measured: {x}")
@@ -321,6 +328,8 @@ refused() { # option value
 refused --threads 0
 refused --content bogus
 refused --sides kernel,bogus
+refused --repeat 0
+refused --repeat 10
 
 [ $fail -eq 0 ] && echo "bench: OK"
 exit $fail

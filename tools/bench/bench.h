@@ -297,6 +297,7 @@ struct opts {
 	bool forecast;             /* --forecast: check the forecast against runs at 1.5x and 2x */
 	/* compare mode */
 	bool compare, quick, no_device;
+	unsigned repeat;           /* --repeat: runs of each side per row, the median shown */
 	bool side[NSIDES];         /* --sides (--no-kernel drops both kernel sides) */
 	const char *redis;         /* --redis: the Redis store of the "upager on redis" side */
 	const char *plot;
@@ -491,6 +492,11 @@ struct side_run {
 	double life_cpu_s;       /* kernel sides: the child's CPU over its life, fill and verify included */
 	uint64_t *lat;           /* sorted faulting-access latencies, ns */
 	size_t nlat;
+	/* --repeat: r is the run of median acc/s among reps that ran; the
+	 * lowest and highest acc/s of them; wrong words over all of them. */
+	unsigned reps;
+	double rate_lo, rate_hi;
+	uint64_t bad_all;
 };
 
 /* One workload and thread count, every side. */

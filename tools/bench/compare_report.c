@@ -99,9 +99,12 @@ void print_trial(FILE *out, const struct trial *t, const struct opts *o, const s
 				 c == CHARGE_NO && zs->fit_percent ? " outside the cgroup, inside the budget" :
 				 c == CHARGE_NO ? " outside the cgroup: extra RAM" : c == CHARGE_YES ? " charged to the cgroup" : "");
 		}
+		if (sr->reps > 1)
+			snprintf(note + strlen(note), sizeof note - strlen(note), "  median of %u: %.0f to %.0f", sr->reps,
+				 sr->rate_lo, sr->rate_hi);
 		fprintf(out, "%-11s %3u %-17s %10s %6s %8s %8s %8s %8s %8s %8s %6s %8s %8s %6s%s%s\n", t->wl->name,
 			t->threads, sides[sd].label, acc, xk, p50, p99, cpu, thr, poll, ev, alone, maj, hit, px, note,
-			r->bad_words ? "  DATA ERRORS" : "");
+			sr->bad_all || r->bad_words ? "  DATA ERRORS" : "");
 	}
 	fflush(out);
 }
@@ -534,9 +537,9 @@ int write_compare_json(FILE *f, const char *path, const struct trial *ts, size_t
 	json_string(f, cfg->policy);
 	fprintf(f, ", \"handler_threads\": %u, \"readahead_max\": %u, \"fault_around\": %u, \"io_depth\": %u"
 		", \"accesses\": %" PRIu64 ", \"warmup\": %" PRIu64 ", \"seed\": %" PRIu64
-		", \"sample_every\": %u, \"quick\": %s",
+		", \"sample_every\": %u, \"quick\": %s, \"repeat\": %u",
 		cfg->handler_threads, cfg->readahead_max, cfg->fault_around, cfg->io_depth, o->accesses, o->warmup,
-		o->seed, SAMPLE_EVERY, o->quick ? "true" : "false");
+		o->seed, SAMPLE_EVERY, o->quick ? "true" : "false", o->repeat ? o->repeat : 1);
 	fprintf(f, ", \"compress\": ");
 	json_string(f, cfg->compress ? cfg->compress : "lz4");
 	fprintf(f, ", \"compress_pool\": %u, \"sides\": [", cfg->compress_pool ? cfg->compress_pool : 50);
@@ -600,6 +603,11 @@ int write_compare_json(FILE *f, const char *path, const struct trial *ts, size_t
 				fprintf(f, "{\"why\": ");
 				json_string(f, sr->why);
 				fputc('}', f);
+			}
+			if (sr->ok && sr->reps > 1) {
+				/* The row above is the run of median rate. */
+				fprintf(f, ",\n     \"%s_runs\": %u, \"%s_rate_min\": %.1f, \"%s_rate_max\": %.1f",
+					sides[sd].key, sr->reps, sides[sd].key, sr->rate_lo, sides[sd].key, sr->rate_hi);
 			}
 			if (sides[sd].kernel) {
 				fprintf(f, ",\n     \"%s_child_cpu_s\": ", sides[sd].key);

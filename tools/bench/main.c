@@ -17,7 +17,7 @@ static void usage(FILE *f)
 "                    [--forecast]\n"
 "       " PROG " compare [--quick] [--ram SIZE] [--data SIZE] [--threads N[,N...]]\n"
 "                    [--workload NAME[,NAME...]] [--accesses N] [--warmup N]\n"
-"                    [--content MODE]\n"
+"                    [--content MODE] [--repeat N]\n"
 "                    [--sides SIDE[,SIDE...]] [--zswap-page-cluster N]\n"
 "                    [--zswap-pool inside|outside] [--plot DIR]\n"
 "                    [--csv FILE] [--json FILE] [--no-kernel] [--no-device]\n"
@@ -134,6 +134,11 @@ ZSWAP_COMPRESSOR ", its other parameters as found) is on for the zswap side's ru
 "                     go compressed unless the URL says compress=off): URL\n"
 "                     as in UPAGER_STORE, such as redis://127.0.0.1:6379\n"
 "  --no-kernel        run upager alone (--sides upager,upager-nopool)\n"
+"  --repeat N         run every side N times a row (1 to 9, default 1), the\n"
+"                     sides in a turned order each round, and show the run of\n"
+"                     median acc/s with the lowest and highest beside it; the\n"
+"                     ratios and targets use the medians (a noisy machine\n"
+"                     moves one run's rate by 10%% or more)\n"
 "  --zswap-page-cluster N  vm.page-cluster for the zswap side's runs (default\n"
 "                     0: no swap readahead, as for zram; with the kernel's 3,\n"
 "                     readahead from zswap got random runs OOM-killed in a v1\n"
@@ -279,7 +284,7 @@ int main(int argc, char **argv)
 {
 	struct upager_config cfg;
 	char err[512];
-	struct opts o = { .seed = 1, .threads = { 1 }, .nthreads = 1, .content = CONTENT_HEAP };
+	struct opts o = { .seed = 1, .threads = { 1 }, .nthreads = 1, .content = CONTENT_HEAP, .repeat = 1 };
 	int rc0;
 	for (size_t i = 0; i < NWORKLOADS; i++)
 		o.want[i] = true;
@@ -348,7 +353,7 @@ int main(int argc, char **argv)
 		static const char *const with_value[] = { "--ram", "--data", "--threads", "--page", "--policy",
 							  "--workload", "--accesses", "--warmup", "--content", "--seed", "--csv", "--json",
 							  "--plot", "--device-size", "--swap-size", "--sides",
-							  "--zswap-page-cluster", "--zswap-pool", "--redis" };
+							  "--zswap-page-cluster", "--zswap-pool", "--redis", "--repeat" };
 		bool known = false;
 		for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
 			known |= !strcmp(name, with_value[k]);
@@ -359,7 +364,7 @@ int main(int argc, char **argv)
 		if (!o.compare && (!strcmp(name, "--plot") || !strcmp(name, "--device-size") ||
 				   !strcmp(name, "--swap-size") || !strcmp(name, "--sides") ||
 				   !strcmp(name, "--zswap-page-cluster") || !strcmp(name, "--zswap-pool") ||
-				   !strcmp(name, "--redis"))) {
+				   !strcmp(name, "--redis") || !strcmp(name, "--repeat"))) {
 			fprintf(stderr, PROG ": %s belongs to compare mode: " PROG " compare %s ...\n", name, name);
 			return 2;
 		}
@@ -415,6 +420,13 @@ int main(int argc, char **argv)
 			if (!*val || *end || v > 10)
 				rc = bad_arg(name, val, "a whole number from 0 to 10 (readahead of 2^N pages)");
 			o.zswap_page_cluster = (unsigned)v;
+		} else if (!strcmp(name, "--repeat")) {
+			char *end;
+			unsigned long v = strtoul(val, &end, 10);
+			if (!*val || *end || *val == '-' || v < 1 || v > 9)
+				rc = bad_arg(name, val, "a whole number of runs from 1 to 9, such as 3 (odd, so that one "
+					     "run is the median)");
+			o.repeat = (unsigned)v;
 		} else if (!strcmp(name, "--zswap-pool")) {
 			if (strcmp(val, "inside") && strcmp(val, "outside"))
 				rc = bad_arg(name, val, "inside (in the budget) or outside (beyond it, as the kernel "
