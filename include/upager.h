@@ -220,7 +220,8 @@ struct upager_stats {
 	uint64_t poll_cpu_ns;      /* CPU time the handlers spent polling (device wait, not work) */
 	/* Added in 0.4: the compressed pool (UPAGER_COMPRESS). */
 	uint64_t pool_bytes;       /* RAM it holds now (counted in resident_bytes) */
-	uint64_t pool_pages;       /* pages it holds now */
+	uint64_t pool_pages;       /* pages it holds now, compressed copies of pages read back
+				    * from it and still unwritten in RAM included */
 	uint64_t pool_hits;        /* faults served from it (not counted in store_reads) */
 	uint64_t pool_puts;        /* evicted pages it took */
 	uint64_t pool_rejects;     /* evicted pages that compressed too poorly, sent to the store */

@@ -100,6 +100,11 @@ uint64_t upg_t_skewed(uint64_t *state, uint64_t n)
 	return upg_t_rand(state) % n;
 }
 
+uint64_t upg_t_scatter(uint64_t k, uint64_t n)
+{
+	return k * 7919 % n;
+}
+
 uint64_t upg_t_scale(uint64_t n)
 {
 	const char *q = getenv("UPG_TEST_QUICK");

@@ -27,6 +27,11 @@ int upg_t_is_zero(const void *p, size_t len);
 uint64_t upg_t_rand(uint64_t *state);
 /* Zipf-like: 90% of draws land in the first 10% of [0, n). */
 uint64_t upg_t_skewed(uint64_t *state, uint64_t n);
+/* The kth page of a scattered order over n pages, each once as k runs from
+ * 0 to n - 1 (n not a multiple of 7919): neighbours in k are 7919 pages
+ * apart, so that pages filled in this order leave RAM one by one, not in
+ * runs of neighbours. */
+uint64_t upg_t_scatter(uint64_t k, uint64_t n);
 
 /* Scale a count down under sanitizers or when UPG_TEST_QUICK is set. */
 uint64_t upg_t_scale(uint64_t n);

@@ -111,10 +111,13 @@ check perl 96M perl -e 'my %h; for my $i (1 .. 500000) { $h{"k$i"} = "v" x ($i %
 # also run 600k lines (about 70 MiB) under two thirds of it, which thrashes
 # for minutes, and a hash of 800k numbers.
 hash='{ a[$1] = $0 } END { n = 0; s = 0; for (k in a) { n++; s += length(a[k]) } print n, s }'
-awk 'BEGIN { srand(11); for (i = 0; i < 300000; i++) printf "%08d row %d of the table\n", int(rand() * 1e8), i }' >"$work/text.txt"
+text_lines() { # N FILE
+	awk -v n="$1" 'BEGIN { srand(11); for (i = 0; i < n; i++) printf "%08d row %d of the table\n", int(rand() * 1e8), i }' >"$2"
+}
+text_lines 300000 "$work/text.txt"
 want_pool=1 check mawk-pool 36M mawk "$hash" "$work/text.txt"
 if [ "${UPG_PROGRAMS_LONG:-0}" = 1 ]; then
-	awk 'BEGIN { srand(11); for (i = 0; i < 600000; i++) printf "%08d row %d of the table\n", int(rand() * 1e8), i }' >"$work/text2.txt"
+	text_lines 600000 "$work/text2.txt"
 	want_pool=1 check mawk-pool-big 56M mawk "$hash" "$work/text2.txt"
 	check mawk 48M mawk 'BEGIN { for (i = 0; i < 800000; i++) a["k" i] = i * 3; s = 0; n = 0; for (k in a) { s += a[k]; n++ } print n, s }'
 fi

@@ -82,7 +82,7 @@ static struct outcome run(enum shape s, uint64_t budget)
 	 * real runs' pool stays near 4.5 MiB, and it over-predicts uniform at
 	 * 2x by 16 to 19.5% (README, known limits). */
 	for (uint64_t k = 0; k < PAGES; k++) {
-		uint64_t pg = k * 7919 % PAGES;
+		uint64_t pg = upg_t_scatter(k, PAGES);
 		upg_t_fill(base + pg * 4096, 4096, pg, gen[pg] = 1);
 	}
 	uint64_t rng = 42, accesses = upg_t_scale((s == SKEWED ? 48 : 12) * PAGES);

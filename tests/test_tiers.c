@@ -54,7 +54,7 @@ static void open_fill(const char *compress, int random, int in_order)
 	ck_assert_int_eq(upager_map(up, NPAGES * PS, NULL, &m), 0);
 	base = m;
 	for (uint64_t k = 0; k < NPAGES; k++) {
-		uint64_t i = in_order ? k : k * 7919 % NPAGES;
+		uint64_t i = in_order ? k : upg_t_scatter(k, NPAGES);
 		gen[i] = 1;
 		upg_t_fill(base + i * PS, PS, i, 1);
 	}
