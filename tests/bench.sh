@@ -194,8 +194,8 @@ for r in c["results"]:
         errs.append(f"ratio_nopool {r['ratio_nopool']}")
     for k, s in (("upager", u), ("upager_nopool", n)):
         runs, lo, hi = r.get(k + "_runs"), r.get(k + "_rate_min"), r.get(k + "_rate_max")
-        if runs != 3 or lo is None or not lo - 0.1 <= s["accesses_per_s"] <= hi + 0.1:
-            errs.append(f"--repeat 3, {k}: {runs} runs, rate {s['accesses_per_s']} against {lo} to {hi}")
+        if runs != 3 or r.get(k + "_failed") != 0 or lo is None or not lo - 0.1 <= s["accesses_per_s"] <= hi + 0.1:
+            errs.append(f"--repeat 3, {k}: {runs} runs ({r.get(k + '_failed')} failed), rate {s['accesses_per_s']} against {lo} to {hi}")
 if c["config"].get("repeat") != 3:
     errs.append(f"config repeat {c['config'].get('repeat')}")
 x = [t for t in c["targets"] if t["target"].startswith("tiers: random data")]

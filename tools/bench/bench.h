@@ -298,6 +298,7 @@ struct opts {
 	/* compare mode */
 	bool compare, quick, no_device;
 	unsigned repeat;           /* --repeat: runs of each side per row, the median shown */
+#define MAX_REPEAT 9
 	bool side[NSIDES];         /* --sides (--no-kernel drops both kernel sides) */
 	const char *redis;         /* --redis: the Redis store of the "upager on redis" side */
 	const char *plot;
@@ -492,11 +493,11 @@ struct side_run {
 	double life_cpu_s;       /* kernel sides: the child's CPU over its life, fill and verify included */
 	uint64_t *lat;           /* sorted faulting-access latencies, ns */
 	size_t nlat;
-	/* --repeat: r is the run of median acc/s among reps that ran; the
-	 * lowest and highest acc/s of them; wrong words over all of them. */
-	unsigned reps;
+	/* --repeat: r is the run of median acc/s among the reps that ran
+	 * (its bad_words summed over all of them), with their lowest and
+	 * highest acc/s; fails: runs of this side that failed. */
+	unsigned reps, fails;
 	double rate_lo, rate_hi;
-	uint64_t bad_all;
 };
 
 /* One workload and thread count, every side. */

@@ -467,14 +467,18 @@ static int by_rate(const void *a, const void *b)
 }
 
 /* Every side asked for of trial t, o->repeat times: round k starts k
- * sides further on, so that no side always runs first or last.  Each side keeps its run of median acc/s (the lower of the middle
- * two when an even number ran), with the range and every run's wrong
- * words.  False when the upager runtime failed. */
+ * sides further on, so that no side always runs first or last.  Each side
+ * keeps its run of median acc/s among those that succeeded (the lower of
+ * the middle two for an even count), with their range, the failed runs'
+ * count, and every run's wrong words summed into the kept run's row.
+ * False when the upager runtime failed. */
 static bool run_rounds(struct trial *t, const struct opts *o, struct kernel_side *ks, struct zswap *zs,
 		       struct backend *be_pool, struct backend *be_nopool, struct backend *be_redis)
 {
-	struct side_run runs[NSIDES][9];
+	struct side_run runs[NSIDES][MAX_REPEAT];
 	unsigned nrun[NSIDES] = { 0 }, reps = o->repeat ? o->repeat : 1, nasked = 0;
+	if (reps > MAX_REPEAT)
+		reps = MAX_REPEAT;
 	enum side asked[NSIDES];
 	bool failed = false;
 	memset(runs, 0, sizeof runs);
@@ -508,9 +512,10 @@ static bool run_rounds(struct trial *t, const struct opts *o, struct kernel_side
 		if (ok) {
 			pick = &rs[(ok - 1) / 2];
 			pick->reps = ok;
+			pick->fails = n - ok;
 			pick->rate_lo = rs[0].r.accesses_per_s;
 			pick->rate_hi = rs[ok - 1].r.accesses_per_s;
-			pick->bad_all = bad;
+			pick->r.bad_words = bad;
 		} else if (n) {
 			pick = &rs[0];  /* not run: its reason */
 		}
@@ -641,11 +646,11 @@ int compare_main(const struct upager_config *cfg, const struct opts *o, FILE *cs
 			print_trial(stdout, t, o, &ks, &zs);
 			for (int sd = 0; sd < NSIDES; sd++) {
 				const struct side_run *r = &t->s[sd];
-				if (r->ok && r->bad_all) {
+				if (r->ok && r->r.bad_words) {
 					data_ok = false;
 					fprintf(stderr, PROG ": VERIFICATION FAILED on the %s side: %s with %u thread%s: %"
 						PRIu64 " wrong words\n", sides[sd].label, t->wl->name, t->threads,
-						t->threads == 1 ? "" : "s", r->bad_all);
+						t->threads == 1 ? "" : "s", r->r.bad_words);
 				}
 			}
 		}

@@ -90,7 +90,7 @@ void print_trial(FILE *out, const struct trial *t, const struct opts *o, const s
 		snprintf(maj, sizeof maj, "%" PRIu64, r->store_reads);
 		fmt_figure(hit, sizeof hit, r->pool_hit_share, "%.2f");
 		fmt_figure(px, sizeof px, r->pool_ratio, "%.2f");
-		char note[120] = "";
+		char note[200] = "";
 		if (sd == SIDE_ZSWAP && r->pool_bytes) {
 			char pool[32];
 			human_size(r->pool_bytes, pool, sizeof pool);
@@ -102,9 +102,12 @@ void print_trial(FILE *out, const struct trial *t, const struct opts *o, const s
 		if (sr->reps > 1)
 			snprintf(note + strlen(note), sizeof note - strlen(note), "  median of %u: %.0f to %.0f", sr->reps,
 				 sr->rate_lo, sr->rate_hi);
+		if (sr->fails)
+			snprintf(note + strlen(note), sizeof note - strlen(note), "  (%u run%s failed, see above)",
+				 sr->fails, sr->fails == 1 ? "" : "s");
 		fprintf(out, "%-11s %3u %-17s %10s %6s %8s %8s %8s %8s %8s %8s %6s %8s %8s %6s%s%s\n", t->wl->name,
 			t->threads, sides[sd].label, acc, xk, p50, p99, cpu, thr, poll, ev, alone, maj, hit, px, note,
-			sr->bad_all || r->bad_words ? "  DATA ERRORS" : "");
+			r->bad_words ? "  DATA ERRORS" : "");
 	}
 	fflush(out);
 }
@@ -604,10 +607,11 @@ int write_compare_json(FILE *f, const char *path, const struct trial *ts, size_t
 				json_string(f, sr->why);
 				fputc('}', f);
 			}
-			if (sr->ok && sr->reps > 1) {
+			if (sr->ok && o->repeat > 1) {
 				/* The row above is the run of median rate. */
-				fprintf(f, ",\n     \"%s_runs\": %u, \"%s_rate_min\": %.1f, \"%s_rate_max\": %.1f",
-					sides[sd].key, sr->reps, sides[sd].key, sr->rate_lo, sides[sd].key, sr->rate_hi);
+				fprintf(f, ",\n     \"%s_runs\": %u, \"%s_failed\": %u, \"%s_rate_min\": %.1f, "
+					"\"%s_rate_max\": %.1f", sides[sd].key, sr->reps, sides[sd].key, sr->fails,
+					sides[sd].key, sr->rate_lo, sides[sd].key, sr->rate_hi);
 			}
 			if (sides[sd].kernel) {
 				fprintf(f, ",\n     \"%s_child_cpu_s\": ", sides[sd].key);

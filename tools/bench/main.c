@@ -136,9 +136,11 @@ ZSWAP_COMPRESSOR ", its other parameters as found) is on for the zswap side's ru
 "  --no-kernel        run upager alone (--sides upager,upager-nopool)\n"
 "  --repeat N         run every side N times a row (1 to 9, default 1), the\n"
 "                     sides in a turned order each round, and show the run of\n"
-"                     median acc/s with the lowest and highest beside it; the\n"
-"                     ratios and targets use the medians (a noisy machine\n"
-"                     moves one run's rate by 10%% or more)\n"
+"                     median acc/s (of the runs that succeeded) with the\n"
+"                     lowest and highest beside it; the ratios, targets, CSV\n"
+"                     and JSON rows are the median runs', wrong words summed\n"
+"                     over all runs (a noisy machine moves one run's rate by\n"
+"                     10%% or more)\n"
 "  --zswap-page-cluster N  vm.page-cluster for the zswap side's runs (default\n"
 "                     0: no swap readahead, as for zram; with the kernel's 3,\n"
 "                     readahead from zswap got random runs OOM-killed in a v1\n"
@@ -423,7 +425,7 @@ int main(int argc, char **argv)
 		} else if (!strcmp(name, "--repeat")) {
 			char *end;
 			unsigned long v = strtoul(val, &end, 10);
-			if (!*val || *end || *val == '-' || v < 1 || v > 9)
+			if (!*val || *end || *val == '-' || v < 1 || v > MAX_REPEAT)
 				rc = bad_arg(name, val, "a whole number of runs from 1 to 9, such as 3 (odd, so that one "
 					     "run is the median)");
 			o.repeat = (unsigned)v;
