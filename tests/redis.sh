@@ -41,6 +41,10 @@ cluster_ok() {
 }
 # Start redis_pages in the background; wait for "round 1 ok".
 start_pages() {   # store mib rounds
+	# Emptied here first: the child's own redirection may come after the
+	# first look below, which would then find the last run's "round 1 ok"
+	# (CI once killed a cluster node before this run had connected).
+	: >"$work/out"
 	"$pages" "$@" >"$work/out" 2>"$work/err" &
 	pid=$!
 	for i in $(seq 600); do
@@ -110,6 +114,7 @@ fi
 # The parent lists the namespaces a child will read under a placeholder
 # (F<pid>.<n>) before fork(); once the child has listed them under its own
 # pid, the placeholder goes, rather than a lease later.
+: >"$work/out"  # (see start_pages)
 UPG_TEST_COMPRESS=off REDIS_PAGES_FORK=3 "$pages" "$UPAGER_TEST_REDIS" 16 1 >"$work/out" 2>"$work/err" &
 pid=$!
 for i in $(seq 600); do
@@ -293,6 +298,7 @@ else
 fi
 # A cluster resharded under a run: nothing lost.
 start=$(date +%s)
+: >"$work/out"  # (see start_pages)
 REDIS_PAGES_LOG=2 "$pages" "$UPAGER_TEST_REDIS_CLUSTER" 48 8 >"$work/out" 2>"$work/err" &
 pid=$!
 while ! grep -q "round 1 ok" "$work/out" 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.1; done
