@@ -295,7 +295,7 @@ for w in scan rand-read rand-update; do
 	grep -Eq "^  $w +upager/mmap-random [0-9.]+x$" "$work/file" || { bad "file: no ratio for $w"; cat "$work/file"; }
 done
 
-# floor: the round trip's four ways, the take-out's three, the disk and the
+# floor: the round trip's four ways, the take-out's five, the disk and the
 # kernel's fault, and the bounds, each a figure; a bad value refused with the
 # option named.
 "$bench" floor --faults 5000 --reads 2000 --file-size 64M >"$work/floor" 2>&1
@@ -306,10 +306,13 @@ for x in '^  answerer sleeping in poll\(\) between faults +[0-9.]+ us$' '^  answ
 	'^  a fault it serves from RAM \(a compressed pool\) takes at least [0-9.]+ us' '^  answered in the faulting thread, a read\(\) into a missing page failed with EFAULT' \
 	'^  4 KiB O_DIRECT random read, depth 1, io_uring +[0-9.]+ us$' \
 	'^  kernel fault, MAP_SHARED \+ MADV_RANDOM +[0-9.]+ us$' '^    at most [0-9.]+x the kernel.s fault on a MADV_RANDOM mapping' \
-	'^taking pages out of a region with UFFDIO_MOVE \(as an evictor does\), 4992 pages:$' \
+	'^taking pages out of a region with UFFDIO_MOVE \(as an evictor does\), 4608 pages:$' \
 	'^  one page a call, another thread running +[0-9.]+ us a page$' \
 	'^  64 neighbours a call, another thread running +[0-9.]+ us a page$' \
-	'^  one page a call, no other thread running +[0-9.]+ us a page$'; do
+	'^  one page a call, no other thread running +[0-9.]+ us a page$' \
+	'^dropping them with process_madvise\(MADV_DONTNEED\), no REMOVE events asked' \
+	'^  64 scattered a call, another thread running +[0-9.]+ us a page$' \
+	'^  512 scattered a call, another thread running +[0-9.]+ us a page$'; do
 	grep -Eq "$x" "$work/floor" || { bad "floor: no line like $x"; cat "$work/floor"; }
 done
 ls /var/tmp/upager-bench-floor-* /tmp/upager-bench-floor-* >/dev/null 2>&1 && bad "floor: its file was left behind"

@@ -33,6 +33,10 @@
  *               thread running.  Each call clears page table entries of a
  *               process that may run on another CPU, so each flushes their
  *               TLB entries there, once a call however many pages it moves.
+ *               Beside it, scattered pages dropped 64 and 512 a call with
+ *               process_madvise(MADV_DONTNEED), the kernel's one batched
+ *               way to clear pages that are not neighbours; upager cannot
+ *               use it, as its REMOVE events are one a page.
  *
  * A fault that a user-space pager serves from its disk waits for the same
  * read and the round trip besides; one it serves from RAM (a compressed
@@ -55,6 +59,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* How a round trip's faults are answered. */
@@ -306,12 +311,17 @@ static int set_range(int uffd, void *start, size_t len, bool on)
 	return ioctl(uffd, on ? UFFDIO_REGISTER : UFFDIO_UNREGISTER, on ? (void *)&reg : (void *)&reg.range) ? -errno : 0;
 }
 
-/* Mean microseconds to take a page out of a region with UFFDIO_MOVE into
- * a second registered range, per pages a call, over npages pages (in
- * windows of WINDOW, filled again between, untimed), with a second thread
- * running meanwhile on another CPU when busy; or a negative -errno, why
- * saying what failed.  What was moved is checked, page by page. */
-static double take_out(uint64_t npages, uint32_t per, bool busy, char *why, size_t wlen)
+/* Mean microseconds to take a page out of a region, per pages a call,
+ * over npages pages (in windows of WINDOW, filled again between, untimed),
+ * with a second thread running meanwhile on another CPU when busy; or a
+ * negative -errno, why saying what failed.  Without zap, with UFFDIO_MOVE
+ * of neighbours into a second registered range, what was moved checked
+ * page by page.  With zap, scattered pages (no two neighbours in a row)
+ * are dropped with one process_madvise(MADV_DONTNEED) a call, the range
+ * registered without UFFD_FEATURE_EVENT_REMOVE (with it, each page would
+ * be a REMOVE event that the call waits to see read); each is checked to
+ * read as zeros after. */
+static double take_out(uint64_t npages, uint32_t per, bool busy, bool zap, char *why, size_t wlen)
 {
 	*why = 0;
 	cpu_set_t before;
@@ -333,7 +343,7 @@ static double take_out(uint64_t npages, uint32_t per, bool busy, char *why, size
 		snprintf(why, wlen, "userfaultfd(): %s", strerror(e));
 		return -e;
 	}
-	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_MOVE };
+	struct uffdio_api api = { .api = UFFD_API, .features = zap ? 0 : UFFD_FEATURE_MOVE };
 	uint64_t win = npages < WINDOW ? npages : WINDOW;
 	win -= win % per;
 	size_t len = win * 4096;
@@ -341,9 +351,15 @@ static double take_out(uint64_t npages, uint32_t per, bool busy, char *why, size
 	char page[4096] __attribute__((aligned(4096))) = { 0 };
 	double us = -EINVAL;
 	bool pinned = false;
-	if (ioctl(uffd, UFFDIO_API, &api) < 0 || !(api.features & UFFD_FEATURE_MOVE)) {
-		snprintf(why, wlen, "UFFDIO_API with UFFD_FEATURE_MOVE: %s (Linux 6.8 or later has it)",
-			 strerror(errno ? errno : ENOTSUP));
+	struct iovec *iov = zap ? calloc(per, sizeof *iov) : NULL;
+	int pidfd = zap ? (int)syscall(SYS_pidfd_open, getpid(), 0) : -1;
+	if (zap && (!iov || pidfd < 0)) {
+		snprintf(why, wlen, "%s", iov ? "pidfd_open() failed (Linux 5.3 or later has it)" : "out of memory");
+		goto out;
+	}
+	if (ioctl(uffd, UFFDIO_API, &api) < 0 || (!zap && !(api.features & UFFD_FEATURE_MOVE))) {
+		snprintf(why, wlen, "UFFDIO_API%s: %s%s", zap ? "" : " with UFFD_FEATURE_MOVE",
+			 strerror(errno ? errno : ENOTSUP), zap ? "" : " (Linux 6.8 or later has it)");
 		goto out;
 	}
 	region = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -393,10 +409,21 @@ static double take_out(uint64_t npages, uint32_t per, bool busy, char *why, size
 				snprintf(why, wlen, "UFFDIO_COPY: %s", strerror(e));
 			}
 		}
-		if (!e && (e = -set_range(uffd, to, len, true)))
+		if (!e && !zap && (e = -set_range(uffd, to, len, true)))
 			snprintf(why, wlen, "UFFDIO_REGISTER: %s", strerror(e));
-		uint64_t t0 = now_ns();
+		uint64_t step = coprime_step(n), t0 = now_ns();
 		for (uint64_t i = 0; i < n && !e; i += per) {
+			if (zap) {
+				for (uint32_t k = 0; k < per; k++)
+					iov[k] = (struct iovec){ region + (i + k) * step % n * 4096, 4096 };
+				ssize_t got = syscall(SYS_process_madvise, pidfd, iov, (size_t)per, MADV_DONTNEED, 0);
+				if (got != (ssize_t)per * 4096) {
+					e = got < 0 ? errno : EIO;
+					snprintf(why, wlen, "process_madvise(MADV_DONTNEED) of %u page(s): %s%s", per, strerror(e),
+						 e == EINVAL ? " (Linux 6.13 or later lets a process advise itself so)" : "");
+				}
+				continue;
+			}
 			struct uffdio_move m = { .dst = (uintptr_t)(to + i * 4096), .src = (uintptr_t)(region + i * 4096),
 						 .len = (uint64_t)per * 4096, .mode = UFFDIO_MOVE_MODE_DONTWAKE };
 			if (ioctl(uffd, UFFDIO_MOVE, &m) < 0) {
@@ -406,12 +433,22 @@ static double take_out(uint64_t npages, uint32_t per, bool busy, char *why, size
 		}
 		ns += now_ns() - t0;
 		/* Read back with the range unregistered: a page that did not
-		 * arrive reads as zeros, rather than waiting for an answer. */
-		set_range(uffd, to, len, false);
-		for (uint64_t i = 0; i < n && !e; i++)
-			bad += *(uint64_t *)(to + i * 4096) != done + i + 1;
+		 * arrive (or was not dropped) reads as zeros (or as itself),
+		 * rather than waiting for an answer. */
+		if (zap) {
+			set_range(uffd, region, len, false);
+			for (uint64_t i = 0; i < n && !e; i++)
+				bad += *(uint64_t *)(region + i * 4096) != 0;
+			madvise(region, len, MADV_DONTNEED);
+			if (!e && (e = -set_range(uffd, region, len, true)))
+				snprintf(why, wlen, "UFFDIO_REGISTER: %s", strerror(e));
+		} else {
+			set_range(uffd, to, len, false);
+			for (uint64_t i = 0; i < n && !e; i++)
+				bad += *(uint64_t *)(to + i * 4096) != done + i + 1;
+			madvise(to, len, MADV_DONTNEED);
+		}
 		done += n;
-		madvise(to, len, MADV_DONTNEED);
 	}
 	if (busy) {
 		__atomic_store_n(&rn.stop, true, __ATOMIC_RELEASE);
@@ -420,7 +457,7 @@ static double take_out(uint64_t npages, uint32_t per, bool busy, char *why, size
 	if (e) {
 		us = -e;
 	} else if (bad || !done) {
-		snprintf(why, wlen, "%" PRIu64 " page(s) moved wrong", bad);
+		snprintf(why, wlen, "%" PRIu64 " page(s) %s", bad, zap ? "still there" : "moved wrong");
 		us = -EIO;
 	} else {
 		us = ns / 1e3 / (double)done;
@@ -434,6 +471,9 @@ out:
 		munmap(to, len);
 	if (own != MAP_FAILED)
 		munmap(own, 64 * 4096);
+	if (pidfd >= 0)
+		close(pidfd);
+	free(iov);
 	close(uffd);
 	return us;
 }
@@ -549,7 +589,7 @@ static int usage(FILE *out)
 		"random reads at queue depth 1 (--reads, default 20K) and the kernel's fault on a MADV_RANDOM\n"
 		"file mapping, both on a file of --file-size (default 1G) in the store's directory, and prints\n"
 		"the bounds that follow; and what taking --faults pages out of a region with UFFDIO_MOVE costs,\n"
-		"one page a call and 64 neighbours a call.\n");
+		"one page a call and 64 neighbours a call, and dropping scattered pages with process_madvise().\n");
 	return out == stdout ? 0 : 2;
 }
 
@@ -612,18 +652,23 @@ int floor_main(int argc, char **argv)
 		}
 		fflush(stdout);
 	}
-	static const struct { uint32_t per; bool busy; const char *what; } outs[] = {
-		{ 1, true, "one page a call, another thread running" },
-		{ 64, true, "64 neighbours a call, another thread running" },
-		{ 1, false, "one page a call, no other thread running" },
+	static const struct { uint32_t per; bool busy, zap; const char *what; } outs[] = {
+		{ 1, true, false, "one page a call, another thread running" },
+		{ 64, true, false, "64 neighbours a call, another thread running" },
+		{ 1, false, false, "one page a call, no other thread running" },
+		{ 64, true, true, "64 scattered a call, another thread running" },
+		{ 512, true, true, "512 scattered a call, another thread running" },
 	};
 	/* A page a call costs tens of microseconds on some machines: two
 	 * windows at most. */
 	uint64_t outn = faults < 2 * WINDOW ? faults : 2 * WINDOW;
-	outn -= outn % 64;  /* the same pages for each way */
+	outn -= outn % 512;  /* the same pages for each way */
 	printf("taking pages out of a region with UFFDIO_MOVE (as an evictor does), %" PRIu64 " pages:\n", outn);
 	for (size_t k = 0; k < sizeof outs / sizeof outs[0]; k++) {
-		double us = take_out(outn, outs[k].per, outs[k].busy, why, sizeof why);
+		if (outs[k].zap && !outs[k - 1].zap)
+			printf("dropping them with process_madvise(MADV_DONTNEED), no REMOVE events asked (a pager\n"
+			       "that must tell its own drops from the program's cannot go without them):\n");
+		double us = take_out(outn, outs[k].per, outs[k].busy, outs[k].zap, why, sizeof why);
 		if (us < 0)
 			printf("  %-46s unavailable: %s\n", outs[k].what, why);  /* the rest does without it */
 		else
