@@ -299,6 +299,8 @@ struct opts {
 	bool compare, quick, no_device;
 	unsigned repeat;           /* --repeat: runs of each side per row, the median shown */
 #define MAX_REPEAT 9
+#define STR_OF_(x) #x
+#define STR_OF(x) STR_OF_(x)  /* a macro's value as a string literal */
 	bool side[NSIDES];         /* --sides (--no-kernel drops both kernel sides) */
 	const char *redis;         /* --redis: the Redis store of the "upager on redis" side */
 	const char *plot;

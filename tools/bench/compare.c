@@ -476,9 +476,7 @@ static bool run_rounds(struct trial *t, const struct opts *o, struct kernel_side
 		       struct backend *be_pool, struct backend *be_nopool, struct backend *be_redis)
 {
 	struct side_run runs[NSIDES][MAX_REPEAT];
-	unsigned nrun[NSIDES] = { 0 }, reps = o->repeat ? o->repeat : 1, nasked = 0;
-	if (reps > MAX_REPEAT)
-		reps = MAX_REPEAT;
+	unsigned nrun[NSIDES] = { 0 }, reps = o->repeat, nasked = 0;  /* 1 to MAX_REPEAT (main.c) */
 	enum side asked[NSIDES];
 	bool failed = false;
 	memset(runs, 0, sizeof runs);

@@ -542,7 +542,7 @@ int write_compare_json(FILE *f, const char *path, const struct trial *ts, size_t
 		", \"accesses\": %" PRIu64 ", \"warmup\": %" PRIu64 ", \"seed\": %" PRIu64
 		", \"sample_every\": %u, \"quick\": %s, \"repeat\": %u",
 		cfg->handler_threads, cfg->readahead_max, cfg->fault_around, cfg->io_depth, o->accesses, o->warmup,
-		o->seed, SAMPLE_EVERY, o->quick ? "true" : "false", o->repeat ? o->repeat : 1);
+		o->seed, SAMPLE_EVERY, o->quick ? "true" : "false", o->repeat);
 	fprintf(f, ", \"compress\": ");
 	json_string(f, cfg->compress ? cfg->compress : "lz4");
 	fprintf(f, ", \"compress_pool\": %u, \"sides\": [", cfg->compress_pool ? cfg->compress_pool : 50);

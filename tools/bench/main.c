@@ -134,7 +134,7 @@ ZSWAP_COMPRESSOR ", its other parameters as found) is on for the zswap side's ru
 "                     go compressed unless the URL says compress=off): URL\n"
 "                     as in UPAGER_STORE, such as redis://127.0.0.1:6379\n"
 "  --no-kernel        run upager alone (--sides upager,upager-nopool)\n"
-"  --repeat N         run every side N times a row (1 to 9, default 1), the\n"
+"  --repeat N         run every side N times a row (1 to " STR_OF(MAX_REPEAT) ", default 1), the\n"
 "                     sides in a turned order each round, and show the run of\n"
 "                     median acc/s (of the runs that succeeded) with the\n"
 "                     lowest and highest beside it; the ratios, targets, CSV\n"
@@ -426,7 +426,7 @@ int main(int argc, char **argv)
 			char *end;
 			unsigned long v = strtoul(val, &end, 10);
 			if (!*val || *end || *val == '-' || v < 1 || v > MAX_REPEAT)
-				rc = bad_arg(name, val, "a whole number of runs from 1 to 9, such as 3 (odd, so that one "
+				rc = bad_arg(name, val, "a whole number of runs from 1 to " STR_OF(MAX_REPEAT) ", such as 3 (odd, so that one "
 					     "run is the median)");
 			o.repeat = (unsigned)v;
 		} else if (!strcmp(name, "--zswap-pool")) {
