@@ -39,16 +39,19 @@ cluster_ok() {
 	done
 	return 1
 }
-# Start redis_pages in the background; wait for "round 1 ok".
+# Start redis_pages in the background (settings for it as assignments
+# before the call, which bash passes on); wait up to 60 s for the line
+# $wait_line in its output, "round 1 ok" unless set.  1 if it never came.
 start_pages() {   # store mib rounds
+	local want=${wait_line:-round 1 ok}
 	# Emptied here first: the child's own redirection may come after the
-	# first look below, which would then find the last run's "round 1 ok"
-	# (CI once killed a cluster node before this run had connected).
+	# first look below, which would then find the last run's line (CI
+	# once killed a cluster node before this run had connected).
 	: >"$work/out"
 	"$pages" "$@" >"$work/out" 2>"$work/err" &
 	pid=$!
 	for i in $(seq 600); do
-		grep -q "round 1 ok" "$work/out" 2>/dev/null && return 0
+		grep -q "$want" "$work/out" 2>/dev/null && return 0
 		kill -0 $pid 2>/dev/null || return 1
 		sleep 0.1
 	done
@@ -114,14 +117,7 @@ fi
 # The parent lists the namespaces a child will read under a placeholder
 # (F<pid>.<n>) before fork(); once the child has listed them under its own
 # pid, the placeholder goes, rather than a lease later.
-: >"$work/out"  # (see start_pages)
-UPG_TEST_COMPRESS=off REDIS_PAGES_FORK=3 "$pages" "$UPAGER_TEST_REDIS" 16 1 >"$work/out" 2>"$work/err" &
-pid=$!
-for i in $(seq 600); do
-	grep -q "child ok" "$work/out" 2>/dev/null && break
-	kill -0 $pid 2>/dev/null || break
-	sleep 0.1
-done
+UPG_TEST_COMPRESS=off REDIS_PAGES_FORK=3 wait_line="child ok" start_pages "$UPAGER_TEST_REDIS" 16 1
 cpid=$(sed -n 's/^child ok \([0-9]*\)$/\1/p' "$work/out")
 placed=-1 listed=0
 for i in $(seq 20); do
@@ -298,22 +294,23 @@ else
 fi
 # A cluster resharded under a run: nothing lost.
 start=$(date +%s)
-: >"$work/out"  # (see start_pages)
-REDIS_PAGES_LOG=2 "$pages" "$UPAGER_TEST_REDIS_CLUSTER" 48 8 >"$work/out" 2>"$work/err" &
-pid=$!
-while ! grep -q "round 1 ok" "$work/out" 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.1; done
-from=$(redis-cli -p $P1 cluster myid) to=$(redis-cli -p $P2 cluster myid)
-redis-cli --cluster reshard 127.0.0.1:$P1 --cluster-from "$from" --cluster-to "$to" --cluster-slots 2000 \
-	--cluster-yes >"$work/reshard" 2>&1 || bad "reshard failed: $(tail -3 "$work/reshard")"
-moved=$(grep -c "^Moving slot" "$work/reshard")
-wait_pages 300
-# The handlers' own connections carried reads, and the redirected ones
-# went on through the store's thread.
-if [ $st -eq 0 ] && grep -q "round 8 ok" "$work/out" && grep -q " [1-9][0-9]* MOVED" "$work/err" &&
-	grep -q " [1-9][0-9]* reads answered on the handlers' own connections" "$work/err"; then
-	ok "reshard of $moved slots under a run: every page right ($(( $(date +%s) - start )) s; $(grep -o "[0-9]* MOVED.*" "$work/err"))"
+if REDIS_PAGES_LOG=2 start_pages "$UPAGER_TEST_REDIS_CLUSTER" 48 8; then
+	from=$(redis-cli -p $P1 cluster myid) to=$(redis-cli -p $P2 cluster myid)
+	redis-cli --cluster reshard 127.0.0.1:$P1 --cluster-from "$from" --cluster-to "$to" --cluster-slots 2000 \
+		--cluster-yes >"$work/reshard" 2>&1 || bad "reshard failed: $(tail -3 "$work/reshard")"
+	moved=$(grep -c "^Moving slot" "$work/reshard")
+	wait_pages 300
+	# The handlers' own connections carried reads, and the redirected ones
+	# went on through the store's thread.
+	if [ $st -eq 0 ] && grep -q "round 8 ok" "$work/out" && grep -q " [1-9][0-9]* MOVED" "$work/err" &&
+		grep -q " [1-9][0-9]* reads answered on the handlers' own connections" "$work/err"; then
+		ok "reshard of $moved slots under a run: every page right ($(( $(date +%s) - start )) s; $(grep -o "[0-9]* MOVED.*" "$work/err"))"
+	else
+		bad "reshard: exit $st, $(tail -3 "$work/out") $(tail -3 "$work/err")"
+	fi
 else
-	bad "reshard: exit $st, $(tail -3 "$work/out") $(tail -3 "$work/err")"
+	wait_pages 60
+	bad "reshard: the run did not start: exit $st, $(tail -3 "$work/out") $(tail -3 "$work/err")"
 fi
 # A cluster node killed: SIGBUS or an error on its pages, never wrong data.
 if start_pages "$UPAGER_TEST_REDIS_CLUSTER" 32 1000; then
