@@ -72,6 +72,15 @@ if [ "${UPG_PROGRAMS_LONG:-0}" != 1 ]; then
 	done
 fi
 
+# The sizes of the cases in a memory cgroup below: two to five times their
+# cap here, or their full sizes with the long tests (-Dsoak=true), which run
+# 1.5 to 7 times as long (python3, node and java build 350 to 460 MiB).
+if [ "${UPG_PROGRAMS_LONG:-0}" = 1 ]; then
+	py_keys=1800000 map_keys=1150000 least_mib=350 sort_size=512M table_size=256M
+else
+	py_keys=1300000 map_keys=700000 least_mib=240 sort_size=320M table_size=160M
+fi
+
 # Python under PYTHONMALLOC=malloc sends every object to malloc.
 export PYTHONMALLOC=malloc
 
@@ -172,29 +181,32 @@ in_cgroup() {
 	return 0
 }
 
-# An honest cap: a 512 MiB heap under --ram 128M, inside a memory cgroup of
-# 128 MiB + 64 MiB, must not be OOM-killed (the store uses O_DIRECT, so
-# swapped-out pages do not sit in the page cache charged to the cgroup).
+# An honest cap: a heap of $sort_size (320 MiB, or 512 with the long tests)
+# under --ram 128M, inside a memory cgroup of 128 MiB + 64 MiB, must not be
+# OOM-killed (the store uses O_DIRECT, so swapped-out pages do not sit in
+# the page cache charged to the cgroup).
 honest_cap() {
 	if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " =~ " cgroup " ]]; then return; fi
-	if ! in_cgroup $(((128 + 64) << 20)) "$work/cg.out" "$work/cg.err" "$run" --ram 128M -- "$ex/bigsort" 512M; then
+	if ! in_cgroup $(((128 + 64) << 20)) "$work/cg.out" "$work/cg.err" "$run" --ram 128M -- "$ex/bigsort" "$sort_size"; then
 		echo "SKIP cgroup: no writable memory cgroup (needs root and the memory controller)"
 		skip=$((skip + 1)); return
 	fi
 	if [ $cg_rc -ne 0 ]; then
-		echo "FAIL cgroup: bigsort 512M under --ram 128M in a 192 MiB cgroup exited $cg_rc (137 = OOM-killed)"
+		echo "FAIL cgroup: bigsort $sort_size under --ram 128M in a 192 MiB cgroup exited $cg_rc (137 = OOM-killed)"
 		tail -3 "$work/cg.err"; fail=$((fail + 1)); return
 	fi
-	printf 'ok   %-14s 512 MiB heap, --ram 128M, 192 MiB cgroup: not OOM-killed, cgroup peak %d MiB, %ds\n' \
-		cgroup $((cg_peak >> 20)) $cg_secs
+	printf 'ok   %-14s %s heap, --ram 128M, 192 MiB cgroup: not OOM-killed, cgroup peak %d MiB, %ds\n' \
+		cgroup "$sort_size" $((cg_peak >> 20)) $cg_secs
 	pass=$((pass + 1))
 }
 
 # Whole programs whose heaps are their own mmap()s (pymalloc's arenas, V8,
-# the JVM), each building well over 350 MiB: at --ram 128M inside a cgroup
-# of 128 + 64 MiB with no swap, the output must match the uncapped run and
-# nothing may be OOM-killed.  The cgroup's limit is what node and java would
-# size their heaps from, so they are told their heap size, as a user would.
+# the JVM), each building about twice the cap here (240 to 330 MiB), or
+# well over 350 MiB with the long tests (see the sizes above): at --ram
+# 128M inside a cgroup of 128 + 64 MiB
+# with no swap, the output must match the uncapped run and nothing may be
+# OOM-killed.  The cgroup's limit is what node and java would size their
+# heaps from, so they are told their heap size, as a user would.
 # whole CAP NAME CMD...
 whole() {
 	local cap=$1 name=$2; shift 2
@@ -206,8 +218,8 @@ whole() {
 	fi
 	local plain_secs=$((SECONDS - t0)) plain_kb
 	plain_kb=$(tail -1 "$work/$name.rss")
-	if [ "$plain_kb" -lt $((350 << 10)) ]; then
-		echo "FAIL $name: the uncapped run used only $((plain_kb >> 10)) MiB: not a test of a 128M cap"
+	if [ "$plain_kb" -lt $((least_mib << 10)) ]; then
+		echo "FAIL $name: the uncapped run used only $((plain_kb >> 10)) MiB, under $least_mib: not a test of a 128M cap"
 		fail=$((fail + 1)); return
 	fi
 	local cap_b
@@ -332,10 +344,10 @@ print("parent", h.hexdigest(), "child status", st)
 PY
 check fork-python 16M /usr/bin/python3 "$work/forkpy.py"
 
-cat >"$work/dict.py" <<'PY'
+cat >"$work/dict.py" <<PY
 import hashlib
 d = {}
-for i in range(1800000):
+for i in range($py_keys):
     d["key%d" % i] = "value-%d-" % (i * 7) * 3
 h = hashlib.sha256()
 for k in sorted(d):
@@ -345,10 +357,10 @@ PY
 whole 128M python-pymalloc env -u PYTHONMALLOC /usr/bin/python3 "$work/dict.py"
 
 if command -v node >/dev/null; then
-	cat >"$work/map.js" <<'JS'
+	cat >"$work/map.js" <<JS
 const crypto = require('crypto');
 const m = new Map();
-for (let i = 0; i < 1150000; i++) m.set('key' + i, ('value-' + (i * 7) + '-').repeat(3));
+for (let i = 0; i < $map_keys; i++) m.set('key' + i, ('value-' + (i * 7) + '-').repeat(3));
 const keys = [...m.keys()].sort();
 const h = crypto.createHash('sha256');
 for (const k of keys) { h.update(k); h.update(m.get(k)); }
@@ -360,11 +372,11 @@ else
 fi
 
 if command -v java >/dev/null; then
-	cat >"$work/Big.java" <<'JAVA'
+	cat >"$work/Big.java" <<JAVA
 import java.util.*; import java.security.*;
 public class Big { public static void main(String[] a) throws Exception {
   HashMap<String,String> m = new HashMap<>();
-  for (int i = 0; i < 1150000; i++) { String v = "value-" + (i * 7) + "-"; m.put("key" + i, v + v + v); }
+  for (int i = 0; i < $map_keys; i++) { String v = "value-" + (i * 7) + "-"; m.put("key" + i, v + v + v); }
   ArrayList<String> keys = new ArrayList<>(m.keySet()); Collections.sort(keys);
   MessageDigest h = MessageDigest.getInstance("SHA-256");
   for (String k : keys) { h.update(k.getBytes("UTF-8")); h.update(m.get(k).getBytes("UTF-8")); }
@@ -380,7 +392,8 @@ fi
 [ -x "$ex/bigsort" ] && honest_cap
 
 # A file mapping under a cap: filetable (examples/filetable.c) builds a
-# 256 MiB table of records in a file through upager_map_file(), searches and
+# table of $table_size (160 MiB, or 256 with the long tests) of records in
+# a file through upager_map_file(), searches and
 # updates it in place, syncs, and checks every record on the file, with a
 # 32 MiB budget inside a memory cgroup of 32 + 32 MiB.  The file's pages
 # never sit in the page cache charged to the cgroup: it must not be
@@ -388,7 +401,7 @@ fi
 file_cap() {
 	if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " =~ " filetable " ]]; then return; fi
 	if ! in_cgroup $(((32 + 32) << 20)) "$work/ft.out" "$work/ft.err" env TMPDIR="$work" \
-		"$ex/filetable" --ram 32M --data 256M --updates 50K; then
+		"$ex/filetable" --ram 32M --data "$table_size" --updates 50K; then
 		echo "SKIP filetable: no writable memory cgroup (needs root and the memory controller)"
 		skip=$((skip + 1)); return
 	fi
@@ -396,8 +409,8 @@ file_cap() {
 		echo "FAIL filetable: exited $cg_rc (137 = OOM-killed): $(cat "$work/ft.out") $(tail -3 "$work/ft.err")"
 		fail=$((fail + 1)); return
 	fi
-	printf 'ok   %-14s 256 MiB file, --ram 32M, 64 MiB cgroup: every record right, cgroup peak %d MiB, %ds\n' \
-		filetable $((cg_peak >> 20)) $cg_secs
+	printf 'ok   %-14s %s file, --ram 32M, 64 MiB cgroup: every record right, cgroup peak %d MiB, %ds\n' \
+		filetable "$table_size" $((cg_peak >> 20)) $cg_secs
 	sed 's/^/     /' "$work/ft.err" | tail -1
 	pass=$((pass + 1))
 }

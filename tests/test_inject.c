@@ -4,8 +4,9 @@
  * that honours UPAGER_INJECT, see src/inject.h).
  *
  * A small paging workload at 8x oversubscription runs in a forked child for
- * every N = 1, 2, 3, ... until it no longer reaches the Nth call of the
- * operation being failed, for each kind of failure (EIO, ENOSPC, a short
+ * N = 1, 2, 3, ... until it no longer reaches the Nth call of the operation
+ * being failed (every N to 8, then one in 3; every N with UPG_TEST_LONG=1,
+ * as -Dsoak=true sets), for each kind of failure (EIO, ENOSPC, a short
  * transfer) and each mode (once, or from then on).  Each run asserts:
  *   - read failures: transient ones are retried and every page verifies;
  *     persistent ones raise SIGBUS on the page being read, as many SIGBUS
@@ -21,6 +22,7 @@
 #include <check.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,14 +164,36 @@ static void child(void *arg, int wfd)
 static const char *const kinds[] = { "eio", "short", "enospc" };
 static const char *const modes[] = { "once", "always" };
 
-/* Run the workload with "op:N:kind:mode" for N = 1, 2, ... until the
- * workload no longer reaches the Nth call; check each outcome. */
+/* Every N up to this, then every SWEEP_STEP-th: the sweeps reach 150 to
+ * 180 calls, a run each.  With UPG_TEST_LONG=1 (meson: -Dsoak=true),
+ * every N. */
+#define SWEEP_ALL 8
+#define SWEEP_STEP 3
+#define STR_OF_(x) #x
+#define STR_OF(x) STR_OF_(x)
+
+static bool long_sweep(void)
+{
+	const char *v = getenv("UPG_TEST_LONG");
+	return v && !strcmp(v, "1");
+}
+
+/* How the Ns were chosen, for the sweep's line. */
+static const char *sweep_note(void)
+{
+	return long_sweep() ? "" : " (all to " STR_OF(SWEEP_ALL) ", then one in " STR_OF(SWEEP_STEP) ")";
+}
+
+/* Run the workload with "op:N:kind:mode" for N = 1, 2, ... (see
+ * SWEEP_ALL) until the workload no longer reaches the Nth call; check
+ * each outcome.  The last N reached. */
 static unsigned sweep(const char *opname, enum upg_inj_op op, const char *kind, const char *mode,
 		      void (*check)(const struct outcome *o, unsigned n, int always, const char *what))
 {
-	unsigned n;
+	unsigned n, last = 0;
 	int always = !strcmp(mode, "always");
-	for (n = 1;; n++) {
+	unsigned step = long_sweep() ? 1 : SWEEP_STEP;
+	for (n = 1;; n += n < SWEEP_ALL ? 1 : step) {
 		char spec[64], what[96];
 		snprintf(spec, sizeof spec, "%s:%u:%s:%s", opname, n, kind, mode);
 		snprintf(what, sizeof what, "UPAGER_INJECT=%s", spec);
@@ -180,9 +204,10 @@ static unsigned sweep(const char *opname, enum upg_inj_op op, const char *kind, 
 		if (o.reached < n)
 			break;
 		check(&o, n, always, what);
+		last = n;
 	}
-	ck_assert_msg(n > 2, "%s:%s:%s: the workload made fewer than 2 calls", opname, kind, mode);
-	return n - 1;
+	ck_assert_msg(last >= 2, "%s:%s:%s: the workload made fewer than 2 calls", opname, kind, mode);
+	return last;
 }
 
 static void check_read(const struct outcome *o, unsigned n, int always, const char *what)
@@ -229,7 +254,7 @@ START_TEST(test_read_sweep)
 {
 	const char *kind = kinds[_i / 2], *mode = modes[_i % 2];  /* eio, short */
 	unsigned reached = sweep("read", UPG_INJ_READ, kind, mode, check_read);
-	fprintf(stderr, "read:%s:%s: swept N = 1..%u\n", kind, mode, reached);
+	fprintf(stderr, "read:%s:%s: swept N = 1..%u%s\n", kind, mode, reached, sweep_note());
 }
 END_TEST
 
@@ -237,7 +262,7 @@ START_TEST(test_write_sweep)
 {
 	const char *kind = kinds[_i / 2], *mode = modes[_i % 2];
 	unsigned reached = sweep("write", UPG_INJ_WRITE, kind, mode, check_write);
-	fprintf(stderr, "write:%s:%s: swept N = 1..%u\n", kind, mode, reached);
+	fprintf(stderr, "write:%s:%s: swept N = 1..%u%s\n", kind, mode, reached, sweep_note());
 }
 END_TEST
 
