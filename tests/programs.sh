@@ -76,9 +76,9 @@ fi
 # cap here, or their full sizes with the long tests (-Dsoak=true), which run
 # 1.5 to 7 times as long (python3, node and java build 350 to 460 MiB).
 if [ "${UPG_PROGRAMS_LONG:-0}" = 1 ]; then
-	py_keys=1800000 map_keys=1150000 least_mib=350 sort_size=512M table_size=256M
+	py_keys=1800000 map_keys=1150000 least_mib=350 sort_size=512M table_size=256M table_updates=50K
 else
-	py_keys=1300000 map_keys=700000 least_mib=240 sort_size=320M table_size=160M
+	py_keys=1300000 map_keys=700000 least_mib=240 sort_size=320M table_size=160M table_updates=25K
 fi
 
 # Python under PYTHONMALLOC=malloc sends every object to malloc.
@@ -181,7 +181,7 @@ in_cgroup() {
 	return 0
 }
 
-# An honest cap: a heap of $sort_size (320 MiB, or 512 with the long tests)
+# An honest cap: a heap of 320 MiB (512 with the long tests)
 # under --ram 128M, inside a memory cgroup of 128 MiB + 64 MiB, must not be
 # OOM-killed (the store uses O_DIRECT, so swapped-out pages do not sit in
 # the page cache charged to the cgroup).
@@ -392,16 +392,15 @@ fi
 [ -x "$ex/bigsort" ] && honest_cap
 
 # A file mapping under a cap: filetable (examples/filetable.c) builds a
-# table of $table_size (160 MiB, or 256 with the long tests) of records in
-# a file through upager_map_file(), searches and
-# updates it in place, syncs, and checks every record on the file, with a
-# 32 MiB budget inside a memory cgroup of 32 + 32 MiB.  The file's pages
+# table of 160 MiB (256 with the long tests) of records in a file through
+# upager_map_file(), searches it and updates it in place 25K times (50K),
+# syncs, and checks every record on the file, with a 32 MiB budget inside a memory cgroup of 32 + 32 MiB.  The file's pages
 # never sit in the page cache charged to the cgroup: it must not be
 # OOM-killed, and its peak must stay near the budget.
 file_cap() {
 	if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " =~ " filetable " ]]; then return; fi
 	if ! in_cgroup $(((32 + 32) << 20)) "$work/ft.out" "$work/ft.err" env TMPDIR="$work" \
-		"$ex/filetable" --ram 32M --data "$table_size" --updates 50K; then
+		"$ex/filetable" --ram 32M --data "$table_size" --updates "$table_updates"; then
 		echo "SKIP filetable: no writable memory cgroup (needs root and the memory controller)"
 		skip=$((skip + 1)); return
 	fi
