@@ -394,9 +394,10 @@ fi
 # A file mapping under a cap: filetable (examples/filetable.c) builds a
 # table of 160 MiB (256 with the long tests) of records in a file through
 # upager_map_file(), searches it and updates it in place 25K times (50K),
-# syncs, and checks every record on the file, with a 32 MiB budget inside a memory cgroup of 32 + 32 MiB.  The file's pages
-# never sit in the page cache charged to the cgroup: it must not be
-# OOM-killed, and its peak must stay near the budget.
+# syncs, and checks every record on the file, with a 32 MiB budget inside
+# a memory cgroup of 32 + 32 MiB.  The file's pages never sit in the page
+# cache charged to the cgroup: it must not be OOM-killed, and its peak must
+# stay near the budget.
 file_cap() {
 	if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " =~ " filetable " ]]; then return; fi
 	if ! in_cgroup $(((32 + 32) << 20)) "$work/ft.out" "$work/ft.err" env TMPDIR="$work" \
