@@ -74,11 +74,11 @@ fi
 
 # The sizes of the cases in a memory cgroup below: two to five times their
 # cap here, or their full sizes with the long tests (-Dsoak=true), which run
-# 1.5 to 7 times as long (python3, node and java build 350 to 460 MiB).
+# 1.5 to 7 times as long (python3, node and java build 350 to 470 MiB).
 if [ "${UPG_PROGRAMS_LONG:-0}" = 1 ]; then
 	py_keys=1800000 map_keys=1150000 least_mib=350 sort_size=512M table_size=256M table_updates=50K
 else
-	py_keys=1300000 map_keys=700000 least_mib=240 sort_size=320M table_size=160M table_updates=25K
+	py_keys=1300000 map_keys=700000 least_mib=224 sort_size=320M table_size=160M table_updates=25K
 fi
 
 # Python under PYTHONMALLOC=malloc sends every object to malloc.
@@ -201,7 +201,7 @@ honest_cap() {
 }
 
 # Whole programs whose heaps are their own mmap()s (pymalloc's arenas, V8,
-# the JVM), each building about twice the cap here (240 to 330 MiB), or
+# the JVM), each building about twice the cap here (250 to 310 MiB), or
 # well over 350 MiB with the long tests (see the sizes above): at --ram
 # 128M inside a cgroup of 128 + 64 MiB
 # with no swap, the output must match the uncapped run and nothing may be

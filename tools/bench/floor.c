@@ -354,7 +354,8 @@ static double take_out(uint64_t npages, uint32_t per, bool busy, bool zap, char 
 	struct iovec *iov = zap ? calloc(per, sizeof *iov) : NULL;
 	int pidfd = zap ? (int)syscall(SYS_pidfd_open, getpid(), 0) : -1;
 	if (zap && (!iov || pidfd < 0)) {
-		snprintf(why, wlen, "%s", iov ? "pidfd_open() failed (Linux 5.3 or later has it)" : "out of memory");
+		snprintf(why, wlen, "%s%s%s", iov ? "pidfd_open(): " : "out of memory", iov ? strerror(errno) : "",
+			 iov ? " (Linux 5.3 or later has it)" : "");
 		goto out;
 	}
 	if (ioctl(uffd, UFFDIO_API, &api) < 0 || (!zap && !(api.features & UFFD_FEATURE_MOVE))) {
