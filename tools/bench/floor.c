@@ -364,15 +364,17 @@ static double take_out(uint64_t npages, uint32_t per, bool busy, bool zap, char 
 		goto out;
 	}
 	region = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	to = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (!zap)  /* where UFFDIO_MOVE puts the pages; a drop needs none */
+		to = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	own = mmap(NULL, 64 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (region == MAP_FAILED || to == MAP_FAILED || own == MAP_FAILED) {
+	if (region == MAP_FAILED || (!zap && to == MAP_FAILED) || own == MAP_FAILED) {
 		snprintf(why, wlen, "mmap of %zu bytes: %s", len, strerror(errno));
 		goto out;
 	}
 	/* 4 KiB pages, as a pager's regions have. */
 	madvise(region, len, MADV_NOHUGEPAGE);
-	madvise(to, len, MADV_NOHUGEPAGE);
+	if (!zap)
+		madvise(to, len, MADV_NOHUGEPAGE);
 	memset(own, 1, 64 * 4096);
 	int e = -set_range(uffd, region, len, true);
 	if (e) {
