@@ -203,10 +203,10 @@ honest_cap() {
 # Whole programs whose heaps are their own mmap()s (pymalloc's arenas, V8,
 # the JVM), each building about twice the cap here (250 to 310 MiB), or
 # well over 350 MiB with the long tests (see the sizes above): at --ram
-# 128M inside a cgroup of 128 + 64 MiB
-# with no swap, the output must match the uncapped run and nothing may be
-# OOM-killed.  The cgroup's limit is what node and java would size their
-# heaps from, so they are told their heap size, as a user would.
+# 128M inside a cgroup of 128 + 64 MiB with no swap, the output must match
+# the uncapped run and nothing may be OOM-killed.  The cgroup's limit is
+# what node and java would size their heaps from, so they are told their
+# heap size, as a user would.
 # whole CAP NAME CMD...
 whole() {
 	local cap=$1 name=$2; shift 2
