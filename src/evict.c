@@ -35,6 +35,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,6 +68,7 @@ struct vict {
 	uint8_t fresh_slot; /* new_slot was allocated for this write */
 	uint8_t ghost;      /* a refault soon after counts as a ghost hit */
 	uint8_t copied;     /* could not move: copied to ev->copy, zapped in place */
+	uint8_t looked;     /* moved, and read into ev->copy at soff to be looked at (look()) */
 	uint8_t sync;       /* taken by a pass that writes a file mapping's changes, not an eviction */
 	uint8_t fclean;     /* a file's page, unchanged: zapped in place, not moved (zap_clean()) */
 	uint8_t in_run;     /* one of a long run of dirty neighbours: to the store untried (pool_pass()) */
@@ -97,9 +99,14 @@ struct upg_evictor {
 	uint32_t cap;
 	char *image;        /* one page, for pages the application half-zapped */
 	unsigned char vec[SCRATCH_LEN / 4096];  /* upg_mapped() of the scratch range */
-	char *copy;         /* like the scratch range, for pages copied instead of moved */
+	char *copy;         /* like the scratch range, for pages copied instead of moved,
+			     * and for moved ones read to be looked at (look()) */
 	char *cipher;       /* encryption: what is written, for scratch then copy */
+	size_t bufs_used;   /* bytes of copy (and of each half of cipher) maybe in RAM */
+	uint64_t last_batch_ns;  /* when the last batch ended: the buffers go 100 ms after */
 	int mem_fd;         /* /proc/self/mem: reads pages whatever their protection */
+	pid_t pid;          /* this process, for process_vm_readv() */
+	bool vm_read;       /* process_vm_readv() works here */
 	char *ctmp;         /* one page's compressed output */
 	struct spilled sp[SPILL_MAX];
 	uint32_t reading[SPILL_MAX];  /* handles of pages being read back, met by spill() */
@@ -125,9 +132,15 @@ struct upg_evictor {
 	uint64_t unfreed;   /* bytes in the batches since one last freed a page */
 };
 
+/* Whether a victim's bytes are in ev->copy rather than the scratch range. */
+static bool in_copy(const struct vict *v)
+{
+	return v->copied || v->looked;
+}
+
 static char *src_of(struct upg_evictor *ev, const struct vict *v)
 {
-	return (v->copied ? ev->copy : (char *)ev->up->scratch) + v->soff;
+	return (in_copy(v) ? ev->copy : (char *)ev->up->scratch) + v->soff;
 }
 
 static int cmp_vict(const void *a, const void *b)
@@ -397,7 +410,45 @@ static size_t take_out(struct upg_evictor *ev, uint32_t n)
 	return off;
 }
 
-/* Classify the moved pages by looking at the scratch range. */
+/* Read moved victim i, and those after it that lie whole and back to back
+ * in the scratch range, into ev->copy at their offsets, with one
+ * process_vm_readv() (or a read of /proc/self/mem where that is refused).
+ * The first touch of a page just moved into the scratch range costs about
+ * 4 us on this VM (the hypervisor maps it anew), the kernel's copy about
+ * 0.5: so their bytes are looked at, checksummed, compressed and written
+ * from the copy.  A victim left unread is read where it lies. */
+static void look(struct upg_evictor *ev, uint32_t i, uint32_t n)
+{
+	size_t start = ev->v[i].soff, end = start;
+	uint32_t j = i;
+	for (; j < n; j++) {
+		const struct vict *v = &ev->v[j];
+		if (v->copied || v->kind || v->soff != end)
+			break;
+		uint32_t q = 0, sub = v->r->psize / 4096;
+		while (q < sub && (ev->vec[v->soff / 4096 + q] & 1))
+			q++;
+		if (q < sub)
+			break;
+		end += v->r->psize;
+	}
+	if (end == start)
+		return;
+	struct iovec to = { ev->copy + start, end - start };
+	struct iovec from = { (void *)(ev->up->scratch + start), end - start };
+	ssize_t got = ev->vm_read ? process_vm_readv(ev->pid, &to, 1, &from, 1, 0) : -1;
+	if (got < 0 && ev->vm_read && errno != EFAULT)
+		ev->vm_read = false;  /* refused here (seccomp, say): from now on the other way */
+	if (got < 0 && ev->mem_fd >= 0)
+		got = pread(ev->mem_fd, ev->copy + start, end - start, (off_t)(ev->up->scratch + start));
+	if (got != (ssize_t)(end - start))
+		return;
+	for (uint32_t k = i; k < j; k++)
+		ev->v[k].looked = 1;
+}
+
+/* Classify the moved pages by looking at the scratch range (through
+ * look()'s copy). */
 static void classify(struct upg_evictor *ev, uint32_t n)
 {
 	struct upager *up = ev->up;
@@ -411,7 +462,6 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 		if (v->kind)
 			continue;
 		struct upg_region *r = v->r;
-		char *s = src_of(ev, v);
 		const unsigned char *vec = ev->vec + v->soff / 4096;
 		uint32_t sub = r->psize / 4096, present = 0;
 		if (v->copied)
@@ -443,6 +493,7 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 			 * zeros there and put it back now (see copy_back()
 			 * for why uffd_lock is held). */
 			uint32_t chunk = upg_zchunk(r->psize);
+			char *s = src_of(ev, v);
 			memset(ev->image, 0, r->psize);
 			for (uint32_t q = 0; q < sub; q++)
 				if ((vec[q] & 1) && !(zm >> (q * 4096 / chunk) & 1))
@@ -452,6 +503,11 @@ static void classify(struct upg_evictor *ev, uint32_t n)
 			pthread_mutex_unlock(&up->uffd_lock);
 			continue;
 		}
+		/* Unchanged since it came from the pool or its slot: its
+		 * bytes are not needed. */
+		if (!repool && !wpclean && have_vec && !v->copied && !v->looked)
+			look(ev, i, n);
+		char *s = src_of(ev, v);
 		upg_zero_parts(s, r->psize, zm);
 		v->digested = slot && !wpclean && !repool;
 		if (repool)
@@ -720,7 +776,7 @@ static uint32_t file_run(struct upg_evictor *ev, uint32_t i, uint32_t n)
 	uint64_t size = __atomic_load_n(&f->size, __ATOMIC_RELAXED);
 	uint32_t j = i + 1;
 	size_t len = v->r->psize;
-	while (j < n && ev->v[j].kind == K_FILE && ev->v[j].r == v->r && ev->v[j].copied == v->copied &&
+	while (j < n && ev->v[j].kind == K_FILE && ev->v[j].r == v->r && in_copy(&ev->v[j]) == in_copy(v) &&
 	       ev->v[j].soff == ev->v[j - 1].soff + v->r->psize && ev->v[j].page == ev->v[j - 1].page + 1 &&
 	       len + v->r->psize <= MAX_WRITE && f->off + ((ev->v[j].page + 1) << v->r->pshift) <= size) {
 		len += v->r->psize;
@@ -800,7 +856,7 @@ static void write_back(struct upg_evictor *ev, uint32_t n)
 			uint32_t j = i + 1;
 			size_t len = v->r->psize;
 			while (j < n && ev->v[j].kind == K_WRITE && ev->v[j].r == v->r &&
-			       ev->v[j].copied == v->copied &&
+			       in_copy(&ev->v[j]) == in_copy(v) &&
 			       ev->v[j].soff == ev->v[j - 1].soff + v->r->psize &&
 			       ev->v[j].new_slot == ev->v[j - 1].new_slot + v->r->blocks &&
 			       len + v->r->psize <= MAX_WRITE) {
@@ -907,7 +963,7 @@ static void copy_back(struct upg_evictor *ev, uint32_t n)
 			continue;
 		}
 		/* A synced page goes back write-protected, unchanged. */
-		int rc = ev_copy_back(up, v->r, v->page, (char *)(up->scratch + v->soff), &v->zeroed,
+		int rc = ev_copy_back(up, v->r, v->page, src_of(ev, v), &v->zeroed,
 				      v->kind == K_SYNCED);
 		if (rc) {
 			if (rc != -ECANCELED)
@@ -1065,11 +1121,37 @@ static bool pool_reading(const struct upg_pte *p, uint32_t h)
 	return p->state == PG_READING && (p->flags & PF_POOLREAD) && p->evict_seq == h;
 }
 
-/* Give back the RAM of spill()'s buffers, their first n entries. */
+/* Give back the RAM of spill()'s compressed copies, their first n
+ * entries; its pages in ev->copy go with the batches' (release_bufs()). */
 static void spill_release(struct upg_evictor *ev, uint32_t n)
 {
-	madvise(ev->copy, (size_t)n * 4096, MADV_DONTNEED);
+	if ((size_t)n * 4096 > ev->bufs_used)
+		ev->bufs_used = (size_t)n * 4096;
 	madvise(ev->spill_c, (size_t)n * UPG_POOL_MAX_CLEN, MADV_DONTNEED);
+}
+
+/* Give back the RAM of the batches' buffers (ev->copy, ev->cipher).  They
+ * are kept while batches follow one another: a page of them given back
+ * costs a fault when written again, about 4 us here, as much as the copy
+ * that look() saves. */
+static void release_bufs(struct upg_evictor *ev)
+{
+	if (!ev->bufs_used)
+		return;
+	madvise(ev->copy, ev->bufs_used, MADV_DONTNEED);
+	if (ev->cipher) {
+		madvise(ev->cipher, ev->bufs_used, MADV_DONTNEED);
+		madvise(ev->cipher + SCRATCH_LEN, ev->bufs_used, MADV_DONTNEED);
+	}
+	ev->bufs_used = 0;
+}
+
+/* A batch used off bytes of the buffers. */
+static void batch_ended(struct upg_evictor *ev, size_t off)
+{
+	if (off > ev->bufs_used)
+		ev->bufs_used = off;
+	ev->last_batch_ns = upg_now_ns();
 }
 
 /*
@@ -1398,7 +1480,7 @@ static void sync_batch(struct upg_evictor *ev, uint32_t n)
 	pthread_mutex_unlock(&up->lock);
 	/* Empty the scratch range (a handler ignores the REMOVE event). */
 	madvise((void *)up->scratch, off, MADV_DONTNEED);
-	madvise(ev->copy, off, MADV_DONTNEED);
+	batch_ended(ev, off);
 	pthread_mutex_lock(&up->lock);
 }
 
@@ -1628,6 +1710,8 @@ static void *evictor_main(void *arg)
 			}
 			if (up->retry_count)
 				upg_kick_handlers(up);
+			if (!over && ev->bufs_used && now - ev->last_batch_ns >= 100ULL * 1000 * 1000)
+				release_bufs(ev);
 			/* Over the budget, another member gives pages up
 			 * (or nothing here can go): look again soon. */
 			timed_wait(up, over ? 2 : 100);
@@ -1762,11 +1846,7 @@ static void *evictor_main(void *arg)
 		/* Empty the scratch range; a handler reads (and ignores)
 		 * the REMOVE event this raises. */
 		madvise((void *)up->scratch, off, MADV_DONTNEED);
-		madvise(ev->copy, off, MADV_DONTNEED);
-		if (ev->cipher) {
-			madvise(ev->cipher, off, MADV_DONTNEED);
-			madvise(ev->cipher + SCRATCH_LEN, off, MADV_DONTNEED);
-		}
+		batch_ended(ev, off);
 		spill(ev, 0);
 		pthread_mutex_unlock(&up->fork_lock);
 
@@ -1808,6 +1888,8 @@ int upg_evictor_start(struct upager *up, char *err, size_t errlen)
 	if (ev->image == MAP_FAILED)
 		ev->image = NULL;
 	ev->mem_fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	ev->pid = getpid();  /* started again in a forked child */
+	ev->vm_read = true;
 	ev->copy = mmap(NULL, SCRATCH_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (ev->copy == MAP_FAILED)
 		ev->copy = NULL;
