@@ -1683,6 +1683,11 @@ static void *evictor_main(void *arg)
 			charge_unshared(up, now);
 		if (now - up->threads_look_ns >= 100ULL * 1000 * 1000)
 			count_threads(up, now);
+		if (ev->bufs_used && now - ev->last_batch_ns >= 100ULL * 1000 * 1000) {
+			pthread_mutex_unlock(&up->lock);
+			release_bufs(ev);
+			pthread_mutex_lock(&up->lock);
+		}
 		if (file_pass(ev, now))
 			continue;
 		tree = upg_domain_total(&up->dom);
@@ -1710,8 +1715,6 @@ static void *evictor_main(void *arg)
 			}
 			if (up->retry_count)
 				upg_kick_handlers(up);
-			if (!over && ev->bufs_used && now - ev->last_batch_ns >= 100ULL * 1000 * 1000)
-				release_bufs(ev);
 			/* Over the budget, another member gives pages up
 			 * (or nothing here can go): look again soon. */
 			timed_wait(up, over ? 2 : 100);

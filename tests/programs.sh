@@ -184,8 +184,13 @@ in_cgroup() {
 # under --ram 128M, inside a memory cgroup of 128 MiB + 64 MiB, must not be
 # OOM-killed (the store uses O_DIRECT, so swapped-out pages do not sit in
 # the page cache charged to the cgroup), must print what the uncapped run
-# prints, and must have paged (its report's bytes out).
+# prints, and must have paged (its report's bytes out).  With no memory
+# cgroup to be had, bigsort 256M runs at --ram 64M without one, as "bigsort".
 honest_cap() {
+	if [ $cg_v = 0 ]; then
+		check bigsort 64M "$ex/bigsort" 256M
+		return
+	fi
 	if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " =~ " cgroup " ]]; then return; fi
 	if ! "$ex/bigsort" "$sort_size" >"$work/cg.plain" 2>"$work/cg.plain.err"; then
 		echo "SKIP cgroup: the uncapped run failed: $(tail -1 "$work/cg.plain.err")"
@@ -212,8 +217,8 @@ honest_cap() {
 		echo "FAIL cgroup: bigsort $sort_size paged nothing out under --ram 128M (no report, or the cap was not below its heap)"
 		fail=$((fail + 1)); return
 	fi
-	printf 'ok   %-14s bigsort %s, --ram 128M, 192 MiB cgroup: identical output, %d MiB to the store, not OOM-killed, cgroup peak %d MiB, %ds\n' \
-		cgroup "$sort_size" $((${out:-0} >> 20)) $((cg_peak >> 20)) $cg_secs
+	printf 'ok   %-14s bigsort %s, --ram 128M, 192 MiB cgroup: identical output, %d MiB to the store, %d MiB into the pool, not OOM-killed, cgroup peak %d MiB, %ds\n' \
+		cgroup "$sort_size" $((${out:-0} >> 20)) $((${puts:-0} >> 8)) $((cg_peak >> 20)) $cg_secs
 	pass=$((pass + 1))
 }
 
