@@ -12,6 +12,26 @@ work=$(mktemp -d /var/tmp/upager-programs.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 pass=0 fail=0 skip=0
 
+# paged_out NAME: of the reports "$work/NAME.*.json" (every process writes
+# one; a program may run others, like gcc runs cc1), take the one that
+# paged the most: sets out (bytes written to the store), puts (pages
+# compressed into the pool), in, hits and peak, which the caller declares.
+paged_out() {
+	local f o p
+	out=0 in=0 peak=0 puts=0 hits=0
+	for f in "$work/$1".*.json; do
+		[ -s "$f" ] || continue
+		o=$(sed -n 's/.*"bytes_out":\([0-9]*\).*/\1/p' "$f")
+		p=$(sed -n 's/.*"pool_puts":\([0-9]*\).*/\1/p' "$f")
+		if [ $((${o:-0} + ${p:-0} * 4096)) -ge $((out + puts * 4096)) ]; then
+			out=${o:-0} puts=${p:-0}
+			in=$(sed -n 's/.*"bytes_in":\([0-9]*\).*/\1/p' "$f")
+			hits=$(sed -n 's/.*"pool_hits":\([0-9]*\).*/\1/p' "$f")
+			peak=$(sed -n 's/.*"resident_peak":\([0-9]*\).*/\1/p' "$f")
+		fi
+	done
+}
+
 # check NAME CAP CMD...: run CMD plain and under upager-run --ram CAP, compare.
 check() {
 	local name=$1 cap=$2; shift 2
@@ -34,21 +54,9 @@ check() {
 		diff <(head -c 2000 "$work/$name.plain") <(head -c 2000 "$work/$name.capped") | head -10
 		fail=$((fail + 1)); return
 	fi
-	# Every process writes a report (a program may run others, like gcc
-	# runs cc1): take the one that paged the most.
 	# Paged out: written to the store, or compressed into the pool.
-	local out=0 in=0 peak=0 puts=0 hits=0 f o p
-	for f in "$work/$name".*.json; do
-		[ -s "$f" ] || continue
-		o=$(sed -n 's/.*"bytes_out":\([0-9]*\).*/\1/p' "$f")
-		p=$(sed -n 's/.*"pool_puts":\([0-9]*\).*/\1/p' "$f")
-		if [ $((${o:-0} + ${p:-0} * 4096)) -ge $((out + puts * 4096)) ]; then
-			out=${o:-0} puts=${p:-0}
-			in=$(sed -n 's/.*"bytes_in":\([0-9]*\).*/\1/p' "$f")
-			hits=$(sed -n 's/.*"pool_hits":\([0-9]*\).*/\1/p' "$f")
-			peak=$(sed -n 's/.*"resident_peak":\([0-9]*\).*/\1/p' "$f")
-		fi
-	done
+	local out in peak puts hits
+	paged_out "$name"
 	if [ "${out:-0}" -eq 0 ] && [ "${puts:-0}" -eq 0 ]; then
 		echo "FAIL $name: nothing was paged out: the cap $cap was not below the heap"
 		fail=$((fail + 1)); return
@@ -181,52 +189,24 @@ in_cgroup() {
 }
 
 # An honest cap: bigsort with a heap of 320 MiB (512 with the long tests)
-# under --ram 128M, inside a memory cgroup of 128 MiB + 64 MiB, must not be
-# OOM-killed (the store uses O_DIRECT, so swapped-out pages do not sit in
-# the page cache charged to the cgroup), must print what the uncapped run
-# prints, and must have paged (its report's bytes out).  With no memory
-# cgroup to be had, bigsort 256M runs at --ram 64M without one, as "bigsort".
+# under --ram 128M, inside a memory cgroup of 128 MiB + 64 MiB, as whole()
+# runs the programs below (the store uses O_DIRECT, so swapped-out pages do
+# not sit in the page cache charged to the cgroup).  With no memory cgroup
+# to be had, bigsort 256M runs at --ram 64M without one, as "bigsort".
 honest_cap() {
 	if [ $cg_v = 0 ]; then
 		check bigsort 64M "$ex/bigsort" 256M
 		return
 	fi
-	if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " =~ " cgroup " ]]; then return; fi
-	if ! "$ex/bigsort" "$sort_size" >"$work/cg.plain" 2>"$work/cg.plain.err"; then
-		echo "SKIP cgroup: the uncapped run failed: $(tail -1 "$work/cg.plain.err")"
-		skip=$((skip + 1)); return
-	fi
-	rm -f "$work"/cg.*.json
-	if ! in_cgroup $(((128 + 64) << 20)) "$work/cg.out" "$work/cg.err" \
-		"$run" --ram 128M --report=json:"$work/cg.%p.json" -- "$ex/bigsort" "$sort_size"; then
-		echo "SKIP cgroup: no writable memory cgroup (needs root and the memory controller)"
-		skip=$((skip + 1)); return
-	fi
-	if [ $cg_rc -ne 0 ]; then
-		echo "FAIL cgroup: bigsort $sort_size under --ram 128M in a 192 MiB cgroup exited $cg_rc (137 = OOM-killed)"
-		tail -3 "$work/cg.err"; fail=$((fail + 1)); return
-	fi
-	if ! cmp -s "$work/cg.plain" "$work/cg.out"; then
-		echo "FAIL cgroup: bigsort $sort_size printed other output under --ram 128M"
-		diff "$work/cg.plain" "$work/cg.out" | head -5; fail=$((fail + 1)); return
-	fi
-	local out puts
-	out=$(sed -n 's/.*"bytes_out":\([0-9]*\).*/\1/p' "$work"/cg.*.json 2>/dev/null | sort -n | tail -1)
-	puts=$(sed -n 's/.*"pool_puts":\([0-9]*\).*/\1/p' "$work"/cg.*.json 2>/dev/null | sort -n | tail -1)
-	if [ "${out:-0}" -eq 0 ] && [ "${puts:-0}" -eq 0 ]; then
-		echo "FAIL cgroup: bigsort $sort_size paged nothing out under --ram 128M (no report, or the cap was not below its heap)"
-		fail=$((fail + 1)); return
-	fi
-	printf 'ok   %-14s bigsort %s, --ram 128M, 192 MiB cgroup: identical output, %d MiB to the store, %d MiB into the pool, not OOM-killed, cgroup peak %d MiB, %ds\n' \
-		cgroup "$sort_size" $((${out:-0} >> 20)) $((${puts:-0} >> 8)) $((cg_peak >> 20)) $cg_secs
-	pass=$((pass + 1))
+	whole 128M cgroup "$ex/bigsort" "$sort_size"
 }
 
 # Whole programs whose heaps are their own mmap()s (pymalloc's arenas, V8,
 # the JVM), each building about twice the cap here (250 to 310 MiB), or
 # well over 350 MiB with the long tests (see the sizes above): at --ram
 # 128M inside a cgroup of 128 + 64 MiB with no swap, the output must match
-# the uncapped run and nothing may be OOM-killed.  The cgroup's limit is
+# the uncapped run, nothing may be OOM-killed, and the report must show
+# pages out.  The cgroup's limit is
 # what node and java would size their heaps from, so they are told their
 # heap size, as a user would.
 # whole CAP NAME CMD...
@@ -246,6 +226,7 @@ whole() {
 	fi
 	local cap_b
 	cap_b=$(( ${cap%M} << 20 ))
+	rm -f "$work/$name".*.json
 	if ! in_cgroup $((cap_b + (64 << 20))) "$work/$name.capped" "$work/$name.capped.err" \
 		"$run" --ram "$cap" --report=json:"$work/$name.%p.json" -- "$@"; then
 		echo "SKIP $name: no writable memory cgroup (needs root and the memory controller)"
@@ -260,8 +241,15 @@ whole() {
 		diff <(head -c 2000 "$work/$name.plain") <(head -c 2000 "$work/$name.capped") | head -10
 		fail=$((fail + 1)); return
 	fi
-	printf 'ok   %-14s identical output; plain %4d MiB RSS in %3ds; --ram %s in a %d MiB cgroup: peak %3d MiB in %3ds\n' \
-		"$name" $((plain_kb >> 10)) $plain_secs "$cap" $(((cap_b >> 20) + 64)) $((cg_peak >> 20)) $cg_secs
+	local out in peak puts hits
+	paged_out "$name"
+	if [ "$out" -eq 0 ] && [ "$puts" -eq 0 ]; then
+		echo "FAIL $name: nothing was paged out at --ram $cap (no report, or the cap was not below its heap)"
+		fail=$((fail + 1)); return
+	fi
+	printf 'ok   %-14s identical output; plain %4d MiB RSS in %3ds; --ram %s in a %d MiB cgroup: peak %3d MiB in %3ds; %d MiB out, pool %d MiB in\n' \
+		"$name" $((plain_kb >> 10)) $plain_secs "$cap" $(((cap_b >> 20) + 64)) $((cg_peak >> 20)) $cg_secs \
+		$((out >> 20)) $((puts >> 8))
 	pass=$((pass + 1))
 }
 
