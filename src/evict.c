@@ -1121,12 +1121,19 @@ static bool pool_reading(const struct upg_pte *p, uint32_t h)
 	return p->state == PG_READING && (p->flags & PF_POOLREAD) && p->evict_seq == h;
 }
 
+/* The first bytes of ev->copy (and of each half of ev->cipher) were
+ * written: they are in RAM until release_bufs(). */
+static void bufs_written(struct upg_evictor *ev, size_t bytes)
+{
+	if (bytes > ev->bufs_used)
+		ev->bufs_used = bytes;
+}
+
 /* Give back the RAM of spill()'s compressed copies, their first n
  * entries; its pages in ev->copy go with the batches' (release_bufs()). */
 static void spill_release(struct upg_evictor *ev, uint32_t n)
 {
-	if ((size_t)n * 4096 > ev->bufs_used)
-		ev->bufs_used = (size_t)n * 4096;
+	bufs_written(ev, (size_t)n * 4096);
 	madvise(ev->spill_c, (size_t)n * UPG_POOL_MAX_CLEN, MADV_DONTNEED);
 }
 
@@ -1149,8 +1156,7 @@ static void release_bufs(struct upg_evictor *ev)
 /* A batch used off bytes of the buffers. */
 static void batch_ended(struct upg_evictor *ev, size_t off)
 {
-	if (off > ev->bufs_used)
-		ev->bufs_used = off;
+	bufs_written(ev, off);
 	ev->last_batch_ns = upg_now_ns();
 }
 
