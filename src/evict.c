@@ -342,12 +342,17 @@ static int zap_own(struct upager *up, uintptr_t a, size_t len)
 	bool room = up->nown_zap < sizeof up->own_zap / sizeof up->own_zap[0];
 	if (room) {
 		up->own_zap[up->nown_zap].start = a;
-		up->own_zap[up->nown_zap++].end = a + len;
+		up->own_zap[up->nown_zap].end = a + len;
+		up->own_zap[up->nown_zap++].seen = false;
 	}
 	pthread_mutex_unlock(&up->lock);
 	if (!room)
 		return -ENOSPC;
+	if (upg_own_zap_test)
+		upg_own_zap_test(a, len, true);
 	int rc = madvise((void *)a, len, MADV_DONTNEED) ? -errno : 0;
+	if (upg_own_zap_test)
+		upg_own_zap_test(a, len, false);
 	/* madvise returns once a handler has read the event, maybe before
 	 * it has looked at it: keep the record until then. */
 	upg_events_barrier(up);

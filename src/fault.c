@@ -1341,13 +1341,28 @@ static void wp_fault(struct upg_handler *h, uintptr_t addr, uint64_t t0, int tid
 	fault_done(up, t0);
 }
 
-static void discard_event(struct upager *up, uintptr_t start, uintptr_t end)
+/* A REMOVE (unmap false) or UNMAP event of [start, end). */
+static void discard_event(struct upager *up, uintptr_t start, uintptr_t end, bool unmap)
 {
 	if (upg_is_scratch(up, start, end))
 		return;  /* the evictor emptying its scratch area */
-	for (uint32_t i = 0; i < up->nown_zap; i++)
-		if (start >= up->own_zap[i].start && end <= up->own_zap[i].end)
-			return;  /* the evictor dropping a page it copied out */
+	/* The evictor dropping a page it copied out.  Its zap of a range
+	 * that lies in one mapping raises one event, the whole range, so a
+	 * second one is the application's discard made meanwhile (whichever
+	 * came first).  A part of the range is taken for the evictor's: a
+	 * range over mappings of different protections raises one a mapping
+	 * (see README, Known limits). */
+	for (uint32_t i = 0; i < up->nown_zap && !unmap; i++) {
+		if (start < up->own_zap[i].start || end > up->own_zap[i].end)
+			continue;
+		if (start != up->own_zap[i].start || end != up->own_zap[i].end)
+			return;
+		if (!up->own_zap[i].seen) {
+			up->own_zap[i].seen = true;
+			return;
+		}
+		break;
+	}
 	/* Regions are sorted and disjoint: start at the first one ending
 	 * after start (a program's mmap()s make thousands of them). */
 	uint32_t lo = 0, hi = up->nregions;
@@ -1392,10 +1407,10 @@ static void handle_msg(struct upg_handler *h, const struct uffd_msg *m, uint64_t
 				now, false, false, (int)m->arg.pagefault.feat.ptid);
 		break;
 	case UFFD_EVENT_REMOVE:
-		discard_event(up, m->arg.remove.start, m->arg.remove.end);
+		discard_event(up, m->arg.remove.start, m->arg.remove.end, false);
 		break;
 	case UFFD_EVENT_UNMAP:
-		discard_event(up, m->arg.remove.start, m->arg.remove.end);
+		discard_event(up, m->arg.remove.start, m->arg.remove.end, true);
 		break;
 	default:
 		upg_log(up, UPAGER_LOG_WARN, "unexpected userfaultfd event %u", m->event);
@@ -1421,7 +1436,7 @@ static void absorb_events(struct upg_handler *h)
 	for (size_t i = 0; i < (size_t)n / sizeof msgs[0]; i++) {
 		const struct uffd_msg *m = &msgs[i];
 		if (m->event == UFFD_EVENT_REMOVE || m->event == UFFD_EVENT_UNMAP) {
-			discard_event(up, m->arg.remove.start, m->arg.remove.end);
+			discard_event(up, m->arg.remove.start, m->arg.remove.end, m->event == UFFD_EVENT_UNMAP);
 			continue;
 		}
 		if (m->event != UFFD_EVENT_PAGEFAULT)

@@ -180,8 +180,10 @@ struct upager {
 	int pagemap_fd;         /* /proc/self/pagemap, for upg_mapped(); -1: mincore() */
 
 	/* Ranges the evictor itself is zapping with madvise (pages it could not
-	 * move: read-only mappings); their REMOVE events are not discards. */
-	struct { uintptr_t start, end; } own_zap[8];
+	 * move: read-only mappings); their REMOVE events are not discards.
+	 * The zap of a range within one mapping raises one event, the whole
+	 * range: a second such event (seen set) is the application's. */
+	struct { uintptr_t start, end; bool seen; } own_zap[8];
 	uint32_t nown_zap;
 
 	struct upg_child *children;  /* live forked children (up->lock) */
@@ -229,6 +231,11 @@ extern struct upager *upg_shared_runtime;
 /* Set by a unit test before upager_open(): the store's data goes through
  * this tier instead of the file (the block bitmap stays the store's). */
 extern struct upg_tier upg_store_tier_test;
+/* Set by a unit test: called by the evictor with the range it is about to
+ * zap in place (before: true) and has just zapped (false), while the range
+ * is recorded as its own (up->own_zap), so that the test can discard it
+ * there as the application. */
+extern void (*upg_own_zap_test)(uintptr_t start, size_t len, bool before);
 /* upager_map() with an address: hint as mmap() takes it (0: anywhere), and
  * mflags 0, MAP_FIXED or MAP_FIXED_NOREPLACE.  Only for 4 KiB pages.  For
  * the preload layer, which serves a program's own mmap() calls. */

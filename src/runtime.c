@@ -388,6 +388,7 @@ static int close_runtime(upager_t *up)
  * the same memory.  upager_close() of it only lets go.
  */
 struct upg_tier upg_store_tier_test;
+void (*upg_own_zap_test)(uintptr_t start, size_t len, bool before);
 
 struct upager *upg_shared_runtime;
 

@@ -817,6 +817,63 @@ START_TEST(test_64k_holes_keep_the_budget)
 }
 END_TEST
 
+/*
+ * A read-only page cannot be moved out: the evictor copies it, stores it,
+ * then zaps it where it lies, and takes the REMOVE event of that zap for
+ * its own.  The application's discard of the same page made meanwhile,
+ * its event read before the evictor's or after it, must still leave the
+ * page reading as zeros.  The hook makes that discard at the evictor's
+ * zap of the first read-only page, before or after its madvise().
+ */
+static char *race_page;   /* the page the hook discarded */
+static int race_rc = 1;   /* its madvise()'s result */
+static bool race_before;
+
+static void race_hook(uintptr_t start, size_t len, bool before)
+{
+	if (before != race_before || len != ps || (char *)start < base || (char *)start >= base + REGION ||
+	    __atomic_load_n(&race_page, __ATOMIC_ACQUIRE))
+		return;
+	__atomic_store_n(&race_rc, madvise((void *)start, len, MADV_DONTNEED) ? errno : 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&race_page, (char *)start, __ATOMIC_RELEASE);
+}
+
+static void discard_during_own_zap(bool before)
+{
+	uint64_t first = npages / 4, n = npages / 8;
+	ck_assert_int_eq(mprotect(base + first * ps, n * ps, PROT_READ), 0);
+	check_range(first, n, "read-only range");
+	race_before = before;
+	__atomic_store_n(&upg_own_zap_test, race_hook, __ATOMIC_RELEASE);
+	push_out(first, n, 0, 0, "read-only range");
+	wait_idle();
+	__atomic_store_n(&upg_own_zap_test, NULL, __ATOMIC_RELEASE);
+	char *p = __atomic_load_n(&race_page, __ATOMIC_ACQUIRE);
+	ck_assert_msg(p, "no read-only page was zapped in place");
+	ck_assert_msg(race_rc == 0, "madvise(MADV_DONTNEED) of the page: %s", strerror(race_rc));
+	uint64_t pg = (uint64_t)(p - base) / ps;
+	gen[pg] = 0;
+	check_page(pg, before ? "discarded just before the evictor's zap" : "discarded just after the evictor's zap");
+	/* Out and back in again, and everything else as it was. */
+	push_out(first, n, 0, 0, "read-only range");
+	check_range(0, npages, "after the discard during the evictor's zap");
+	ck_assert_int_eq(mprotect(base + first * ps, n * ps, PROT_READ | PROT_WRITE), 0);
+	printf("discard %s the evictor's zap of read-only page %llu: zeros after\n", before ? "before" : "after",
+	       (unsigned long long)pg);
+}
+
+START_TEST(test_discard_before_own_zap)
+{
+	discard_during_own_zap(true);
+}
+END_TEST
+
+START_TEST(test_discard_after_own_zap)
+{
+	discard_during_own_zap(false);
+}
+END_TEST
+
 static Suite *discard_suite(void)
 {
 	Suite *s = suite_create("discard");
@@ -828,6 +885,8 @@ static Suite *discard_suite(void)
 	tcase_add_test(tc, test_madvise_counts_immediately);
 	tcase_add_test(tc, test_munmap_part);
 	tcase_add_test(tc, test_mprotect_readonly_under_pressure);
+	tcase_add_test(tc, test_discard_before_own_zap);
+	tcase_add_test(tc, test_discard_after_own_zap);
 	suite_add_tcase(s, tc);
 
 	/* A hang here is a fault that can never be served: keep it short. */
@@ -845,6 +904,8 @@ static Suite *discard_suite(void)
 	tcase_add_test(tc, test_64k_discard_whole_pages);
 	tcase_add_test(tc, test_64k_advise_whole_pages);
 	tcase_add_test(tc, test_64k_discard_subpage);
+	tcase_add_test(tc, test_discard_before_own_zap);
+	tcase_add_test(tc, test_discard_after_own_zap);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("16k_race");
