@@ -103,7 +103,7 @@ struct upg_evictor {
 			     * and for moved ones read to be looked at (look()) */
 	char *cipher;       /* encryption: what is written, for scratch then copy */
 	size_t bufs_used;   /* bytes of copy (and of each half of cipher) maybe in RAM */
-	uint64_t last_batch_ns;  /* when the last batch ended: the buffers go BUFS_IDLE_NS after */
+	uint64_t last_batch_ns;  /* when the last batch ended: the buffers go 100 ms after */
 	int mem_fd;         /* /proc/self/mem: reads pages whatever their protection */
 	pid_t pid;          /* this process, for process_vm_readv() */
 	bool vm_read;       /* process_vm_readv() works here */
@@ -1145,12 +1145,7 @@ static void spill_release(struct upg_evictor *ev, uint32_t n)
 /* Give back the RAM of the batches' buffers (ev->copy, ev->cipher).  They
  * are kept while batches follow one another: a page of them given back
  * costs a fault when written again, about 4 us here, as much as the copy
- * that look() saves.  A program faulting 10K pages a second refills the
- * budget's margin (a 16th of it: 4,096 pages at 256 MiB) in about 400 ms
- * between rounds of batches, so an idle time of 100 ms gave them back
- * every round (49 times in a run of upager-bench's rand-rmw at 256 MiB
- * over 1 GiB, 50K faults in the copy): BUFS_IDLE_NS is 2 s. */
-#define BUFS_IDLE_NS (2000ULL * 1000 * 1000)
+ * that look() saves. */
 static void release_bufs(struct upg_evictor *ev)
 {
 	if (!ev->bufs_used)
@@ -1699,7 +1694,7 @@ static void *evictor_main(void *arg)
 			charge_unshared(up, now);
 		if (now - up->threads_look_ns >= 100ULL * 1000 * 1000)
 			count_threads(up, now);
-		if (ev->bufs_used && now - ev->last_batch_ns >= BUFS_IDLE_NS) {
+		if (ev->bufs_used && now - ev->last_batch_ns >= 100ULL * 1000 * 1000) {
 			pthread_mutex_unlock(&up->lock);
 			release_bufs(ev);
 			pthread_mutex_lock(&up->lock);
