@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -105,6 +106,7 @@ struct upg_evictor {
 	size_t bufs_used;   /* bytes of copy (and of each half of cipher) maybe in RAM */
 	uint64_t last_batch_ns;  /* when the last batch ended: the buffers go 100 ms after */
 	int mem_fd;         /* /proc/self/mem: reads pages whatever their protection */
+	int maps_fd;        /* /proc/self/maps, for mapping_end() */
 	pid_t pid;          /* this process, for process_vm_readv() */
 	bool vm_read;       /* process_vm_readv() works here */
 	char *ctmp;         /* one page's compressed output */
@@ -218,7 +220,7 @@ static int ev_copy_back(struct upager *up, struct upg_region *r, uint64_t page, 
 			return -ECANCELED;
 		upg_zero_parts(src, r->psize, zm);
 		*zeroed |= zm;
-		int rc = upg_uffd_copy_wp(up->uffd, r->base + (page << r->pshift), src, r->psize, NULL, wp);
+		int rc = upg_uffd_copy_page(up->uffd, r->base + (page << r->pshift), src, r->psize, NULL, wp);
 		if (rc != -EAGAIN)
 			return rc;
 		pthread_mutex_unlock(&up->uffd_lock);
@@ -934,8 +936,30 @@ static void write_back(struct upg_evictor *ev, uint32_t n)
 		store_wrote(ev, err, t0);
 }
 
+/* The end of the mapping holding address a, from the kernel's
+ * PROCMAP_QUERY (Linux 6.11; not in older headers, hence defined here);
+ * 0 where the query is refused. */
+struct procmap_query_v1 {
+	uint64_t size, query_flags, query_addr, vma_start, vma_end, vma_flags, vma_page_size, vma_offset, inode;
+	uint32_t dev_major, dev_minor, vma_name_size, build_id_size;
+	uint64_t vma_name_addr, build_id_addr;
+};
+#define UPG_PROCMAP_QUERY _IOWR('f', 17, struct procmap_query_v1)
+
+static uintptr_t mapping_end(struct upg_evictor *ev, uintptr_t a)
+{
+	struct procmap_query_v1 q = { .size = sizeof q, .query_addr = a };
+	if (ev->maps_fd < 0 || ioctl(ev->maps_fd, UPG_PROCMAP_QUERY, &q) || q.vma_start > a || q.vma_end <= a)
+		return 0;
+	return (uintptr_t)q.vma_end;
+}
+
 /* Drop from the region the copied pages that were stored.  Their REMOVE
- * events are recognised as the evictor's own (up->own_zap). */
+ * events are recognised as the evictor's own (up->own_zap).  A page
+ * larger than 4 KiB whose parts the application gave different
+ * protections lies in several mappings: it is zapped a mapping at a time,
+ * each zap raising one event of its whole range, so that an application's
+ * discard made meanwhile is still told from it (see discard_event()). */
 static void zap_copied(struct upg_evictor *ev, uint32_t n)
 {
 	struct upager *up = ev->up;
@@ -943,10 +967,42 @@ static void zap_copied(struct upg_evictor *ev, uint32_t n)
 		struct vict *v = &ev->v[i];
 		if (!v->copied || v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_GONE || v->kind == K_SYNCED)
 			continue;
-		if (zap_own(up, v->r->base + (v->page << v->r->pshift), v->r->psize))
-			v->kind = K_STAY;
-		else
+		uintptr_t a = v->r->base + (v->page << v->r->pshift), end = a + v->r->psize;
+		/* Its parts by mapping; more than 16 are zapped at once. */
+		uintptr_t cut[17];
+		uint32_t nparts = 0;
+		cut[0] = a;
+		while (cut[nparts] < end && nparts < 16) {
+			uintptr_t e = v->r->psize > 4096 ? mapping_end(ev, cut[nparts]) : 0;
+			cut[++nparts] = !e || e > end ? end : e;
+		}
+		if (cut[nparts] < end)
+			cut[nparts = 1] = end;
+		uint32_t done = 0;
+		while (done < nparts && !zap_own(up, cut[done], cut[done + 1] - cut[done]))
+			done++;
+		if (done == nparts) {
 			took_out(up, v, 1);
+			continue;
+		}
+		/* A zap refused (a part locked with mlock(), or unmapped
+		 * meanwhile): the page stays, and the parts zapped before go
+		 * back from the copy. */
+		if (done) {
+			int rc;
+			for (;;) {
+				pthread_mutex_lock(&up->uffd_lock);
+				rc = upg_uffd_copy_wp(up->uffd, a, ev->copy + v->soff, cut[done] - a, NULL, false);
+				pthread_mutex_unlock(&up->uffd_lock);
+				if (rc != -EAGAIN)
+					break;
+				back_off();
+			}
+			if (rc)
+				upg_log(up, UPAGER_LOG_WARN, "cannot put back the zapped part of page %#lx: %s",
+					(unsigned long)a, strerror(-rc));
+		}
+		v->kind = K_STAY;
 	}
 }
 
@@ -1892,6 +1948,7 @@ int upg_evictor_start(struct upager *up, char *err, size_t errlen)
 	int rc = -ENOMEM;
 	ev->up = up;
 	ev->mem_fd = -1;
+	ev->maps_fd = -1;
 	ev->kick_fd = -1;
 	up->ev = ev;
 	ev->cap = SCRATCH_LEN / 4096;
@@ -1902,6 +1959,7 @@ int upg_evictor_start(struct upager *up, char *err, size_t errlen)
 	if (ev->image == MAP_FAILED)
 		ev->image = NULL;
 	ev->mem_fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	ev->maps_fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	ev->pid = getpid();  /* started again in a forked child */
 	ev->vm_read = true;
 	ev->copy = mmap(NULL, SCRATCH_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -2009,6 +2067,8 @@ void upg_evictor_stop(struct upager *up)
 		munmap(ev->cipher, 2 * SCRATCH_LEN);
 	if (ev->mem_fd >= 0)
 		close(ev->mem_fd);
+	if (ev->maps_fd >= 0)
+		close(ev->maps_fd);
 	if (ev->image)
 		munmap(ev->image, UPG_MAX_PAGE);
 	free(ev->v);

@@ -195,12 +195,16 @@ static void absorb_events(struct upg_handler *h);
  * is waiting; read it (absorb_events) and try again.  With watch, a copy
  * stops (-ECANCELED) once an event read there discards all of watch's page
  * or marks a part of it not in zm: what is mapped of the page then went in
- * before the event, and the kernel's zap, which follows it, takes it out. */
+ * before the event, and the kernel's zap, which follows it, takes it out.
+ * one_page: dst is within one page, which may lie in several mappings
+ * (upg_uffd_copy_page()). */
 static int h_copy(struct upg_handler *h, uintptr_t dst, const void *src, size_t len, const struct upg_pte *watch,
-		  uint16_t zm, size_t *existed)
+		  uint16_t zm, size_t *existed, bool one_page)
 {
 	for (;;) {
-		int rc = upg_inject(UPG_INJ_COPY, upg_uffd_copy(h->up->uffd, dst, src, len, existed), len);
+		int rc = one_page ? upg_uffd_copy_page(h->up->uffd, dst, src, len, existed, false)
+				  : upg_uffd_copy(h->up->uffd, dst, src, len, existed);
+		rc = upg_inject(UPG_INJ_COPY, rc, len);
 		if (rc == -EFAULT || rc == -EBADF || rc == -ENOTTY)
 			upg_fatal(h->up, "UFFDIO_COPY of %zu bytes at %#lx failed: %s (the runtime's own state is "
 				  "broken; faulting threads could never be woken)", len, (unsigned long)dst,
@@ -345,7 +349,7 @@ static void zero_fill(struct upg_handler *h, struct upg_region *r, uint64_t page
 	int rc = 0;
 	for (size_t off = 0; off < len && !rc; off += up->zero_len)
 		rc = h_copy(h, dst + off, up->zero_buf, len - off < up->zero_len ? len - off : up->zero_len,
-			    NULL, 0, NULL);
+			    NULL, 0, NULL, n == 1);
 	uint64_t only = UINT64_MAX;
 	if ((rc == -ENOENT || rc == -EINVAL) && n > 1) {
 		/* The cluster reaches into an unmapped or differently
@@ -353,7 +357,7 @@ static void zero_fill(struct upg_handler *h, struct upg_region *r, uint64_t page
 		 * mapping): fill just the faulting page. */
 		only = page;
 		dst = r->base + (page << r->pshift);
-		rc = h_copy(h, dst, up->zero_buf, r->psize, NULL, 0, NULL);
+		rc = h_copy(h, dst, up->zero_buf, r->psize, NULL, 0, NULL, true);
 	}
 	pthread_mutex_lock(&up->lock);
 	uint64_t filled = 0;
@@ -697,6 +701,9 @@ static int copy_in(struct upager *up, struct upg_io *io, uint64_t first, uint64_
 	struct upg_region *r = io->reg;
 	if (!n)
 		return 0;
+	if (n == 1)
+		return upg_uffd_copy_page(up->uffd, r->base + (first << r->pshift), src, r->psize, NULL,
+					  io->file || io->wp);
 	return upg_uffd_copy_wp(up->uffd, r->base + (first << r->pshift), src, n << r->pshift, NULL,
 				io->file || io->wp);
 }
@@ -712,8 +719,8 @@ static int copy_in_all(struct upager *up, struct upg_io *io, char *buf)
 	uint64_t k = io->fault_page - io->first;
 	int rc = copy_in(up, io, io->first, k, buf);
 	if (!rc)
-		rc = upg_uffd_copy(up->uffd, r->base + (io->fault_page << r->pshift), buf + (k << r->pshift), r->psize,
-				   NULL);
+		rc = upg_uffd_copy_page(up->uffd, r->base + (io->fault_page << r->pshift), buf + (k << r->pshift),
+					r->psize, NULL, false);
 	if (!rc)
 		rc = copy_in(up, io, io->fault_page + 1, io->npages - k - 1, buf + ((k + 1) << r->pshift));
 	return rc;
@@ -1132,7 +1139,7 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 			 * something does, zeros beat a hang. */
 			upg_log(up, UPAGER_LOG_ERROR, "fault on evictor scratch page %#lx", (unsigned long)addr);
 			pthread_mutex_unlock(&up->lock);
-			h_copy(h, addr & ~4095UL, up->zero_buf, 4096, NULL, 0, NULL);
+			h_copy(h, addr & ~4095UL, up->zero_buf, 4096, NULL, 0, NULL, false);
 			pthread_mutex_lock(&up->lock);
 			return;
 		}
@@ -1171,7 +1178,7 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 			 * application zapped meanwhile: it reads as zeros, and
 			 * the evictor must not wait on itself. */
 			pthread_mutex_unlock(&up->lock);
-			h_copy(h, addr & ~4095UL, up->zero_buf, 4096, NULL, 0, NULL);
+			h_copy(h, addr & ~4095UL, up->zero_buf, 4096, NULL, 0, NULL, false);
 			pthread_mutex_lock(&up->lock);
 			return;
 		}
@@ -1234,7 +1241,7 @@ static void missing(struct upg_handler *h, uintptr_t addr, bool write, uint64_t 
 		while (e < sub && !(looked && (vec[e] & 1)))
 			e++;
 		size_t had = 0;
-		rc = h_copy(h, a + (size_t)q * 4096, up->zero_buf, (size_t)(e - q) * 4096, p, zm, &had);
+		rc = h_copy(h, a + (size_t)q * 4096, up->zero_buf, (size_t)(e - q) * 4096, p, zm, &had, true);
 		existed += had;
 		if (rc)
 			break;

@@ -145,6 +145,31 @@ int upg_uffd_copy_wp(int fd, uintptr_t dst, const void *src, size_t len, size_t 
 	return 0;
 }
 
+int upg_uffd_copy_page(int fd, uintptr_t dst, const void *src, size_t len, size_t *existed, bool wp)
+{
+	int rc = upg_uffd_copy_wp(fd, dst, src, len, existed, wp);
+	if (rc != -ENOENT || len <= 4096)
+		return rc;
+	size_t skipped = 0;
+	rc = 0;
+	for (size_t off = 0; off < len && !rc; off += 4096) {
+		struct uffdio_copy c = {
+			.dst = dst + off, .src = (uintptr_t)src + off, .len = 4096,
+			.mode = (wp ? UFFDIO_COPY_MODE_WP : 0) | UFFDIO_COPY_MODE_DONTWAKE,
+		};
+		if (!ioctl(fd, UFFDIO_COPY, &c))
+			continue;
+		if (errno == EEXIST)
+			skipped += 4096;
+		else
+			rc = -errno;
+	}
+	upg_uffd_wake(fd, dst, len);
+	if (existed)
+		*existed = skipped;
+	return rc;
+}
+
 int upg_uffd_writeprotect(int fd, uintptr_t start, size_t len, bool protect)
 {
 	struct uffdio_writeprotect w = {

@@ -452,6 +452,43 @@ START_TEST(test_64k_advise_whole_pages)
 }
 END_TEST
 
+/* 64 KiB pages with a 4 KiB part given another protection lie in three
+ * mappings, which one UFFDIO_COPY cannot span: their first touch, and
+ * their refault from the store, go in part by part (each faulted again
+ * for ever before).  A second region, never touched, for the first. */
+START_TEST(test_64k_split_pages_fault_in)
+{
+	void *a = NULL;
+	struct upager_map_opts o = { .size = sizeof o, .page_size = 65536 };
+	ck_assert_int_eq(upager_map(up, 16 * 65536, &o, &a), 0);
+	char *fresh = a;
+	for (int i = 0; i < 16; i += 2)
+		ck_assert_int_eq(mprotect(fresh + i * 65536 + 32768, 4096, i % 4 ? PROT_NONE : PROT_READ), 0);
+	for (int i = 0; i < 16; i++) {
+		ck_assert_msg(upg_t_is_zero(fresh + i * 65536, 4096), "untouched split page %d: not zeros", i);
+		fresh[i * 65536 + 65535] = (char)i;
+	}
+	for (int i = 0; i < 16; i++)
+		ck_assert_int_eq(fresh[i * 65536 + 65535], (char)i);
+	ck_assert_int_eq(upager_unmap(up, a), 0);
+
+	uint64_t first = npages / 4, n = npages / 8;
+	for (uint64_t i = first; i < first + n; i++)
+		ck_assert_int_eq(mprotect(base + i * ps + ps / 2, 4096, PROT_READ), 0);
+	struct upager_stats s0, s1;
+	stats(&s0);
+	for (int round = 0; round < 2; round++) {
+		push_out(first, n, 0, 0, "split pages");
+		check_range(first, n, "split pages faulted back");
+	}
+	stats(&s1);
+	ck_assert_msg(s1.store_reads > s0.store_reads, "no split page was read back from the store");
+	for (uint64_t i = first; i < first + n; i++)
+		ck_assert_int_eq(mprotect(base + i * ps + ps / 2, 4096, PROT_READ | PROT_WRITE), 0);
+	check_range(0, npages, "everything after the split pages");
+}
+END_TEST
+
 /* 64 KiB pages: a discard of 4 KiB inside a page, resident or evicted, reads
  * back as zeros there and keeps the rest of the page. */
 START_TEST(test_64k_discard_subpage)
@@ -822,28 +859,45 @@ END_TEST
  * then zaps it where it lies, and takes the REMOVE event of that zap for
  * its own.  The application's discard of the same page made meanwhile,
  * its event read before the evictor's or after it, must still leave the
- * page reading as zeros.  The hook makes that discard at the evictor's
- * zap of the first read-only page, before or after its madvise().
+ * page reading as zeros.  The hook makes that discard, of the whole page,
+ * at the evictor's zap of the first page of the range, before or after
+ * its madvise().  A page with one 4 KiB part read-only lies in three
+ * mappings, zapped one at a time; the discard raises an event in each.
  */
-static char *race_page;   /* the page the hook discarded */
-static int race_rc = 1;   /* its madvise()'s result */
+static char *race_lo, *race_hi;  /* the range whose pages the hook may discard */
+static char *race_page;          /* the page it discarded */
+static int race_rc = 1;          /* its madvise()'s result */
 static bool race_before;
 
 static void race_hook(uintptr_t start, size_t len, bool before)
 {
-	if (before != race_before || len != ps || (char *)start < base || (char *)start >= base + REGION ||
-	    __atomic_load_n(&race_page, __ATOMIC_ACQUIRE))
+	(void)len;
+	char *pg = (char *)(start & ~((uintptr_t)ps - 1));
+	if (before != race_before || pg < race_lo || pg >= race_hi || __atomic_load_n(&race_page, __ATOMIC_ACQUIRE))
 		return;
-	__atomic_store_n(&race_rc, madvise((void *)start, len, MADV_DONTNEED) ? errno : 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&race_page, (char *)start, __ATOMIC_RELEASE);
+	__atomic_store_n(&race_rc, madvise(pg, ps, MADV_DONTNEED) ? errno : 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&race_page, pg, __ATOMIC_RELEASE);
 }
 
-static void discard_during_own_zap(bool before)
+static void protect(uint64_t first, uint64_t n, bool split, int prot)
+{
+	if (!split) {
+		ck_assert_int_eq(mprotect(base + first * ps, n * ps, prot), 0);
+		return;
+	}
+	for (uint64_t i = first; i < first + n; i++)
+		ck_assert_int_eq(mprotect(base + i * ps + ps / 2, 4096, prot), 0);
+}
+
+static void discard_during_own_zap(bool before, bool split)
 {
 	uint64_t first = npages / 4, n = npages / 8;
-	ck_assert_int_eq(mprotect(base + first * ps, n * ps, PROT_READ), 0);
+	protect(first, n, split, PROT_READ);
 	check_range(first, n, "read-only range");
+	race_lo = base + first * ps;
+	race_hi = base + (first + n) * ps;
 	race_before = before;
+	__atomic_store_n(&race_page, NULL, __ATOMIC_RELEASE);
 	__atomic_store_n(&upg_own_zap_test, race_hook, __ATOMIC_RELEASE);
 	push_out(first, n, 0, 0, "read-only range");
 	wait_idle();
@@ -857,20 +911,32 @@ static void discard_during_own_zap(bool before)
 	/* Out and back in again, and everything else as it was. */
 	push_out(first, n, 0, 0, "read-only range");
 	check_range(0, npages, "after the discard during the evictor's zap");
-	ck_assert_int_eq(mprotect(base + first * ps, n * ps, PROT_READ | PROT_WRITE), 0);
-	printf("discard %s the evictor's zap of read-only page %llu: zeros after\n", before ? "before" : "after",
-	       (unsigned long long)pg);
+	protect(first, n, split, PROT_READ | PROT_WRITE);
+	printf("discard %s the evictor's zap of %sread-only page %llu: zeros after\n", before ? "before" : "after",
+	       split ? "partly " : "", (unsigned long long)pg);
 }
 
 START_TEST(test_discard_before_own_zap)
 {
-	discard_during_own_zap(true);
+	discard_during_own_zap(true, false);
 }
 END_TEST
 
 START_TEST(test_discard_after_own_zap)
 {
-	discard_during_own_zap(false);
+	discard_during_own_zap(false, false);
+}
+END_TEST
+
+START_TEST(test_64k_discard_before_split_zap)
+{
+	discard_during_own_zap(true, true);
+}
+END_TEST
+
+START_TEST(test_64k_discard_after_split_zap)
+{
+	discard_during_own_zap(false, true);
 }
 END_TEST
 
@@ -904,8 +970,11 @@ static Suite *discard_suite(void)
 	tcase_add_test(tc, test_64k_discard_whole_pages);
 	tcase_add_test(tc, test_64k_advise_whole_pages);
 	tcase_add_test(tc, test_64k_discard_subpage);
+	tcase_add_test(tc, test_64k_split_pages_fault_in);
 	tcase_add_test(tc, test_discard_before_own_zap);
 	tcase_add_test(tc, test_discard_after_own_zap);
+	tcase_add_test(tc, test_64k_discard_before_split_zap);
+	tcase_add_test(tc, test_64k_discard_after_split_zap);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("16k_race");
