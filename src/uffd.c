@@ -268,5 +268,19 @@ int upg_uffd_poison(int fd, uintptr_t start, size_t len)
 	struct uffdio_poison p = { .range = { .start = start, .len = len }, .mode = 0 };
 	if (!ioctl(fd, UFFDIO_POISON, &p) || errno == EEXIST)
 		return 0;
-	return -errno;
+	if (errno != ENOENT || len <= 4096)
+		return -errno;
+	/* Pages in several mappings (see upg_uffd_copy_page()): 4 KiB at a
+	 * time, parts no longer mapped passed over. */
+	int rc = 0;
+	for (size_t off = 0; off < len; off += 4096) {
+		p = (struct uffdio_poison){ .range = { .start = start + off, .len = 4096 }, .mode = 0 };
+		if (!ioctl(fd, UFFDIO_POISON, &p) || errno == EEXIST)
+			continue;
+		if (errno == EAGAIN)
+			return -EAGAIN;
+		if (!rc)
+			rc = -errno;
+	}
+	return rc;
 }

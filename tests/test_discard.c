@@ -10,6 +10,8 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -449,6 +451,70 @@ END_TEST
 START_TEST(test_64k_advise_whole_pages)
 {
 	discard_and_check(npages / 2, npages / 2 - 8, 1);
+}
+END_TEST
+
+/* The helpers under those copies, on a bare userfaultfd: one UFFDIO_COPY
+ * (or UFFDIO_POISON) cannot span mappings, so a 64 KiB range with a 4 KiB
+ * part read-only fails as a whole (ENOENT), and upg_uffd_copy_page() and
+ * upg_uffd_poison() go 4 KiB at a time. */
+static sigjmp_buf bus_jmp;
+
+static void on_bus(int sig)
+{
+	(void)sig;
+	siglongjmp(bus_jmp, 1);
+}
+
+/* How many of the 4 KiB parts of [p, p + len) raise SIGBUS when read. */
+static int count_bus(char *p, size_t len)
+{
+	struct sigaction sa = { .sa_handler = on_bus }, old;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, &old))
+		return -1;
+	volatile int bus = 0;
+	for (size_t off = 0; off < len; off += 4096) {
+		volatile char *q = p + off;
+		if (sigsetjmp(bus_jmp, 1) == 0)
+			(void)*q;
+		else
+			bus++;
+	}
+	sigaction(SIGBUS, &old, NULL);
+	return bus;
+}
+
+START_TEST(test_uffd_split_range)
+{
+	int fd;
+	uint64_t features;
+	char err[256];
+	ck_assert_msg(upg_uffd_open(&fd, &features, err, sizeof err) == 0, "%s", err);
+	size_t len = 2 * 65536;
+	char *a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(a, MAP_FAILED);
+	ck_assert_int_eq(upg_uffd_register(fd, (uintptr_t)a, len, false), 0);
+	ck_assert_int_eq(mprotect(a + 32768, 4096, PROT_READ), 0);
+	ck_assert_int_eq(mprotect(a + 65536 + 8192, 4096, PROT_READ), 0);
+	char *buf = malloc(65536);
+	ck_assert_ptr_nonnull(buf);
+	for (size_t i = 0; i < 65536; i++)
+		buf[i] = (char)(i * 7 + 1);
+	ck_assert_int_eq(upg_uffd_copy_wp(fd, (uintptr_t)a, buf, 65536, NULL, false), -ENOENT);
+	size_t had = 1;
+	ck_assert_int_eq(upg_uffd_copy_page(fd, (uintptr_t)a, buf, 65536, &had, false), 0);
+	ck_assert_uint_eq(had, 0);
+	ck_assert_int_eq(memcmp(a, buf, 65536), 0);
+	/* Again over it: every part present, nothing copied. */
+	ck_assert_int_eq(upg_uffd_copy_page(fd, (uintptr_t)a, buf, 65536, &had, false), 0);
+	ck_assert_uint_eq(had, 65536);
+
+	ck_assert_int_eq(upg_uffd_poison(fd, (uintptr_t)a + 65536, 65536), 0);
+	ck_assert_int_eq(count_bus(a + 65536, 65536), 16);
+	free(buf);
+	close(fd);  /* first: its UNMAP event would wait for a reader */
+	ck_assert_int_eq(munmap(a, len), 0);
 }
 END_TEST
 
@@ -962,6 +1028,7 @@ static Suite *discard_suite(void)
 	tcase_add_test(tc, test_munmap_untouched_then_touch_edges);
 	tcase_add_test(tc, test_mprotect_untouched_then_touch_edges);
 	tcase_add_test(tc, test_advise_unaligned_keeps_neighbours);
+	tcase_add_test(tc, test_uffd_split_range);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("64k");
