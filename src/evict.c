@@ -350,11 +350,12 @@ static int zap_own(struct upager *up, uintptr_t a, size_t len)
 	pthread_mutex_unlock(&up->lock);
 	if (!room)
 		return -ENOSPC;
-	if (upg_own_zap_test)
-		upg_own_zap_test(a, len, true);
+	void (*hook)(uintptr_t, size_t, bool) = __atomic_load_n(&upg_own_zap_test, __ATOMIC_ACQUIRE);
+	if (hook)
+		hook(a, len, true);
 	int rc = madvise((void *)a, len, MADV_DONTNEED) ? -errno : 0;
-	if (upg_own_zap_test)
-		upg_own_zap_test(a, len, false);
+	if (hook)
+		hook(a, len, false);
 	/* madvise returns once a handler has read the event, maybe before
 	 * it has looked at it: keep the record until then. */
 	upg_events_barrier(up);
@@ -987,17 +988,14 @@ static void zap_copied(struct upg_evictor *ev, uint32_t n)
 		}
 		/* A zap refused (a part locked with mlock(), or unmapped
 		 * meanwhile): the page stays, and the parts zapped before go
-		 * back from the copy. */
+		 * back from the copy (the parts still mapped are passed over).
+		 * Discarded meanwhile, it leaves as discarded (finish()). */
 		if (done) {
-			int rc;
-			for (;;) {
-				pthread_mutex_lock(&up->uffd_lock);
-				rc = upg_uffd_copy_wp(up->uffd, a, ev->copy + v->soff, cut[done] - a, NULL, false);
-				pthread_mutex_unlock(&up->uffd_lock);
-				if (rc != -EAGAIN)
-					break;
-				back_off();
-			}
+			pthread_mutex_lock(&up->uffd_lock);
+			int rc = ev_copy_back(up, v->r, v->page, ev->copy + v->soff, &v->zeroed, false);
+			pthread_mutex_unlock(&up->uffd_lock);
+			if (rc == -ECANCELED)
+				continue;
 			if (rc)
 				upg_log(up, UPAGER_LOG_WARN, "cannot put back the zapped part of page %#lx: %s",
 					(unsigned long)a, strerror(-rc));

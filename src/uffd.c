@@ -150,7 +150,7 @@ int upg_uffd_copy_page(int fd, uintptr_t dst, const void *src, size_t len, size_
 	int rc = upg_uffd_copy_wp(fd, dst, src, len, existed, wp);
 	if (rc != -ENOENT || len <= 4096)
 		return rc;
-	size_t skipped = 0;
+	size_t skipped = 0, gone = 0;
 	rc = 0;
 	for (size_t off = 0; off < len && !rc; off += 4096) {
 		struct uffdio_copy c = {
@@ -161,13 +161,15 @@ int upg_uffd_copy_page(int fd, uintptr_t dst, const void *src, size_t len, size_
 			continue;
 		if (errno == EEXIST)
 			skipped += 4096;
+		else if (errno == ENOENT)
+			gone += 4096;  /* this part unmapped: the others still go in */
 		else
 			rc = -errno;
 	}
 	upg_uffd_wake(fd, dst, len);
 	if (existed)
 		*existed = skipped;
-	return rc;
+	return rc ? rc : gone == len ? -ENOENT : 0;
 }
 
 int upg_uffd_writeprotect(int fd, uintptr_t start, size_t len, bool protect)

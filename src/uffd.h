@@ -76,8 +76,8 @@ int upg_uffd_copy_wp(int fd, uintptr_t dst, const void *src, size_t len, size_t 
 /* The same for one page (of len bytes): a page whose parts the program
  * gave different protections (mprotect) lies in several mappings, and a
  * copy cannot span mappings (-ENOENT): then its 4 KiB parts go in one at
- * a time, waiters woken once at the end.  -ENOENT from a part: that part
- * is no longer mapped. */
+ * a time, waiters woken once at the end.  Parts no longer mapped are
+ * passed over; -ENOENT when none is. */
 int upg_uffd_copy_page(int fd, uintptr_t dst, const void *src, size_t len, size_t *existed, bool wp);
 int upg_uffd_writeprotect(int fd, uintptr_t start, size_t len, bool protect);
 int upg_uffd_wake(int fd, uintptr_t start, size_t len);

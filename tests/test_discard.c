@@ -982,6 +982,52 @@ static void discard_during_own_zap(bool before, bool split)
 	       split ? "partly " : "", (unsigned long long)pg);
 }
 
+/* A zap the kernel refuses partway: a 64 KiB page with a 4 KiB part
+ * read-only (so it is copied and zapped in place, a mapping at a time) and
+ * its last 16 KiB locked with mlock(), which MADV_DONTNEED refuses.  The
+ * parts zapped before go back from the evictor's copy, and the page stays
+ * in RAM with all its bytes (before, the put-back spanned mappings and
+ * failed, and the zapped parts came back as zeros). */
+static unsigned long zaps_in_range;
+
+static void count_hook(uintptr_t start, size_t len, bool before)
+{
+	(void)len;
+	if (before && (char *)start >= race_lo && (char *)start < race_hi)
+		__atomic_add_fetch(&zaps_in_range, 1, __ATOMIC_RELAXED);
+}
+
+START_TEST(test_64k_refused_zap_puts_back)
+{
+	uint64_t first = npages / 4, n = 4;
+	for (uint64_t i = first; i < first + n; i++) {
+		ck_assert_int_eq(mprotect(base + i * ps + 32768, 4096, PROT_READ), 0);
+		ck_assert_msg(mlock(base + i * ps + 49152, 16384) == 0, "mlock: %s", strerror(errno));
+	}
+	check_range(first, n, "locked split pages");
+	race_lo = base + first * ps;
+	race_hi = base + (first + n) * ps;
+	__atomic_store_n(&zaps_in_range, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&upg_own_zap_test, count_hook, __ATOMIC_RELEASE);
+	for (int pass = 0; pass < 8 && !__atomic_load_n(&zaps_in_range, __ATOMIC_RELAXED); pass++)
+		for (uint64_t i = 0; i < npages; i++)
+			if (i < first || i >= first + n) {
+				check_page(i, "pressure");
+				upg_t_fill(base + i * ps, ps, i, ++gen[i]);
+			}
+	wait_idle();
+	__atomic_store_n(&upg_own_zap_test, NULL, __ATOMIC_RELEASE);
+	ck_assert_msg(__atomic_load_n(&zaps_in_range, __ATOMIC_RELAXED) > 0, "no locked split page was zapped");
+	ck_assert_uint_eq(count_evicted(first, n), 0);
+	check_range(first, n, "locked split pages after a refused zap");
+	for (uint64_t i = first; i < first + n; i++) {
+		ck_assert_int_eq(munlock(base + i * ps + 49152, 16384), 0);
+		ck_assert_int_eq(mprotect(base + i * ps + 32768, 4096, PROT_READ | PROT_WRITE), 0);
+	}
+	check_range(0, npages, "everything after the locked split pages");
+}
+END_TEST
+
 START_TEST(test_discard_before_own_zap)
 {
 	discard_during_own_zap(true, false);
@@ -1040,6 +1086,7 @@ static Suite *discard_suite(void)
 	tcase_add_test(tc, test_64k_split_pages_fault_in);
 	tcase_add_test(tc, test_discard_before_own_zap);
 	tcase_add_test(tc, test_discard_after_own_zap);
+	tcase_add_test(tc, test_64k_refused_zap_puts_back);
 	tcase_add_test(tc, test_64k_discard_before_split_zap);
 	tcase_add_test(tc, test_64k_discard_after_split_zap);
 	suite_add_tcase(s, tc);
