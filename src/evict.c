@@ -1072,6 +1072,10 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 				if (v->kind == K_KEEP && v->fresh_slot)
 					upg_store_free(&up->store, v->new_slot - 1, r->blocks);
 				p->flags |= PF_DIRTY;
+			} else if (v->fresh_slot) {
+				/* Written, then its zap in place refused
+				 * (zap_copied()): the copy written goes. */
+				upg_store_free(&up->store, v->new_slot - 1, r->blocks);
 			}
 			p->state = PG_RESIDENT;
 			/* Behind the pages that can go: as a new page it would be
