@@ -968,21 +968,16 @@ static void zap_copied(struct upg_evictor *ev, uint32_t n)
 		struct vict *v = &ev->v[i];
 		if (!v->copied || v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_GONE || v->kind == K_SYNCED)
 			continue;
-		uintptr_t a = v->r->base + (v->page << v->r->pshift), end = a + v->r->psize;
-		/* Its parts by mapping; more than 16 are zapped at once. */
-		uintptr_t cut[17];
-		uint32_t nparts = 0;
-		cut[0] = a;
-		while (cut[nparts] < end && nparts < 16) {
-			uintptr_t e = v->r->psize > 4096 ? mapping_end(ev, cut[nparts]) : 0;
-			cut[++nparts] = !e || e > end ? end : e;
+		uintptr_t a = v->r->base + (v->page << v->r->pshift), end = a + v->r->psize, at = a;
+		while (at < end) {  /* [a, at) zapped, a mapping at a time */
+			uintptr_t e = v->r->psize > 4096 ? mapping_end(ev, at) : 0;
+			if (!e || e > end)
+				e = end;
+			if (zap_own(up, at, e - at))
+				break;
+			at = e;
 		}
-		if (cut[nparts] < end)
-			cut[nparts = 1] = end;
-		uint32_t done = 0;
-		while (done < nparts && !zap_own(up, cut[done], cut[done + 1] - cut[done]))
-			done++;
-		if (done == nparts) {
+		if (at == end) {
 			took_out(up, v, 1);
 			continue;
 		}
@@ -990,7 +985,7 @@ static void zap_copied(struct upg_evictor *ev, uint32_t n)
 		 * meanwhile): the page stays, and the parts zapped before go
 		 * back from the copy (the parts still mapped are passed over).
 		 * Discarded meanwhile, it leaves as discarded (finish()). */
-		if (done) {
+		if (at > a) {
 			pthread_mutex_lock(&up->uffd_lock);
 			int rc = ev_copy_back(up, v->r, v->page, ev->copy + v->soff, &v->zeroed, false);
 			pthread_mutex_unlock(&up->uffd_lock);

@@ -10,8 +10,6 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -458,30 +456,17 @@ END_TEST
  * (or UFFDIO_POISON) cannot span mappings, so a 64 KiB range with a 4 KiB
  * part read-only fails as a whole (ENOENT), and upg_uffd_copy_page() and
  * upg_uffd_poison() go 4 KiB at a time. */
-static sigjmp_buf bus_jmp;
-
-static void on_bus(int sig)
+static void read_byte(void *p)
 {
-	(void)sig;
-	siglongjmp(bus_jmp, 1);
+	(void)*(volatile char *)p;
 }
 
 /* How many of the 4 KiB parts of [p, p + len) raise SIGBUS when read. */
 static int count_bus(char *p, size_t len)
 {
-	struct sigaction sa = { .sa_handler = on_bus }, old;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGBUS, &sa, &old))
-		return -1;
-	volatile int bus = 0;
-	for (size_t off = 0; off < len; off += 4096) {
-		volatile char *q = p + off;
-		if (sigsetjmp(bus_jmp, 1) == 0)
-			(void)*q;
-		else
-			bus++;
-	}
-	sigaction(SIGBUS, &old, NULL);
+	int bus = 0;
+	for (size_t off = 0; off < len; off += 4096)
+		bus += upg_t_sigbus(read_byte, p + off);
 	return bus;
 }
 
