@@ -984,14 +984,16 @@ static void zap_copied(struct upg_evictor *ev, uint32_t n)
 		/* A zap refused (a part locked with mlock(), or unmapped
 		 * meanwhile): the page stays, and the parts zapped before go
 		 * back from the copy (the parts still mapped are passed over).
+		 * A refused zap over several mappings (no PROCMAP_QUERY: the
+		 * page zapped at once) may have zapped the first of them too.
 		 * Discarded meanwhile, it leaves as discarded (finish()). */
-		if (at > a) {
+		if (at > a || v->r->psize > 4096) {
 			pthread_mutex_lock(&up->uffd_lock);
 			int rc = ev_copy_back(up, v->r, v->page, ev->copy + v->soff, &v->zeroed, false);
 			pthread_mutex_unlock(&up->uffd_lock);
 			if (rc == -ECANCELED)
 				continue;
-			if (rc)
+			if (rc && rc != -ENOENT)  /* ENOENT: unmapped, nothing to put back */
 				upg_log(up, UPAGER_LOG_WARN, "cannot put back the zapped part of page %#lx: %s",
 					(unsigned long)a, strerror(-rc));
 		}
