@@ -162,8 +162,10 @@ fi
 
 # A memory cgroup with no swap is the honest judge of a cap.
 # in_cgroup LIMIT_BYTES OUT ERR CMD...: run CMD in a fresh one; sets cg_rc,
-# cg_peak (bytes, the cgroup's own high-water mark) and cg_secs.  Returns 1
-# (and says SKIP) when no memory cgroup can be made here.
+# cg_peak (bytes, the cgroup's own high-water mark) and cg_secs.  Returns 1,
+# with cg_why saying why (the caller says SKIP), when no memory cgroup can be
+# made here, or when swap is on and the cgroup cannot keep CMD out of it
+# (its pages would go to the kernel's swap, and the cap would prove nothing).
 cg_v=0
 if [ -w /sys/fs/cgroup/memory ]; then cg_v=1
 elif [ -w /sys/fs/cgroup/cgroup.subtree_control ] && grep -qw memory /sys/fs/cgroup/cgroup.controllers; then cg_v=2
@@ -171,14 +173,25 @@ fi
 in_cgroup() {
 	local limit=$1 out=$2 err=$3 cg; shift 3
 	if [ $cg_v = 1 ]; then cg=/sys/fs/cgroup/memory/upager-test-$$-$RANDOM; else cg=/sys/fs/cgroup/upager-test-$$-$RANDOM; fi
+	cg_why="no writable memory cgroup (needs root and the memory controller)"
 	if [ $cg_v = 0 ] || ! mkdir "$cg" 2>/dev/null; then
 		return 1
 	fi
+	local swap_capped=0
 	if [ $cg_v = 1 ]; then
 		echo "$limit" >"$cg/memory.limit_in_bytes"
-		[ -f "$cg/memory.memsw.limit_in_bytes" ] && echo "$limit" >"$cg/memory.memsw.limit_in_bytes"
+		[ -f "$cg/memory.memsw.limit_in_bytes" ] && echo "$limit" >"$cg/memory.memsw.limit_in_bytes" 2>/dev/null &&
+			[ "$(cat "$cg/memory.memsw.limit_in_bytes")" = "$(cat "$cg/memory.limit_in_bytes")" ] && swap_capped=1
 	else
-		echo "$limit" >"$cg/memory.max"; echo 0 >"$cg/memory.swap.max" 2>/dev/null
+		echo "$limit" >"$cg/memory.max"
+		echo 0 >"$cg/memory.swap.max" 2>/dev/null && [ "$(cat "$cg/memory.swap.max")" = 0 ] && swap_capped=1
+	fi
+	if [ $swap_capped = 0 ] && [ "$(awk 'NR > 1' /proc/swaps | wc -l)" -gt 0 ]; then
+		cg_why="swap is on ($(awk 'NR > 1 { printf "%s%s", (n++ ? ", " : ""), $1 }' /proc/swaps)) and the memory cgroup cannot keep the program out of it"
+		if [ $cg_v = 1 ] && [ ! -f "$cg/memory.memsw.limit_in_bytes" ]; then cg_why+=" (no memory.memsw.limit_in_bytes: boot with swapaccount=1)"; fi
+		cg_why+=", so the cap would prove nothing; run swapoff -a first"
+		rmdir "$cg" 2>/dev/null
+		return 1
 	fi
 	local t0=$SECONDS
 	guard 900 sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$cg" "$@" >"$out" 2>"$err"
@@ -229,7 +242,7 @@ whole() {
 	rm -f "$work/$name".*.json
 	if ! in_cgroup $((cap_b + (64 << 20))) "$work/$name.capped" "$work/$name.capped.err" \
 		"$run" --ram "$cap" --report=json:"$work/$name.%p.json" -- "$@"; then
-		echo "SKIP $name: no writable memory cgroup (needs root and the memory controller)"
+		echo "SKIP $name: $cg_why"
 		skip=$((skip + 1)); return
 	fi
 	if [ $cg_rc -ne 0 ]; then
@@ -282,7 +295,7 @@ SH
 	rm -f "$work"/tree.*.json
 	if ! in_cgroup $(((128 + 160) << 20)) "$work/tree.capped" "$work/tree.capped.err" \
 		env UPAGER_LOG=info "$run" --ram 128M --report=json:"$work/tree.%p.json" -- sh "$work/four.sh"; then
-		echo "SKIP tree: no writable memory cgroup (needs root and the memory controller)"
+		echo "SKIP tree: $cg_why"
 		skip=$((skip + 1)); return
 	fi
 	if [ $cg_rc -ne 0 ] || [ "$(wc -l <"$work/tree.plain")" -ne 4 ] || ! cmp -s "$work/tree.plain" "$work/tree.capped"; then
@@ -320,7 +333,7 @@ forked() {
 	if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " =~ " $name " ]]; then return; fi
 	if ! in_cgroup $(((128 + 64) << 20)) "$work/$name.out" "$work/$name.err" \
 		"$run" --ram 128M -- "$build/tests/fork_verify" 512 "$mode"; then
-		echo "SKIP $name: no writable memory cgroup (needs root and the memory controller)"
+		echo "SKIP $name: $cg_why"
 		skip=$((skip + 1)); return
 	fi
 	if [ $cg_rc -ne 0 ] || ! grep -q "^ok " "$work/$name.out"; then
@@ -412,7 +425,7 @@ file_cap() {
 	if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " =~ " filetable " ]]; then return; fi
 	if ! in_cgroup $(((32 + 32) << 20)) "$work/ft.out" "$work/ft.err" env TMPDIR="$work" \
 		"$ex/filetable" --ram 32M --data "$table_size" --updates "$table_updates"; then
-		echo "SKIP filetable: no writable memory cgroup (needs root and the memory controller)"
+		echo "SKIP filetable: $cg_why"
 		skip=$((skip + 1)); return
 	fi
 	if [ $cg_rc -ne 0 ] || ! grep -q "every record right on the file" "$work/ft.out"; then
