@@ -259,6 +259,8 @@ struct upager_stats {
 	uint64_t takeout_calls;        /* calls that took pages out */
 	uint64_t takeout_pages;        /* pages they took */
 	uint64_t takeout_alone;        /* of those, pages taken out by a call of their own */
+	uint64_t locked_stays;         /* victims left in RAM unwritten: locked with mlock(), which
+	                                * the kernel will not let go (added after takeout_alone) */
 };
 
 UPAGER_API int upager_stats(upager_t *up, struct upager_stats *st);

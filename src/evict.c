@@ -203,6 +203,16 @@ static int ev_move(struct upager *up, uintptr_t dst, uintptr_t src, size_t len, 
 	}
 }
 
+/* Whether some part of [a, a + len) lies in a mapping locked with mlock():
+ * MADV_COLD refuses such a mapping with EINVAL (and no other that a
+ * region's page can be in), and does nothing to a page it accepts beyond
+ * marking it cold on the kernel's lists, which upager's pages never leave
+ * by.  A page partly unmapped meanwhile (ENOMEM) is not locked. */
+static bool is_locked(uintptr_t a, size_t len)
+{
+	return madvise((void *)a, len, MADV_COLD) && errno == EINVAL;
+}
+
 /* Copy a page back into its region unless it was discarded meanwhile.
  * Parts discarded while it was out (marked in zmask, not yet in *zeroed)
  * found nothing to zap: they are zeroed in src first, and added to
@@ -257,10 +267,17 @@ static void move_run(struct upg_evictor *ev, uint32_t i, uint32_t j)
 			/* UFFDIO_MOVE only works between writable mappings: the
 			 * application made this part read-only (or PROT_NONE).
 			 * Protect against writes, copy through /proc/self/mem
-			 * (which ignores the protection), and zap it later. */
+			 * (which ignores the protection), and zap it later.
+			 * It also refuses a page locked with mlock(), whose
+			 * zap would be refused too: it stays, unwritten. */
 			for (uint32_t q = k; q < j; q++) {
 				struct vict *v = &ev->v[q];
 				uintptr_t a = r->base + (v->page << r->pshift);
+				if (is_locked(a, r->psize)) {
+					v->kind = K_STAY;
+					__atomic_add_fetch(&up->c.locked_stays, 1, __ATOMIC_RELAXED);
+					continue;
+				}
 				while (upg_uffd_writeprotect(up->uffd, a, r->psize, true) == -EAGAIN)
 					back_off();
 				ssize_t got = pread(ev->mem_fd, ev->copy + v->soff, r->psize, (off_t)a);

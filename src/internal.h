@@ -75,6 +75,7 @@ struct upg_counters {
 	uint64_t refill_ns;  /* the time of the faults served by a store or pool read */
 	uint64_t zero_fill_bytes;
 	uint64_t takeout_calls, takeout_pages, takeout_alone;  /* the evictor's take-outs (atomic adds) */
+	uint64_t locked_stays;  /* victims found locked with mlock(), left unwritten (atomic adds) */
 };
 
 #define UPG_HIST_BUCKETS 256

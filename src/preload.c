@@ -440,7 +440,7 @@ static void write_report(void)
 			     "{\"pid\":%d,\"ram_budget\":%llu,\"resident_peak\":%llu,\"store_bytes\":%llu,\"store_used\":%llu,"
 			     "\"zero_fills\":%llu,\"store_reads\":%llu,\"refaults\":%llu,\"readahead_pages\":%llu,"
 			     "\"evictions\":%llu,\"writebacks\":%llu,\"clean_drops\":%llu,\"zero_skips\":%llu,"
-			     "\"takeout_calls\":%llu,\"takeout_pages\":%llu,\"takeout_alone\":%llu,"
+			     "\"takeout_calls\":%llu,\"takeout_pages\":%llu,\"takeout_alone\":%llu,\"locked_stays\":%llu,"
 			     "\"discards\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,\"fault_seconds\":%.6f,"
 			     "\"faults\":%llu,\"fault_p50_us\":%.1f,\"fault_p99_us\":%.1f,\"overshoot_peak\":%llu,"
 			     "\"write_errors\":%llu,\"read_errors\":%llu,\"integrity_errors\":%llu,\"poisoned_pages\":%llu,"
@@ -461,7 +461,7 @@ static void write_report(void)
 			     (unsigned long long)st.evictions, (unsigned long long)st.writebacks,
 			     (unsigned long long)st.clean_drops, (unsigned long long)st.zero_skips,
 			     (unsigned long long)st.takeout_calls, (unsigned long long)st.takeout_pages,
-			     (unsigned long long)st.takeout_alone,
+			     (unsigned long long)st.takeout_alone, (unsigned long long)st.locked_stays,
 			     (unsigned long long)st.discards, (unsigned long long)st.bytes_read,
 			     (unsigned long long)st.bytes_written, st.fault_ns_total / 1e9,
 			     (unsigned long long)st.fault_count, st.fault_p50_ns / 1e3, st.fault_p99_ns / 1e3,

@@ -826,6 +826,7 @@ UPAGER_API int upager_stats(upager_t *up, struct upager_stats *out)
 	st.takeout_calls = __atomic_load_n(&up->c.takeout_calls, __ATOMIC_RELAXED);
 	st.takeout_pages = __atomic_load_n(&up->c.takeout_pages, __ATOMIC_RELAXED);
 	st.takeout_alone = __atomic_load_n(&up->c.takeout_alone, __ATOMIC_RELAXED);
+	st.locked_stays = __atomic_load_n(&up->c.locked_stays, __ATOMIC_RELAXED);
 	uint64_t now = upg_now_ns();
 	st.wall_ns = now - up->stall.start_ns;
 	st.stall_some_ns = up->stall.some_ns;
