@@ -544,6 +544,29 @@ UPG_PL_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags,
 	return n;
 }
 
+/* mlockall() would lock the runtime's reservations with the rest: with
+ * MCL_CURRENT (or MCL_FUTURE, as the heap grows) the kernel faults in
+ * every page of them, through upager, and none of them may leave RAM, so
+ * the process fills the machine's memory until the OOM killer ends it (a
+ * 256 MiB program at --ram 32M: 24 GiB resident).  And a program that locks
+ * its memory to keep secrets off the disk would have them written to the
+ * store.  So it is refused, as for a caller without the privilege, with a
+ * warning that says what to do. */
+UPG_PL_EXPORT int mlockall(int flags)
+{
+	upager_t *up = upg_pl_runtime();
+	if (!up || upg_internal_thread)
+		return (int)syscall(SYS_mlockall, flags);
+	static int said;
+	if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+		upg_log(up, UPAGER_LOG_WARN,
+			"mlockall() refused (EPERM): upager pages this program's memory to its store on disk, and "
+			"locking it would hold every page of upager's reservations in RAM; run the program without "
+			"upager, or turn its memory locking off");
+	errno = EPERM;
+	return -1;
+}
+
 UPG_PL_EXPORT int madvise(void *addr, size_t len, int advice)
 {
 	if ((advice == MADV_FREE || advice == MADV_HUGEPAGE) && runtime_ready() &&

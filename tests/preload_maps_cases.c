@@ -216,6 +216,41 @@ static void advice(void)
 	printf("ok MADV_DONTNEED and MADV_FREE discard, MADV_HUGEPAGE is ignored, neighbours intact\n");
 }
 
+/* mlock() of part of a paged mapping: those pages stay in RAM, unwritten,
+ * while the rest is evicted around them.  mlockall() is refused with
+ * EPERM (it would lock every page of upager's reservations in RAM, and
+ * fill the machine's memory), and memory stays paged after it. */
+static void locking(void)
+{
+	size_t len = 32 * MIB;
+	char *p = anon(NULL, len, PROT_READ | PROT_WRITE, 0);
+	CHECK(p != MAP_FAILED, "mmap: %s", strerror(errno));
+	fill(p, len, 31);
+	CHECK(mlock(p + 4 * MIB, MIB) == 0, "mlock of 1 MiB of a paged mapping: %s", strerror(errno));
+	push_out();
+	push_out();
+	size_t bad = bad_at(p, len, 31);
+	CHECK(!bad, "a mapping with 1 MiB locked lost byte %zu", bad - 1);
+	CHECK(munlock(p + 4 * MIB, MIB) == 0, "munlock: %s", strerror(errno));
+	/* MCL_ONFAULT, so that were the call to reach the kernel, it would
+	 * fail this check rather than fill the machine's memory. */
+	errno = 0;
+	int rc = mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT);
+	CHECK(rc == -1 && errno == EPERM, "mlockall() returned %d (%s), not -1 with EPERM", rc, strerror(errno));
+	if (!rc)
+		munlockall();
+	char *q = anon(NULL, 4 * len, PROT_READ | PROT_WRITE, 0);
+	CHECK(q != MAP_FAILED, "mmap after mlockall(): %s", strerror(errno));
+	fill(q, 4 * len, 32);
+	size_t r = rss();
+	CHECK(r <= RSS_MAX, "after mlockall(), 128 MiB written left %zu MiB resident", r / MIB);
+	bad = bad_at(q, 4 * len, 32);
+	CHECK(!bad, "128 MiB written after mlockall() lost byte %zu", bad - 1);
+	munmap(q, 4 * len);
+	munmap(p, len);
+	printf("ok mlock() of part of a mapping keeps every byte; mlockall() refused with EPERM, memory still paged\n");
+}
+
 /* The JVM maps its class-data archive with MAP_FIXED into space it
  * reserved: a file mapping inside a region. */
 static void file_over_region(void)
@@ -350,6 +385,7 @@ int main(void)
 	partial_unmap();
 	remap();
 	advice();
+	locking();
 	file_over_region();
 	small_and_shared();
 	fork_sees_mappings();
