@@ -216,15 +216,18 @@ static void parent(void)
 
 /* The address ranges mapped in this process, from /proc/self/maps: a
  * region can have holes here that the parent has not (MADV_DONTFORK, as V8
- * uses).  mmap'd, sorted. */
+ * uses).  With wiped, from /proc/self/smaps, and the mappings advised
+ * MADV_WIPEONFORK (VmFlags "wf") are left out too: the kernel gave the
+ * child them empty, so their pages read as zeros, not as the parent's.
+ * mmap'd, sorted. */
 struct ranges {
 	struct { uintptr_t lo, hi; } *r;
 	size_t n, len;
 };
 
-static int read_maps(struct ranges *out)
+static int read_maps(struct ranges *out, bool wiped)
 {
-	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	int fd = open(wiped ? "/proc/self/smaps" : "/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	out->len = 1 << 20;
@@ -236,6 +239,7 @@ static int read_maps(struct ranges *out)
 	}
 	out->n = 0;
 	size_t have = 0, cap = out->len / sizeof out->r[0];
+	unsigned long lo = 0, hi = 0;  /* the mapping whose lines smaps is giving */
 	for (;;) {
 		ssize_t got = read(fd, buf + have, (1 << 16) - 1 - have);
 		if (got <= 0)
@@ -245,8 +249,15 @@ static int read_maps(struct ranges *out)
 		char *line = buf, *nl;
 		while ((nl = strchr(line, '\n'))) {
 			*nl = 0;
-			unsigned long lo, hi;
-			if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && out->n < cap) {
+			bool add = false;
+			unsigned long a, b;
+			if (sscanf(line, "%lx-%lx", &a, &b) == 2) {
+				lo = a, hi = b;
+				add = !wiped;  /* smaps: at its VmFlags line, the last */
+			}
+			else if (wiped && !strncmp(line, "VmFlags:", 8))
+				add = !strstr(line, " wf");
+			if (add && out->n < cap) {
 				if (out->n && out->r[out->n - 1].hi == lo)
 					out->r[out->n - 1].hi = hi;
 				else
@@ -456,9 +467,12 @@ static void takeover(struct upager *up)
 	up->nanc++;
 	upg_store_forget(&up->store);
 
+	/* smaps costs more: read only once a region was advised
+	 * MADV_WIPEONFORK (through the preload's madvise()). */
 	struct ranges m = { 0 };
-	if (read_maps(&m))
-		upg_fatal(up, "cannot read /proc/self/maps in a forked child");
+	bool wiped = __atomic_load_n(&up->wipe_advised, __ATOMIC_RELAXED);
+	if (read_maps(&m, wiped))
+		upg_fatal(up, "cannot read /proc/self/%s in a forked child", wiped ? "smaps" : "maps");
 	/* Pages in RAM are the parent's too (copy-on-write), and it is
 	 * charged for them: ours to count once we write one, which a
 	 * write-protect fault tells (without write-protect faults, never). */

@@ -119,6 +119,7 @@ struct upager {
 	int uffd;
 	uint64_t features;
 	bool have_move, have_poison;
+	bool wipe_advised;  /* a region was advised MADV_WIPEONFORK (the preload's madvise()): fork.c reads smaps */
 
 	pthread_mutex_t fork_lock;  /* held by the evictor per batch and across fork() */
 	pthread_mutex_t uffd_lock;

@@ -337,6 +337,40 @@ static void fork_sees_mappings(void)
 }
 
 /* Threads mapping, writing, checking and unmapping at once. */
+/* MADV_WIPEONFORK on part of a mapping: the child gets that part as
+ * zeros, the rest as at fork time, evicted pages included; the parent
+ * keeps all of it.  (Before, the child read the parent's pages there.) */
+static void fork_wipes(void)
+{
+	size_t len = 32 * MIB, w0 = 8 * MIB, wl = 8 * MIB;
+	char *p = anon(NULL, len, PROT_READ | PROT_WRITE, 0);
+	CHECK(p != MAP_FAILED, "mmap: %s", strerror(errno));
+	fill(p, len, 61);
+	CHECK(madvise(p + w0, wl, MADV_WIPEONFORK) == 0, "MADV_WIPEONFORK: %s", strerror(errno));
+	push_out();
+	pid_t pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		int rc = nonzero_at(p + w0, wl) ? 1 : 0;
+		rc |= bad_at(p, w0, 61) ? 2 : 0;
+		rc |= bad_at(p + w0 + wl, len - w0 - wl, 61 + (w0 + wl) / 8) ? 4 : 0;
+		/* Its own writes there stay its own, through eviction. */
+		fill(p + w0, wl, 62);
+		push_out();
+		rc |= bad_at(p + w0, wl, 62) ? 8 : 0;
+		_exit(rc);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "the child saw wrong data (status %#x: 1 the wiped part not zeros, 2 and 4 the rest wrong, 8 its own "
+	      "writes lost)", st);
+	size_t bad = bad_at(p, len, 61);
+	CHECK(!bad, "the parent's mapping lost byte %zu", bad - 1);
+	munmap(p, len);
+	printf("ok MADV_WIPEONFORK: the child gets that part as zeros, the rest as at fork time; the parent keeps it\n");
+}
+
 static void *churn(void *arg)
 {
 	uint64_t id = (uint64_t)(uintptr_t)arg;
@@ -389,6 +423,7 @@ int main(void)
 	file_over_region();
 	small_and_shared();
 	fork_sees_mappings();
+	fork_wipes();
 	threads_churn();
 	printf("preload mmap cases: %s\n", failures ? "FAILED" : "all correct");
 	return failures ? 1 : 0;
