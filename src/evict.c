@@ -72,6 +72,7 @@ struct vict {
 	uint8_t looked;     /* moved, and read into ev->copy at soff to be looked at (look()) */
 	uint8_t sync;       /* taken by a pass that writes a file mapping's changes, not an eviction */
 	uint8_t fclean;     /* a file's page, unchanged: zapped in place, not moved (zap_clean()) */
+	uint8_t locked;     /* K_STAY: in a mapping locked with mlock(), left as it was (is_locked()) */
 	uint8_t in_run;     /* one of a long run of dirty neighbours: to the store untried (pool_pass()) */
 	uint8_t digested;   /* read back from its slot, not PF_WPCLEAN: the digests told
 			     * whether it was written (upg_wpc_count()) */
@@ -269,12 +270,14 @@ static void move_run(struct upg_evictor *ev, uint32_t i, uint32_t j)
 			 * Protect against writes, copy through /proc/self/mem
 			 * (which ignores the protection), and zap it later.
 			 * It also refuses a page locked with mlock(), whose
-			 * zap would be refused too: it stays, unwritten. */
+			 * zap would be refused too: it stays, unwritten (a
+			 * sync's page is written as usual, and stays). */
 			for (uint32_t q = k; q < j; q++) {
 				struct vict *v = &ev->v[q];
 				uintptr_t a = r->base + (v->page << r->pshift);
-				if (is_locked(a, r->psize)) {
+				if (!v->sync && is_locked(a, r->psize)) {
 					v->kind = K_STAY;
+					v->locked = 1;
 					__atomic_add_fetch(&up->c.locked_stays, 1, __ATOMIC_RELAXED);
 					continue;
 				}
@@ -406,6 +409,22 @@ static void zap_clean(struct upg_evictor *ev, uint32_t i, uint32_t j)
 	}
 	for (uint32_t k = i; k < j; k++)
 		ev->v[k].kind = rc ? K_STAY : K_CLEAN;
+	if (!rc || j - i == 1)
+		return;
+	/* Refused partway: madvise() zaps mapping by mapping, so the pages
+	 * before a mapping locked with mlock() (or a hole) are gone already,
+	 * and as K_STAY they would be taken for resident.  A page at a time
+	 * then, each kind its own zap's: the file holds them all. */
+	for (uint32_t k = i; k < j; k++) {
+		int rk = zap_own(ev->up, r->base + (ev->v[k].page << r->pshift), r->psize);
+		if (rk == -ENOSPC) {
+			move_run(ev, k, k + 1);
+			continue;
+		}
+		ev->v[k].kind = rk ? K_STAY : K_CLEAN;
+		if (!rk)
+			took_out(ev->up, &ev->v[k], 1);
+	}
 }
 
 /* Sort the n victims, give each its place in the scratch range, and take
@@ -1066,12 +1085,13 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 			ev->pool_delta -= (int64_t)(before - up->pool.bytes);
 			v->handle = 0;
 		}
-		if (v->kind != K_REPOOL || discarded)
+		bool untouched = v->locked && !discarded;  /* never left, nor lost its protection */
+		if ((v->kind != K_REPOOL || discarded) && !untouched)
 			upg_poolcopy_free(up, p);  /* goes back to RAM, or away */
 		if (v->kind != K_STAY)
 			p->zmask &= (uint16_t)~v->zeroed;  /* what left (or came back) has zeros there */
 		bool back = v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_BACK || v->kind == K_SYNCED;
-		if (back)
+		if (back && !untouched)
 			p->flags &= (uint8_t)~PF_WPCLEAN;  /* it may have gone back writable */
 		else if ((p->flags & PF_WPCLEAN) && !discarded)
 			upg_wpc_count(r, false);  /* unwritten since it came in protected, whatever way it leaves */

@@ -217,28 +217,41 @@ static void parent(void)
 /* The address ranges mapped in this process, from /proc/self/maps: a
  * region can have holes here that the parent has not (MADV_DONTFORK, as V8
  * uses).  With wiped, from /proc/self/smaps, and the mappings advised
- * MADV_WIPEONFORK (VmFlags "wf") are left out too: the kernel gave the
- * child them empty, so their pages read as zeros, not as the parent's.
- * mmap'd, sorted. */
+ * MADV_WIPEONFORK (VmFlags "wf") also go in wiped: the kernel gave the
+ * child them empty, so their pages read as zeros, not as the parent's (they
+ * stay registered and paged).  mmap'd, sorted. */
 struct ranges {
 	struct { uintptr_t lo, hi; } *r;
 	size_t n, len;
 };
 
-static int read_maps(struct ranges *out, bool wiped)
+static int ranges_init(struct ranges *out)
+{
+	out->n = 0;
+	out->len = 1 << 20;
+	out->r = mmap(NULL, out->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return out->r == MAP_FAILED ? -ENOMEM : 0;
+}
+
+static void ranges_add(struct ranges *out, uintptr_t lo, uintptr_t hi)
+{
+	if (out->n && out->r[out->n - 1].hi == lo)
+		out->r[out->n - 1].hi = hi;
+	else if (out->n < out->len / sizeof out->r[0])
+		out->r[out->n].lo = lo, out->r[out->n++].hi = hi;
+}
+
+static int read_maps(struct ranges *out, struct ranges *wiped)
 {
 	int fd = open(wiped ? "/proc/self/smaps" : "/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	out->len = 1 << 20;
-	out->r = mmap(NULL, out->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	char *buf = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (out->r == MAP_FAILED || buf == MAP_FAILED) {
+	if (ranges_init(out) || (wiped && ranges_init(wiped)) || buf == MAP_FAILED) {
 		close(fd);
 		return -ENOMEM;
 	}
-	out->n = 0;
-	size_t have = 0, cap = out->len / sizeof out->r[0];
+	size_t have = 0;
 	unsigned long lo = 0, hi = 0;  /* the mapping whose lines smaps is giving */
 	for (;;) {
 		ssize_t got = read(fd, buf + have, (1 << 16) - 1 - have);
@@ -249,19 +262,12 @@ static int read_maps(struct ranges *out, bool wiped)
 		char *line = buf, *nl;
 		while ((nl = strchr(line, '\n'))) {
 			*nl = 0;
-			bool add = false;
 			unsigned long a, b;
 			if (sscanf(line, "%lx-%lx", &a, &b) == 2) {
 				lo = a, hi = b;
-				add = !wiped;  /* smaps: at its VmFlags line, the last */
-			}
-			else if (wiped && !strncmp(line, "VmFlags:", 8))
-				add = !strstr(line, " wf");
-			if (add && out->n < cap) {
-				if (out->n && out->r[out->n - 1].hi == lo)
-					out->r[out->n - 1].hi = hi;
-				else
-					out->r[out->n].lo = lo, out->r[out->n++].hi = hi;
+				ranges_add(out, lo, hi);
+			} else if (wiped && !strncmp(line, "VmFlags:", 8) && strstr(line, " wf")) {
+				ranges_add(wiped, lo, hi);
 			}
 			line = nl + 1;
 		}
@@ -312,7 +318,7 @@ static void forget_pooled(struct upager *up, uint32_t h)
  * parent was between states are not in our memory, and slots move one
  * store down the line.  Before the regions are registered: a zap here
  * raises no event. */
-static void fix_pages(struct upager *up, const struct ranges *m, bool shared)
+static void fix_pages(struct upager *up, const struct ranges *m, const struct ranges *wiped, bool shared)
 {
 	up->uncharged = 0;
 	for (uint32_t i = 0; i < up->nregions; i++) {
@@ -338,7 +344,7 @@ static void fix_pages(struct upager *up, const struct ranges *m, bool shared)
 			if (p->slot)
 				p->slot += 1u << UPG_SLOT_STORE_SHIFT;
 			p->flags &= (uint8_t)~(PF_DEFERRED | PF_SHARED);
-			bool gone = !mapped(m, a) || (p->flags & PF_DISCARDED);
+			bool gone = !mapped(m, a) || mapped(wiped, a) || (p->flags & PF_DISCARDED);
 			if (upg_pte_poolcopy(p)) {
 				/* A pool copy of a page in RAM: this process's pool
 				 * is a copy of the parent's, so it holds it too, but
@@ -469,15 +475,15 @@ static void takeover(struct upager *up)
 
 	/* smaps costs more: read only once a region was advised
 	 * MADV_WIPEONFORK (through the preload's madvise()). */
-	struct ranges m = { 0 };
+	struct ranges m = { 0 }, w = { 0 };
 	bool wiped = __atomic_load_n(&up->wipe_advised, __ATOMIC_RELAXED);
-	if (read_maps(&m, wiped))
+	if (read_maps(&m, wiped ? &w : NULL))
 		upg_fatal(up, "cannot read /proc/self/%s in a forked child", wiped ? "smaps" : "maps");
 	/* Pages in RAM are the parent's too (copy-on-write), and it is
 	 * charged for them: ours to count once we write one, which a
 	 * write-protect fault tells (without write-protect faults, never). */
 	bool wp = up->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP;
-	fix_pages(up, &m, wp);
+	fix_pages(up, &m, &w, wp);
 	memset(&up->c, 0, sizeof up->c);
 	memset(&up->hist, 0, sizeof up->hist);
 	upg_fc_forget(&up->fc);
@@ -514,6 +520,8 @@ static void takeover(struct upager *up)
 		}
 	}
 	munmap(m.r, m.len);
+	if (w.r)
+		munmap(w.r, w.len);
 	if (wp)
 		protect_shared(up);
 	up->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);

@@ -569,7 +569,7 @@ UPG_PL_EXPORT int mlockall(int flags)
 
 UPG_PL_EXPORT int madvise(void *addr, size_t len, int advice)
 {
-	if (advice == MADV_WIPEONFORK && runtime_ready() && upager_owns(upg_pl_runtime(), addr))
+	if (advice == MADV_WIPEONFORK && runtime_ready())
 		__atomic_store_n(&upg_pl_runtime()->wipe_advised, true, __ATOMIC_RELAXED);
 	if ((advice == MADV_FREE || advice == MADV_HUGEPAGE) && runtime_ready() &&
 	    upager_owns(upg_pl_runtime(), addr)) {

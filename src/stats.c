@@ -131,16 +131,15 @@ UPAGER_API int upager_format_stats(const struct upager_stats *st, char *buf, siz
 			 (unsigned long long)st->pool_writebacks, (unsigned long long)st->pool_drops, share);
 	}
 	char takeout[224] = "";
-	if (st->size >= offsetof(struct upager_stats, takeout_alone) + sizeof st->takeout_alone && st->takeout_calls) {
-		int k = snprintf(takeout, sizeof takeout, "; taken out %llu pages in %llu calls (%.1f a call), %llu alone",
-				 (unsigned long long)st->takeout_pages, (unsigned long long)st->takeout_calls,
-				 (double)st->takeout_pages / (double)st->takeout_calls,
-				 (unsigned long long)st->takeout_alone);
-		if (st->size >= offsetof(struct upager_stats, locked_stays) + sizeof st->locked_stays &&
-		    st->locked_stays && k > 0 && (size_t)k < sizeof takeout)
-			snprintf(takeout + k, sizeof takeout - (size_t)k, "; %llu tries at pages locked with mlock()",
-				 (unsigned long long)st->locked_stays);
-	}
+	int kt = 0;
+	if (st->size >= offsetof(struct upager_stats, takeout_alone) + sizeof st->takeout_alone && st->takeout_calls)
+		kt = snprintf(takeout, sizeof takeout, "; taken out %llu pages in %llu calls (%.1f a call), %llu alone",
+			     (unsigned long long)st->takeout_pages, (unsigned long long)st->takeout_calls,
+			     (double)st->takeout_pages / (double)st->takeout_calls, (unsigned long long)st->takeout_alone);
+	if (st->size >= offsetof(struct upager_stats, locked_stays) + sizeof st->locked_stays && st->locked_stays &&
+	    kt >= 0 && (size_t)kt < sizeof takeout)
+		snprintf(takeout + kt, sizeof takeout - (size_t)kt, "; %llu tries at pages locked with mlock()",
+			 (unsigned long long)st->locked_stays);
 	char stall[512] = "";
 	if (has_stalls(st)) {
 		int k = snprintf(stall, sizeof stall,

@@ -16,11 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
+#include "internal.h"
 
 #define BUDGET (4ULL << 20)
 #define FPAGES (BUDGET * 6 / 4096)  /* pages of the file from the offset on: six budgets */
@@ -172,6 +174,74 @@ START_TEST(shared_sync_and_unmap)
 	ck_assert_uint_eq(bad_on_file(FPAGES / 2, FPAGES, 3), 0);
 	ck_assert_int_eq(fstat(fd, &sb), 0);
 	ck_assert_int_eq(sb.st_size, file_size());
+}
+END_TEST
+
+/* A page locked with mlock() amid a run of unchanged pages of a file
+ * mapped read-only: the evictor drops such a run in place with one
+ * MADV_DONTNEED, which the kernel refuses at the locked mapping after the
+ * pages before it were zapped.  The test hook locks the middle page of
+ * each run just before its zap.  Every page must still read right
+ * (before, the zapped ones were taken for resident and read as zeros).
+ * And in a shared mapping, a changed page that is locked is written by
+ * upager_sync() and stays. */
+static char *run_lo, *run_hi;
+static unsigned long runs_locked;
+
+static void lock_mid_run(uintptr_t start, size_t len, bool before)
+{
+	char *a = (char *)start;
+	if (!before || len < 4 * 4096 || a < run_lo || a + len > run_hi)
+		return;
+	char *mid = a + (len / 4096 / 2) * 4096;
+	if (!mlock2(mid, 4096, MLOCK_ONFAULT))
+		__atomic_add_fetch(&runs_locked, 1, __ATOMIC_RELAXED);
+}
+
+START_TEST(locked_pages)
+{
+	make_file(1);
+	open_up();
+	int ro = open(path, O_RDONLY);
+	ck_assert_int_ge(ro, 0);
+	void *m;
+	ck_assert_int_eq(upager_map_file(up, ro, OFFPAGES * 4096, (size_t)(FPAGES - 1) * 4096, UPAGER_MAP_RDONLY, &m), 0);
+	char *base = m;
+	uint64_t n = FPAGES - 1, lk = FPAGES / 4;
+	if (mlock(base, 4096)) {
+		printf("locked_pages: skipped, mlock() refused here: %s\n", strerror(errno));
+		ck_assert_int_eq(upager_unmap(up, base), 0);
+		close(ro);
+		return;
+	}
+	ck_assert_int_eq(munlock(base, 4096), 0);
+	run_lo = base;
+	run_hi = base + n * 4096;
+	__atomic_store_n(&runs_locked, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&upg_own_zap_test, lock_mid_run, __ATOMIC_RELEASE);
+	for (int round = 0; round < 2; round++)
+		ck_assert_uint_eq(bad_in_memory(base, 0, n, 1), 0);
+	__atomic_store_n(&upg_own_zap_test, NULL, __ATOMIC_RELEASE);
+	unsigned long locked = __atomic_load_n(&runs_locked, __ATOMIC_RELAXED);
+	ck_assert_msg(locked > 0, "no run of unchanged pages was dropped in place");
+	ck_assert_uint_eq(bad_in_memory(base, 0, n, 1), 0);
+	printf("locked_pages: %lu runs refused at a page locked amid them, every page right\n", locked);
+	ck_assert_int_eq(munlock(base, n * 4096), 0);
+	ck_assert_int_eq(upager_unmap(up, base), 0);
+	close(ro);
+
+	ck_assert_int_eq(upager_map_file(up, fd, OFFPAGES * 4096, (size_t)FPAGES * 4096, UPAGER_MAP_SHARED, &m), 0);
+	base = m;
+	ck_assert_int_eq(mlock(base + lk * 4096, 4096), 0);
+	write_gen(base, lk, lk + 1, 2);
+	ck_assert_int_eq(upager_sync(up, base, (size_t)FPAGES * 4096, UPAGER_SYNC), 0);
+	ck_assert_uint_eq(bad_on_file(lk, lk + 1, 2), 0);
+	ck_assert_uint_eq(bad_in_memory(base, FPAGES / 2, FPAGES, 1), 0);  /* pressure */
+	ck_assert_uint_eq(bad_in_memory(base, lk, lk + 1, 2), 0);
+	ck_assert_int_eq(munlock(base + lk * 4096, 4096), 0);
+	ck_assert_int_eq(upager_unmap(up, base), 0);
+	ck_assert_uint_eq(bad_on_file(lk, lk + 1, 2), 0);
+	ck_assert_uint_eq(bad_on_file(0, lk, 1), 0);
 }
 END_TEST
 
@@ -406,6 +476,7 @@ static Suite *suite(void)
 	TCase *tc = tcase_create("mfile");
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_add_test(tc, shared_sync_and_unmap);
+	tcase_add_test(tc, locked_pages);
 	tcase_add_test(tc, shared_close_writes);
 	tcase_add_test(tc, private_never_reaches_file);
 	tcase_add_test(tc, rdonly_reads);
