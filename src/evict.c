@@ -413,17 +413,31 @@ static void zap_clean(struct upg_evictor *ev, uint32_t i, uint32_t j)
 		return;
 	/* Refused partway: madvise() zaps mapping by mapping, so the pages
 	 * before a mapping locked with mlock() (or a hole) are gone already,
-	 * and as K_STAY they would be taken for resident.  A page at a time
-	 * then, each kind its own zap's: the file holds them all. */
+	 * and as K_STAY they would be taken for resident.  Those gone are
+	 * dropped (pagemap tells; not mincore(), which tells the file's
+	 * cache), each page still there gets a zap of its own: the file holds
+	 * them all. */
+	unsigned char vec[1024];
+	size_t per = r->psize / 4096, npg = (size_t)(j - i) * per;
+	bool have = ev->up->pagemap_fd >= 0 && npg <= sizeof vec &&
+		    !upg_mapped(ev->up, r->base + (ev->v[i].page << r->pshift), npg * 4096, vec);
 	for (uint32_t k = i; k < j; k++) {
-		int rk = zap_own(ev->up, r->base + (ev->v[k].page << r->pshift), r->psize);
+		struct vict *v = &ev->v[k];
+		bool there = !have;
+		for (size_t q = 0; have && q < per; q++)
+			there |= vec[(k - i) * per + q] & 1;
+		int rk = there ? zap_own(ev->up, r->base + (v->page << r->pshift), r->psize) : 0;
 		if (rk == -ENOSPC) {
 			move_run(ev, k, k + 1);
 			continue;
 		}
-		ev->v[k].kind = rk ? K_STAY : K_CLEAN;
+		v->kind = rk ? K_STAY : K_CLEAN;
 		if (!rk)
-			took_out(ev->up, &ev->v[k], 1);
+			took_out(ev->up, v, 1);
+		if (rk == -EINVAL) {
+			v->locked = 1;
+			__atomic_add_fetch(&ev->up->c.locked_stays, 1, __ATOMIC_RELAXED);
+		}
 	}
 }
 
@@ -1093,7 +1107,7 @@ static uint32_t finish(struct upg_evictor *ev, uint32_t n)
 		bool back = v->kind == K_KEEP || v->kind == K_STAY || v->kind == K_BACK || v->kind == K_SYNCED;
 		if (back && !untouched)
 			p->flags &= (uint8_t)~PF_WPCLEAN;  /* it may have gone back writable */
-		else if ((p->flags & PF_WPCLEAN) && !discarded)
+		else if (!untouched && (p->flags & PF_WPCLEAN) && !discarded)
 			upg_wpc_count(r, false);  /* unwritten since it came in protected, whatever way it leaves */
 		else if (v->digested && !r->file)
 			upg_wpc_count(r, v->kind != K_CLEAN);  /* as if it had gone in protected */

@@ -233,12 +233,16 @@ static int ranges_init(struct ranges *out)
 	return out->r == MAP_FAILED ? -ENOMEM : 0;
 }
 
-static void ranges_add(struct ranges *out, uintptr_t lo, uintptr_t hi)
+/* false: no room (more mappings than vm.max_map_count's default). */
+static bool ranges_add(struct ranges *out, uintptr_t lo, uintptr_t hi)
 {
 	if (out->n && out->r[out->n - 1].hi == lo)
 		out->r[out->n - 1].hi = hi;
 	else if (out->n < out->len / sizeof out->r[0])
 		out->r[out->n].lo = lo, out->r[out->n++].hi = hi;
+	else
+		return false;
+	return true;
 }
 
 static int read_maps(struct ranges *out, struct ranges *wiped)
@@ -252,6 +256,7 @@ static int read_maps(struct ranges *out, struct ranges *wiped)
 		return -ENOMEM;
 	}
 	size_t have = 0;
+	bool room = true;
 	unsigned long lo = 0, hi = 0;  /* the mapping whose lines smaps is giving */
 	for (;;) {
 		ssize_t got = read(fd, buf + have, (1 << 16) - 1 - have);
@@ -265,9 +270,9 @@ static int read_maps(struct ranges *out, struct ranges *wiped)
 			unsigned long a, b;
 			if (sscanf(line, "%lx-%lx", &a, &b) == 2) {
 				lo = a, hi = b;
-				ranges_add(out, lo, hi);
+				room &= ranges_add(out, lo, hi);
 			} else if (wiped && !strncmp(line, "VmFlags:", 8) && strstr(line, " wf")) {
-				ranges_add(wiped, lo, hi);
+				room &= ranges_add(wiped, lo, hi);
 			}
 			line = nl + 1;
 		}
@@ -276,7 +281,7 @@ static int read_maps(struct ranges *out, struct ranges *wiped)
 	}
 	close(fd);
 	munmap(buf, 1 << 16);
-	return 0;
+	return room ? 0 : -E2BIG;
 }
 
 static bool mapped(const struct ranges *m, uintptr_t a)
@@ -477,8 +482,10 @@ static void takeover(struct upager *up)
 	 * MADV_WIPEONFORK (through the preload's madvise()). */
 	struct ranges m = { 0 }, w = { 0 };
 	bool wiped = __atomic_load_n(&up->wipe_advised, __ATOMIC_RELAXED);
-	if (read_maps(&m, wiped ? &w : NULL))
-		upg_fatal(up, "cannot read /proc/self/%s in a forked child", wiped ? "smaps" : "maps");
+	int rm = read_maps(&m, wiped ? &w : NULL);
+	if (rm)
+		upg_fatal(up, "a forked child cannot read /proc/self/%s: %s", wiped ? "smaps" : "maps",
+			  rm == -E2BIG ? "more than 65536 mappings, more than upager follows" : strerror(-rm));
 	/* Pages in RAM are the parent's too (copy-on-write), and it is
 	 * charged for them: ours to count once we write one, which a
 	 * write-protect fault tells (without write-protect faults, never). */
