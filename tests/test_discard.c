@@ -995,6 +995,26 @@ static void count_hook(uintptr_t start, size_t len, bool before)
 		fprintf(stderr, "mlock2 of page %llu: %s\n", (unsigned long long)i, strerror(errno));
 }
 
+/* Rewrite every page but [first, first + n) passes times, with hook as
+ * the evictor's test hook, counting its zaps in that range; then wait
+ * for the evictor to settle.  The zaps counted. */
+static unsigned long pressure_around(uint64_t first, uint64_t n, int passes, void (*hook)(uintptr_t, size_t, bool))
+{
+	race_lo = base + first * ps;
+	race_hi = base + (first + n) * ps;
+	__atomic_store_n(&zaps_in_range, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&upg_own_zap_test, hook, __ATOMIC_RELEASE);
+	for (int pass = 0; pass < passes; pass++)
+		for (uint64_t i = 0; i < npages; i++)
+			if (i < first || i >= first + n) {
+				check_page(i, "pressure");
+				upg_t_fill(base + i * ps, ps, i, ++gen[i]);
+			}
+	wait_idle();
+	__atomic_store_n(&upg_own_zap_test, NULL, __ATOMIC_RELEASE);
+	return __atomic_load_n(&zaps_in_range, __ATOMIC_RELAXED);
+}
+
 START_TEST(test_64k_refused_zap_puts_back)
 {
 	uint64_t first = npages / 4, n = 4;
@@ -1006,22 +1026,10 @@ START_TEST(test_64k_refused_zap_puts_back)
 	for (uint64_t i = first; i < first + n; i++)
 		ck_assert_int_eq(mprotect(base + i * ps + 32768, 4096, PROT_READ), 0);
 	check_range(first, n, "split pages");
-	race_lo = base + first * ps;
-	race_hi = base + (first + n) * ps;
-	__atomic_store_n(&zaps_in_range, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&locked_mask, 0, __ATOMIC_RELAXED);
 	struct upager_stats st0, st;
 	stats(&st0);
-	__atomic_store_n(&upg_own_zap_test, count_hook, __ATOMIC_RELEASE);
-	for (int pass = 0; pass < 8; pass++)
-		for (uint64_t i = 0; i < npages; i++)
-			if (i < first || i >= first + n) {
-				check_page(i, "pressure");
-				upg_t_fill(base + i * ps, ps, i, ++gen[i]);
-			}
-	wait_idle();
-	__atomic_store_n(&upg_own_zap_test, NULL, __ATOMIC_RELEASE);
-	unsigned long zaps = __atomic_load_n(&zaps_in_range, __ATOMIC_RELAXED);
+	unsigned long zaps = pressure_around(first, n, 8, count_hook);
 	uint64_t locked = __atomic_load_n(&locked_mask, __ATOMIC_RELAXED);
 	ck_assert_msg(locked == (1ull << n) - 1, "the evictor zapped only pages %#llx of the %llu split ones",
 		      (unsigned long long)locked, (unsigned long long)n);
@@ -1068,25 +1076,13 @@ START_TEST(test_locked_pages_stay_unwritten)
 		return;
 	}
 	check_range(first, n, "locked pages");
-	race_lo = base + first * ps;
-	race_hi = base + (first + n) * ps;
-	__atomic_store_n(&zaps_in_range, 0, __ATOMIC_RELAXED);
 	struct upager_stats st0, st;
 	wait_idle();
 	stats(&st0);
-	__atomic_store_n(&upg_own_zap_test, zap_count_hook, __ATOMIC_RELEASE);
-	for (int pass = 0; pass < 4; pass++)
-		for (uint64_t i = 0; i < npages; i++)
-			if (i < first || i >= first + n) {
-				check_page(i, "pressure");
-				upg_t_fill(base + i * ps, ps, i, ++gen[i]);
-			}
-	wait_idle();
-	__atomic_store_n(&upg_own_zap_test, NULL, __ATOMIC_RELEASE);
+	unsigned long zaps = pressure_around(first, n, 4, zap_count_hook);
 	stats(&st);
 	ck_assert_uint_eq(count_evicted(first, n), 0);
 	check_range(first, n, "locked pages after the pressure");
-	unsigned long zaps = __atomic_load_n(&zaps_in_range, __ATOMIC_RELAXED);
 	uint64_t tries = st.locked_stays - st0.locked_stays;
 	ck_assert_msg(zaps == 0, "%lu zaps of locked pages: each was copied and written first", zaps);
 	ck_assert_msg(tries > 0, "the evictor never picked a locked page");
