@@ -214,6 +214,14 @@ static bool is_locked(uintptr_t a, size_t len)
 	return madvise((void *)a, len, MADV_COLD) && errno == EINVAL;
 }
 
+/* v stays where it is, unwritten: it lies in a locked mapping. */
+static void stay_locked(struct upager *up, struct vict *v)
+{
+	v->kind = K_STAY;
+	v->locked = 1;
+	__atomic_add_fetch(&up->c.locked_stays, 1, __ATOMIC_RELAXED);
+}
+
 /* Copy a page back into its region unless it was discarded meanwhile.
  * Parts discarded while it was out (marked in zmask, not yet in *zeroed)
  * found nothing to zap: they are zeroed in src first, and added to
@@ -276,9 +284,7 @@ static void move_run(struct upg_evictor *ev, uint32_t i, uint32_t j)
 				struct vict *v = &ev->v[q];
 				uintptr_t a = r->base + (v->page << r->pshift);
 				if (!v->sync && is_locked(a, r->psize)) {
-					v->kind = K_STAY;
-					v->locked = 1;
-					__atomic_add_fetch(&up->c.locked_stays, 1, __ATOMIC_RELAXED);
+					stay_locked(up, v);
 					continue;
 				}
 				while (upg_uffd_writeprotect(up->uffd, a, r->psize, true) == -EAGAIN)
@@ -434,10 +440,8 @@ static void zap_clean(struct upg_evictor *ev, uint32_t i, uint32_t j)
 		v->kind = rk ? K_STAY : K_CLEAN;
 		if (!rk)
 			took_out(ev->up, v, 1);
-		if (rk == -EINVAL) {
-			v->locked = 1;
-			__atomic_add_fetch(&ev->up->c.locked_stays, 1, __ATOMIC_RELAXED);
-		}
+		if (rk == -EINVAL)
+			stay_locked(ev->up, v);
 	}
 }
 
